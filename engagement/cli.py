@@ -1,0 +1,53 @@
+"""The `engagement` command: one entry point, one subcommand per job.
+
+Every user-facing failure is an `EngagementError` and ends as one line on stderr and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engagement import __version__
+from engagement.errors import EngagementError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engagement",
+        description="Classroom engagement analytics: attention signals from video, privacy by design.",
+    )
+    parser.add_argument("--version", action="version", version=f"engagement {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from engagement.commands import analysis, models
+
+    analysis.register(sub)
+    models.register(sub)
+
+    from privacy import cli as privacy_cli
+
+    privacy_cli.register(sub)
+
+    from dashboard import cli as dashboard_cli
+
+    dashboard_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EngagementError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Typed records that flow between stages, in one direction: source -> vision -> windows -> store.
+
+Pixels exist only in `Frame` and `FaceObservation`, which never leave `engagement.vision`;
+everything from `FrameFeatures` on is numbers only, so nothing downstream can leak an image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Per-frame numbers measured for each face, in a fixed order. Units:
+#   head_yaw/pitch/roll: radians, camera frame (x right, y down, z away from the camera);
+#                        0,0,0 is a face looking straight into the camera. yaw > 0: the face
+#                        turns towards the image's right; pitch > 0: chin down; roll > 0: the
+#                        head tilts clockwise in the image.
+#   head_tz: distance from the camera to the nose tip in mm under the documented camera model.
+#   gaze_yaw/pitch: radians, eye direction in the camera frame (head pose + eye-in-head),
+#                   same signs as the head angles; 0,0 = looking into the camera.
+#   eye_open_left/right: eye aspect ratio (lid gap / eye width), ~0.25-0.35 open, < 0.12 closed.
+#                        left/right are the participant's own.
+#   lid_l1..5, lid_r1..5: five vertical lid gaps per eye divided by the inter-ocular distance
+#                         (scale-free, so their coefficient of variation matches OpenFace's).
+#   face_size: inter-ocular distance in pixels; blur: variance of the Laplacian of the face
+#   region (higher = sharper); brightness: mean grey level of the face region, 0-255.
+FEATURE_NAMES: tuple[str, ...] = (
+    "head_yaw",
+    "head_pitch",
+    "head_roll",
+    "head_tz",
+    "gaze_yaw",
+    "gaze_pitch",
+    "eye_open_left",
+    "eye_open_right",
+    *(f"lid_l{i}" for i in range(1, 6)),
+    *(f"lid_r{i}" for i in range(1, 6)),
+    "face_size",
+    "blur",
+    "brightness",
+)
+
+EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded image and when it was captured, in ms from the start of the source."""
+
+    t_ms: float
+    index: int
+    image: np.ndarray  # BGR uint8, HxWx3
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """A face found in a frame (vision-internal: holds landmarks in pixels of that frame)."""
+
+    track_id: int
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+    landmarks: np.ndarray  # (478, 3) float32: x, y in pixels, z in the same pixel scale
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """Numbers measured for one tracked face in one frame. No pixels."""
+
+    t_ms: float
+    track_id: int
+    values: tuple[float, ...]  # in FEATURE_NAMES order
+    blink: bool  # a blink ended at this frame
+    expression: tuple[float, ...] | None = None  # EXPRESSION_LABELS order; None when not computed
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(FEATURE_NAMES):
+            raise ValueError(f"expected {len(FEATURE_NAMES)} feature values, got {len(self.values)}")
+
+    def to_dict(self) -> dict[str, float | int | bool | None]:
+        out: dict[str, float | int | bool | None] = {"t_ms": self.t_ms, "track_id": self.track_id}
+        out.update(zip(FEATURE_NAMES, self.values))
+        out["blink"] = self.blink
+        for label, p in zip(EXPRESSION_LABELS, self.expression or (None,) * len(EXPRESSION_LABELS)):
+            out[f"expr_{label}"] = p
+        return out
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    """Statistics of one track over one window (1 s by default): the temporal model's input.
+
+    `n_frames` frames were analysed in the window, the face was found in `n_face` of them.
+    When `n_face == 0` every mean/std is None: missing, never zero.
+    """
+
+    track_id: int
+    second: int  # window index = floor(t_ms / window_ms)
+    n_frames: int
+    n_face: int
+    blinks: int
+    mean: tuple[float | None, ...]  # FEATURE_NAMES order
+    std: tuple[float | None, ...]
+    expression: tuple[float, ...] | None = None  # mean probabilities; None when not computed
+
+    @property
+    def present_ratio(self) -> float:
+        return self.n_face / self.n_frames if self.n_frames else 0.0
+
+    @property
+    def present(self) -> bool:
+        return self.n_face > 0
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        out: dict[str, float | int | None] = {
+            "second": self.second,
+            "n_frames": self.n_frames,
+            "n_face": self.n_face,
+            "present_ratio": self.present_ratio,
+            "blinks": self.blinks,
+        }
+        for name, m, s in zip(FEATURE_NAMES, self.mean, self.std):
+            out[f"{name}_mean"] = m
+            out[f"{name}_std"] = s
+        for label, p in zip(EXPRESSION_LABELS, self.expression or (None,) * len(EXPRESSION_LABELS)):
+            out[f"expr_{label}"] = p
+        return out
+
+
+@dataclass
+class RunSummary:
+    """What one analysis run produced, for the CLI's closing summary."""
+
+    session: str
+    run_id: int
+    frames_read: int = 0
+    frames_analysed: int = 0
+    seconds: int = 0
+    tracks: int = 0
+    face_present_share: float = 0.0
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def speed_fps(self) -> float:
+        return self.frames_analysed / self.wall_s if self.wall_s > 0 else 0.0

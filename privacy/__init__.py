@@ -1,0 +1,1 @@
+"""Privacy by design: consent gating, pseudonyms, retention and purge, tamper-evident audit."""
