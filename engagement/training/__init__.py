@@ -1,0 +1,1 @@
+"""Training code (needs torch, an optional extra); the runtime never imports this package."""
