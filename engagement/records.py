@@ -13,7 +13,7 @@ import numpy as np
 # Per-frame numbers measured for each face, in a fixed order. Units:
 #   head_yaw/pitch/roll: radians, camera frame (x right, y down, z away from the camera);
 #                        0,0,0 is a face looking straight into the camera. yaw > 0: the face
-#                        turns towards the image's right; pitch > 0: chin down; roll > 0: the
+#                        turns towards the image's left; pitch > 0: chin down; roll > 0: the
 #                        head tilts clockwise in the image.
 #   head_tz: distance from the camera to the nose tip in mm under the documented camera model.
 #   gaze_yaw/pitch: radians, eye direction in the camera frame (head pose + eye-in-head),

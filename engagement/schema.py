@@ -78,6 +78,9 @@ tracks = Table(
     Column("participant", String(64)),  # consented participant's pseudonym, if tied
     Column("first_second", Integer, nullable=False),
     Column("last_second", Integer, nullable=False),
+    # When the face was first/last seen, in ms from the start of the source (finer than seconds).
+    Column("first_seen_ms", Float),
+    Column("last_seen_ms", Float),
     Column("present_seconds", Integer, nullable=False, default=0),
     Index("ix_tracks_run", "run_id"),
 )

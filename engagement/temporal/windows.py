@@ -1,0 +1,130 @@
+"""Per-track windows (1 s by default) of frame features: the temporal model's input.
+
+Every track gets a window for every second from its first appearance to the end of the run:
+seconds where its face was not found are emitted with `n_face == 0` and no statistics, so a
+face that leaves shows up as *absent* rather than vanishing from the record (or, worse, as
+zeros that read like disengagement).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+
+
+@dataclass
+class _Accumulator:
+    values: list[tuple[float, ...]] = field(default_factory=list)
+    expressions: list[tuple[float, ...]] = field(default_factory=list)
+    blinks: int = 0
+
+
+class WindowAggregator:
+    """Collects `FrameFeatures` and emits `WindowFeatures` for each completed window.
+
+    Call `add(t_ms, features)` for every analysed frame (also those with no face, so the
+    aggregator knows the frame was looked at), in increasing time order; it returns the
+    windows that the new frame completed. `flush()` returns the last, partial window.
+    """
+
+    def __init__(self, window_ms: int = 1000):
+        self.window_ms = window_ms
+        self._current: int | None = None  # index of the open window
+        self._frames = 0  # frames analysed in the open window
+        self._acc: dict[int, _Accumulator] = {}
+        self._known: dict[int, int] = {}  # track id -> first window index
+
+    @property
+    def known_tracks(self) -> dict[int, int]:
+        return dict(self._known)
+
+    def add(self, t_ms: float, features: list[FrameFeatures]) -> list[WindowFeatures]:
+        index = int(t_ms // self.window_ms)
+        done: list[WindowFeatures] = []
+        if self._current is not None and index < self._current:
+            raise ValueError(f"frame at {t_ms} ms is older than the open window {self._current}")
+        if self._current is not None and index > self._current:
+            done = self._close()
+        self._current = index
+        self._frames += 1
+        for f in features:
+            self._known.setdefault(f.track_id, index)
+            acc = self._acc.setdefault(f.track_id, _Accumulator())
+            acc.values.append(f.values)
+            acc.blinks += int(f.blink)
+            if f.expression is not None:
+                acc.expressions.append(f.expression)
+        return done
+
+    def forget(self, track_id: int) -> None:
+        """Stop emitting windows for a track (e.g. consent withdrawn)."""
+        self._known.pop(track_id, None)
+        self._acc.pop(track_id, None)
+
+    def flush(self) -> list[WindowFeatures]:
+        if self._current is None or self._frames == 0:
+            return []
+        return self._close()
+
+    def _close(self) -> list[WindowFeatures]:
+        second = self._current
+        assert second is not None
+        out = []
+        for track_id in sorted(self._known):
+            acc = self._acc.get(track_id, _Accumulator())
+            out.append(summarise(track_id, second, self._frames, acc.values, acc.blinks, acc.expressions))
+        self._acc = {}
+        self._frames = 0
+        return out
+
+
+def _finite_stats(column: np.ndarray) -> tuple[float | None, float | None]:
+    column = column[np.isfinite(column)]
+    if column.size == 0:
+        return None, None
+    return float(column.mean()), float(column.std())
+
+
+def summarise(
+    track_id: int,
+    second: int,
+    n_frames: int,
+    values: list[tuple[float, ...]],
+    blinks: int,
+    expressions: list[tuple[float, ...]],
+) -> WindowFeatures:
+    """Mean and (population) std per feature over one window; None where nothing was measured."""
+    if not values:
+        empty = (None,) * len(FEATURE_NAMES)
+        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None)
+    matrix = np.asarray(values, dtype=np.float64)
+    stats = [_finite_stats(matrix[:, j]) for j in range(matrix.shape[1])]
+    expression = None
+    if expressions:
+        mean = np.asarray(expressions, dtype=np.float64).mean(axis=0)
+        expression = tuple(float(p) for p in mean)
+        assert len(expression) == len(EXPRESSION_LABELS)
+    return WindowFeatures(
+        track_id=track_id,
+        second=second,
+        n_frames=max(n_frames, len(values)),
+        n_face=len(values),
+        blinks=blinks,
+        mean=tuple(m for m, _ in stats),
+        std=tuple(s for _, s in stats),
+        expression=expression,
+    )
+
+
+def pooled(means: list[float], stds: list[float], counts: list[int]) -> tuple[float, float]:
+    """Exact mean and population std of the union of groups given each group's mean/std/count."""
+    n = float(sum(counts))
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(m * c for m, c in zip(means, counts)) / n
+    second_moment = sum((s * s + m * m) * c for m, s, c in zip(means, stds, counts)) / n
+    return mean, math.sqrt(max(0.0, second_moment - mean * mean))

@@ -1,0 +1,153 @@
+"""Export a trained expression checkpoint to ONNX with its metadata, and register it.
+
+    python -m engagement.training.export_expression --ckpt runs/expr-v1/best.pt --version 1
+
+writes models/expression-cnn.v1.onnx, checks ONNX Runtime against torch, and records the file's
+sha256 in models/models.json (the runtime refuses a file whose hash does not match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from engagement.training.expression import (
+    INPUT_SIZE,
+    LABELS,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    ExportWrapper,
+    _git_commit,
+    load_checkpoint_model,
+)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probs"
+DATA_CITATION = (
+    "Goodfellow, I. J. et al. (2013). Challenges in Representation Learning: A report on three "
+    "machine learning contests. ICONIP 2013 / ICML 2013 Workshop. FER2013 dataset (Training split "
+    "for training, PublicTest split for checkpoint selection)."
+)
+DATA_TERMS = (
+    "FER2013 states no license; its authors ask that the paper above be cited. "
+    "Weights are derived from it; see the model card."
+)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_onnx(
+    net: torch.nn.Module,
+    path: Path,
+    version: str,
+    tta_flip: bool = True,
+    extra_meta: dict[str, str] | None = None,
+) -> Path:
+    """Export `net` (a normalised-input logits model) wrapped so the file takes 0..255 pixels."""
+    wrapper = ExportWrapper(net.eval(), tta_flip=tta_flip).eval()
+    dummy = torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapper,
+        (dummy,),
+        str(path),
+        dynamo=False,  # dynamo=True needs onnxscript, which the training env does not carry
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=17,
+    )
+    model = onnx.load(str(path))
+    meta = {
+        "name": "expression-cnn",
+        "version": version,  # the file is models/expression-cnn.v<version>.onnx
+        "labels": json.dumps(list(LABELS)),
+        "input_size": str(INPUT_SIZE),
+        "input_format": (
+            f"float32 NCHW (N,1,{INPUT_SIZE},{INPUT_SIZE}) gray pixels in 0..255, face aligned like "
+            "FER2013 (engagement.vision.expression.align_face)"
+        ),
+        "normalisation": f"inside the graph: x/255 then (x - {PIXEL_MEAN}) / {PIXEL_STD}",
+        "output": f"float32 (N,{len(LABELS)}) softmax probabilities in label order",
+        "tta": "hflip-average" if tta_flip else "none",
+        "data_citation": DATA_CITATION,
+        "data_terms": DATA_TERMS,
+        "training_commit": _git_commit(),
+    }
+    meta.update(extra_meta or {})
+    del model.metadata_props[:]
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+    model.doc_string = "Facial expression classifier (FER2013, 7 classes). See the model card."
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def check_against_torch(net: torch.nn.Module, path: Path, tta_flip: bool = True, n: int = 5, seed: int = 0) -> float:
+    """Max |ORT - torch| on random pixel batches; raises if above 1e-4."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(n, 1, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+    with torch.no_grad():
+        ref = ExportWrapper(net.eval(), tta_flip=tta_flip)(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    err = float(np.abs(got - ref).max())
+    if err > 1e-4:
+        raise RuntimeError(f"ONNX Runtime differs from torch by {err:.2e} (> 1e-4)")
+    return err
+
+
+def register(models_dir: Path, name: str, file: Path, **info) -> dict:
+    """Record name -> {file, sha256, ...} in models_dir/models.json, keeping other entries."""
+    reg_path = models_dir / "models.json"
+    reg = json.loads(reg_path.read_text()) if reg_path.exists() else {}
+    reg[name] = {"file": file.name, "sha256": sha256_file(file), **info}
+    reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
+    return reg[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Export an expression checkpoint to ONNX and register it.")
+    ap.add_argument("--ckpt", type=Path, required=True)
+    ap.add_argument("--version", required=True, help="integer model version, e.g. 1")
+    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ap.add_argument("--no-tta", action="store_true", help="do not bake flip averaging into the graph")
+    args = ap.parse_args(argv)
+
+    net, ck = load_checkpoint_model(args.ckpt)
+    name = f"expression-cnn.v{args.version}"
+    path = args.models_dir / f"{name}.onnx"
+    m = ck.get("metrics", {})
+    extra = {
+        "checkpoint_epoch": str(ck["epoch"] + 1),
+        "checkpoint_git_commit": ck["meta"].get("git_commit", "unknown"),
+        "training_config": json.dumps(ck["meta"]["config"]),
+    }
+    if "val_acc_ema_flip" in m:
+        extra["publictest_accuracy_torch"] = f"{m['val_acc_ema_flip']:.4f}"
+    export_onnx(net, path, str(args.version), tta_flip=not args.no_tta, extra_meta=extra)
+    err = check_against_torch(net, path, tta_flip=not args.no_tta)
+    entry = register(args.models_dir, name, path, kind="expression", card=f"{name}.MODEL_CARD.md")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entry['sha256']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Score the shipped expression model on a FER2013-format npz (ONNX Runtime + numpy only).
+
+The npz holds `pixels` (N,48,48) uint8, `usage` (N,) str (official split name per row) and
+`fer_label` (N,) int (0 Angry ... 6 Neutral), like ../shared/data/fer2013. The pixels are already
+FER2013-framed, so they go to the model as they are (no align_face).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engagement.errors import EngagementError
+from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel
+
+
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def _read_split(npz: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        z = np.load(npz, allow_pickle=False)
+    except FileNotFoundError:
+        raise EngagementError(f"npz not found: {npz}") from None
+    except (OSError, ValueError) as e:
+        raise EngagementError(f"cannot read {npz} as an npz: {e}") from None
+    with z:
+        missing = {"pixels", "usage", "fer_label"} - set(z.files)
+        if missing:
+            raise EngagementError(f"{npz} lacks arrays {sorted(missing)} (FER2013 format: pixels, usage, fer_label)")
+        usage = z["usage"]  # each array read once: every z[...] access decompresses again
+        mask = usage == split
+        if not mask.any():
+            raise EngagementError(f"split {split!r} has no rows in {npz} (present: {', '.join(sorted(set(usage.tolist())))})")
+        pixels = z["pixels"][mask]
+        labels = z["fer_label"][mask].astype(np.int64)
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:
+        raise EngagementError(f"{npz}: pixels must be (N,48,48) uint8, got {pixels.shape} {pixels.dtype}")
+    return pixels, labels
+
+
+def evaluate_fer2013(
+    npz: Path,
+    split: str = "PublicTest",
+    models_dir: Path | None = None,
+    name: str = DEFAULT_MODEL,
+    threads: int = 1,
+) -> dict:
+    """Accuracy, macro-F1, per-class recall/precision/F1 and confusion matrix of model `name`."""
+    model = ExpressionModel.load(name, models_dir, threads=threads)
+    pixels, y = _read_split(Path(npz), split)
+    k = len(model.labels)
+    if y.min() < 0 or y.max() >= k:
+        raise EngagementError(f"{npz}: fer_label must lie in 0..{k - 1}")
+    probs = model.predict(pixels, batch_size=256)
+    pred = probs.argmax(1)
+    cm = _confusion(y, pred, k)
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(1)
+    recall = tp / np.maximum(support, 1)
+    precision = tp / np.maximum(cm.sum(0), 1)
+    denom = precision + recall
+    f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1), 0.0)
+    # Macro-F1 over the classes present in the split: an absent class has no defined recall.
+    present = support > 0
+    return {
+        "model": name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "npz": str(npz),
+        "split": split,
+        "n": int(len(y)),
+        "labels": list(model.labels),
+        "accuracy": float(tp.sum() / len(y)),
+        "macro_f1": float(f1[present].mean()),
+        "recall": {lab: float(r) for lab, r, p in zip(model.labels, recall, present) if p},
+        "precision": {lab: float(v) for lab, v in zip(model.labels, precision)},
+        "f1": {lab: float(v) for lab, v, p in zip(model.labels, f1, present) if p},
+        "support": {lab: int(s) for lab, s in zip(model.labels, support)},
+        "confusion": cm.tolist(),
+    }
+
+
+def format_fer2013_report(result: dict) -> str:
+    """Human-readable report; the LAST line is exactly `accuracy=<value>` for scripts."""
+    labels = result["labels"]
+    lines = [
+        f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)",
+        f"data {result['npz']} split {result['split']}: {result['n']} faces",
+        f"{'class':<10}{'support':>8}{'recall':>8}{'prec.':>8}{'F1':>8}",
+    ]
+    for lab in labels:
+        if lab in result["recall"]:
+            lines.append(
+                f"{lab:<10}{result['support'][lab]:>8}{result['recall'][lab]:>8.4f}"
+                f"{result['precision'][lab]:>8.4f}{result['f1'][lab]:>8.4f}"
+            )
+    lines.append("confusion (rows true, columns predicted): " + " ".join(l[:3] for l in labels))
+    for lab, row in zip(labels, result["confusion"]):
+        lines.append(f"  {lab[:3]:<4}" + "".join(f"{v:>6}" for v in row))
+    lines.append(f"macro_f1={result['macro_f1']:.4f}")
+    lines.append(f"accuracy={result['accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engagement.vision.expression_eval NPZ --split SPLIT` (until the CLI wires it)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Score the shipped expression model on a FER2013-format npz.")
+    ap.add_argument("npz", type=Path)
+    ap.add_argument("--split", default="PublicTest")
+    ap.add_argument("--models-dir", type=Path, default=None)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    args = ap.parse_args(argv)
+    try:
+        print(format_fer2013_report(evaluate_fer2013(args.npz, args.split, args.models_dir, args.model)))
+    except EngagementError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The vision stage: frames in, per-face numbers out. Pixels never leave this package.
+
+Two steps, so the consent gate can sit between them: `observe` finds and tracks faces (needed to
+know who is there at all), `measure` computes the numbers for the faces the gate let through.
+A face the gate refuses is never measured.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engagement.config import AnalysisOptions
+from engagement.records import FaceObservation, Frame, FrameFeatures
+from engagement.vision.geometry import BlinkDetector, eye_features, head_pose
+from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+from engagement.vision.quality import face_box, face_quality
+from engagement.vision.tracking import FaceTracker
+
+
+class VisionStage:
+    def __init__(self, options: AnalysisOptions, landmarker: FaceLandmarker, expression_model=None):
+        self.options = options
+        self.landmarker = landmarker
+        self.tracker = FaceTracker(lost_ms=options.lost_track_s * 1000.0)
+        self.expression_model = expression_model
+        self._blinks: dict[int, BlinkDetector] = {}
+        self._last_ms = -math.inf
+
+    @classmethod
+    def from_options(cls, options: AnalysisOptions, models_dir: Path | None = None) -> "VisionStage":
+        expression_model = None
+        if options.expression:
+            # Imported only when the profile allows expressions: under `eu-ai-act` the model
+            # file is never opened.
+            from engagement.vision.expression import ExpressionModel
+
+            expression_model = ExpressionModel.load(models_dir=models_dir)
+        landmarker = FaceLandmarker.from_options(
+            LandmarkerOptions(
+                max_faces=options.max_faces,
+                min_detection_confidence=options.min_detection_confidence,
+                min_tracking_confidence=options.min_tracking_confidence,
+            )
+        )
+        return cls(options, landmarker, expression_model)
+
+    def model_versions(self) -> dict[str, dict[str, str]]:
+        models = {"face-landmarker": {"version": "mediapipe-0.10.21-face_mesh-refined"}}
+        if self.expression_model is not None:
+            models[self.expression_model.name] = {
+                "version": str(self.expression_model.version),
+                "sha256": self.expression_model.sha256,
+            }
+        return models
+
+    def observe(self, frame: Frame) -> list[FaceObservation]:
+        if frame.t_ms <= self._last_ms:
+            raise ValueError(f"frame times must increase: {frame.t_ms} ms after {self._last_ms} ms")
+        self._last_ms = frame.t_ms
+        width, height = frame.size
+        faces = self.landmarker.detect(frame.image)
+        boxes = [face_box(lm, width, height) for lm in faces]
+        ids = self.tracker.update(boxes, frame.t_ms)
+        return [FaceObservation(track_id=i, bbox=b, landmarks=lm) for i, b, lm in zip(ids, boxes, faces)]
+
+    def measure(self, frame: Frame, faces: list[FaceObservation]) -> list[FrameFeatures]:
+        if not faces:
+            return []
+        width, height = frame.size
+        gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        expressions: list[tuple[float, ...] | None] = [None] * len(faces)
+        if self.expression_model is not None:
+            from engagement.vision.expression import align_face
+
+            crops = np.stack([align_face(frame.image, face.landmarks) for face in faces])
+            expressions = [tuple(float(p) for p in row) for row in self.expression_model.predict(crops)]
+        out = []
+        for face, expression in zip(faces, expressions):
+            yaw, pitch, roll, tz = head_pose(face.landmarks, width, height)
+            eyes = eye_features(face.landmarks)
+            blur, brightness = face_quality(gray, face.bbox)
+            ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
+            blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
+            values = (
+                yaw,
+                pitch,
+                roll,
+                tz,
+                yaw + eyes["eye_yaw"],
+                pitch + eyes["eye_pitch"],
+                eyes["ear_left"],
+                eyes["ear_right"],
+                *eyes["lids_left"],
+                *eyes["lids_right"],
+                eyes["iod"],
+                blur,
+                brightness,
+            )
+            out.append(
+                FrameFeatures(
+                    t_ms=frame.t_ms, track_id=face.track_id, values=values, blink=blink, expression=expression
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        self.landmarker.close()
