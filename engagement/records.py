@@ -141,6 +141,7 @@ class RunSummary:
     tracks: int = 0
     face_present_share: float = 0.0
     wall_s: float = 0.0
+    track_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> first/last ms seen
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -209,6 +209,13 @@ class Store:
             conn.execute(insert(schema.window_features), batch)
         return len(batch)
 
+    def set_track_span(self, conn: Connection, track_db_id: int, first_ms: float, last_ms: float) -> None:
+        conn.execute(
+            update(schema.tracks)
+            .where(schema.tracks.c.id == track_db_id)
+            .values(first_seen_ms=first_ms, last_seen_ms=last_ms)
+        )
+
     def heartbeat(self, conn: Connection, run_id: int, frames_read: int, frames_analysed: int, seconds: int) -> None:
         conn.execute(
             update(schema.runs)

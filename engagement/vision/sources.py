@@ -20,6 +20,8 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 import cv2  # noqa: E402
 
+cv2.setLogLevel(2)  # errors only: OpenCV warnings would bury our one-line messages
+
 from engagement.errors import SourceError  # noqa: E402
 from engagement.records import Frame  # noqa: E402
 

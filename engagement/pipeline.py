@@ -1,0 +1,277 @@
+"""One analysis run: source -> vision -> consent gate -> windows -> temporal -> store.
+
+Data flows one way. The run is recorded first as `running`; per-second rows are committed in
+batches (so a live dashboard sees them), and the run ends `complete`. Any failure, including
+Ctrl-C and a video found truncated at its end, marks the run `failed`/`interrupted` and removes
+every row it wrote: a run is either whole or clearly marked and empty, never silent half-data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engagement import __version__
+from engagement.config import AnalysisOptions
+from engagement.errors import EngagementError
+from engagement.records import RunSummary, WindowFeatures
+from engagement.store import Store, utcnow
+from engagement.temporal.windows import WindowAggregator
+from engagement.vision.stage import VisionStage
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the pipeline reports to its hook after each analysed frame."""
+
+    frames_read: int
+    frames_analysed: int
+    t_ms: float
+    duration_ms: float  # 0 when unknown (live sources)
+    faces: int
+    tracks: int
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ConsentOptions:
+    """How faces are tied to consenting participants for this run (see `privacy.consent`)."""
+
+    device_participant: str | None = None  # one participant on their own device
+    roster: Path | None = None  # gallery tile positions -> participants
+
+
+class AnalysisPipeline:
+    def __init__(
+        self,
+        store: Store,
+        options: AnalysisOptions,
+        *,
+        profile: str = "id-pdp",
+        consent: ConsentOptions = ConsentOptions(),
+        models_dir: Path | None = None,
+        flush_every_s: int = 10,
+        actor: str | None = None,
+    ):
+        from privacy.profiles import get_profile
+
+        self.store = store
+        self.profile = get_profile(profile)
+        # The profile decides whether the expression stage exists at all for this run.
+        self.options = replace(options, expression=options.expression and self.profile.expression_allowed)
+        self.consent = consent
+        self.models_dir = models_dir
+        self.flush_every_s = max(1, flush_every_s)
+        self.actor = actor
+
+    def run(self, source, session: str, *, cohort: str | None = None, hook: ProgressHook | None = None) -> RunSummary:
+        from privacy.audit import AuditAction, AuditLog
+        from privacy.consent import ConsentGate
+
+        from engagement.temporal.stage import TemporalStage
+
+        vision = VisionStage.from_options(self.options, self.models_dir)
+        temporal = TemporalStage.load(self.models_dir, use_expression=self.options.expression)
+        audit = AuditLog(self.store)
+        session_id = self.store.session_id(session, cohort=cohort)
+        models = {**vision.model_versions(), **temporal.model_versions()}
+        run_id = self.store.begin_run(
+            session_id,
+            mode="live" if source.kind != "file" else "file",
+            source=source.name,
+            software_version=__version__,
+            profile=self.profile.name,
+            config=self.options.to_dict(),
+            config_hash=self.options.config_hash(),
+            models=models,
+        )
+        started_at = utcnow()
+        gate = ConsentGate.for_session(
+            self.store,
+            session,
+            at=started_at,
+            roster=self.consent.roster,
+            device_participant=self.consent.device_participant,
+        )
+        summary = RunSummary(session=session, run_id=run_id)
+        writer = _RunWriter(self.store, run_id, temporal, gate)
+        aggregator = WindowAggregator(self.options.window_ms)
+        denied: set[int] = set()
+        allowed: dict[int, str] = {}
+        seen: set[int] = set()
+        frames_with_face = 0
+        clock = time.perf_counter()
+        duration_ms = source.duration_s * 1000.0 if hasattr(source, "duration_s") else 0.0
+        try:
+            for frame in source.frames():
+                faces = vision.observe(frame)
+                admitted = []
+                for face in faces:
+                    seen.add(face.track_id)
+                    participant = gate.participant_for(f"T{face.track_id}", face.bbox, frame.size, frame.t_ms)
+                    if participant is None:
+                        # Default deny: no consent, nothing measured, nothing stored.
+                        denied.add(face.track_id)
+                        if face.track_id in allowed:  # consent withdrawn during the run
+                            del allowed[face.track_id]
+                            aggregator.forget(face.track_id)
+                            writer.forget(face.track_id)
+                        continue
+                    allowed[face.track_id] = participant
+                    admitted.append(face)
+                    writer.note_seen(face.track_id, frame.t_ms)
+                frames_with_face += bool(admitted)
+                features = vision.measure(frame, admitted)
+                summary.frames_analysed += 1
+                windows = aggregator.add(frame.t_ms, features)
+                if windows:
+                    writer.add(windows, allowed)
+                    if writer.pending_seconds >= self.flush_every_s:
+                        writer.flush(source.frames_read, summary.frames_analysed)
+                if hook:
+                    hook(
+                        Progress(
+                            source.frames_read, summary.frames_analysed, frame.t_ms, duration_ms, len(faces), len(seen)
+                        )
+                    )
+            source.check_complete()
+            writer.add(aggregator.flush(), allowed)
+            writer.finish(source.frames_read, summary.frames_analysed)
+            self.store.finish_run(
+                run_id,
+                frames_read=source.frames_read,
+                frames_analysed=summary.frames_analysed,
+                seconds=writer.seconds,
+            )
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
+            self.store.abandon_run(run_id, status=status, error=message)
+            raise
+        finally:
+            vision.close()
+        summary.frames_read = source.frames_read
+        summary.seconds = writer.seconds
+        summary.tracks = len(writer.track_ids)
+        summary.face_present_share = frames_with_face / summary.frames_analysed if summary.frames_analysed else 0.0
+        summary.wall_s = time.perf_counter() - clock
+        summary.track_spans = writer.spans()
+        if denied - set(allowed):
+            summary.notes.append(
+                f"{len(denied - set(allowed))} face track(s) had no recorded consent and were not analysed"
+            )
+        audit.record(
+            AuditAction.ANALYSIS_RUN,
+            self.actor or "cli",
+            {
+                "run_id": run_id,
+                "session_id": session_id,
+                "profile": self.profile.name,
+                "tracks": summary.tracks,
+                "denied_tracks": len(denied - set(allowed)),
+                "seconds": summary.seconds,
+                "config_hash": self.options.config_hash(),
+            },
+        )
+        return summary
+
+
+class _RunWriter:
+    """Buffers windows and temporal outputs of one run and writes them in transactions."""
+
+    def __init__(self, store: Store, run_id: int, temporal, gate):
+        self.store = store
+        self.gate = gate
+        self.participants: dict[int, str] = {}  # vision track id -> pseudonym
+        self.run_id = run_id
+        self.temporal = temporal
+        self.track_ids: dict[int, int] = {}  # vision track id -> tracks.id
+        self._new_tracks: dict[int, tuple[str, int]] = {}
+        self._windows: list[WindowFeatures] = []
+        self._outputs: list = []
+        self._seen_ms: dict[int, list[float]] = {}
+        self.pending_seconds = 0
+        self.seconds = 0
+
+    def add(self, windows: list[WindowFeatures], allowed: dict[int, str]) -> None:
+        if not windows:
+            return
+        by_track = {}
+        for w in windows:
+            if w.track_id not in allowed:
+                continue
+            if w.track_id not in self.track_ids and w.track_id not in self._new_tracks:
+                self._new_tracks[w.track_id] = (allowed[w.track_id], w.second)
+                self.participants[w.track_id] = allowed[w.track_id]
+            by_track[w.track_id] = w
+            self._windows.append(w)
+        second = windows[0].second
+        self._outputs.append(self.temporal.process_second(second, by_track, consenting=set(by_track)))
+        self.pending_seconds += 1
+        self.seconds = max(self.seconds, second + 1)
+
+    def note_seen(self, track_id: int, t_ms: float) -> None:
+        span = self._seen_ms.setdefault(track_id, [t_ms, t_ms])
+        span[1] = t_ms
+
+    def forget(self, track_id: int) -> None:
+        self._seen_ms.pop(track_id, None)
+        self._windows = [w for w in self._windows if w.track_id != track_id]
+        self._new_tracks.pop(track_id, None)
+
+    def flush(self, frames_read: int, frames_analysed: int, alerts: list | None = None) -> None:
+        from engagement import schema
+        from sqlalchemy import insert
+
+        with self.store.transaction() as conn:
+            # Participants who withdrew while the run was going: their rows of this run are
+            # deleted here, and nothing more of theirs is written.
+            gone = self.gate.sweep(conn, self.run_id)
+            for track_id, participant in list(self.participants.items()):
+                if participant in gone:
+                    self.track_ids.pop(track_id, None)
+                    self._new_tracks.pop(track_id, None)
+            for track_id, (participant, second) in sorted(self._new_tracks.items()):
+                self.track_ids[track_id] = self.store.add_track(conn, self.run_id, f"T{track_id}", participant, second)
+            self._new_tracks.clear()
+            self.store.write_windows(
+                conn, self.run_id, [(self.track_ids[w.track_id], w) for w in self._windows if w.track_id in self.track_ids]
+            )
+            now = utcnow()
+            estimates, points = [], []
+            for out in self._outputs:
+                for est in out.estimates:
+                    if est.track_id in self.track_ids:
+                        row = est.to_dict()
+                        row.update(run_id=self.run_id, track_id=self.track_ids[est.track_id], created_at=now)
+                        estimates.append(row)
+                row = out.class_point.to_dict()
+                row.update(run_id=self.run_id, created_at=now)
+                points.append(row)
+            if estimates:
+                conn.execute(insert(schema.engagement_estimates), estimates)
+            if points:
+                conn.execute(insert(schema.class_timeline), points)
+            for alert in alerts or ():
+                row = alert.to_dict()
+                row.update(run_id=self.run_id, created_at=now)
+                conn.execute(insert(schema.alerts), [row])
+            for track_id, (first_ms, last_ms) in self._seen_ms.items():
+                if track_id in self.track_ids:
+                    self.store.set_track_span(conn, self.track_ids[track_id], first_ms, last_ms)
+            self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
+        self._windows.clear()
+        self._outputs.clear()
+        self.pending_seconds = 0
+
+    def finish(self, frames_read: int, frames_analysed: int) -> None:
+        self.flush(frames_read, frames_analysed, alerts=self.temporal.finish())
+
+    def spans(self) -> dict[str, tuple[float, float]]:
+        return {f"T{k}": (v[0], v[1]) for k, v in self._seen_ms.items() if k in self.track_ids}
+
+
