@@ -371,7 +371,7 @@ def train_expression(
                     pe.mul_(d).add_(pn.detach(), alpha=1 - d)
                 for be, bn in zip(ema.buffers(), net.buffers()):
                     be.copy_(bn)
-            tot_loss += float(loss) * len(idx)
+            tot_loss += float(loss.detach()) * len(idx)
             tot_correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
             if step % 50 == 0 or step == steps_per_epoch - 1:
