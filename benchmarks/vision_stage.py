@@ -1,0 +1,197 @@
+"""Vision stage cost against its floor (MediaPipe alone on the same frames), and memory over
+long inputs. Prints figures and ratios; absolute times on shared machines are noise, ratios
+from one run are not.
+
+    python benchmarks/vision_stage.py [--video PATH] [--frames N] [--memory]
+
+Speed: the same decoded frames go through (a) MediaPipe FaceMesh alone, (b) the whole vision
+stage without the expression CNN, (c) with it (when the model is shipped). Goal: (b)/(a) <= 1.25.
+
+Memory (--memory): the whole `analyze` pipeline on the clip looped to 1 minute and to 20 minutes
+(in a child process each, peak RSS from the kernel). Goal: flat (within 10 %) and under 600 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
+
+
+def load_frames(video: Path, n: int):
+    from engagement.vision.sources import VideoFileSource
+
+    frames = []
+    while len(frames) < n:
+        for frame in VideoFileSource(video).frames():
+            frames.append(frame.image)
+            if len(frames) == n:
+                break
+    return frames
+
+
+def time_mediapipe_alone(frames) -> float:
+    import cv2
+    import mediapipe as mp
+
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=8, refine_landmarks=True)
+    mesh.process(cv2.cvtColor(frames[0], cv2.COLOR_BGR2RGB))  # warm-up
+    start = time.perf_counter()
+    for img in frames:
+        result = mesh.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        _ = result.multi_face_landmarks
+    elapsed = time.perf_counter() - start
+    mesh.close()
+    return elapsed
+
+
+def time_stage(frames, expression: bool) -> float:
+    from engagement.records import Frame
+    from engagement.vision.stage import VisionStage
+
+    stage = VisionStage.from_options(AnalysisOptions(expression=expression))
+    stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
+    start = time.perf_counter()
+    for i, img in enumerate(frames, start=1):
+        frame = Frame(i * 33.3, i, img)
+        stage.measure(frame, stage.observe(frame))
+    elapsed = time.perf_counter() - start
+    stage.close()
+    return elapsed
+
+
+def speed(video: Path, n: int, rounds: int = 3) -> None:
+    frames = load_frames(video, n)
+    h, w = frames[0].shape[:2]
+    with_cnn = (ROOT / "models" / "models.json").exists() and "expression-cnn" in (
+        ROOT / "models" / "models.json"
+    ).read_text()
+    print(f"speed: {n} frames of {video.name} ({w}x{h}); variants interleaved, best of {rounds} rounds")
+    best = {"mediapipe": float("inf"), "stage": float("inf"), "stage+cnn": float("inf")}
+    for _ in range(rounds):
+        # Interleaving makes the ratio robust to other load on a shared machine.
+        best["mediapipe"] = min(best["mediapipe"], time_mediapipe_alone(frames))
+        best["stage"] = min(best["stage"], time_stage(frames, expression=False))
+        if with_cnn:
+            best["stage+cnn"] = min(best["stage+cnn"], time_stage(frames, expression=True))
+    base = best["mediapipe"]
+    print(f"  mediapipe alone         {n / base:7.1f} fps  {1000 * base / n:6.2f} ms/frame")
+    stage = best["stage"]
+    print(f"  vision stage            {n / stage:7.1f} fps  {1000 * stage / n:6.2f} ms/frame  ratio {stage / base:.2f}x")
+    if with_cnn:
+        full = best["stage+cnn"]
+        print(
+            f"  vision stage + CNN      {n / full:7.1f} fps  {1000 * full / n:6.2f} ms/frame  ratio {full / base:.2f}x"
+            f"  (CNN share of the frame {(full - stage) / full:.0%})"
+        )
+
+
+def child_peak_rss(video: Path, minutes: float, sample_fps: float) -> dict:
+    code = f"""
+import json, resource, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from benchmarks.vision_stage import LoopedSource
+from engagement.config import AnalysisOptions
+from engagement.pipeline import AnalysisPipeline
+from engagement.store import Store
+from privacy.consent import attest
+store = Store.open('sqlite:///' + sys.argv[1])
+attest(store, 'bench', facilitator='bench', notice_version='bench', language='en', evidence='benchmark')
+src = LoopedSource({str(video)!r}, {minutes} * 60.0, {sample_fps})
+t = time.perf_counter()
+s = AnalysisPipeline(store, AnalysisOptions(sample_fps={sample_fps}, expression=False)).run(src, 'bench')
+print(json.dumps({{'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  'frames': s.frames_analysed, 'seconds': s.seconds, 'wall_s': time.perf_counter() - t}}))
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, ENGAGEMENT_DATA_DIR=tmp)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(Path(tmp) / "bench.db")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class LoopedSource:
+    """A clip played again and again up to `duration_s`, with continuous timestamps (no file)."""
+
+    kind = "file"
+
+    def __init__(self, path: str, duration_s: float, sample_fps: float | None):
+        from engagement.vision.sources import VideoFileSource
+
+        self.inner = VideoFileSource(path)
+        self.duration_s = duration_s
+        self.sample_fps = sample_fps
+        self.frames_read = 0
+        self.name = f"loop:{Path(path).name}"
+
+    def frames(self):
+        from engagement.records import Frame
+        from engagement.vision.sources import FrameSampler, VideoFileSource
+
+        sampler = FrameSampler(self.sample_fps)
+        offset = 0.0
+        index = 0
+        while True:
+            last = 0.0
+            for frame in VideoFileSource(self.inner.path).frames():
+                t = offset + frame.t_ms
+                if t >= self.duration_s * 1000:
+                    return
+                last = frame.t_ms
+                self.frames_read += 1
+                index += 1
+                if sampler.keep(t):
+                    yield Frame(t, index, frame.image)
+            offset += last + 1000.0 / (self.inner.fps or 30.0)
+
+    def check_complete(self) -> None:
+        return None
+
+
+def memory(video: Path, sample_fps: float) -> None:
+    print(f"memory: whole pipeline on {video.name} looped, sampled at {sample_fps} fps, peak RSS of a child process")
+    results = {}
+    for minutes in (1, 20):
+        r = child_peak_rss(video, minutes, sample_fps)
+        results[minutes] = r
+        print(
+            f"  {minutes:2d} min input: peak RSS {r['peak_rss_mb']:6.1f} MB  ({r['frames']} frames, "
+            f"{r['seconds']} s of data, {r['wall_s']:.0f} s wall)"
+        )
+    ratio = results[20]["peak_rss_mb"] / results[1]["peak_rss_mb"]
+    print(f"  20 min / 1 min peak RSS ratio: {ratio:.3f}  (goal <= 1.10, both < 600 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=shared_data_dir() / "videos" / "pyfeat" / "single_face.mp4")
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--memory", action="store_true", help="also run the 1-min / 20-min memory test")
+    parser.add_argument("--sample-fps", type=float, default=10.0, help="sampling rate for the memory test")
+    args = parser.parse_args()
+    if not args.video.exists():
+        sys.exit(f"video not found: {args.video} (set ENGAGEMENT_SHARED_DATA or pass --video)")
+    speed(args.video, args.frames)
+    if args.memory:
+        memory(args.video, args.sample_fps)
+    print(f"(this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
