@@ -38,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Training/evaluation subcommands hand their options to the module that owns them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "forward", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args = extra + args.args
     try:
         return int(args.handler(args) or 0)
     except EngagementError as exc:
