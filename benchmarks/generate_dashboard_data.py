@@ -1,0 +1,222 @@
+"""Fill an SQLite results database with synthetic sessions for the dashboard benchmark.
+
+Default size: 100 sessions x 40 participants x 2 h of per-second data, i.e. 720,000
+class_timeline rows and 28.8 M engagement_estimates rows (the tables the dashboard reads), plus
+sessions, runs, tracks, agenda items and drop alerts. window_features (the model's input) is
+not filled: the dashboard never reads it, and 28.8 M rows of 60 columns would only measure the
+disk. The numbers are synthetic but shaped like a class (slow drift, drops after breaks,
+absences), so the charts look plausible.
+
+Speed: the schema is created through `Store.open` (so the tables match the product exactly),
+then rows go in through the sqlite3 module's executemany in one transaction per session with
+the journal off; numpy draws every participant-second of a session at once.
+
+    python benchmarks/generate_dashboard_data.py --out /tmp/dash.db [--sessions 100]
+        [--participants 40] [--seconds 7200] [--no-estimates]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+COHORTS = ("Angkatan I", "Angkatan II", "Angkatan III", "Angkatan IV")
+AGENDA = (
+    (0, "Pembukaan"),
+    (600, "Materi inti"),
+    (2400, "Diskusi kelompok"),
+    (3600, "Istirahat"),
+    (4200, "Studi kasus"),
+    (6600, "Penutup"),
+)
+K_MIN = 5  # minimum group size: fewer present participants -> the class score is suppressed
+
+
+def _ts(dt: datetime) -> str:
+    # SQLAlchemy's SQLite DateTime storage format, so the product reads these back as datetimes.
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _class_curve(rng: np.random.Generator, seconds: int, agenda_scale: float) -> tuple[np.ndarray, list]:
+    """A class-level attention curve with a few drops; returns (curve, drop spans)."""
+    t = np.arange(seconds)
+    curve = 0.62 + 0.08 * np.sin(t / 900.0 + rng.uniform(0, 6)) - 0.08 * (t / max(seconds, 1))
+    drops = []
+    for _ in range(rng.integers(2, 6)):
+        start = int(rng.integers(0, max(seconds - 300, 1)))
+        length = int(rng.integers(60, 300))
+        depth = float(rng.uniform(0.15, 0.3))
+        curve[start : start + length] -= depth
+        drops.append((start, min(start + length, seconds) - 1, depth))
+    for start, _title in AGENDA:  # attention sags just before each new agenda item
+        s = int(start * agenda_scale)
+        curve[max(s - 120, 0) : s] -= 0.05
+    return np.clip(curve, 0.05, 0.95), drops
+
+
+def generate(out: Path, sessions: int, participants: int, seconds: int, estimates: bool, seed: int) -> dict:
+    # Create the schema with the product's own code: same tables, types and indexes.
+    from dashboard.queries import open_store
+
+    url = f"sqlite:///{out}"
+    store = open_store(url)
+    store.close()
+
+    rng = np.random.default_rng(seed)
+    con = sqlite3.connect(out)
+    con.execute("PRAGMA journal_mode=OFF")  # a benchmark file: speed over crash safety
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("PRAGMA cache_size=-200000")
+    counts = {"sessions": 0, "runs": 0, "tracks": 0, "class_timeline": 0, "engagement_estimates": 0, "alerts": 0, "agenda_items": 0}
+    first_day = datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc)
+    agenda_scale = seconds / 7200.0
+    secs = np.arange(seconds, dtype=np.int64)
+    t_start = time.perf_counter()
+    for i in range(sessions):
+        started = first_day + timedelta(days=2 * i, hours=int(i % 3))
+        now = _ts(started + timedelta(seconds=seconds))
+        with con:
+            cur = con.cursor()
+            cur.execute(
+                "INSERT INTO sessions (name, cohort, created_at, started_at) VALUES (?, ?, ?, ?)",
+                (f"sesi-{i + 1:03d}", COHORTS[i % len(COHORTS)], _ts(started), _ts(started)),
+            )
+            session_id = cur.lastrowid
+            cur.execute(
+                "INSERT INTO runs (session_id, status, mode, source, started_at, finished_at, heartbeat_at,"
+                " software_version, profile, config_json, config_hash, models_json, frames_read,"
+                " frames_analysed, seconds) VALUES (?, 'complete', 'file', ?, ?, ?, ?, 'bench', ?, '{}', ?, '{}', ?, ?, ?)",
+                (session_id, f"sesi-{i + 1:03d}.mp4", now, now, now, "eu-ai-act" if i % 2 else "id-pdp",
+                 "0" * 64, seconds * 25, seconds * 5, seconds),
+            )
+            run_id = cur.lastrowid
+            cur.executemany(
+                "INSERT INTO agenda_items (session_id, start_second, title) VALUES (?, ?, ?)",
+                [(session_id, int(s * agenda_scale), title) for s, title in AGENDA],
+            )
+            counts["agenda_items"] += len(AGENDA)
+
+            curve, drops = _class_curve(rng, seconds, agenda_scale)
+            # participant x second: individual offset + noise around the class curve
+            offset = rng.normal(0, 0.08, size=(participants, 1))
+            score = np.clip(curve[None, :] + offset + rng.normal(0, 0.1, size=(participants, seconds)), 0, 1)
+            # absences: each participant has a few off-camera stretches
+            present = np.ones((participants, seconds), dtype=bool)
+            for p in range(participants):
+                for _ in range(rng.integers(0, 4)):
+                    a = int(rng.integers(0, seconds))
+                    present[p, a : a + int(rng.integers(30, 600))] = False
+            # everyone leaves the camera during the break
+            brk = int(3600 * agenda_scale), int(4200 * agenda_scale)
+            present[: int(participants * 0.9), brk[0] : brk[1]] = False
+
+            track_rows = []
+            for p in range(participants):
+                row = present[p]
+                idx = np.flatnonzero(row)
+                first = int(idx[0]) if idx.size else 0
+                last = int(idx[-1]) if idx.size else 0
+                track_rows.append((run_id, f"T{p + 1}", None, first, last, int(row.sum())))
+            cur.executemany(
+                "INSERT INTO tracks (run_id, label, participant, first_second, last_second, present_seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                track_rows,
+            )
+            first_track = cur.execute("SELECT min(id) FROM tracks WHERE run_id = ?", (run_id,)).fetchone()[0]
+            counts["tracks"] += participants
+
+            n_present = present.sum(axis=0)
+            masked = np.where(present, score, np.nan)
+            with warnings.catch_warnings():  # seconds nobody is present: NaN, suppressed below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                class_score = np.nanmean(masked, axis=0)
+            suppressed = n_present < K_MIN
+            class_score = np.where(suppressed, np.nan, class_score)
+            cur.executemany(
+                "INSERT INTO class_timeline (run_id, second, created_at, n_present, n_tracked, score, suppressed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                zip(
+                    [run_id] * seconds,
+                    secs.tolist(),
+                    [now] * seconds,
+                    n_present.tolist(),
+                    [participants] * seconds,
+                    [None if np.isnan(v) else v for v in class_score.tolist()],
+                    suppressed.astype(int).tolist(),
+                ),
+            )
+            counts["class_timeline"] += seconds
+
+            cur.executemany(
+                "INSERT INTO alerts (run_id, kind, start_second, end_second, magnitude, created_at)"
+                " VALUES (?, 'attention_drop', ?, ?, ?, ?)",
+                [(run_id, s, e, d, now) for s, e, d in drops],
+            )
+            counts["alerts"] += len(drops)
+
+            if estimates:
+                level = np.minimum((score * 4).astype(np.int64), 3)
+                # soft level probabilities centred on the drawn level (sum to 1)
+                centres = np.array([0.125, 0.375, 0.625, 0.875])
+                logits = -((score[..., None] - centres) ** 2) / 0.02
+                probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+                probs /= probs.sum(axis=-1, keepdims=True)
+                unc = 1.0 - probs.max(axis=-1)
+                for p in range(participants):
+                    pres = present[p]
+                    sc = score[p].tolist()
+                    lv = level[p].tolist()
+                    pr = probs[p].tolist()
+                    un = unc[p].tolist()
+                    pl = pres.tolist()
+                    cur.executemany(
+                        "INSERT INTO engagement_estimates (run_id, track_id, second, created_at, state, score,"
+                        " level, p_level0, p_level1, p_level2, p_level3, uncertainty)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (run_id, first_track + p, s, now, "present", sc[s], lv[s], *pr[s], un[s])
+                            if pl[s]
+                            else (run_id, first_track + p, s, now, "absent", None, None, None, None, None, None, None)
+                            for s in range(seconds)
+                        ],
+                    )
+                counts["engagement_estimates"] += participants * seconds
+        counts["sessions"] += 1
+        counts["runs"] += 1
+        if (i + 1) % 10 == 0 or i + 1 == sessions:
+            print(f"  {i + 1}/{sessions} sessions, {time.perf_counter() - t_start:.0f} s", flush=True)
+    con.execute("ANALYZE")  # planner statistics, as a long-lived database would have
+    con.close()
+    counts["wall_s"] = round(time.perf_counter() - t_start, 1)
+    counts["size_mb"] = round(out.stat().st_size / 1e6, 1)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="SQLite file to create (must not exist)")
+    ap.add_argument("--sessions", type=int, default=100)
+    ap.add_argument("--participants", type=int, default=40)
+    ap.add_argument("--seconds", type=int, default=7200)
+    ap.add_argument("--no-estimates", action="store_true", help="skip the per-participant table")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+    if args.out.exists():
+        print(f"error: {args.out} exists; pick a new file", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    counts = generate(args.out, args.sessions, args.participants, args.seconds, not args.no_estimates, args.seed)
+    for key, value in counts.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
