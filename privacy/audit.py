@@ -1,0 +1,350 @@
+"""Append-only, hash-chained audit log.
+
+Each entry stores the SHA-256 of its own content and the hash of the entry before it, so an
+edited entry no longer matches its hash, a deleted one leaves a link pointing at nothing, and a
+reordered one points at the wrong predecessor. `verify()` walks the chain and names the entry.
+
+Deleting the newest entries leaves no broken link inside the database, so after every write
+that commits on its own the head (seq, hash) is also copied to an anchor file under data_dir(),
+outside the database; verify compares the two. (Entries written inside a caller's transaction
+are anchored by the next self-committed write: the anchor may lag, never lead.)
+
+Details carry pseudonyms, counts and ids only: `record` refuses keys that name identities and
+any binary value.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+
+from engagement.config import data_dir
+from engagement.errors import StoreError
+from privacy import tables
+from privacy.errors import AuditError
+from privacy.timeutil import as_utc, for_db, iso, utcnow
+
+GENESIS = "0" * 64
+
+
+class AuditAction(str, enum.Enum):
+    ANALYSIS_RUN = "analysis_run"
+    CONSENT_GRANTED = "consent_granted"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CONSENT_ATTESTED = "consent_attested"
+    CONSENT_IMPORTED = "consent_imported"
+    EXPORT = "export"
+    INDIVIDUAL_VIEW = "individual_view"
+    POLICY_CHANGE = "policy_change"
+    PURGE = "purge"
+    SUBJECT_ACCESS = "subject_access"
+    SUBJECT_ERASURE = "subject_erasure"
+    KEY_CREATED = "key_created"
+    KEY_DESTROYED = "key_destroyed"
+    DPIA_GENERATED = "dpia_generated"
+    # Dashboard events: who signed in and what they changed is part of the processing trail.
+    SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGN_OUT = "sign_out"
+    USER_CREATED = "user_created"
+    AGENDA_CHANGED = "agenda_changed"
+    REPORT_DOWNLOAD = "report_download"
+
+
+# Keys that would put an identity (rather than a pseudonym) into the log.
+_FORBIDDEN_KEYS = {"identity", "name", "full_name", "email", "e-mail", "nip", "nik", "phone", "image", "pixels", "frame"}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    details: dict
+    correlation_id: str | None
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict:
+        return {
+            "seq": self.seq,
+            "at": iso(self.at),
+            "action": self.action,
+            "actor": self.actor,
+            "details": self.details,
+            "correlation_id": self.correlation_id,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    seq: int
+    kind: str  # edited | deleted | reordered | broken | truncated
+    message: str
+
+
+@dataclass
+class VerifyResult:
+    entries: int
+    problems: list[Problem] = field(default_factory=list)
+    first_seq: int | None = None
+    last_seq: int | None = None
+    anchored_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def summary(self) -> str:
+        if self.ok:
+            span = f" (entries {self.first_seq}..{self.last_seq})" if self.entries else ""
+            return f"audit log intact: {self.entries} entries{span}"
+        return f"audit log TAMPERED: {len(self.problems)} problem(s); first at entry {self.problems[0].seq}"
+
+
+def canonical_details(details: dict) -> str:
+    _check_details(details, "details")
+    try:
+        return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"audit details must be plain JSON values: {exc}") from None
+
+
+def _check_details(value, where: str) -> None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise AuditError(f"audit {where} holds binary data; the audit log never stores bytes")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise AuditError(f"audit {where} has a non-text key {key!r}")
+            if key.casefold() in _FORBIDDEN_KEYS:
+                raise AuditError(
+                    f"audit {where} has the key {key!r}: the audit log holds pseudonyms only, never identities"
+                )
+            _check_details(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_details(item, where)
+    elif hasattr(value, "shape") and hasattr(value, "dtype"):
+        raise AuditError(f"audit {where} holds an array; the audit log never stores pixels")
+
+
+def entry_hash(prev_hash: str, at: datetime, action: str, actor: str, details_text: str, correlation_id: str | None) -> str:
+    # seq is deliberately not hashed: order is carried by the prev_hash links, so a swap shows up
+    # as "out of order" rather than as two "edited" entries.
+    payload = json.dumps(
+        [prev_hash, iso(at), action, actor, details_text, correlation_id],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def anchor_path(url: str) -> Path:
+    tag = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+    return data_dir() / "audit" / f"anchor-{tag}.json"
+
+
+class AuditLog:
+    def __init__(self, store):
+        self.store = store
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        action: AuditAction | str,
+        actor: str,
+        details: dict,
+        correlation_id: str | None = None,
+        *,
+        conn: Connection | None = None,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        """Append one entry. With `conn`, inside the caller's transaction (it commits or rolls
+        back with the caller's work); without, in a transaction of its own."""
+        action_value = AuditAction(action).value
+        actor = str(actor or "unknown")[:100]
+        details_text = canonical_details(dict(details or {}))
+        if correlation_id is not None:
+            correlation_id = str(correlation_id)[:64]
+        when = as_utc(at) if at else utcnow()
+        # Microseconds survive both SQLite and PostgreSQL, so the hash recomputes exactly.
+        if conn is not None:
+            return self._append(conn, when, action_value, actor, details_text, correlation_id)
+        from engagement.store import describe_db_error
+
+        for attempt in range(8):
+            try:
+                # engine.begin(), not store.transaction(): the latter turns the collision below into
+                # a StoreError before it could be retried.
+                with self.store.engine.begin() as own:
+                    entry = self._append(own, when, action_value, actor, details_text, correlation_id)
+            except (IntegrityError, OperationalError) as exc:
+                text = str(getattr(exc, "orig", exc)).lower()
+                retry = isinstance(exc, IntegrityError) or "locked" in text or "busy" in text
+                if not retry:
+                    raise StoreError(describe_db_error(exc, self.store.url)) from None
+                # Another writer took this seq (or the write lock) first: re-read the head, retry.
+                time.sleep(0.02 * (attempt + 1) + random.random() * 0.02)
+                continue
+            except DatabaseError as exc:
+                raise StoreError(describe_db_error(exc, self.store.url)) from None
+            self._write_anchor(entry.seq, entry.hash)
+            return entry
+        raise AuditError("could not append to the audit log: too many concurrent writers; try again")
+
+    def _append(self, conn: Connection, when, action, actor, details_text, correlation_id) -> AuditEntry:
+        t = tables.audit_log
+        head = conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
+        if head is None:
+            cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
+            seq, prev = (int(cp.seq) + 1, cp.hash) if cp else (1, GENESIS)
+        else:
+            seq, prev = int(head.seq) + 1, head.hash
+        h = entry_hash(prev, when, action, actor, details_text, correlation_id)
+        conn.execute(
+            insert(t).values(
+                seq=seq,
+                at=for_db(when),
+                action=action,
+                actor=actor,
+                details=details_text,
+                correlation_id=correlation_id,
+                prev_hash=prev,
+                hash=h,
+            )
+        )
+        return AuditEntry(seq, when, action, actor, json.loads(details_text), correlation_id, prev, h)
+
+    def _write_anchor(self, seq: int, h: str) -> None:
+        path = anchor_path(self.store.url)
+        try:
+            current = json.loads(path.read_text()) if path.exists() else None
+            if current and int(current.get("seq", 0)) >= seq:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"seq": seq, "hash": h}))
+            os.replace(tmp, path)
+        except (OSError, ValueError):
+            # The anchor is a second line of defence; the chain itself is the record.
+            pass
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def entries(self, *, action: str | None = None, limit: int | None = None, conn: Connection | None = None) -> list[AuditEntry]:
+        t = tables.audit_log
+        q = select(t).order_by(t.c.seq)
+        if action:
+            q = q.where(t.c.action == AuditAction(action).value)
+        if limit:
+            q = select(t).order_by(t.c.seq.desc()).limit(limit)
+            if action:
+                q = q.where(t.c.action == AuditAction(action).value)
+        if conn is None:
+            with self.store.transaction() as own:
+                rows = own.execute(q).all()
+        else:
+            rows = conn.execute(q).all()
+        out = [_row_entry(r) for r in rows]
+        return sorted(out, key=lambda e: e.seq)
+
+    def verify(self) -> VerifyResult:
+        t = tables.audit_log
+        with self.store.transaction() as conn:
+            rows = conn.execute(select(t).order_by(t.c.seq)).all()
+            cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
+        result = VerifyResult(entries=len(rows))
+        if rows:
+            result.first_seq, result.last_seq = int(rows[0].seq), int(rows[-1].seq)
+        seq_by_hash = {r.hash: int(r.seq) for r in rows}
+        prev_hash, prev_seq = (cp.hash, int(cp.seq)) if cp else (GENESIS, 0)
+        prev_intact = True
+        for r in rows:
+            seq = int(r.seq)
+            recomputed = entry_hash(r.prev_hash, as_utc(r.at), r.action, r.actor, r.details, r.correlation_id)
+            intact = recomputed == r.hash
+            if not intact:
+                result.problems.append(
+                    Problem(seq, "edited", f"entry {seq} was edited: its content no longer matches its hash")
+                )
+            if r.prev_hash != prev_hash:
+                after = seq_by_hash.get(r.prev_hash)
+                if after is not None and after != prev_seq:
+                    result.problems.append(
+                        Problem(seq, "reordered", f"entry {seq} is out of order: it was written right after entry {after}, not {prev_seq}")
+                    )
+                elif seq > prev_seq + 1:
+                    missing = f"entry {prev_seq + 1}" if seq == prev_seq + 2 else f"entries {prev_seq + 1}..{seq - 1}"
+                    result.problems.append(Problem(prev_seq + 1, "deleted", f"{missing} deleted (entry {seq} points at a missing predecessor)"))
+                elif prev_intact:
+                    # The predecessor's own hash checks out but is not what this entry saw: the
+                    # predecessor was replaced wholesale (content and hash rewritten).
+                    result.problems.append(
+                        Problem(prev_seq, "edited", f"entry {prev_seq} was replaced: entry {seq} was chained to a different entry {prev_seq}")
+                    )
+            elif seq != prev_seq + 1:
+                result.problems.append(
+                    Problem(seq, "broken", f"entry numbers jump from {prev_seq} to {seq} although the chain is linked")
+                )
+            prev_hash, prev_seq, prev_intact = r.hash, seq, intact
+        self._check_anchor(result, rows)
+        return result
+
+    def _check_anchor(self, result: VerifyResult, rows) -> None:
+        path = anchor_path(self.store.url)
+        try:
+            anchor = json.loads(path.read_text())
+            a_seq, a_hash = int(anchor["seq"]), str(anchor["hash"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        result.anchored_seq = a_seq
+        last = int(rows[-1].seq) if rows else 0
+        if a_seq > last:
+            missing = f"entry {a_seq}" if a_seq == last + 1 else f"entries {last + 1}..{a_seq}"
+            result.problems.append(
+                Problem(last + 1, "truncated", f"{missing} deleted from the end of the log (the anchor file records entry {a_seq})")
+            )
+            return
+        by_seq = {int(r.seq): r for r in rows}
+        row = by_seq.get(a_seq)
+        if row is not None and row.hash != a_hash:
+            result.problems.append(
+                Problem(a_seq, "edited", f"entry {a_seq} differs from the copy anchored outside the database")
+            )
+
+
+def _row_entry(r) -> AuditEntry:
+    try:
+        details = json.loads(r.details)
+    except ValueError:
+        details = {"_unreadable": True}
+    return AuditEntry(int(r.seq), as_utc(r.at), r.action, r.actor, details, r.correlation_id, r.prev_hash, r.hash)
+
+
+def default_actor() -> str:
+    """Who runs a command: the operating-system account (a staff account, not a participant)."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers; the log still needs an actor
+        return "cli"

@@ -1,0 +1,352 @@
+"""Retention policy (TOML) and purge.
+
+Tiers and what they cover:
+- raw_frames: must be "never": the pipeline has no place to store a frame, and the policy says so.
+- features:   window_features (per-second numbers per participant).
+- timelines:  engagement_estimates (per-second engagement per participant); a track row (which
+              carries the pseudonym) goes when none of its per-second rows remain and its run is
+              older than the shorter of the two periods.
+- aggregates: class_timeline and alerts (class-level, k-suppressed); finished runs with nothing
+              left under them go with this tier.
+- audit:      audit_log entries and purge receipts.
+
+A row is past its period when its age is strictly greater than the period: a row created
+exactly `period` ago is kept, one a microsecond older is deleted.
+
+Purge also enforces consent: rows of tracks with no pseudonym, or whose participant has no
+active consent left (a withdrawal's purge interrupted, a row written after it), are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.engine import Connection
+
+from engagement import schema
+from engagement.config import data_dir
+from privacy import tables
+from privacy.audit import AuditAction, AuditLog, default_actor
+from privacy.data import add_receipt, delete_tracks, write_receipt_file
+from privacy.errors import PolicyError
+from privacy.profiles import DEFAULT_PROFILE, get_profile
+from privacy.pseudonym import ATTESTED_PREFIX
+from privacy.timeutil import as_utc, for_db, iso, utcnow
+
+TIERS = ("features", "timelines", "aggregates", "audit")
+DEFAULT_PERIODS = {
+    # Protective defaults: per-second personal data lives a month, per-participant timelines a
+    # quarter (a training programme), class aggregates a year, the audit trail two years.
+    "features": timedelta(days=30),
+    "timelines": timedelta(days=90),
+    "aggregates": timedelta(days=365),
+    "audit": timedelta(days=730),
+}
+_PERIOD_RE = re.compile(r"^\s*(\d+)\s*([hdwy])\s*$", re.IGNORECASE)
+_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1), "y": timedelta(days=365)}
+MAX_PERIOD = timedelta(days=3650)
+
+
+def policy_path() -> Path:
+    return data_dir() / "retention.toml"
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    periods: dict[str, timedelta]
+    profile: str = DEFAULT_PROFILE
+    source: str = "defaults"
+    raw_frames: str = "never"
+
+    def to_dict(self) -> dict:
+        return {
+            "retention": {"raw_frames": self.raw_frames, **{k: format_period(v) for k, v in self.periods.items()}},
+            "compliance": {"profile": self.profile},
+        }
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+
+def format_period(value: timedelta) -> str:
+    if value.total_seconds() % 86400 == 0:
+        return f"{int(value.total_seconds() // 86400)}d"
+    return f"{int(value.total_seconds() // 3600)}h"
+
+
+def parse_period(value, tier: str, source: str) -> timedelta:
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int):
+        period = timedelta(days=value)
+    elif isinstance(value, str) and _PERIOD_RE.match(value):
+        n, unit = _PERIOD_RE.match(value).groups()
+        period = int(n) * _UNIT[unit.lower()]
+    else:
+        raise PolicyError(
+            f"{source}: retention.{tier} = {value!r} is not a period; write a number of days (30) "
+            "or a string like \"30d\", \"12h\", \"8w\", \"1y\""
+        )
+    if period < timedelta(0) or period > MAX_PERIOD:
+        raise PolicyError(f"{source}: retention.{tier} must be between 0 and 10 years")
+    return period
+
+
+def parse_policy(data: dict, source: str) -> RetentionPolicy:
+    unknown = set(data) - {"retention", "compliance"}
+    if unknown:
+        raise PolicyError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}; allowed: retention, compliance")
+    ret = data.get("retention", {})
+    comp = data.get("compliance", {})
+    if not isinstance(ret, dict) or not isinstance(comp, dict):
+        raise PolicyError(f"{source}: [retention] and [compliance] must be tables")
+    bad = set(ret) - set(TIERS) - {"raw_frames"}
+    if bad:
+        raise PolicyError(f"{source}: unknown retention tier(s) {', '.join(sorted(bad))}; allowed: raw_frames, {', '.join(TIERS)}")
+    raw = ret.get("raw_frames", "never")
+    if raw not in ("never", 0, "0d"):
+        raise PolicyError(f"{source}: retention.raw_frames must be \"never\": frames are never stored")
+    periods = {tier: parse_period(ret[tier], tier, source) if tier in ret else DEFAULT_PERIODS[tier] for tier in TIERS}
+    bad = set(comp) - {"profile"}
+    if bad:
+        raise PolicyError(f"{source}: unknown compliance setting(s) {', '.join(sorted(bad))}; allowed: profile")
+    profile = comp.get("profile", DEFAULT_PROFILE)
+    try:
+        profile = get_profile(profile).name
+    except Exception as exc:  # noqa: BLE001 - reported with the file it came from
+        raise PolicyError(f"{source}: {exc}") from None
+    return RetentionPolicy(periods=periods, profile=profile, source=source)
+
+
+def load_policy(path: str | Path | None = None) -> RetentionPolicy:
+    """The policy at `path` (default data_dir()/retention.toml); defaults when that file is absent.
+    A malformed file raises PolicyError (a ConfigError) and nothing is purged under it."""
+    explicit = path is not None
+    p = Path(path) if explicit else policy_path()
+    if not p.exists():
+        if explicit:
+            raise PolicyError(f"policy file {p} does not exist")
+        return RetentionPolicy(periods=dict(DEFAULT_PERIODS))
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{p} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read policy file {p}: {exc}") from None
+    return parse_policy(data, str(p))
+
+
+@dataclass
+class PurgeReceipt:
+    at: datetime
+    policy_hash: str
+    dry_run: bool
+    counts: dict[str, int]
+    cutoffs: dict[str, str]
+    trigger: str = "api"
+    receipt_id: int | None = None
+    file: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "receipt_id": self.receipt_id,
+            "kind": "purge",
+            "at": iso(self.at),
+            "trigger": self.trigger,
+            "dry_run": self.dry_run,
+            "policy_hash": self.policy_hash,
+            "cutoffs": self.cutoffs,
+            "counts": self.counts,
+            "file": str(self.file) if self.file else None,
+        }
+
+
+def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str) -> bool:
+    """Audit a policy change once: compare with the hash seen last time. True if it changed."""
+    st = tables.privacy_state
+    row = conn.execute(select(st.c.value).where(st.c.key == "policy_hash")).first()
+    if row and row[0] == policy.hash:
+        return False
+    if row:
+        conn.execute(st.update().where(st.c.key == "policy_hash").values(value=policy.hash))
+    else:
+        conn.execute(st.insert().values(key="policy_hash", value=policy.hash))
+    AuditLog(store).record(
+        AuditAction.POLICY_CHANGE, actor,
+        {"old_hash": row[0] if row else None, "new_hash": policy.hash, "policy": policy.to_dict()}, conn=conn,
+    )
+    return True
+
+
+def purge(
+    store,
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    *,
+    before: datetime | None = None,
+    trigger: str = "api",
+    actor: str | None = None,
+) -> PurgeReceipt:
+    """Delete exactly what is past its period (and, with `before`, every data row older than that
+    date; never audit entries). A dry run counts and changes nothing."""
+    now = as_utc(now) if now else utcnow()
+    cut = {tier: now - policy.periods[tier] for tier in TIERS}
+    if before is not None:
+        before = as_utc(before)
+        for tier in ("features", "timelines", "aggregates"):
+            cut[tier] = max(cut[tier], before)
+    receipt = PurgeReceipt(
+        at=now, policy_hash=policy.hash, dry_run=dry_run, counts={}, cutoffs={k: iso(v) for k, v in cut.items()},
+        trigger=trigger,
+    )
+    actor = actor or (default_actor() if trigger == "cli" else f"system:{trigger}")
+    with store.transaction() as conn:
+        counts = _purge(conn, cut, dry_run)
+        receipt.counts = counts
+        if dry_run:
+            # The transaction is rolled back by raising nothing and deleting nothing: _purge only
+            # counted. Nothing else is written either.
+            return receipt
+        note_policy(store, policy, conn, actor)
+        row = add_receipt(conn, kind="purge", trigger=trigger, counts=counts, policy_hash=policy.hash,
+                          cutoffs=receipt.cutoffs, at=now)
+        receipt.receipt_id = row["receipt_id"]
+        AuditLog(store).record(
+            AuditAction.PURGE, actor,
+            {"receipt_id": receipt.receipt_id, "counts": counts, "policy_hash": policy.hash, "cutoffs": receipt.cutoffs,
+             "trigger": trigger},
+            conn=conn,
+        )
+    receipt.file = write_receipt_file(receipt.to_dict())
+    return receipt
+
+
+def _count_or_delete(conn: Connection, table, condition, dry_run: bool) -> int:
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one())
+    return int(conn.execute(delete(table).where(condition)).rowcount or 0)
+
+
+def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[str, int]:
+    s = schema
+    counts: dict[str, int] = {}
+
+    # 1. Consent enforcement: tracks nobody consented for (no pseudonym), participants with no
+    # active consent left, attested tracks whose session attestation is withdrawn.
+    counts["unconsented_tracks"] = 0
+    c = tables.consent_records
+    active_participant = exists().where(
+        c.c.kind == "participant", c.c.participant == s.tracks.c.participant, c.c.withdrawn_at.is_(None)
+    )
+    session_of_track = (
+        select(s.sessions.c.name)
+        .join(s.runs, s.runs.c.session_id == s.sessions.c.id)
+        .where(s.runs.c.id == s.tracks.c.run_id)
+        .scalar_subquery()
+    )
+    active_attestation = exists().where(
+        c.c.kind == "attestation", c.c.session_name == session_of_track, c.c.withdrawn_at.is_(None)
+    )
+    unconsented = select(s.tracks.c.id).where(
+        or_(
+            s.tracks.c.participant.is_(None),
+            and_(~s.tracks.c.participant.like(ATTESTED_PREFIX + "%"), ~active_participant),
+            and_(s.tracks.c.participant.like(ATTESTED_PREFIX + "%"), ~active_attestation),
+        )
+    )
+    ids = [int(r[0]) for r in conn.execute(unconsented)]
+    if ids:
+        if dry_run:
+            counts["unconsented_tracks"] = len(ids)
+        else:
+            counts["unconsented_tracks"] = delete_tracks(conn, ids)["tracks"]
+
+    # 2. Per-second personal data by tier. Bound values are naive UTC (see timeutil.for_db).
+    counts["window_features"] = _count_or_delete(
+        conn, s.window_features, s.window_features.c.created_at < for_db(cut["features"]), dry_run)
+    counts["engagement_estimates"] = _count_or_delete(
+        conn, s.engagement_estimates, s.engagement_estimates.c.created_at < for_db(cut["timelines"]), dry_run)
+
+    # 3. Tracks (they carry the pseudonym) once nothing hangs off them and their run is old enough.
+    track_cut = max(cut["features"], cut["timelines"])
+    run_started = select(s.runs.c.started_at).where(s.runs.c.id == s.tracks.c.run_id).scalar_subquery()
+    has_rows = or_(
+        exists().where(s.window_features.c.track_id == s.tracks.c.id),
+        exists().where(s.engagement_estimates.c.track_id == s.tracks.c.id),
+    )
+    if dry_run:
+        # In a dry run nothing was deleted above, so count tracks whose every row is past its period.
+        fresh_rows = or_(
+            exists().where(s.window_features.c.track_id == s.tracks.c.id,
+                           s.window_features.c.created_at >= for_db(cut["features"])),
+            exists().where(s.engagement_estimates.c.track_id == s.tracks.c.id,
+                           s.engagement_estimates.c.created_at >= for_db(cut["timelines"])),
+        )
+        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < for_db(track_cut), ~fresh_rows), True)
+    else:
+        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < for_db(track_cut), ~has_rows), False)
+
+    # 4. Class-level aggregates.
+    counts["class_timeline"] = _count_or_delete(
+        conn, s.class_timeline, s.class_timeline.c.created_at < for_db(cut["aggregates"]), dry_run)
+    counts["alerts"] = _count_or_delete(conn, s.alerts, s.alerts.c.created_at < for_db(cut["aggregates"]), dry_run)
+
+    # 5. Finished runs past the aggregates period with nothing left under them.
+    run_empty = and_(
+        ~exists().where(s.tracks.c.run_id == s.runs.c.id),
+        ~exists().where(s.class_timeline.c.run_id == s.runs.c.id),
+        ~exists().where(s.alerts.c.run_id == s.runs.c.id),
+        ~exists().where(s.window_features.c.run_id == s.runs.c.id),
+        ~exists().where(s.engagement_estimates.c.run_id == s.runs.c.id),
+    )
+    if dry_run:
+        counts["runs"] = 0  # depends on the deletions above; reported after a real purge
+    else:
+        counts["runs"] = _count_or_delete(
+            conn, s.runs, and_(s.runs.c.status != "running", s.runs.c.started_at < for_db(cut["aggregates"]), run_empty), False)
+
+    # 6. Audit tier: entries and receipts. The last removed entry becomes the chain's checkpoint.
+    a = tables.audit_log
+    old = conn.execute(
+        select(a.c.seq, a.c.hash).where(a.c.at < for_db(cut["audit"])).order_by(a.c.seq.desc()).limit(1)
+    ).first()
+    if old is None:
+        counts["audit_log"] = 0
+    elif dry_run:
+        counts["audit_log"] = int(conn.execute(select(func.count()).select_from(a).where(a.c.seq <= old.seq)).scalar_one())
+    else:
+        # Entries are removed as a prefix (every seq up to the newest expired one), so the chain
+        # that remains is whole.
+        counts["audit_log"] = int(conn.execute(delete(a).where(a.c.seq <= old.seq)).rowcount or 0)
+        cp = tables.audit_checkpoint
+        conn.execute(delete(cp))
+        conn.execute(cp.insert().values(id=1, seq=int(old.seq), hash=old.hash, at=for_db(utcnow())))
+    counts["purge_receipts"] = _count_or_delete(
+        conn, tables.purge_receipts, tables.purge_receipts.c.created_at < for_db(cut["audit"]), dry_run)
+    return counts
+
+
+def startup_purge(store, *, trigger: str, policy_file: str | Path | None = None) -> PurgeReceipt:
+    """What `engagement analyze` and the dashboard call when they start: load the policy (a
+    malformed file stops the start with a clear error) and purge under it."""
+    return purge(store, load_policy(policy_file), trigger=trigger)

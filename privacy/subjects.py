@@ -1,0 +1,122 @@
+"""Data-subject requests (UU 27/2022 Art. 32, 41-44): access with processing trail, and erasure.
+
+A participant is named by identity + cohort (the pseudonym is recomputed with the cohort key,
+never by creating a key) or directly by pseudonym. Both requests are audited.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from engagement import schema
+from privacy import tables
+from privacy.audit import AuditAction, AuditLog, default_actor
+from privacy.consent import list_consents
+from privacy.data import add_receipt, delete_participant_data, write_receipt_file
+from privacy.errors import ConsentError
+from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, check_cohort
+from privacy.timeutil import as_utc, for_db, iso, utcnow
+
+
+def resolve_subject(store, participant: str, cohort: str | None) -> str:
+    """The pseudonym of `participant`: given as a pseudonym (p-.../a-...) or as an identity."""
+    text = participant.strip()
+    if (text.startswith(PARTICIPANT_PREFIX) or text.startswith(ATTESTED_PREFIX)) and len(text) == 42:
+        return text
+    return KeyRing(store).lookup(text, check_cohort(cohort))
+
+
+def _jsonable(value):
+    if hasattr(value, "isoformat"):
+        return iso(as_utc(value))
+    return value
+
+
+def access(store, participant: str, *, cohort: str | None = None, actor: str | None = None) -> dict:
+    """Everything stored about the participant and the processing trail, as a JSON-ready dict."""
+    pseud = resolve_subject(store, participant, cohort)
+    t, r, s = schema.tracks, schema.runs, schema.sessions
+    out: dict = {"participant": pseud, "generated_at": iso(utcnow())}
+    with store.transaction() as conn:
+        tracks = conn.execute(
+            select(t, r.c.started_at.label("run_started_at"), r.c.profile, r.c.status, s.c.name.label("session"))
+            .join(r, r.c.id == t.c.run_id).join(s, s.c.id == r.c.session_id)
+            .where(t.c.participant == pseud).order_by(t.c.id)
+        ).all()
+        run_ids = sorted({int(x.run_id) for x in tracks})
+        track_ids = [int(x.id) for x in tracks]
+        data = []
+        for x in tracks:
+            entry = {k: _jsonable(v) for k, v in x._mapping.items()}
+            entry["window_features"] = [
+                {k: _jsonable(v) for k, v in row._mapping.items()}
+                for row in conn.execute(select(schema.window_features).where(schema.window_features.c.track_id == x.id)
+                                        .order_by(schema.window_features.c.second))
+            ]
+            entry["engagement_estimates"] = [
+                {k: _jsonable(v) for k, v in row._mapping.items()}
+                for row in conn.execute(select(schema.engagement_estimates)
+                                        .where(schema.engagement_estimates.c.track_id == x.id)
+                                        .order_by(schema.engagement_estimates.c.second))
+            ]
+            data.append(entry)
+    out["tracks"] = data
+    out["consents"] = [c.to_dict() for c in list_consents(store, participant=pseud)]
+    trail = []
+    for e in AuditLog(store).entries():
+        d = e.details
+        mentioned = (
+            d.get("participant") == pseud
+            or pseud in (d.get("participants") or [])
+            or (d.get("run_id") in run_ids if d.get("run_id") is not None else False)
+        )
+        if mentioned:
+            trail.append(e.to_dict())
+    out["processing_trail"] = trail
+    out["summary"] = {"tracks": len(track_ids), "runs": run_ids,
+                      "seconds": sum(len(x["window_features"]) for x in data)}
+    AuditLog(store).record(AuditAction.SUBJECT_ACCESS, actor or default_actor(),
+                           {"participant": pseud, "tracks": len(track_ids), "runs": run_ids})
+    return out
+
+
+@dataclass
+class ErasureResult:
+    participant: str
+    counts: dict[str, int]
+    receipt: dict
+    receipt_file: Path | None
+
+
+def erase(store, participant: str, *, cohort: str | None = None, actor: str | None = None) -> ErasureResult:
+    """Delete every per-second row and track of the participant and end their consents (so no
+    later run processes them again). Consent records stay, marked withdrawn: they are the proof
+    that earlier processing was lawful (a legal obligation of the controller)."""
+    pseud = resolve_subject(store, participant, cohort)
+    CR = tables.consent_records
+    c = CR.c
+    now = utcnow()
+    with store.transaction() as conn:
+        counts = delete_participant_data(conn, [pseud])
+        ended = conn.execute(
+            update(CR).where(c.participant == pseud, c.withdrawn_at.is_(None)).values(withdrawn_at=for_db(now))
+        ).rowcount or 0
+        counts["consents_ended"] = int(ended)
+        if not any(counts.values()):
+            known = conn.execute(select(c.id).where(c.participant == pseud).limit(1)).first()
+            if known is None:
+                raise ConsentError(
+                    "nothing is stored for that participant in this cohort (check the cohort, or the key was destroyed)"
+                )
+        receipt = add_receipt(conn, kind="erasure", trigger="subject_request", counts=counts, subject=pseud, at=now)
+        AuditLog(store).record(AuditAction.SUBJECT_ERASURE, actor or default_actor(),
+                               {"participant": pseud, "counts": counts, "receipt_id": receipt["receipt_id"]}, conn=conn)
+    return ErasureResult(pseud, counts, receipt, write_receipt_file(receipt))
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)

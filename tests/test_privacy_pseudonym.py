@@ -1,0 +1,85 @@
+"""Keyed pseudonyms and cohort keys (crypto-shredding)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from sqlalchemy import select
+
+from engagement.errors import ConfigError
+from engagement.store import Store
+from privacy import tables
+from privacy.audit import AuditAction, AuditLog
+from privacy.errors import CohortKeyError
+from privacy.pseudonym import KeyRing, key_path
+
+
+@pytest.fixture
+def store(isolated_data_dir):
+    s = Store.open(f"sqlite:///{isolated_data_dir / 'test.db'}")
+    yield s
+    s.close()
+
+
+def test_key_file_apart_and_private(store, isolated_data_dir):
+    ring = KeyRing(store)
+    p1 = ring.pseudonym("Siti@Example.go.id", "latsar")
+    path = key_path("latsar")
+    assert path.parent == isolated_data_dir / "keys" and path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # Deterministic across instances; normalised identity; cohort-specific.
+    assert KeyRing().pseudonym(" siti@example.GO.id ", "latsar") == p1
+    assert KeyRing().pseudonym("siti@example.go.id", "other") != p1
+    assert p1.startswith("p-") and len(p1) == 42
+    assert AuditLog(store).entries(action=AuditAction.KEY_CREATED)[0].details["cohort"] == "latsar"
+
+
+def test_destroyed_key_breaks_the_link(store):
+    ring = KeyRing(store)
+    old = ring.pseudonym("siti@example.go.id", "latsar")
+    fp = ring.destroy("latsar")
+    assert not key_path("latsar").exists()
+    with pytest.raises(CohortKeyError, match="no key"):
+        KeyRing().lookup("siti@example.go.id", "latsar")
+    # Using the cohort again makes a new key: the same identity no longer maps to the old pseudonym.
+    assert KeyRing(store).pseudonym("siti@example.go.id", "latsar") != old
+    with store.transaction() as conn:
+        events = [(r.event, r.fingerprint) for r in conn.execute(select(tables.cohort_key_events).order_by(tables.cohort_key_events.c.id))]
+    assert events[0][0] == "created" and ("destroyed", fp) in events and events[-1][0] == "created"
+    destroyed = AuditLog(store).entries(action=AuditAction.KEY_DESTROYED)
+    assert destroyed[0].details == {"cohort": "latsar", "fingerprint": fp}
+    with pytest.raises(CohortKeyError):
+        KeyRing(store).destroy("never-used")
+
+
+def test_refuses_loose_or_corrupt_key(store):
+    ring = KeyRing()
+    ring.pseudonym("a", "c1")
+    path = key_path("c1")
+    os.chmod(path, 0o644)
+    with pytest.raises(CohortKeyError, match="chmod 600"):
+        KeyRing().pseudonym("a", "c1")
+    os.chmod(path, 0o600)
+    path.write_text("nonsense\n")
+    with pytest.raises(CohortKeyError, match="corrupt"):
+        KeyRing().pseudonym("a", "c1")
+
+
+@pytest.mark.parametrize("bad", ["../x", ".hidden", "a/b", "x" * 65, "spa ce"])
+def test_cohort_names_cannot_escape(bad):
+    with pytest.raises(ConfigError, match="cohort name"):
+        KeyRing().pseudonym("a", bad)
+
+
+def test_cli_keys_destroy(store, capsys):
+    from engagement.cli import main
+
+    KeyRing(store).pseudonym("a", "c1")
+    # Without --yes and without a terminal: refused, nothing destroyed.
+    assert main(["privacy", "keys", "destroy", "c1", "--db", store.url]) == 2
+    assert key_path("c1").exists()
+    assert main(["privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]) == 0
+    assert not key_path("c1").exists()

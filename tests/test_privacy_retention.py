@@ -1,0 +1,177 @@
+"""Retention policy and purge: exact period edges, receipts, dry runs, bad policy files."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from engagement import schema
+from engagement.store import Store
+from privacy import consent, tables
+from privacy.audit import AuditAction, AuditLog
+from privacy.errors import PolicyError
+from privacy.retention import DEFAULT_PERIODS, load_policy, policy_path, purge
+from privacy.timeutil import for_db
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+US = timedelta(microseconds=1)
+
+
+@pytest.fixture
+def store(isolated_data_dir):
+    s = Store.open(f"sqlite:///{isolated_data_dir / 'test.db'}")
+    yield s
+    s.close()
+
+
+def setup_run(store, started: datetime) -> tuple[int, int, str]:
+    pseud = consent.grant(store, "siti@x.id", cohort="c1", notice_version="v1", language="id", evidence="f",
+                          at=started - timedelta(days=1))[0].participant
+    sid = store.session_id("s1", cohort="c1")
+    run = store.begin_run(sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
+                          config_hash="0", models={})
+    with store.transaction() as conn:
+        conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(started_at=for_db(started), status="complete"))
+        track = store.add_track(conn, run, "T1", pseud, 0)
+    return run, track, pseud
+
+
+def add_rows(store, run: int, track: int, second: int, created: datetime) -> None:
+    with store.transaction() as conn:
+        conn.execute(insert(schema.window_features).values(
+            run_id=run, track_id=track, second=second, created_at=for_db(created), n_frames=1, n_face=1,
+            present_ratio=1.0, blinks=0))
+        conn.execute(insert(schema.engagement_estimates).values(
+            run_id=run, track_id=track, second=second, created_at=for_db(created), state="present"))
+        conn.execute(insert(schema.class_timeline).values(
+            run_id=run, second=second, created_at=for_db(created), n_present=1, n_tracked=1, suppressed=1))
+
+
+def count(store, table) -> int:
+    with store.transaction() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_defaults_without_file():
+    policy = load_policy()
+    assert policy.periods == DEFAULT_PERIODS and policy.raw_frames == "never" and policy.profile == "id-pdp"
+
+
+def test_purge_boundaries_exact(store):
+    policy = load_policy()
+    feat, tl, agg = (DEFAULT_PERIODS[k] for k in ("features", "timelines", "aggregates"))
+    run, track, _ = setup_run(store, NOW - agg - timedelta(days=1))
+    add_rows(store, run, track, 0, NOW - feat)  # exactly at the features edge: kept
+    add_rows(store, run, track, 1, NOW - feat - US)  # one microsecond past: features deleted
+    add_rows(store, run, track, 2, NOW - tl - US)  # past timelines too
+    add_rows(store, run, track, 3, NOW - agg)  # aggregates edge: class row kept
+    add_rows(store, run, track, 4, NOW - agg - US)  # everything past
+    dry = purge(store, policy, now=NOW, dry_run=True)
+    assert (dry.counts["window_features"], dry.counts["engagement_estimates"], dry.counts["class_timeline"]) == (4, 3, 1)
+    assert count(store, schema.window_features) == 5  # a dry run changes nothing
+    assert count(store, tables.purge_receipts) == 0
+    receipt = purge(store, policy, now=NOW)
+    assert receipt.counts["window_features"] == 4
+    assert receipt.counts["engagement_estimates"] == 3
+    assert receipt.counts["class_timeline"] == 1
+    with store.transaction() as conn:
+        assert [r[0] for r in conn.execute(select(schema.window_features.c.second))] == [0]
+        assert sorted(r[0] for r in conn.execute(select(schema.engagement_estimates.c.second))) == [0, 1]
+        assert sorted(r[0] for r in conn.execute(select(schema.class_timeline.c.second))) == [0, 1, 2, 3]
+    # The receipt: table row, JSON file, audit entry, all with the policy hash.
+    data = json.loads(receipt.file.read_text())
+    assert data["policy_hash"] == policy.hash and data["counts"]["window_features"] == 4
+    assert receipt.file.parent.name == "receipts"
+    assert count(store, tables.purge_receipts) == 1
+    purges = AuditLog(store).entries(action=AuditAction.PURGE)
+    assert purges[-1].details["receipt_id"] == receipt.receipt_id
+    # Purging again at the same moment deletes nothing more.
+    assert purge(store, policy, now=NOW).total == 0
+
+
+def test_track_goes_when_its_rows_are_gone(store):
+    policy = load_policy()
+    run, track, _ = setup_run(store, NOW - timedelta(days=400))
+    add_rows(store, run, track, 0, NOW - timedelta(days=400))
+    receipt = purge(store, policy, now=NOW)
+    assert receipt.counts["tracks"] == 1 and receipt.counts["runs"] == 1
+    assert count(store, schema.tracks) == 0 and count(store, schema.runs) == 0
+
+
+def test_purge_enforces_consent(store):
+    run, track, pseud = setup_run(store, NOW - timedelta(days=1))
+    with store.transaction() as conn:
+        store.add_track(conn, run, "T2", None, 0)  # a track nobody consented for
+    add_rows(store, run, track, 0, NOW)
+    receipt = purge(store, load_policy(), now=NOW)
+    assert receipt.counts["unconsented_tracks"] == 1
+    # A row written for a participant after their consent ended goes too.
+    with store.transaction() as conn:
+        conn.execute(update(tables.consent_records).values(withdrawn_at=for_db(NOW)))
+    assert purge(store, load_policy(), now=NOW).counts["unconsented_tracks"] == 1
+    assert count(store, schema.window_features) == 0
+
+
+def test_before_date_and_audit_tier(store, isolated_data_dir):
+    run, track, _ = setup_run(store, NOW - timedelta(days=3))
+    add_rows(store, run, track, 0, NOW - timedelta(days=3))
+    add_rows(store, run, track, 1, NOW - timedelta(hours=1))
+    receipt = purge(store, load_policy(), now=NOW, before=NOW - timedelta(days=1))
+    assert receipt.counts["window_features"] == 1 and receipt.counts["class_timeline"] == 1
+    # Audit tier: a short period removes the oldest entries as a prefix; the chain still verifies.
+    policy_file = policy_path()
+    policy_file.parent.mkdir(parents=True, exist_ok=True)
+    policy_file.write_text('[retention]\naudit = "1d"\n')
+    n_before = len(AuditLog(store).entries())
+    receipt = purge(store, load_policy(), now=datetime.now(timezone.utc) + timedelta(days=2))
+    assert receipt.counts["audit_log"] == n_before
+    result = AuditLog(store).verify()
+    assert result.ok, result.problems
+    # The changed policy was audited, with the old and new hashes.
+    assert AuditLog(store).entries(action=AuditAction.POLICY_CHANGE)[-1].details["new_hash"] == load_policy().hash
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[retention\nfeatures = 1", "not valid TOML"),
+        ('[retention]\nfeatures = "30 days"\n', "not a period"),
+        ('[retention]\nfeatures = -1\n', "between 0 and 10 years"),
+        ('[retention]\nraw_frames = "7d"\n', "raw_frames must be \"never\""),
+        ('[retention]\nfeature = "7d"\n', "unknown retention tier"),
+        ('[compliance]\nprofile = "gdpr-lite"\n', "unknown compliance profile"),
+        ('[extra]\nx = 1\n', "unknown section"),
+    ],
+)
+def test_malformed_policy_changes_nothing(store, text, message, capsys):
+    from engagement.cli import main
+
+    run, track, _ = setup_run(store, NOW - timedelta(days=400))
+    add_rows(store, run, track, 0, NOW - timedelta(days=400))
+    p = policy_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        load_policy()
+    assert main(["privacy", "purge", "--yes", "--db", store.url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.split()[0] in err and err.count("\n") == 1
+    assert count(store, schema.window_features) == 1 and count(store, tables.purge_receipts) == 0
+
+
+def test_cli_purge(store, capsys):
+    from engagement.cli import main
+
+    assert main(["privacy", "purge", "--before", "01/02/2026", "--yes", "--db", store.url]) == 2
+    assert "not a date" in capsys.readouterr().err
+    assert main(["privacy", "purge", "--dry-run", "--db", store.url]) == 0
+    assert json.loads(capsys.readouterr().out)["dry_run"] is True
+    assert count(store, tables.purge_receipts) == 0
+    assert main(["privacy", "purge", "--yes", "--db", store.url]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["receipt_id"] == 1
+    assert main(["privacy", "policy", "show"]) == 0
+    assert 'raw_frames = "never"' in capsys.readouterr().out
