@@ -67,6 +67,10 @@ class VisionStage:
         ids = self.tracker.update(boxes, frame.t_ms)
         return [FaceObservation(track_id=i, bbox=b, landmarks=lm) for i, b, lm in zip(ids, boxes, faces)]
 
+    def consent_box(self, face: FaceObservation) -> tuple[float, float, float, float]:
+        """The box the consent gate places on the roster; subclasses (gallery view) may anchor it."""
+        return face.bbox
+
     def measure(self, frame: Frame, faces: list[FaceObservation]) -> list[FrameFeatures]:
         if not faces:
             return []

@@ -1,0 +1,310 @@
+"""Gallery view: a meeting grid (2x2 .. 5x5 tiles) captured from a facilitator's screen.
+
+Why per-tile crops: MediaPipe's face mesh finds faces with its short-range detector on a 128x128
+rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
+missed. Running one landmarker per tile crop gives each face a detector input of its own tile
+(a face fills 20-40 % of it), and in video mode the landmarker then tracks from the previous
+frame's landmarks, so the detector only reruns when a tile loses its face. Measured against a
+full-frame mesh and the full-range detector in `benchmarks/live_gallery.py --compare`; the
+figures are in docs/live.md.
+
+Track ids are tile-anchored: an id belongs to a participant's *video tile* (their feed), not to a
+screen position and not to a face embedding:
+- a tile keeps its id while its feed continues, also through seconds without a face (camera
+  off, looking away): the windows record those seconds as absent, never as a new person;
+- when the meeting app moves or swaps tiles, the content that appears at the new position is
+  matched to the content that left the old one (a tiny colour thumbnail of the whole tile,
+  background included, which is far more distinctive between feeds than between frames of one
+  feed), and the id moves with it. A tile whose content cuts without matching any other tile's
+  previous content keeps its id (the same feed cut, e.g. a shared slide).
+- consent follows the id: the gate is asked with the tile where the id was first seen (its home
+  tile in the roster's layout), so after a swap nobody's data is stored under the other's
+  pseudonym.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from engagement.config import AnalysisOptions
+from engagement.errors import ConfigError
+from engagement.records import FaceObservation, Frame
+from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+from engagement.vision.quality import face_box
+from engagement.vision.stage import VisionStage
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
+
+# Thumbnail of a whole tile used to tell feeds apart (8x6 colour pixels: cheap, blur-tolerant).
+SIGNATURE_SIZE = (8, 6)
+# Mean absolute thumbnail change (0-1) above which a tile's content is said to have cut. Frames
+# of one talking-head feed measured <= 0.043 apart on the real clips; different feeds 0.04-0.35: feeds that look alike at
+# this scale (same room, same person) are not told apart, and then the id stays with the position.
+CUT_THRESHOLD = 0.06
+# A cut tile's new content must be this close to another tile's previous content to count as
+# that feed having moved here.
+MATCH_THRESHOLD = 0.05
+
+
+@dataclass(frozen=True)
+class GalleryLayout:
+    """A grid of `cols` x `rows` equal tiles over a `width` x `height` screen region."""
+
+    cols: int
+    rows: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.cols <= 10 and 1 <= self.rows <= 10):
+            raise ConfigError(f"gallery grid must have 1-10 columns and rows, got {self.cols}x{self.rows}")
+        if self.width < self.cols * 32 or self.height < self.rows * 32:
+            raise ConfigError(f"a {self.cols}x{self.rows} grid needs at least 32x32 px per tile")
+
+    @property
+    def n_tiles(self) -> int:
+        return self.cols * self.rows
+
+    def tile_rect(self, index: int) -> Rect:
+        """Pixel rectangle of tile `index` (row-major, 0-based)."""
+        r, c = divmod(index, self.cols)
+        return (
+            c * self.width // self.cols,
+            r * self.height // self.rows,
+            (c + 1) * self.width // self.cols,
+            (r + 1) * self.height // self.rows,
+        )
+
+    def tiles(self) -> list[Rect]:
+        return [self.tile_rect(i) for i in range(self.n_tiles)]
+
+    def tile_of(self, x: float, y: float) -> int | None:
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            return None
+        return int(y * self.rows // self.height) * self.cols + int(x * self.cols // self.width)
+
+
+def parse_grid(text: str) -> tuple[int, int]:
+    """`COLSxROWS`, e.g. `3x3` -> (3, 3)."""
+    try:
+        cols, rows = (int(v) for v in str(text).lower().replace(" ", "").split("x"))
+    except ValueError:
+        raise ConfigError(f"--grid must look like COLSxROWS, e.g. 3x3, got {text!r}") from None
+    if not (1 <= cols <= 10 and 1 <= rows <= 10):
+        raise ConfigError(f"--grid must have 1-10 columns and rows, got {text!r}")
+    return cols, rows
+
+
+def compose_gallery(
+    tiles: Sequence[np.ndarray | None], layout: GalleryLayout, *, gap: int = 4, background: int = 32
+) -> np.ndarray:
+    """Draw images into a grid the way meeting apps do: letterboxed, with a gap between tiles.
+
+    Used to build test and benchmark gallery videos from real clips; `None` is an empty tile.
+    """
+    canvas = np.full((layout.height, layout.width, 3), background, np.uint8)
+    for index, image in enumerate(tiles[: layout.n_tiles]):
+        if image is None:
+            continue
+        x0, y0, x1, y1 = layout.tile_rect(index)
+        w, h = x1 - x0 - 2 * gap, y1 - y0 - 2 * gap
+        scale = min(w / image.shape[1], h / image.shape[0])
+        nw, nh = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
+        small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        ox, oy = x0 + gap + (w - nw) // 2, y0 + gap + (h - nh) // 2
+        canvas[oy : oy + nh, ox : ox + nw] = small
+    return canvas
+
+
+def tile_signature(tile: np.ndarray) -> np.ndarray:
+    """A tiny colour thumbnail (0-1 floats) of a whole tile: what tells one feed from another."""
+    return cv2.resize(tile, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(a - b)))
+
+
+@dataclass
+class _Slot:
+    track_id: int | None = None
+    signature: np.ndarray | None = None
+
+
+@dataclass
+class TileIdTracker:
+    """Tile-anchored track ids (see the module docstring for what "stay with the tile" means)."""
+
+    n_tiles: int
+    cut_threshold: float = CUT_THRESHOLD
+    match_threshold: float = MATCH_THRESHOLD
+    _slots: list[_Slot] = field(default_factory=list)
+    _next_id: int = 1
+    home: dict[int, int] = field(default_factory=dict)  # track id -> tile it was first seen in
+    moves: int = 0  # how many times an id followed its feed to another tile
+
+    def __post_init__(self) -> None:
+        self._slots = [_Slot() for _ in range(self.n_tiles)]
+
+    def update(self, signatures: Sequence[np.ndarray], has_face: Sequence[bool]) -> list[int | None]:
+        """The track id of each tile's face this frame (None: no face in that tile)."""
+        previous = [s.signature for s in self._slots]
+        cut = [
+            prev is not None and signature_distance(prev, sig) > self.cut_threshold
+            for prev, sig in zip(previous, signatures)
+        ]
+        ids = [s.track_id for s in self._slots]
+        changed = [i for i, c in enumerate(cut) if c]
+        if len(changed) >= 2:
+            # Content that appeared in a cut tile is matched to content that left another cut
+            # tile; greedy on distance is exact enough for the few tiles one reorder moves.
+            pairs = sorted(
+                (signature_distance(signatures[j], previous[i]), i, j)  # type: ignore[arg-type]
+                for j in changed
+                for i in changed
+                if i != j
+            )
+            taken_src: set[int] = set()
+            taken_dst: set[int] = set()
+            moved: dict[int, int | None] = {}
+            for dist, src, dst in pairs:
+                if dist > self.match_threshold:
+                    break
+                if src in taken_src or dst in taken_dst:
+                    continue
+                # Only a move if the new content matches the other tile better than its own past.
+                if dist >= signature_distance(signatures[dst], previous[dst]):  # type: ignore[arg-type]
+                    continue
+                taken_src.add(src)
+                taken_dst.add(dst)
+                moved[dst] = ids[src]
+            for dst, track_id in moved.items():
+                self._slots[dst].track_id = track_id
+                self.moves += track_id is not None
+            # A feed that moved away and was not replaced by another feed leaves an empty slot.
+            for src in taken_src - taken_dst:
+                self._slots[src].track_id = None
+        out: list[int | None] = []
+        for i, (sig, face) in enumerate(zip(signatures, has_face)):
+            slot = self._slots[i]
+            slot.signature = sig
+            if face and slot.track_id is None:
+                slot.track_id = self._next_id
+                self.home[self._next_id] = i
+                self._next_id += 1
+            out.append(slot.track_id if face else None)
+        return out
+
+
+LandmarkerFactory = Callable[[LandmarkerOptions], FaceLandmarker]
+
+
+class GalleryVisionStage(VisionStage):
+    """VisionStage for a meeting grid: one landmarker per tile crop, tile-anchored ids.
+
+    `measure` is inherited unchanged, so gallery faces give the same numbers as any other face.
+    """
+
+    def __init__(
+        self,
+        options: AnalysisOptions,
+        layout: GalleryLayout,
+        *,
+        expression_model=None,
+        landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
+        faces_per_tile: int = 1,
+    ):
+        self.layout = layout
+        self._tile_options = LandmarkerOptions(
+            max_faces=faces_per_tile,
+            min_detection_confidence=options.min_detection_confidence,
+            min_tracking_confidence=options.min_tracking_confidence,
+        )
+        # One landmarker per tile: each keeps its own tracking state, so a tile's face is
+        # re-detected only when that tile loses it. Created lazily, on a tile's first use.
+        self._factory = landmarker_factory
+        self._landmarkers: list[FaceLandmarker | None] = [None] * layout.n_tiles
+        super().__init__(options, landmarker=None, expression_model=expression_model)  # type: ignore[arg-type]
+        self.tile_ids = TileIdTracker(layout.n_tiles)
+        self._tile_of_track: dict[int, int] = {}
+
+    @classmethod
+    def for_layout(cls, options: AnalysisOptions, layout: GalleryLayout, models_dir=None) -> "GalleryVisionStage":
+        expression_model = None
+        if options.expression:
+            from engagement.vision.expression import ExpressionModel
+
+            expression_model = ExpressionModel.load(models_dir=models_dir)
+        return cls(options, layout, expression_model=expression_model)
+
+    def model_versions(self) -> dict[str, dict[str, str]]:
+        models = super().model_versions()
+        models["face-landmarker"] = {"version": "mediapipe-0.10.21-face_mesh-refined-per-tile"}
+        return models
+
+    def _landmarker(self, index: int) -> FaceLandmarker:
+        lm = self._landmarkers[index]
+        if lm is None:
+            lm = self._landmarkers[index] = self._factory(self._tile_options)
+        return lm
+
+    def observe(self, frame: Frame) -> list[FaceObservation]:
+        if frame.t_ms <= self._last_ms:
+            raise ValueError(f"frame times must increase: {frame.t_ms} ms after {self._last_ms} ms")
+        self._last_ms = frame.t_ms
+        width, height = frame.size
+        if (width, height) != (self.layout.width, self.layout.height):
+            raise ValueError(
+                f"frame is {width}x{height} but the gallery layout is {self.layout.width}x{self.layout.height}"
+            )
+        found: list[np.ndarray | None] = []
+        signatures = []
+        for index, (x0, y0, x1, y1) in enumerate(self.layout.tiles()):
+            crop = frame.image[y0:y1, x0:x1]
+            signatures.append(tile_signature(crop))
+            faces = self._landmarker(index).detect(crop)
+            if faces:
+                # The biggest face is the tile's participant; anyone behind them is not tracked.
+                lm = max(faces, key=lambda f: float(np.ptp(f[:, 0]))).copy()
+                lm[:, 0] += x0
+                lm[:, 1] += y0
+                found.append(lm)
+            else:
+                found.append(None)
+        ids = self.tile_ids.update(signatures, [f is not None for f in found])
+        out = []
+        for index, (track_id, lm) in enumerate(zip(ids, found)):
+            if track_id is None or lm is None:
+                continue
+            self._tile_of_track[track_id] = index
+            out.append(FaceObservation(track_id=track_id, bbox=face_box(lm, width, height), landmarks=lm))
+        return out
+
+    def tile_of(self, track_id: int) -> int | None:
+        """The tile the track was last seen in (0-based, row-major)."""
+        return self._tile_of_track.get(track_id)
+
+    def consent_box(self, face: FaceObservation) -> tuple[float, float, float, float]:
+        # Consent follows the id, not the screen position: ask with the track's home tile so a
+        # reordered grid never ties a face to the roster entry of whoever sat there before.
+        home = self.tile_ids.home.get(face.track_id)
+        if home is None:
+            return face.bbox
+        x0, y0, x1, y1 = self.layout.tile_rect(home)
+        return (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
+
+    def close(self) -> None:
+        for lm in self._landmarkers:
+            if lm is not None:
+                lm.close()
+        self._landmarkers = [None] * self.layout.n_tiles
+
+
+def effective_face_rate(frames_analysed: int, wall_s: float) -> float:
+    """Every face in an analysed frame is measured, so the per-face rate is the analysed rate."""
+    return frames_analysed / wall_s if wall_s > 0 and math.isfinite(wall_s) else 0.0
