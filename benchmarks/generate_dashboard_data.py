@@ -18,6 +18,7 @@ the journal off; numpy draws every participant-second of a session at once.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sqlite3
 import sys
 import time
@@ -74,13 +75,15 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
     con.execute("PRAGMA journal_mode=OFF")  # a benchmark file: speed over crash safety
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-200000")
-    counts = {"sessions": 0, "runs": 0, "tracks": 0, "class_timeline": 0, "engagement_estimates": 0, "alerts": 0, "agenda_items": 0}
-    first_day = datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc)
+    counts = {"consent_records": 0, "sessions": 0, "runs": 0, "tracks": 0, "class_timeline": 0, "engagement_estimates": 0, "alerts": 0, "agenda_items": 0}
+    # Recent dates, so the default retention policy (per-participant data 90 days) that
+    # `engagement dashboard` applies at start-up keeps them: 100 sessions span the last 60 days.
+    last_start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=seconds + 3600)
     agenda_scale = seconds / 7200.0
     secs = np.arange(seconds, dtype=np.int64)
     t_start = time.perf_counter()
     for i in range(sessions):
-        started = first_day + timedelta(days=2 * i, hours=int(i % 3))
+        started = last_start - timedelta(days=0.6 * (sessions - 1 - i))
         now = _ts(started + timedelta(seconds=seconds))
         with con:
             cur = con.cursor()
@@ -97,6 +100,16 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
                  "0" * 64, seconds * 25, seconds * 5, seconds),
             )
             run_id = cur.lastrowid
+            # Consent: the facilitator attested that everyone present consented (one record per
+            # session); tracks carry session-scoped attested pseudonyms. Without it the start-up
+            # purge would (rightly) delete every unconsented track.
+            cur.execute(
+                "INSERT INTO consent_records (kind, cohort, participant, session_name, attested_by, scope,"
+                " notice_version, language, evidence, granted_at, withdrawn_at, created_at)"
+                " VALUES ('attestation', ?, NULL, ?, ?, 'facilitator_feedback', 'bench-1', 'id',"
+                " 'synthetic benchmark data', ?, NULL, ?)",
+                (COHORTS[i % len(COHORTS)], f"sesi-{i + 1:03d}", "p-" + "0" * 40, _ts(started), _ts(started)),
+            )
             cur.executemany(
                 "INSERT INTO agenda_items (session_id, start_second, title) VALUES (?, ?, ?)",
                 [(session_id, int(s * agenda_scale), title) for s, title in AGENDA],
@@ -123,7 +136,8 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
                 idx = np.flatnonzero(row)
                 first = int(idx[0]) if idx.size else 0
                 last = int(idx[-1]) if idx.size else 0
-                track_rows.append((run_id, f"T{p + 1}", None, first, last, int(row.sum())))
+                pseudonym = "a-" + hashlib.sha256(f"{seed}:{i}:{p}".encode()).hexdigest()[:40]
+                track_rows.append((run_id, f"T{p + 1}", pseudonym, first, last, int(row.sum())))
             cur.executemany(
                 "INSERT INTO tracks (run_id, label, participant, first_second, last_second, present_seconds)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -189,6 +203,7 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
                     )
                 counts["engagement_estimates"] += participants * seconds
         counts["sessions"] += 1
+        counts["consent_records"] += 1
         counts["runs"] += 1
         if (i + 1) % 10 == 0 or i + 1 == sessions:
             print(f"  {i + 1}/{sessions} sessions, {time.perf_counter() - t_start:.0f} s", flush=True)

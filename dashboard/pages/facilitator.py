@@ -73,10 +73,10 @@ def _overview() -> None:
     if agenda.empty:
         st.caption(t("facilitator.no_agenda_hint"))
 
+    dist = queries.attention_distribution(store, run_id)
     left, right = st.columns(2)
     with left:
         st.subheader(t("facilitator.distribution"))
-        dist = queries.attention_distribution(store, run_id)
         if dist.empty:
             ui.empty_state("facilitator.no_estimates")
         else:
@@ -118,10 +118,7 @@ def _overview() -> None:
     else:
         scores = pd.DataFrame(columns=["start_second", "end_second", "title", "score", "present_share"])
 
-    dist_for_report = queries.attention_distribution(store, run_id)
-    html = report.session_summary_html(
-        current_lang(), session, stats, tl, scores, agenda, alerts, dist_for_report, length
-    )
+    html = report.session_summary_html(current_lang(), session, stats, tl, scores, agenda, alerts, dist, length)
     st.download_button(
         t("facilitator.download_summary"),
         data=html.encode("utf-8"),
@@ -209,10 +206,15 @@ with st.expander(t("agenda.edit"), icon=":material/event_note:"):
         except EngagementError as exc:
             st.error(t("agenda.invalid", detail=str(exc)))
     if not agenda_now.empty:
+        item_labels = {
+            int(i): f"{fmt_seconds(int(start))} {title}"
+            for i, start, title in zip(agenda_now["id"], agenda_now["start_second"], agenda_now["title"])
+        }
         remove = st.selectbox(
             t("agenda.remove_pick"),
-            agenda_now["id"].tolist(),
-            format_func=lambda i: f"{fmt_seconds(int(agenda_now.set_index('id').loc[i, 'start_second']))} {agenda_now.set_index('id').loc[i, 'title']}",
+            list(item_labels),
+            format_func=lambda i: item_labels.get(i, ""),
+            key=f"agenda_remove_{session_id}",  # per session: another session's items are not options
         )
         if st.button(t("agenda.remove")):
             queries.delete_agenda_item(store, int(remove))

@@ -1,0 +1,137 @@
+"""Real-browser check: `engagement dashboard` serves, a facilitator signs in, the chart draws.
+
+Drives Debian's system chromium (never a downloaded browser) headless through Playwright.
+Skips when /usr/bin/chromium is absent, unless ENGAGEMENT_REQUIRE_BROWSER=1 (CI): then it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "browser-test-pass"
+
+pytestmark = pytest.mark.slow
+
+
+def _require_browser() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"system chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("ENGAGEMENT_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dashboard exited early with {proc.returncode}: {proc.stdout.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"dashboard did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture
+def server(tmp_path):
+    _require_browser()
+    db = tmp_path / "browser.db"
+    spec = importlib.util.spec_from_file_location("gen_dash", ROOT / "benchmarks" / "generate_dashboard_data.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.generate(db, sessions=2, participants=8, seconds=900, estimates=True, seed=3)
+    env = dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), ENGAGEMENT_DB=f"sqlite:///{db}")
+    engagement = [sys.executable, "-m", "engagement.cli"]
+    subprocess.run(
+        [*engagement, "dashboard", "users", "add", "fasil", "--role", "facilitator", "--password-stdin"],
+        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*engagement, "dashboard", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # so the test can stop streamlit and its children together
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        yield f"http://127.0.0.1:{port}", tmp_path
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+def test_facilitator_signs_in_and_sees_the_timeline_chart(server):
+    from playwright.sync_api import sync_playwright
+
+    url, tmp_path = server
+    shot = tmp_path / "facilitator.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            # Indonesian by default: the sign-in form's labels come from id.json.
+            page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
+            page.get_by_label("Kata sandi").fill(PASSWORD)
+            page.get_by_role("button", name="Masuk").click()
+            page.get_by_role("heading", name="Sesi kelas").first.wait_for(timeout=60_000)
+            # Vega-Embed renders into a canvas (or svg): wait until the timeline has drawn.
+            chart = page.locator(".vega-embed canvas, .vega-embed svg").first
+            try:
+                chart.wait_for(state="visible", timeout=60_000)
+            except Exception:
+                page.screenshot(path=str(shot), full_page=True)
+                _keep(shot)
+                (tmp_path / "page.html").write_text(page.content())
+                _keep(tmp_path / "page.html")
+                raise
+            box = chart.bounding_box()
+            assert box and box["width"] > 200 and box["height"] > 100
+            assert page.locator(".vega-embed").count() >= 3  # timeline, distribution, presence
+            page.screenshot(path=str(shot), full_page=True)
+            assert page.get_by_text("Traceback").count() == 0
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    _keep(shot)
+
+
+def _keep(path: Path) -> None:
+    """Copy an artefact (screenshot, page) to ENGAGEMENT_SCREENSHOT_DIR when set (CI uploads it)."""
+    if os.environ.get("ENGAGEMENT_SCREENSHOT_DIR"):
+        target = Path(os.environ["ENGAGEMENT_SCREENSHOT_DIR"])
+        target.mkdir(parents=True, exist_ok=True)
+        (target / path.name).write_bytes(path.read_bytes())
