@@ -1,0 +1,153 @@
+"""The temporal stage: per-second windows in, per-track engagement and a class timeline out.
+
+Per track it keeps the last SEGMENT_S (30) seconds of windows and a GRU state. Every HOP_S (15)
+seconds, once the track has existed for SEGMENT_S seconds, the last SEGMENT_S seconds become a
+segment that advances the committed state (30 s segments every 15 s: the time scale of the
+Engagement-in-the-Wild segments the model learned from). Every second the current buffer is run
+as a provisional next segment from the committed state, without committing it, so the timeline
+has a score every second. A track scores from its MIN_PRESENT_S-th second with a face on.
+
+Missing is missing: a second without a face is `absent`, with no score; a face with too little
+signal is `unknown`; neither enters the class mean, and a segment without a face leaves the
+GRU state as it was. Tracks outside `consenting` are not processed at all and their state is
+dropped. Memory is flat: 30 windows and one state per track, one float per second for alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engagement.records import WindowFeatures
+from engagement.temporal.features import HOP_S, MIN_PRESENT_S, N_ATTENTION, SEGMENT_S, segment_inputs
+from engagement.temporal.model import TemporalModel
+from engagement.temporal.records import Alert, EngagementEstimate, SecondOutput
+from engagement.temporal.timeline import DropRule, class_point, detect_drops
+
+# Scores from a span shorter than a segment get extra uncertainty, added in quadrature, growing
+# to this value as the span shrinks to nothing (a heuristic: short spans read as steadier).
+SHORT_SPAN_UNCERTAINTY = 0.2
+
+
+@dataclass
+class _Track:
+    first_second: int
+    buffer: deque = field(default_factory=lambda: deque(maxlen=SEGMENT_S))
+    state: np.ndarray | None = None  # committed GRU state (members, 1, hidden)
+    prev_state: np.ndarray | None = None  # the state before the last commit
+    last_commit: int | None = None
+
+
+class TemporalStage:
+    """Streaming engagement estimation; call `process_second` once per second in order."""
+
+    def __init__(self, model: TemporalModel, use_expression: bool = False, k_min: int = 3,
+                 drop_rule: DropRule | None = None) -> None:
+        if k_min < 1:
+            raise ValueError("k_min must be at least 1")
+        self.model = model
+        self.use_expression = use_expression
+        self.k_min = k_min
+        self.drop_rule = drop_rule or DropRule()
+        self._tracks: dict[int, _Track] = {}
+        self._class_series: list[tuple[int, float | None]] = []
+        self._last_second: int | None = None
+
+    @classmethod
+    def load(cls, models_dir: Path | None = None, use_expression: bool = False, k_min: int = 3) -> "TemporalStage":
+        """The registered model (sha256-checked). Expressions feed the model only when the profile
+        allows them *and* the model was trained with them (the shipped v1 was not)."""
+        return cls(TemporalModel.load(models_dir=models_dir), use_expression=use_expression, k_min=k_min)
+
+    def model_versions(self) -> dict[str, dict[str, str]]:
+        return {self.model.name: {"version": self.model.version, "sha256": self.model.sha256}}
+
+    def process_second(
+        self, second: int, windows: dict[int, WindowFeatures], consenting: set[int] | None = None
+    ) -> SecondOutput:
+        """Estimates for every consenting track in `windows` and the class point of `second`.
+
+        `consenting=None` means every track in `windows` was let through by the consent gate.
+        """
+        if self._last_second is not None and second <= self._last_second:
+            raise ValueError(f"seconds must increase: {second} after {self._last_second}")
+        self._last_second = second
+        if consenting is not None:
+            for track_id in [t for t in self._tracks if t not in consenting]:
+                del self._tracks[track_id]  # withdrawn: forget everything about the track
+        ids = sorted(t for t in windows if consenting is None or t in consenting)
+        estimates: dict[int, EngagementEstimate] = {}
+        pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, int]] = []
+        for track_id in ids:
+            w = windows[track_id]
+            track = self._tracks.get(track_id)
+            if track is None:
+                track = self._tracks[track_id] = _Track(first_second=second)
+            track.buffer.append(w)
+            self._maybe_commit(track, second)
+            if w.n_face <= 0:
+                estimates[track_id] = EngagementEstimate(track_id, second, "absent")
+                continue
+            n_present = sum(1 for b in track.buffer if b.n_face > 0)
+            x, mask = segment_inputs(list(track.buffer), self.use_expression)
+            mask = self.model.effective_mask(mask, self.use_expression)
+            if (track.state is None and n_present < MIN_PRESENT_S) or mask[:N_ATTENTION].sum() == 0:
+                estimates[track_id] = EngagementEstimate(track_id, second, "unknown")
+                continue
+            # In the second of a commit the buffer *is* the committed segment: score it from the
+            # state before it (the commit's own output), not as a repeat of itself.
+            state = track.prev_state if track.last_commit == second else track.state
+            if state is None:
+                state = self.model.initial_state(1)
+            pending.append((track_id, x, mask, state, n_present))
+        if pending:
+            out = self.model.run(
+                np.stack([p[1] for p in pending])[:, None, :],
+                np.stack([p[2] for p in pending])[:, None, :],
+                np.concatenate([p[3] for p in pending], axis=1),
+            )
+            for i, (track_id, _, _, _, n_present) in enumerate(pending):
+                estimates[track_id] = self._estimate(
+                    track_id, second, float(out.score[i, 0]), out.levels[i, 0], float(out.uncertainty[i, 0]), n_present
+                )
+        ordered = tuple(estimates[t] for t in ids)
+        point = class_point(second, ordered, self.k_min)
+        self._class_series.append((second, point.score))
+        return SecondOutput(second=second, estimates=ordered, class_point=point)
+
+    def _maybe_commit(self, track: _Track, second: int) -> None:
+        """Advance the committed state by one segment every HOP_S seconds after the first SEGMENT_S."""
+        age = second - track.first_second + 1
+        due = age >= SEGMENT_S if track.last_commit is None else second - track.last_commit >= HOP_S
+        if not due:
+            return
+        x, mask = segment_inputs(list(track.buffer), self.use_expression)
+        mask = self.model.effective_mask(mask, self.use_expression)
+        state = track.state if track.state is not None else self.model.initial_state(1)
+        # A segment with no face still runs: the graph holds the state unchanged for it.
+        track.prev_state = state
+        track.state = self.model.run(x[None, None], mask[None, None], state).state
+        track.last_commit = second
+
+    @staticmethod
+    def _estimate(track_id: int, second: int, score: float, levels: np.ndarray, unc: float,
+                  n_present: int) -> EngagementEstimate:
+        short = SHORT_SPAN_UNCERTAINTY * max(0.0, 1.0 - n_present / SEGMENT_S)
+        p = tuple(float(v) for v in levels)
+        return EngagementEstimate(
+            track_id=track_id,
+            second=second,
+            state="present",
+            score=min(1.0, max(0.0, score)),
+            level=int(np.argmax(levels)),
+            p_levels=p,  # type: ignore[arg-type]
+            uncertainty=math.sqrt(unc * unc + short * short),
+        )
+
+    def finish(self) -> list[Alert]:
+        """Alerts over the whole run (attention drops of the class score)."""
+        return detect_drops(self._class_series, self.drop_rule)
