@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engagement import __version__
 from engagement.config import AnalysisOptions
-from engagement.errors import EngagementError
+from engagement.errors import EngagementError, StoreError
 from engagement.records import RunSummary, WindowFeatures
 from engagement.store import Store, utcnow
 from engagement.temporal.windows import WindowAggregator
@@ -56,6 +56,8 @@ class AnalysisPipeline:
         models_dir: Path | None = None,
         flush_every_s: int = 10,
         actor: str | None = None,
+        vision_factory: Callable[[AnalysisOptions, Path | None], VisionStage] | None = None,
+        on_store_error: Callable[[StoreError], None] | None = None,
     ):
         from privacy.profiles import get_profile
 
@@ -67,6 +69,11 @@ class AnalysisPipeline:
         self.models_dir = models_dir
         self.flush_every_s = max(1, flush_every_s)
         self.actor = actor
+        # Seams for live runs (engagement/live.py): gallery view brings its own vision stage; with
+        # `on_store_error` a failed write (locked database) is reported and retried a second later
+        # instead of failing the run, and a run that stops keeps the rows it already committed.
+        self.vision_factory = vision_factory or VisionStage.from_options
+        self.on_store_error = on_store_error
 
     def run(self, source, session: str, *, cohort: str | None = None, hook: ProgressHook | None = None) -> RunSummary:
         from privacy.audit import AuditAction, AuditLog
@@ -74,7 +81,7 @@ class AnalysisPipeline:
 
         from engagement.temporal.stage import TemporalStage
 
-        vision = VisionStage.from_options(self.options, self.models_dir)
+        vision = self.vision_factory(self.options, self.models_dir)
         temporal = TemporalStage.load(self.models_dir, use_expression=self.options.expression)
         audit = AuditLog(self.store)
         session_id = self.store.session_id(session, cohort=cohort)
@@ -113,7 +120,9 @@ class AnalysisPipeline:
                 admitted = []
                 for face in faces:
                     seen.add(face.track_id)
-                    participant = gate.participant_for(f"T{face.track_id}", face.bbox, frame.size, frame.t_ms)
+                    participant = gate.participant_for(
+                        f"T{face.track_id}", vision.consent_box(face), frame.size, frame.t_ms
+                    )
                     if participant is None:
                         # Default deny: no consent, nothing measured, nothing stored.
                         denied.add(face.track_id)
@@ -126,14 +135,14 @@ class AnalysisPipeline:
                     admitted.append(face)
                     writer.note_seen(face.track_id, frame.t_ms)
                 frames_with_face += bool(admitted)
-                last_ms = frame.t_ms
+                last_ms = writer.last_ms = frame.t_ms
                 features = vision.measure(frame, admitted)
                 summary.frames_analysed += 1
                 windows = aggregator.add(frame.t_ms, features)
                 if windows:
                     writer.add(windows, allowed)
                     if writer.pending_seconds >= self.flush_every_s:
-                        writer.flush(source.frames_read, summary.frames_analysed)
+                        self._write(writer.flush, source.frames_read, summary.frames_analysed)
                 if hook:
                     hook(
                         Progress(
@@ -145,17 +154,22 @@ class AnalysisPipeline:
             if summary.frames_analysed:
                 # Seconds of video looked at, also when no face (and so no window) was found.
                 writer.seconds = max(writer.seconds, int(last_ms // self.options.window_ms) + 1)
-            writer.finish(source.frames_read, summary.frames_analysed)
-            self.store.finish_run(
+            self._write(writer.finish, source.frames_read, summary.frames_analysed, final=True)
+            self._write(
+                self.store.finish_run,
                 run_id,
                 frames_read=source.frames_read,
                 frames_analysed=summary.frames_analysed,
                 seconds=writer.seconds,
+                final=True,
             )
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
-            self.store.abandon_run(run_id, status=status, error=message)
+            if self.on_store_error is not None:
+                self._mark_stopped(run_id, status, message)  # live: committed seconds stay
+            else:
+                self.store.abandon_run(run_id, status=status, error=message)
             raise
         finally:
             vision.close()
@@ -185,6 +199,43 @@ class AnalysisPipeline:
         return summary
 
 
+    def _write(self, action: Callable, *args, final: bool = False, **kwargs) -> None:
+        """Run one store write; in live runs a failure is reported and the data kept for a retry:
+        a periodic flush retries with the next second, the final one a few times here."""
+        if self.on_store_error is None:
+            action(*args, **kwargs)
+            return
+        for attempt in range(FINAL_WRITE_ATTEMPTS if final else 1):
+            try:
+                action(*args, **kwargs)
+                return
+            except StoreError as exc:
+                self.on_store_error(exc)
+                if final and attempt == FINAL_WRITE_ATTEMPTS - 1:
+                    raise
+                if final:
+                    time.sleep(1.0)
+
+    def _mark_stopped(self, run_id: int, status: str, message: str) -> None:
+        from sqlalchemy import update
+
+        from engagement import schema
+
+        try:
+            with self.store.transaction() as conn:
+                conn.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.id == run_id)
+                    .values(status=status, finished_at=utcnow(), error=message[:500])
+                )
+        except StoreError:
+            pass  # the run stays `running` with its committed seconds; nothing is lost
+
+
+# Live runs: how often the closing write is tried (each try waits out SQLite's busy timeout).
+FINAL_WRITE_ATTEMPTS = 10
+
+
 class _RunWriter:
     """Buffers windows and temporal outputs of one run and writes them in transactions."""
 
@@ -201,6 +252,8 @@ class _RunWriter:
         self._seen_ms: dict[int, list[float]] = {}
         self.pending_seconds = 0
         self.seconds = 0
+        self._alerts: list | None = None
+        self.last_ms = 0.0  # media time of the newest frame handed to the writer
 
     def add(self, windows: list[WindowFeatures], allowed: dict[int, str]) -> None:
         if not windows:
@@ -235,24 +288,27 @@ class _RunWriter:
         with self.store.transaction() as conn:
             # Participants who withdrew while the run was going: their rows of this run are
             # deleted here, and nothing more of theirs is written.
-            gone = self.gate.sweep(conn, self.run_id)
+            gone = self.gate.sweep(conn, self.run_id, t_ms=self.last_ms)
             for track_id, participant in list(self.participants.items()):
                 if participant in gone:
                     self.track_ids.pop(track_id, None)
                     self._new_tracks.pop(track_id, None)
-            for track_id, (participant, second) in sorted(self._new_tracks.items()):
-                self.track_ids[track_id] = self.store.add_track(conn, self.run_id, f"T{track_id}", participant, second)
-            self._new_tracks.clear()
+            # New track ids are kept aside until the commit, so a failed flush can be retried.
+            added = {
+                track_id: self.store.add_track(conn, self.run_id, f"T{track_id}", participant, second)
+                for track_id, (participant, second) in sorted(self._new_tracks.items())
+            }
+            track_ids = {**self.track_ids, **added}
             self.store.write_windows(
-                conn, self.run_id, [(self.track_ids[w.track_id], w) for w in self._windows if w.track_id in self.track_ids]
+                conn, self.run_id, [(track_ids[w.track_id], w) for w in self._windows if w.track_id in track_ids]
             )
             now = utcnow()
             estimates, points = [], []
             for out in self._outputs:
                 for est in out.estimates:
-                    if est.track_id in self.track_ids:
+                    if est.track_id in track_ids:
                         row = est.to_dict()
-                        row.update(run_id=self.run_id, track_id=self.track_ids[est.track_id], created_at=now)
+                        row.update(run_id=self.run_id, track_id=track_ids[est.track_id], created_at=now)
                         estimates.append(row)
                 row = out.class_point.to_dict()
                 row.update(run_id=self.run_id, created_at=now)
@@ -266,15 +322,19 @@ class _RunWriter:
                 row.update(run_id=self.run_id, created_at=now)
                 conn.execute(insert(schema.alerts), [row])
             for track_id, (first_ms, last_ms) in self._seen_ms.items():
-                if track_id in self.track_ids:
-                    self.store.set_track_span(conn, self.track_ids[track_id], first_ms, last_ms)
+                if track_id in track_ids:
+                    self.store.set_track_span(conn, track_ids[track_id], first_ms, last_ms)
             self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
+        self.track_ids = track_ids
+        self._new_tracks.clear()
         self._windows.clear()
         self._outputs.clear()
         self.pending_seconds = 0
 
     def finish(self, frames_read: int, frames_analysed: int) -> None:
-        self.flush(frames_read, frames_analysed, alerts=self.temporal.finish())
+        if self._alerts is None:  # once: a retried finish must not close the temporal stage twice
+            self._alerts = self.temporal.finish()
+        self.flush(frames_read, frames_analysed, alerts=self._alerts)
 
     def spans(self) -> dict[str, tuple[float, float]]:
         return {f"T{k}": (v[0], v[1]) for k, v in self._seen_ms.items() if k in self.track_ids}

@@ -750,9 +750,13 @@ class ConsentGate:
             return self._active(self._attested, when)
         return self._active(self._intervals.get(pseudonym, ()), when)
 
-    def withdrawn(self) -> set[str]:
-        """Pseudonyms tied during this run whose consent has since ended (as last refreshed)."""
+    def withdrawn(self, t_ms: float | None = None) -> set[str]:
+        """Pseudonyms tied during this run whose consent has ended (as last refreshed), by now or
+        by the run's media time `t_ms`, whichever is later: a recording analysed faster than
+        real time reaches a withdrawal's moment before the wall clock does."""
         now = utcnow()
+        if t_ms is not None:
+            now = max(now, self.at + timedelta(milliseconds=float(t_ms)))
         out = set()
         for p in self._ever_tied:
             spans = self._attested if p.startswith(ATTESTED_PREFIX) else self._intervals.get(p, ())
@@ -760,7 +764,7 @@ class ConsentGate:
                 out.add(p)
         return out
 
-    def sweep(self, conn: Connection, run_id: int) -> set[str]:
+    def sweep(self, conn: Connection, run_id: int, t_ms: float | None = None) -> set[str]:
         """Delete this run's rows of participants who withdrew while it ran. The pipeline calls it
         inside its write transaction (cheap when nothing changed); it closes the gap between a
         withdrawal's purge and the gate's next refresh. Returns the pseudonyms swept: the pipeline
@@ -768,7 +772,7 @@ class ConsentGate:
         # Always re-read here (one small query per flush): a withdrawal's purge may have removed
         # this run's track rows since the last refresh, and writing to them would fail.
         self.refresh()
-        gone = self.withdrawn() - self._swept
+        gone = self.withdrawn(t_ms) - self._swept
         if gone:
             delete_participant_data(conn, gone, run_id=run_id)
             self._swept |= gone
