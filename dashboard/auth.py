@@ -68,13 +68,13 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), digest_hex)
 
 
-def create_user(store: Store, name: str, role: str, password: str) -> User:
+def create_user(store: Store, name: str, role: str, password: str, *, _demo: bool = False) -> User:
     """Add an account; refuses duplicate names, unknown roles and short passwords."""
     if not _NAME_RE.match(name or ""):
         raise AuthError("a user name is 1-64 letters, digits or . _ @ -")
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
+    if len(password) < MIN_PASSWORD and not _demo:
         raise AuthError(f"the password must be at least {MIN_PASSWORD} characters")
     with store.transaction() as conn:
         if conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == name)).first():
@@ -132,6 +132,20 @@ def set_disabled(store: Store, name: str, disabled: bool) -> None:
 def has_users(store: Store) -> bool:
     with store.transaction() as conn:
         return conn.execute(select(dashboard_users.c.id).limit(1)).first() is not None
+
+
+DEMO_USER = DEMO_PASSWORD = "demo"
+
+
+def ensure_demo_account(store: Store) -> User | None:
+    """The well-known demo/demo facilitator account of the offline demo; None if it exists.
+
+    Its password is public, so `engagement dashboard --demo` only creates it when the server
+    listens on the loopback address (nobody else can reach it)."""
+    with store.transaction() as conn:
+        if conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == DEMO_USER)).first():
+            return None
+    return create_user(store, DEMO_USER, "facilitator", DEMO_PASSWORD, _demo=True)
 
 
 def can_view_individuals(role: str) -> bool:

@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to bind (default 127.0.0.1: this machine only; put a TLS proxy in front to share it)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open on the demo session and create the demo/demo facilitator account (loopback only)",
+    )
+    parser.add_argument("--session", metavar="NAME", help="session the facilitator page opens on")
     parser.set_defaults(handler=serve)
     dsub = parser.add_subparsers(dest="dashboard_command", metavar="COMMAND")
 
@@ -54,17 +60,25 @@ def serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     url = _url(args)
+    if args.demo and args.address not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError("--demo creates an account with a public password; it only serves on 127.0.0.1")
     store = queries.open_store(url)  # a bad URL or locked file fails here, as one line
     try:
         _startup_purge(store)
+        if args.demo:
+            _demo_account(store)
     finally:
         store.close()
     env = dict(os.environ, ENGAGEMENT_DB=url)
+    session = args.session or (_demo_session() if args.demo else None)
+    if session:
+        env["ENGAGEMENT_DASHBOARD_SESSION"] = session
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.address", args.address,
         "--server.port", str(args.port),
-        "--server.headless", "true",
+        # The demo opens a browser tab where there is one; a served dashboard never does.
+        "--server.headless", "false" if args.demo else "true",
         # Privacy: no usage statistics leave the machine (DESIGN.md).
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
@@ -93,6 +107,23 @@ def _startup_purge(store) -> None:
     receipt = startup_purge(store, trigger="dashboard")
     if receipt.total:
         print(f"retention: purged {receipt.total} rows past their period (receipt {receipt.receipt_id})")
+
+
+def _demo_account(store) -> None:
+    from dashboard import auth, services
+
+    user = auth.ensure_demo_account(store)
+    if user is not None:
+        services.audit(store, services.USER_CREATED, "system:dashboard-demo", {"account": user.name, "role": user.role, "demo": True})
+    print(f"demo: sign in as {auth.DEMO_USER} / {auth.DEMO_PASSWORD}")
+
+
+def _demo_session() -> str:
+    try:
+        from engagement.demo import DEMO_SESSION
+    except ImportError:
+        return "demo"
+    return DEMO_SESSION
 
 
 def users_add(args: argparse.Namespace) -> int:

@@ -155,6 +155,24 @@ def test_cli_users_add_reads_password_from_stdin(empty_url, monkeypatch, capsys)
     assert "already exists" in capsys.readouterr().err
 
 
+def test_demo_account_is_loopback_only(empty_url, capsys):
+    from engagement.cli import main
+
+    assert main(["dashboard", "--demo", "--address", "0.0.0.0"]) == 2
+    assert "127.0.0.1" in capsys.readouterr().err
+    store = queries.open_store(empty_url)
+    assert auth.ensure_demo_account(store).role == "facilitator"
+    assert auth.ensure_demo_account(store) is None  # once
+    assert auth.authenticate(store, "demo", "demo").name == "demo"
+
+
+def test_session_named_on_the_command_line_is_preselected(db_url, monkeypatch):
+    monkeypatch.setenv("ENGAGEMENT_DASHBOARD_SESSION", "sesi-001")
+    at = _open(_app("facilitator").run(), "facilitator")
+    _no_failure(at)
+    assert at.selectbox(key="facilitator_session").value == 2  # newest first: sesi-001 is last
+
+
 # -- pages and roles ---------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def server(tmp_path):
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [*engagement, "dashboard", "--port", str(port)],
+        [*engagement, "dashboard", "--port", str(port), "--session", "sesi-001"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # so the test can stop streamlit and its children together
     )
@@ -108,6 +108,11 @@ def test_facilitator_signs_in_and_sees_the_timeline_chart(server):
             page.get_by_label("Kata sandi").fill(PASSWORD)
             page.get_by_role("button", name="Masuk").click()
             page.get_by_role("heading", name="Sesi kelas").first.wait_for(timeout=60_000)
+            # --session opened the page on that session (not the newest one).
+            picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Pilih sesi").first
+            picker.wait_for(timeout=30_000)
+            shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
+            assert "sesi-001" in shown, shown
             # Vega-Embed renders into a canvas (or svg): wait until the timeline has drawn.
             chart = page.locator(".vega-embed canvas, .vega-embed svg").first
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pandas as pd
@@ -28,9 +29,13 @@ def _label(row: pd.Series) -> str:
 
 
 options = sessions.index.tolist()
+# `engagement dashboard --session NAME` (and --demo) opens on that session; ?session=NAME too.
+wanted = st.query_params.get("session") or os.environ.get("ENGAGEMENT_DASHBOARD_SESSION")
+matches = [i for i in options if sessions.loc[i, "name"] == wanted]
 pick = st.selectbox(
     t("facilitator.pick_session"),
     options,
+    index=options.index(matches[0]) if matches else 0,
     format_func=lambda i: _label(sessions.loc[i]),
     key="facilitator_session",
 )
