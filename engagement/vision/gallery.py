@@ -259,9 +259,9 @@ class GalleryVisionStage(VisionStage):
         self._last_ms = frame.t_ms
         width, height = frame.size
         if (width, height) != (self.layout.width, self.layout.height):
-            raise ValueError(
-                f"frame is {width}x{height} but the gallery layout is {self.layout.width}x{self.layout.height}"
-            )
+            # The captured region changed size (window resized, camera renegotiated): same grid
+            # over the new size; tiles keep their indices, so ids stay with them.
+            self.layout = GalleryLayout(self.layout.cols, self.layout.rows, width, height)
         found: list[np.ndarray | None] = []
         signatures = []
         for index, (x0, y0, x1, y1) in enumerate(self.layout.tiles()):
