@@ -188,12 +188,12 @@ def agenda_bars(df: pd.DataFrame) -> alt.Chart:
         alt.Chart(df)
         .mark_bar(color="#2b6cb0")
         .encode(
-            y=alt.Y("title:N", title=None, sort="-x"),
+            y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=220)),
             x=alt.X("score:Q", title=t("chart.mean_score"), scale=SCORE_SCALE),
             tooltip=[
                 alt.Tooltip("title:N", title=t("chart.agenda_item")),
                 alt.Tooltip("score:Q", title=t("chart.mean_score"), format=".2f"),
             ],
         )
-        .properties(height=max(120, 28 * len(df)))
+        .properties(height=max(140, 34 * len(df)))
     )

@@ -53,6 +53,8 @@ def _overview() -> None:
     """Everything that changes while a live analysis writes; re-run on a timer when live."""
     info = queries.run_info(store, run_id) or {}
     length = int(info.get("length") or 0)
+    if live and info.get("status") != "running":
+        st.rerun(scope="app")  # the analysis finished (or stopped): redraw the page without the timer
     if live:
         st.info(t("facilitator.live", seconds=fmt_seconds(length)), icon=":material/radio_button_checked:")
     bucket = queries.bucket_for(length)

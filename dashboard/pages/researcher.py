@@ -105,6 +105,7 @@ chosen = st.multiselect(
     names,
     default=names[:MAX_DOWNLOAD_SESSIONS] if len(names) <= MAX_DOWNLOAD_SESSIONS else [],
     max_selections=MAX_DOWNLOAD_SESSIONS,
+    placeholder=t("researcher.pick_sessions"),
     key="researcher_download_sessions",
 )
 fmt = st.radio(t("researcher.format"), ("csv", "parquet"), format_func=lambda f: t(f"format.{f}"), horizontal=True)
