@@ -21,9 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"engagement {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engagement.commands import analysis, models
+    from engagement.commands import analysis, live, models
 
     analysis.register(sub)
+    live.register(sub)
     models.register(sub)
 
     from privacy import cli as privacy_cli
