@@ -252,6 +252,8 @@ def test_live_run_shows_live_notice(db_url):
     at = _open(_app("facilitator").run(), "facilitator")
     _no_failure(at)
     assert any(translate("facilitator.live", "id", seconds="15:00") == i.value for i in at.info)
+    # The generator's heartbeat is long past: the page says the analysis may have stopped.
+    assert at.warning and "menit" in at.warning[0].value
 
 
 def test_agenda_csv_import_and_summary(db_url):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import streamlit as st
@@ -47,6 +47,7 @@ if session["run_id"] is None or session["run_id"] != session["run_id"]:
     st.stop()
 run_id = int(session["run_id"])
 live = session["status"] == "running"
+STALE_AFTER_S = 120  # the analysis writes a heartbeat every few seconds while it runs
 
 
 def _overview() -> None:
@@ -57,6 +58,13 @@ def _overview() -> None:
         st.rerun(scope="app")  # the analysis finished (or stopped): redraw the page without the timer
     if live:
         st.info(t("facilitator.live", seconds=fmt_seconds(length)), icon=":material/radio_button_checked:")
+        beat = info.get("heartbeat_at")
+        if beat is not None:
+            beat = beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+            quiet = (datetime.now(timezone.utc) - beat).total_seconds()
+            if quiet > STALE_AFTER_S:
+                # A crashed analysis leaves its run 'running'; say so instead of waiting forever.
+                st.warning(t("facilitator.stale", minutes=int(quiet // 60)))
     bucket = queries.bucket_for(length)
     tl = queries.class_timeline(store, run_id, bucket)
     if tl.empty:
