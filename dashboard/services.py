@@ -23,8 +23,7 @@ class Unavailable(EngagementError):
 
 # -- audit ------------------------------------------------------------------------------------
 
-# Dashboard actions, by name. The ones the privacy module's AuditAction does not list yet are
-# written through the same hash chain (see `audit`), so the trail is complete either way.
+# Dashboard actions, by name (each one a privacy.audit.AuditAction value).
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"
 SIGN_OUT = "sign_out"
@@ -48,19 +47,7 @@ def audit(store: Store, action: str, actor: str, details: dict[str, Any]) -> Non
     except ImportError:
         raise Unavailable("the audit log (privacy.audit) is not installed") from None
     log = AuditLog(store)
-    try:
-        AuditAction(action)
-    except ValueError:
-        # The privacy module does not name this dashboard action yet (sign-in/out, user
-        # creation, agenda edits). Append it to the same chain rather than lose it; once
-        # AuditAction lists it, the public `record` path below is taken.
-        from privacy.audit import canonical_details, utcnow
-
-        with store.transaction() as conn:
-            entry = log._append(conn, utcnow(), action[:32], str(actor)[:100], canonical_details(details), None)
-        log._write_anchor(entry.seq, entry.hash)
-        return
-    log.record(action, actor, details)
+    log.record(AuditAction(action), actor, details)
 
 
 def audit_entries(store: Store, limit: int = 500) -> list[dict]:

@@ -88,7 +88,7 @@ def session_frame(store: Store, session: str) -> tuple[pd.DataFrame, dict]:
     with store.transaction() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all())
     if frame.empty:
-        frame = pd.DataFrame(columns=[c["name"] for c in column_schema()])
+        frame = pd.DataFrame(columns=[c["name"] for c in column_schema() if c["name"] not in ("session", "run_id")])
     frame.insert(0, "session", session)
     frame.insert(1, "run_id", run["id"])
     return frame[[c["name"] for c in column_schema()]], run

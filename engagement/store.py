@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, updat
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 
+import dashboard.tables  # noqa: F401  (registers the dashboard_users table on the shared metadata)
 import privacy.tables  # noqa: F401  (registers the privacy tables on the shared metadata)
 from engagement import schema
 from engagement.errors import StoreError

@@ -58,6 +58,7 @@ class AuditAction(str, enum.Enum):
     SIGN_IN_FAILED = "sign_in_failed"
     SIGN_OUT = "sign_out"
     USER_CREATED = "user_created"
+    USER_CHANGED = "user_changed"
     AGENDA_CHANGED = "agenda_changed"
     REPORT_DOWNLOAD = "report_download"
 
