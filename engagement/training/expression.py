@@ -284,11 +284,14 @@ def train_expression(
     epochs: int = 70,
     seed: int = 0,
     resume: bool = False,
+    reschedule: bool = False,
     **overrides,
 ) -> Path:
     """Train on FER2013 Training, select on PublicTest; return the path of OUT/best.pt.
 
-    `overrides` sets any other TrainConfig field (e.g. limit_train=512 for a smoke test).
+    `reschedule` lets --resume change the epoch count (the one-cycle schedule is re-laid over
+    the new total from the current step). `overrides` sets any other TrainConfig field (e.g.
+    limit_train=512 for a smoke test).
     """
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -328,18 +331,34 @@ def train_expression(
     )
 
     start_epoch, best_acc = 0, -1.0
+    meta_history: list[dict] = []
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
         ck = torch.load(last_path, map_location="cpu", weights_only=False)
-        if ck["meta"]["config"]["epochs"] != cfg.epochs:
-            # The one-cycle schedule is laid out over the whole run; it cannot be stretched.
+        old_epochs = ck["meta"]["config"]["epochs"]
+        meta_history = list(ck["meta"].get("reschedules", []))
+        if old_epochs != cfg.epochs and not reschedule:
+            # The one-cycle schedule is laid out over the whole run; changing its length is a
+            # deliberate act (--reschedule), never an accident of a mistyped --epochs.
             raise ValueError(
-                f"{last_path} was trained for --epochs {ck['meta']['config']['epochs']}; resume with the same value"
+                f"{last_path} was trained for --epochs {old_epochs}; resume with the same value "
+                "(or --reschedule to shorten or lengthen the remaining schedule)"
             )
         net.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
+        if old_epochs == cfg.epochs:
+            sched.load_state_dict(ck["scheduler"])
+        else:
+            # Same step count, new total: the learning rate continues from the point of the new
+            # one-cycle curve that corresponds to the steps already taken.
+            sched.last_epoch = ck["scheduler"]["last_epoch"] - 1
+            sched._step_count = ck["scheduler"].get("_step_count", 1)
+            sched.step()
+            print(f"rescheduled from {old_epochs} to {cfg.epochs} epochs; lr now {sched.get_last_lr()[0]:.4f}", flush=True)
+            meta_history.append(
+                {"at_epoch": ck["epoch"] + 1, "from_epochs": old_epochs, "to_epochs": cfg.epochs}
+            )
         start_epoch, best_acc = ck["epoch"] + 1, ck["best_acc"]
         print(f"resumed from {last_path} at epoch {start_epoch}", flush=True)
     elif resume:
@@ -354,6 +373,8 @@ def train_expression(
         "git_commit": _git_commit(),
         "train_rows": int(len(x_tr)),
     }
+    if meta_history:
+        meta["reschedules"] = meta_history
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     ema_decay = cfg.ema_decay
     log = open(out / "metrics.jsonl", "a")
@@ -460,9 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--reschedule", action="store_true", help="with --resume: allow a different --epochs")
     ap.add_argument("--limit-train", type=int, default=0, help="smoke test on the first N rows")
     args = ap.parse_args(argv)
-    best = train_expression(args.data, args.out, args.epochs, args.seed, args.resume, limit_train=args.limit_train)
+    best = train_expression(
+        args.data, args.out, args.epochs, args.seed, args.resume, args.reschedule, limit_train=args.limit_train
+    )
     print(f"best checkpoint: {best}")
     return 0
 
