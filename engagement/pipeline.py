@@ -111,7 +111,6 @@ class AnalysisPipeline:
         allowed: dict[int, str] = {}
         seen: set[int] = set()
         frames_with_face = 0
-        last_ms = 0.0
         clock = time.perf_counter()
         duration_ms = source.duration_s * 1000.0 if hasattr(source, "duration_s") else 0.0
         try:
@@ -135,7 +134,7 @@ class AnalysisPipeline:
                     admitted.append(face)
                     writer.note_seen(face.track_id, frame.t_ms)
                 frames_with_face += bool(admitted)
-                last_ms = writer.last_ms = frame.t_ms
+                writer.last_ms = frame.t_ms
                 features = vision.measure(frame, admitted)
                 summary.frames_analysed += 1
                 windows = aggregator.add(frame.t_ms, features)
@@ -153,7 +152,7 @@ class AnalysisPipeline:
             writer.add(aggregator.flush(), allowed)
             if summary.frames_analysed:
                 # Seconds of video looked at, also when no face (and so no window) was found.
-                writer.seconds = max(writer.seconds, int(last_ms // self.options.window_ms) + 1)
+                writer.seconds = max(writer.seconds, int(writer.last_ms // self.options.window_ms) + 1)
             self._write(writer.finish, source.frames_read, summary.frames_analysed, final=True)
             self._write(
                 self.store.finish_run,
