@@ -25,7 +25,7 @@ from engagement.vision.gallery import (
     tile_signature,
 )
 from engagement.vision.sources import VideoFileSource
-from tests.conftest import require_shared
+from conftest import require_shared
 
 FPS = 10
 SECONDS = 4

@@ -30,7 +30,7 @@ from engagement.live import (
 )
 from engagement.store import Store
 from engagement.vision.sources import ScreenSource, parse_screen_region
-from tests.conftest import require_shared
+from conftest import require_shared
 
 QUIET = LiveLoopOptions(status=False, backoff_s=(0.1, 0.2))
 

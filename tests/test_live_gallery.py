@@ -14,7 +14,7 @@ from engagement.pipeline import ConsentOptions
 from engagement.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
 from tests.test_gallery import _clip
-from tests.conftest import require_shared
+from conftest import require_shared
 
 ROSTER = """
 cohort = "latsar"
