@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -561,6 +561,8 @@ def run_live(
         if options.status:
             status(progress)
 
+    if options.measure_latency and isinstance(source, LiveSource) and not source.options.measure_latency:
+        source.options = replace(source.options, measure_latency=True)  # record capture times
     poller = _StorePoller(store, session) if options.measure_latency else None
     previous = _install_sigint(source)
     restore_timeout = _short_busy_timeout(store, LIVE_BUSY_TIMEOUT_MS)
