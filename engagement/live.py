@@ -577,7 +577,8 @@ def run_live(
             signal.signal(signal.SIGINT, previous)
         if poller:
             poller.stop()
-    wall = time.monotonic() - started
+    # The per-face rate over the time capture ran (model loading before the first frame excluded).
+    wall = time.monotonic() - (getattr(source, "started_at", 0.0) or started)
     if options.status:
         (stream or sys.stderr).write("\n")
     summary.notes.extend(f"source: {p}" for p in getattr(source, "problems", []))
