@@ -13,7 +13,7 @@ from engagement.live import LiveLoopOptions, ReplaySource, run_live
 from engagement.pipeline import ConsentOptions
 from engagement.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
-from tests.test_gallery import _clip
+from test_gallery import _clip
 from conftest import require_shared
 
 ROSTER = """
