@@ -114,6 +114,60 @@ def check_against_torch(net: torch.nn.Module, path: Path, tta_flip: bool = True,
     return err
 
 
+def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> Path:
+    """Static int8 quantization (QDQ, per-channel weights) calibrated on FER2013 Training faces.
+
+    On CPUs with VNNI/AMX, ONNX Runtime runs the int8 graph 3-4x faster than fp32 at a quarter
+    of the size; the metadata of the fp32 file is copied over (quantization drops it).
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = [{INPUT_NAME: calib_pixels[i : i + 32, None].astype(np.float32)} for i in range(0, len(calib_pixels), 32)]
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    pre = out_path.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32_path), str(pre))
+    quantize_static(
+        str(pre),
+        str(out_path),
+        _Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    pre.unlink(missing_ok=True)
+    src = onnx.load(str(fp32_path))
+    model = onnx.load(str(out_path))
+    del model.metadata_props[:]
+    for entry in src.metadata_props:
+        new = model.metadata_props.add()
+        new.key, new.value = entry.key, entry.value
+    extra = {"quantization": "int8 static QDQ, per-channel weights, MinMax calibration on "
+             f"{len(calib_pixels)} FER2013 Training faces", "float_model_sha256": sha256_file(fp32_path)}
+    for k, v in extra.items():
+        new = model.metadata_props.add()
+        new.key, new.value = k, v
+    model.doc_string = src.doc_string
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return out_path
+
+
 def register(models_dir: Path, name: str, file: Path, **info) -> dict:
     """Record name -> {file, sha256, ...} in models_dir/models.json, keeping other entries."""
     reg_path = models_dir / "models.json"
@@ -129,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", required=True, help="integer model version, e.g. 1")
     ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ap.add_argument("--no-tta", action="store_true", help="do not bake flip averaging into the graph")
+    ap.add_argument("--int8", action="store_true", help="also write an int8-quantized <name>-int8.onnx")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"), help="calibration data for --int8")
     args = ap.parse_args(argv)
 
     net, ck = load_checkpoint_model(args.ckpt)
@@ -144,8 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         extra["publictest_accuracy_torch"] = f"{m['val_acc_ema_flip']:.4f}"
     export_onnx(net, path, str(args.version), tta_flip=not args.no_tta, extra_meta=extra)
     err = check_against_torch(net, path, tta_flip=not args.no_tta)
-    entry = register(args.models_dir, name, path, kind="expression", card=f"{name}.MODEL_CARD.md")
+    card = f"{name}.MODEL_CARD.md"
+    entry = register(args.models_dir, name, path, kind="expression", card=card)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entry['sha256']}")
+    if args.int8:
+        from engagement.training.expression import load_fer2013, split_arrays
+
+        x_tr, _ = split_arrays(load_fer2013(args.data), "Training")
+        calib = x_tr[np.random.default_rng(0).choice(len(x_tr), 512, replace=False)]
+        q_name = f"{name}-int8"
+        q_path = quantize_int8(path, args.models_dir / f"{q_name}.onnx", calib)
+        q_entry = register(args.models_dir, q_name, q_path, kind="expression", card=card)
+        print(f"wrote {q_path} ({q_path.stat().st_size / 1e6:.2f} MB), sha256 {q_entry['sha256']}")
     return 0
 
 
