@@ -6,7 +6,6 @@ hash, the models (version, sha256) that produced the numbers, and the sha256 of 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy import select
 
 from engagement import __version__, schema
 from engagement.errors import ConfigError, StoreError
+from engagement.registry import sha256_file
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 from engagement.store import Store, utcnow
 
@@ -143,11 +143,3 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
     manifest_path = out_dir / f"{stem}.manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
     return ExportResult(data_path, manifest_path, schema_path, int(len(frame)))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

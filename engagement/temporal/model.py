@@ -10,53 +10,18 @@ normalisation is part of the graph and documented in its metadata.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from engagement.errors import ModelError
+from engagement.registry import default_models_dir, resolve_model, sha256_file  # noqa: F401
 from engagement.temporal.features import INPUT_NAMES, N_ATTENTION, N_INPUTS
 
 DEFAULT_MODEL = "engagement-gru.v1"
 _REQUIRED = ("version", "input_names", "normalisation", "level_values", "members", "hidden")
-
-
-def default_models_dir() -> Path:
-    env = os.environ.get("ENGAGEMENT_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def resolve_model(name: str, models_dir: Path | None = None) -> Path:
-    """Path of the registered model after checking its sha256 against models.json."""
-    models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
-    reg = models_dir / "models.json"
-    try:
-        registry = json.loads(reg.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"model registry not found: {reg}") from None
-    except (OSError, ValueError) as e:
-        raise ModelError(f"model registry {reg} is unreadable: {e}") from None
-    entry = registry.get(name) if isinstance(registry, dict) else None
-    if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
-        raise ModelError(f"model {name!r} is not registered in {reg}")
-    path = models_dir / entry["file"]
-    if not path.is_file():
-        raise ModelError(f"model file missing: {path}")
-    if sha256_file(path) != entry["sha256"]:
-        raise ModelError(f"model file {path} is corrupt or not the registered one (sha256 mismatch)")
-    return path
 
 
 @dataclass(frozen=True)
