@@ -493,6 +493,23 @@ def train_expression(
     return best_path
 
 
+def train_expression_recipe(data: Path, out: Path, seed: int = 0, resume: bool = False) -> Path:
+    """The shipped model's recipe in one call: 55 epochs with strong augmentation (lr 0.1), then
+    a 45-epoch fine-tuning cycle from its final EMA weights with light augmentation (lr 0.04).
+
+    Stages go to OUT/cycle1 and OUT/cycle2; with `resume`, a finished stage is skipped and an
+    interrupted one continues. Returns OUT/cycle2/best.pt.
+    """
+    out = Path(out)
+    first = out / "cycle1"
+    # A finished stage resumed is a no-op (its loop starts past the last epoch).
+    train_expression(data, first, epochs=55, seed=seed, resume=resume, lr=0.1, aug_preset="strong")
+    return train_expression(
+        data, out / "cycle2", epochs=45, seed=seed + 1, resume=resume, lr=0.04, aug_preset="light",
+        init_from=str(first / "last.pt"),
+    )
+
+
 def load_checkpoint_model(path: Path) -> tuple[ExpressionCNN, dict]:
     """The EMA network of a best.pt/last.pt checkpoint, in eval mode, plus its meta."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
@@ -515,7 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aug", choices=sorted(AUG_PRESETS), default="strong")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's EMA weights (fine-tuning cycle)")
     ap.add_argument("--limit-train", type=int, default=0, help="smoke test on the first N rows")
+    ap.add_argument("--recipe", action="store_true", help="run the shipped model's two-cycle recipe into OUT")
     args = ap.parse_args(argv)
+    if args.recipe:
+        print(f"best checkpoint: {train_expression_recipe(args.data, args.out, args.seed, args.resume)}")
+        return 0
     best = train_expression(
         args.data, args.out, args.epochs, args.seed, args.resume, args.reschedule,
         limit_train=args.limit_train, lr=args.lr, aug_preset=args.aug, init_from=args.init_from,
