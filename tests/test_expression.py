@@ -1,0 +1,281 @@
+"""Expression CNN: export fidelity, registry/sha256 checks, input errors, alignment, evaluation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engagement.errors import ModelError
+from engagement.vision.expression import (
+    FER_EYE_DIST,
+    FER_FACE_CENTRE,
+    ExpressionModel,
+    InputError,
+    align_face,
+    default_models_dir,
+    resolve_model,
+    sha256_file,
+)
+from engagement.vision.expression_eval import evaluate_fer2013, format_fer2013_report
+from conftest import require_shared
+
+MODELS = default_models_dir()
+REGISTRY = json.loads((MODELS / "models.json").read_text()) if (MODELS / "models.json").exists() else {}
+EXPRESSION_MODELS = sorted(n for n in REGISTRY if n.startswith("expression-cnn"))
+SHIPPED = "expression-cnn.v1"
+
+
+# ----------------------------------------------------------------------------- shipped models
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_shipped_model_has_card_hash_and_metadata(name):
+    import onnxruntime as ort
+
+    entry = REGISTRY[name]
+    path = MODELS / entry["file"]
+    assert path.is_file(), f"{name}: {path} missing"
+    assert sha256_file(path) == entry["sha256"], f"{name}: sha256 differs from models.json"
+    card = MODELS / entry.get("card", f"{name}.MODEL_CARD.md")
+    assert card.is_file(), f"{name}: model card {card.name} missing"
+    assert path.stat().st_size <= 5_000_000 or not name.startswith("expression-cnn")
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    for key in ("version", "data_citation"):
+        assert meta.get(key), f"{name}: ONNX metadata lacks {key}"
+    if name.startswith("expression-cnn"):
+        for key in ("labels", "input_size", "normalisation", "data_terms", "training_commit"):
+            assert meta.get(key), f"{name}: ONNX metadata lacks {key}"
+        assert "Goodfellow" in meta["data_citation"]
+        assert json.loads(meta["labels"]) == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+        assert f"version {meta['version']}" in card.read_text() or f"v{meta['version']}" in card.read_text()
+
+
+def test_shipped_expression_model_is_registered():
+    assert SHIPPED in REGISTRY
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ExpressionModel:
+    return ExpressionModel.load(SHIPPED)
+
+
+def test_predict_returns_probabilities_per_face(shipped):
+    crops = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48), dtype=np.uint8)
+    p = shipped.predict(crops)
+    assert p.shape == (5, 7) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    assert shipped.predict(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    # Batching must not change a face's result.
+    np.testing.assert_allclose(shipped.predict(crops[2:3]), p[2:3], atol=1e-5)
+    assert shipped.labels[3] == "Happy" and shipped.version == "1"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((2, 64, 64), np.uint8), np.zeros((48, 48), np.uint8), np.zeros((2, 48, 48), np.float32), [[0]]],
+    ids=["wrong-size", "no-batch-axis", "float", "list"],
+)
+def test_wrong_input_gives_clear_error(shipped, bad):
+    with pytest.raises(InputError, match=r"crops must"):
+        shipped.predict(bad)
+    assert issubclass(InputError, ModelError) and issubclass(InputError, ValueError)
+
+
+# ----------------------------------------------------------------------------- registry errors
+
+
+def _registry_copy(tmp_path: Path, data: bytes, sha: str | None = None) -> Path:
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "m.onnx").write_bytes(data)
+    digest = sha or __import__("hashlib").sha256(data).hexdigest()
+    (d / "models.json").write_text(json.dumps({SHIPPED: {"file": "m.onnx", "sha256": digest}}))
+    return d
+
+
+def test_corrupt_model_file_is_refused_by_sha256(tmp_path):
+    good = (MODELS / REGISTRY[SHIPPED]["file"]).read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF  # one flipped byte in the weights
+    d = _registry_copy(tmp_path, bytes(bad), sha=REGISTRY[SHIPPED]["sha256"])
+    with pytest.raises(ModelError, match=r"corrupt or not the registered one") as e:
+        ExpressionModel.load(SHIPPED, d)
+    assert "\n" not in str(e.value)
+
+
+def test_unloadable_model_with_matching_hash_is_a_model_error(tmp_path):
+    d = _registry_copy(tmp_path, b"this is not an onnx file")
+    with pytest.raises(ModelError, match=r"cannot load model") as e:
+        ExpressionModel.load(SHIPPED, d)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_registry_entry_or_file(tmp_path):
+    d = _registry_copy(tmp_path, b"x")
+    with pytest.raises(ModelError, match=r"not registered"):
+        resolve_model("expression-cnn.v99", d)
+    (d / "m.onnx").unlink()
+    with pytest.raises(ModelError, match=r"missing"):
+        resolve_model(SHIPPED, d)
+    with pytest.raises(ModelError, match=r"registry not found"):
+        resolve_model(SHIPPED, tmp_path / "nowhere")
+
+
+# ----------------------------------------------------------------------------- alignment
+
+
+def _synthetic_landmarks(eye_a, eye_b, mouth) -> np.ndarray:
+    lm = np.zeros((478, 3), np.float32)
+    lm[[33, 133], :2] = eye_a
+    lm[[362, 263], :2] = eye_b
+    lm[[13, 14], :2] = mouth
+    return lm
+
+
+@pytest.mark.parametrize("angle_deg,face_px", [(0, 17.2 * 4), (25, 17.2 * 4), (-15, 17.2 * 12), (10, 17.2 * 0.8)])
+def test_align_face_levels_eyes_at_fer2013_positions(angle_deg, face_px):
+    # A face whose eye distance is face_px, rotated by angle_deg, drawn as two bright dots.
+    k = face_px / FER_EYE_DIST
+    a = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = np.array([400.0, 300.0])
+    fer_eyes = np.array([[24 - FER_EYE_DIST / 2, 18.9], [24 + FER_EYE_DIST / 2, 18.9]])
+    fer_mouth = np.array([24.0, 18.9 + 19.0])
+    to_frame = lambda p: (p - np.array(FER_FACE_CENTRE)) * k @ rot.T + centre  # noqa: E731
+    eyes, mouth = to_frame(fer_eyes), to_frame(fer_mouth)
+    frame = np.zeros((600, 800, 3), np.uint8)
+    for x, y in eyes:
+        import cv2
+
+        cv2.circle(frame, (int(round(x)), int(round(y))), max(2, int(k * 1.5)), (255, 255, 255), -1)
+    crop = align_face(frame, _synthetic_landmarks(eyes[0], eyes[1], mouth))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    for ex, ey in fer_eyes:
+        # The brightest pixel near each expected eye position is within 1.5 px of it.
+        ys, xs = np.mgrid[0:48, 0:48]
+        near = (np.abs(xs - ex) < 6) & (np.abs(ys - ey) < 6)
+        w = np.where(near, crop.astype(float), 0)
+        cy, cx = (w * ys).sum() / w.sum(), (w * xs).sum() / w.sum()
+        assert abs(cx - ex) < 1.5 and abs(cy - ey) < 1.5, (cx, cy, ex, ey)
+
+
+def test_align_face_rejects_bad_input():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    with pytest.raises(InputError, match="landmarks"):
+        align_face(frame, np.zeros((10, 3), np.float32))
+    with pytest.raises(InputError, match="frame"):
+        align_face(frame.astype(np.float32), np.zeros((478, 3), np.float32))
+    nan = np.full((478, 3), np.nan, np.float32)
+    with pytest.raises(InputError, match="NaN"):
+        align_face(frame, nan)
+
+
+def test_align_face_works_at_the_frame_edge():
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    lm = _synthetic_landmarks((2.0, 5.0), (60.0, 6.0), (31.0, 70.0))  # big face cut by the border
+    crop = align_face(frame, lm)
+    assert crop.shape == (48, 48) and int(crop.min()) == 90 == int(crop.max())
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _synthetic_npz(path: Path, n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
+    usage = np.array(["Training", "PublicTest"] * (n // 2))
+    labels = rng.integers(0, 7, size=n).astype(np.int8)
+    np.savez_compressed(path, pixels=pixels, usage=usage, fer_label=labels)
+    return pixels[usage == "PublicTest"], labels[usage == "PublicTest"]
+
+
+def test_evaluate_on_tiny_synthetic_npz(tmp_path, shipped):
+    npz = tmp_path / "tiny.npz"
+    pixels, labels = _synthetic_npz(npz)
+    result = evaluate_fer2013(npz, "PublicTest")
+    expected = float((shipped.predict(pixels).argmax(1) == labels).mean())
+    assert result["n"] == len(labels) and result["accuracy"] == pytest.approx(expected)
+    assert np.asarray(result["confusion"]).sum() == len(labels)
+    report = format_fer2013_report(result)
+    last = report.splitlines()[-1]
+    assert re.fullmatch(r"accuracy=\d\.\d{4}", last) and float(last.split("=")[1]) == pytest.approx(expected, abs=5e-5)
+    assert "macro_f1=" in report and "recall" in report
+
+
+def test_evaluate_module_entry_point(tmp_path, capsys):
+    from engagement.vision.expression_eval import main
+
+    npz = tmp_path / "tiny.npz"
+    _synthetic_npz(npz)
+    assert main([str(npz), "--split", "PublicTest"]) == 0
+    assert capsys.readouterr().out.rstrip("\n").splitlines()[-1].startswith("accuracy=")
+    assert main([str(npz), "--split", "PrivateTest"]) == 2
+    assert "no rows" in capsys.readouterr().err
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPRESSION_MODELS)
+def test_shipped_model_accuracy_on_publictest(name):
+    npz = require_shared("fer2013/fer2013_train_publictest.npz")
+    result = evaluate_fer2013(npz, "PublicTest", name=name, threads=2)
+    assert result["n"] == 3579
+    # The shipped model must score what its card and metadata claim (0.6868 for v1; the 0.72
+    # goal is not reached on CPU-only training, see the card), and never fall below a floor.
+    card = (MODELS / f"{name}.MODEL_CARD.md").read_text()
+    claimed = float(re.search(r"accuracy (0\.\d{4})", card).group(1))
+    assert result["accuracy"] == pytest.approx(claimed, abs=5e-4), format_fer2013_report(result)
+    assert result["accuracy"] >= 0.68
+
+
+# ----------------------------------------------------------------------------- training side
+
+
+def test_tiny_random_model_onnx_matches_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    from engagement.training.expression import ExpressionCNN
+    from engagement.training.export_expression import check_against_torch, export_onnx
+
+    torch.manual_seed(0)
+    net = ExpressionCNN(widths=(4, 8), convs_per_stage=1, dropout=0.0)
+    # Non-trivial BN statistics, so the test covers their folding into the graph.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    for tta in (True, False):
+        path = export_onnx(net, tmp_path / f"tiny-{tta}.onnx", "0", tta_flip=tta)
+        assert check_against_torch(net, path, tta_flip=tta, n=7) < 1e-4
+        model = ExpressionModel.from_file(path)
+        assert model.version == "0" and len(model.labels) == 7
+        crops = np.random.default_rng(1).integers(0, 256, size=(33, 48, 48), dtype=np.uint8)
+        from engagement.training.expression import ExportWrapper
+
+        with torch.no_grad():
+            ref = ExportWrapper(net.eval(), tta).eval()(torch.from_numpy(crops[:, None].astype(np.float32))).numpy()
+        np.testing.assert_allclose(model.predict(crops, batch_size=8), ref, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_training_smoke_checkpoints_and_resume(tmp_path):
+    pytest.importorskip("torch")
+    from engagement.training.expression import train_expression
+
+    npz = tmp_path / "tiny.npz"
+    _synthetic_npz(npz, n=64)
+    out = tmp_path / "run"
+    kw = dict(widths=(4, 8), convs_per_stage=1, batch_size=16, threads=1, bf16=False)
+    best = train_expression(npz, out, epochs=1, seed=3, **kw)
+    assert best.is_file() and (out / "last.pt").is_file()
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and "val_acc_ema_flip" in json.loads(lines[0])
+    # Resuming a finished run trains nothing more; a different epoch count is refused clearly.
+    train_expression(npz, out, epochs=1, seed=3, resume=True, **kw)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    with pytest.raises(ValueError, match="resume with the same"):
+        train_expression(npz, out, epochs=2, seed=3, resume=True, **kw)
