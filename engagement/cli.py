@@ -7,6 +7,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from engagement import __version__
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything this program writes (the database, cohort keys, receipts, exports, the DPIA) is
+    # personal data or protects it: owner-only files (0600) and directories (0700), also for the
+    # dashboard server started as a child.
+    os.umask(0o077)
     parser = build_parser()
     # Training/evaluation subcommands hand their options to the module that owns them.
     args, extra = parser.parse_known_args(argv)
