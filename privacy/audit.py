@@ -341,11 +341,16 @@ def _row_entry(r) -> AuditEntry:
     return AuditEntry(int(r.seq), as_utc(r.at), r.action, r.actor, details, r.correlation_id, r.prev_hash, r.hash)
 
 
-def default_actor() -> str:
-    """Who runs a command: the operating-system account (a staff account, not a participant)."""
+def resolve_actor() -> str:
+    """The one actor name for command-line actions: "cli:<operating-system account>" (a staff
+    account, never a participant). Dashboard actions use "dashboard:<account>" instead."""
     import getpass
 
     try:
         return "cli:" + getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers; the log still needs an actor
-        return "cli"
+    except Exception:  # noqa: BLE001 - containers may have no user name; the uid still names the account
+        return f"cli:uid{os.getuid()}"
+
+
+# Older name, still called by modules that have not moved to resolve_actor yet.
+default_actor = resolve_actor
