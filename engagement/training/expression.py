@@ -65,6 +65,10 @@ class TrainConfig:
     init_from: str = ""  # a checkpoint whose EMA weights start this run (a second, fine-tuning cycle)
     aug_preset: str = "strong"
     aug: dict = field(default_factory=dict)
+    # Share of the target taken from the FER+ crowd votes (10 annotators per image) instead of
+    # the single original label: 0 = the original one-hot label only (v1). The votes carry the
+    # ambiguity of an image (a face that is half sad, half neutral), which a one-hot label hides.
+    ferplus_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.aug:
@@ -84,6 +88,25 @@ AUG_PRESETS: dict[str, dict] = {
         "erase_area": (0.02, 0.15),
         "brightness": 0.25,
         "contrast": 0.35,
+    },
+    # v2: "strong" plus what classroom webcams do to a face: gamma (under/over-exposure),
+    # defocus blur, sensor noise and JPEG compression.
+    "webcam": {
+        "rotate_deg": 15.0,
+        "scale": (0.85, 1.15),
+        "shift": 0.10,
+        "hflip": 0.5,
+        "erase_p": 0.5,
+        "erase_area": (0.02, 0.15),
+        "brightness": 0.25,
+        "contrast": 0.35,
+        "gamma": (0.6, 1.6),
+        "blur_p": 0.3,
+        "blur_sigma": (0.4, 1.2),
+        "noise_p": 0.3,
+        "noise_std": (0.01, 0.05),
+        "jpeg_p": 0.3,
+        "jpeg_quality": (25, 90),
     },
     # Second cycle: after 55 epochs of "strong" the net still underfit (train accuracy under
     # augmentation 0.735 vs 0.68 on PublicTest), so the fine-tuning cycle eases off.
@@ -169,7 +192,28 @@ def load_fer2013(data: Path) -> dict[str, np.ndarray]:
             "pixels": z["pixels"],
             "usage": z["usage"],
             "fer_label": z["fer_label"],
+            "ferplus_votes": z["ferplus_votes"],
         }
+
+
+# FER+ vote columns (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt,
+# unknown, not-a-face) -> FER2013 label index; contempt, unknown and not-a-face have no FER2013
+# class and are dropped.
+FERPLUS_TO_FER = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
+
+
+def soft_targets(labels: np.ndarray, votes: np.ndarray, weight: float) -> np.ndarray:
+    """(N, 7) float32 targets: (1 - weight) * one-hot(original label) + weight * FER+ vote shares.
+
+    Rows with no vote for any FER2013 class keep their one-hot label.
+    """
+    onehot = np.eye(len(LABELS), dtype=np.float32)[labels]
+    shares = np.zeros_like(onehot)
+    for src, dst in FERPLUS_TO_FER.items():
+        shares[:, dst] = votes[:, src]
+    total = shares.sum(1, keepdims=True)
+    shares = np.where(total > 0, shares / np.maximum(total, 1), onehot)
+    return (1.0 - weight) * onehot + weight * shares
 
 
 def split_arrays(arrays: dict[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -184,12 +228,54 @@ def normalise(pixels_u8: torch.Tensor) -> torch.Tensor:
     return (pixels_u8.float().unsqueeze(1) / 255.0 - PIXEL_MEAN) / PIXEL_STD
 
 
+def jpeg_roundtrip(pixels_u8: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tensor:
+    """Re-encode a random share of a uint8 batch (N, H, W) as JPEG at a random quality."""
+    if not aug.get("jpeg_p"):
+        return pixels_u8
+    import cv2  # training only; OpenCV comes with the runtime install
+
+    n = pixels_u8.shape[0]
+    chosen = (torch.rand(n, generator=gen) < aug["jpeg_p"]).tolist()
+    lo, hi = aug["jpeg_quality"]
+    quality = torch.randint(lo, hi + 1, (n,), generator=gen).tolist()
+    out = pixels_u8.numpy().copy()
+    for i in range(n):
+        if chosen[i]:
+            ok, buf = cv2.imencode(".jpg", out[i], [cv2.IMWRITE_JPEG_QUALITY, int(quality[i])])
+            out[i] = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return torch.from_numpy(out)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur of (N, 1, H, W) with a 5-tap separable kernel of std `sigma` (N,)."""
+    taps = torch.arange(-2, 3, dtype=x.dtype).view(1, 5)
+    k = torch.exp(-(taps**2) / (2 * sigma.view(-1, 1) ** 2))
+    k = k / k.sum(1, keepdim=True)  # (N, 5)
+    n, _, h, w = x.shape
+    xg = x.reshape(1, n, h, w)
+    xg = F.conv2d(F.pad(xg, (2, 2, 0, 0), mode="replicate"), k.view(n, 1, 1, 5), groups=n)
+    xg = F.conv2d(F.pad(xg, (0, 0, 2, 2), mode="replicate"), k.view(n, 1, 5, 1), groups=n)
+    return xg.reshape(n, 1, h, w)
+
+
 def augment(x: torch.Tensor, aug: dict, gen: torch.Generator) -> torch.Tensor:
     """Batch augmentation on normalised images (N, 1, H, W); all randomness from `gen`."""
     n = x.shape[0]
 
     def u(lo: float, hi: float, size: int = n) -> torch.Tensor:
         return torch.rand(size, generator=gen) * (hi - lo) + lo
+
+    if "gamma" in aug:
+        # Exposure: gamma on [0, 1] intensities, then back to the normalised scale.
+        g = u(*aug["gamma"]).view(n, 1, 1, 1)
+        x = (((x * PIXEL_STD + PIXEL_MEAN).clamp(0, 1)) ** g - PIXEL_MEAN) / PIXEL_STD
+    if aug.get("blur_p"):
+        blurred = _gaussian_blur(x, u(*aug["blur_sigma"]))
+        x = torch.where((torch.rand(n, generator=gen) < aug["blur_p"]).view(n, 1, 1, 1), blurred, x)
+    if aug.get("noise_p"):
+        std = u(*aug["noise_std"]).view(n, 1, 1, 1) / PIXEL_STD
+        noisy = x + torch.randn(x.shape, generator=gen) * std
+        x = torch.where((torch.rand(n, generator=gen) < aug["noise_p"]).view(n, 1, 1, 1), noisy, x)
 
     # Photometric first (on [0,1]-like values): low light and contrast changes are what
     # classroom webcams add to faces.
@@ -331,6 +417,12 @@ def train_expression(
         x_tr, y_tr = x_tr[: cfg.limit_train], y_tr[: cfg.limit_train]
         x_va, y_va = x_va[: cfg.limit_train], y_va[: cfg.limit_train]
     x_tr_t, y_tr_t = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+    target_tr_t = None
+    if cfg.ferplus_weight > 0:
+        votes = arrays["ferplus_votes"][arrays["usage"] == "Training"]
+        if cfg.limit_train:
+            votes = votes[: cfg.limit_train]
+        target_tr_t = torch.from_numpy(soft_targets(y_tr, votes, cfg.ferplus_weight))
     x_va_t = torch.from_numpy(x_va)
 
     net = build_model(cfg).to(memory_format=torch.channels_last)
@@ -420,11 +512,13 @@ def train_expression(
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             if len(idx) < 2:
                 continue  # BatchNorm needs more than one sample
-            xb = augment(normalise(x_tr_t[idx]), cfg.aug, gen).contiguous(memory_format=torch.channels_last)
+            xb = augment(normalise(jpeg_roundtrip(x_tr_t[idx], cfg.aug, gen)), cfg.aug, gen)
+            xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_tr_t[idx]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = net(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            target = yb if target_tr_t is None else target_tr_t[idx]
+            loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -510,6 +604,24 @@ def train_expression_recipe(data: Path, out: Path, seed: int = 0, resume: bool =
     )
 
 
+def train_expression_recipe_v2(data: Path, out: Path, seed: int = 0, resume: bool = False) -> Path:
+    """expression-cnn.v2's recipe: the v1 architecture, FER+ vote shares as 30% of the target
+    and webcam augmentation (gamma, blur, noise, JPEG) over 50 epochs, then a 30-epoch
+    fine-tuning cycle with light augmentation. OUT/cycle1, OUT/cycle2 as in v1's recipe."""
+    out = Path(out)
+    first = out / "cycle1"
+    train_expression(
+        data, first, epochs=50, seed=seed, resume=resume, lr=0.1, aug_preset="webcam", ferplus_weight=0.3,
+    )
+    return train_expression(
+        data, out / "cycle2", epochs=30, seed=seed + 1, resume=resume, lr=0.04, aug_preset="light",
+        ferplus_weight=0.3, init_from=str(first / "last.pt"),
+    )
+
+
+RECIPES = {"v1": train_expression_recipe, "v2": train_expression_recipe_v2}
+
+
 def load_checkpoint_model(path: Path) -> tuple[ExpressionCNN, dict]:
     """The EMA network of a best.pt/last.pt checkpoint, in eval mode, plus its meta."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
@@ -532,14 +644,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aug", choices=sorted(AUG_PRESETS), default="strong")
     ap.add_argument("--init-from", default="", help="start from this checkpoint's EMA weights (fine-tuning cycle)")
     ap.add_argument("--limit-train", type=int, default=0, help="smoke test on the first N rows")
-    ap.add_argument("--recipe", action="store_true", help="run the shipped model's two-cycle recipe into OUT")
+    ap.add_argument(
+        "--recipe", nargs="?", const="v1", choices=sorted(RECIPES),
+        help="run a shipped model's two-cycle recipe into OUT (default v1; v2 = FER+ votes + webcam augmentation)",
+    )
+    ap.add_argument("--ferplus-weight", type=float, default=0.0,
+                    help="share of the target taken from the FER+ vote shares (0 = original labels only)")
     args = ap.parse_args(argv)
     if args.recipe:
-        print(f"best checkpoint: {train_expression_recipe(args.data, args.out, args.seed, args.resume)}")
+        print(f"best checkpoint: {RECIPES[args.recipe](args.data, args.out, args.seed, args.resume)}")
         return 0
     best = train_expression(
         args.data, args.out, args.epochs, args.seed, args.resume, args.reschedule,
         limit_train=args.limit_train, lr=args.lr, aug_preset=args.aug, init_from=args.init_from,
+        ferplus_weight=args.ferplus_weight,
     )
     print(f"best checkpoint: {best}")
     return 0
