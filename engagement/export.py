@@ -49,6 +49,18 @@ def column_schema() -> list[dict[str, str]]:
     for label in EXPRESSION_LABELS:
         cols.append((f"expr_{label}", "float", "probability", f"mean probability of '{label}'; empty when not computed"))
     cols += [
+        ("on_screen_ratio", "float", "ratio 0-1",
+         "share of the second's judged frames whose gaze (head pose + eyes) lies inside the participant's "
+         "screen cone; empty when no frame could be judged (absent, unmeasurable face, screen direction "
+         "still being learned)"),
+        ("eyes_closed_ratio", "float", "ratio 0-1",
+         "share of judged frames with the eyes closed longer than a blink (openness below a fraction of the "
+         "participant's own open-eye level); empty when no frame could be judged"),
+        ("attention", "string", "",
+         "state of the second: on_screen | looking_away | eyes_closed | absent (no face) | unknown (face "
+         "seen but not measurable); a physical state, not an emotion (docs/attention.md)"),
+    ]
+    cols += [
         ("state", "string", "", "present | absent | unknown (absent/unknown are never low engagement)"),
         ("score", "float", "0-1", "engagement score from the temporal model; empty unless present"),
         ("level", "int", "0-3", "most likely engagement level (0 disengaged ... 3 highly engaged)"),

@@ -42,6 +42,12 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
+# Per-second attention state of one participant (physical states, not emotions; see
+# docs/attention.md): gaze inside the screen cone, gaze outside it, eyes closed longer than a
+# blink, no face, or a face that could not be judged (too small, blurred, dark, occluded, or the
+# participant's screen direction is still being learned).
+ATTENTION_STATES: tuple[str, ...] = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -94,6 +100,11 @@ class WindowFeatures:
 
     `n_frames` frames were analysed in the window, the face was found in `n_face` of them.
     When `n_face == 0` every mean/std is None: missing, never zero.
+
+    Attention: `on_screen_ratio` and `eyes_closed_ratio` are shares of the window's judged
+    frames (face measurable, screen direction known); None when no frame could be judged.
+    `attention` is the window's state, one of ATTENTION_STATES; a window without a face is
+    `absent` (the default `unknown` becomes `absent` when `n_face == 0`).
     """
 
     track_id: int
@@ -104,6 +115,21 @@ class WindowFeatures:
     mean: tuple[float | None, ...]  # FEATURE_NAMES order
     std: tuple[float | None, ...]
     expression: tuple[float, ...] | None = None  # mean probabilities; None when not computed
+    on_screen_ratio: float | None = None
+    eyes_closed_ratio: float | None = None
+    attention: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_STATES:
+            raise ValueError(f"attention must be one of {ATTENTION_STATES}, got {self.attention!r}")
+        if self.n_face == 0:
+            if self.attention not in ("absent", "unknown"):
+                raise ValueError(f"a window without a face cannot be {self.attention!r}")
+            object.__setattr__(self, "attention", "absent")
+        for name in ("on_screen_ratio", "eyes_closed_ratio"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within 0..1, got {value}")
 
     @property
     def present_ratio(self) -> float:
@@ -126,6 +152,9 @@ class WindowFeatures:
             out[f"{name}_std"] = s
         for label, p in zip(EXPRESSION_LABELS, self.expression or (None,) * len(EXPRESSION_LABELS)):
             out[f"expr_{label}"] = p
+        out["on_screen_ratio"] = self.on_screen_ratio
+        out["eyes_closed_ratio"] = self.eyes_closed_ratio
+        out["attention"] = self.attention
         return out
 
 

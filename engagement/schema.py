@@ -100,6 +100,13 @@ for _name in FEATURE_NAMES:
     window_columns.append(Column(f"{_name}_std", Float))
 for _label in EXPRESSION_LABELS:
     window_columns.append(Column(f"expr_{_label}", Float))
+# Attention signals (docs/attention.md). Nullable, so an older database gains them by
+# ALTER TABLE ADD COLUMN; the ratios are NULL when no frame of the second could be judged.
+window_columns += [
+    Column("on_screen_ratio", Float),
+    Column("eyes_closed_ratio", Float),
+    Column("attention", String(16)),  # on_screen | looking_away | eyes_closed | absent | unknown
+]
 
 window_features = Table(
     "window_features",
