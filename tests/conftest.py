@@ -4,11 +4,13 @@ absent (a user's fresh machine), except when ENGAGEMENT_REQUIRE_DATA=1 (CI): the
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from engagement.config import shared_data_dir
+from postgres_server import PostgresServer
 
 
 def require_shared(relative: str) -> Path:
@@ -34,3 +36,34 @@ def isolated_data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ENGAGEMENT_DATA_DIR", str(data))
     monkeypatch.delenv("ENGAGEMENT_DB", raising=False)
     return data
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL server for the whole run (see tests/postgres_server.py)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        server.stop()
+        detail = getattr(exc, "stderr", "") or str(exc)
+        message = f"no PostgreSQL server for the postgres tests: {detail.strip()}"
+        if os.environ.get("ENGAGEMENT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """The same test against SQLite and a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'engagement.db'}"
+    return request.getfixturevalue("pg_url")
