@@ -255,17 +255,25 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
     # active consent left, attested tracks whose session attestation is withdrawn.
     counts["unconsented_tracks"] = 0
     c = tables.consent_records
-    active_participant = exists().where(
-        c.c.kind == "participant", c.c.participant == s.tracks.c.participant, c.c.withdrawn_at.is_(None)
+    # Both subqueries are correlated with the outer track row explicitly: left to automatic
+    # correlation, a subquery that names `tracks` two levels down gets its own FROM tracks and
+    # checks every track against one arbitrary session.
+    active_participant = (
+        exists()
+        .where(c.c.kind == "participant", c.c.participant == s.tracks.c.participant, c.c.withdrawn_at.is_(None))
+        .correlate(s.tracks)
     )
-    session_of_track = (
-        select(s.sessions.c.name)
-        .join(s.runs, s.runs.c.session_id == s.sessions.c.id)
-        .where(s.runs.c.id == s.tracks.c.run_id)
-        .scalar_subquery()
-    )
-    active_attestation = exists().where(
-        c.c.kind == "attestation", c.c.session_name == session_of_track, c.c.withdrawn_at.is_(None)
+    # An attested track is covered only by an active attestation of its own run's session.
+    active_attestation = (
+        exists()
+        .where(
+            c.c.kind == "attestation",
+            c.c.withdrawn_at.is_(None),
+            c.c.session_name == s.sessions.c.name,
+            s.sessions.c.id == s.runs.c.session_id,
+            s.runs.c.id == s.tracks.c.run_id,
+        )
+        .correlate(s.tracks)
     )
     unconsented = select(s.tracks.c.id).where(
         or_(

@@ -175,3 +175,105 @@ def test_cli_purge(store, capsys):
     assert json.loads(out[out.index("{"):])["receipt_id"] == 1
     assert main(["privacy", "policy", "show"]) == 0
     assert 'raw_frames = "never"' in capsys.readouterr().out
+
+
+# -- consent enforcement over many sessions and every consent kind --------------------------------
+
+
+def _tie(store, session: str, *, cohort="latsar", faces=None, device=None, roster=None, scope="facilitator_feedback"):
+    """One analysed second of `session`, exactly as the pipeline ties and stores faces: ask the
+    consent gate for each face, store a track (and one window) only for admitted faces."""
+    from privacy.consent import ConsentGate
+
+    faces = faces or {"T1": (100.0, 100.0, 300.0, 300.0)}
+    sid = store.session_id(session, cohort=cohort)
+    run = store.begin_run(sid, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
+                          config_hash="0", models={})
+    gate = ConsentGate.for_session(store, session, roster=roster, device_participant=device, scope=scope)
+    tied = {}
+    with store.transaction() as conn:
+        for label, bbox in faces.items():
+            pseud = gate.participant_for(label, bbox, (1280, 720), 500.0)
+            if pseud is not None:
+                tied[label] = store.add_track(conn, run, label, pseud, 0)
+                conn.execute(insert(schema.window_features).values(
+                    run_id=run, track_id=tied[label], second=0, created_at=datetime.now(timezone.utc),
+                    n_frames=1, n_face=1, present_ratio=1.0, blinks=0))
+        conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(status="complete"))
+    return run, tied
+
+
+def _late_track(store, run: int, label: str, pseudonym: str | None) -> int:
+    """A track written after its consent ended (an in-flight run's last flush, say)."""
+    with store.transaction() as conn:
+        return store.add_track(conn, run, label, pseudonym, 0)
+
+
+def _track_ids(store) -> set[int]:
+    with store.transaction() as conn:
+        return {int(r[0]) for r in conn.execute(select(schema.tracks.c.id))}
+
+
+def test_purge_keeps_every_consented_track_across_sessions(store, capsys):
+    from engagement.cli import main
+    from privacy.pseudonym import KeyRing
+
+    args = dict(notice_version="v1", language="id", evidence="form")
+    consented: set[int] = set()
+    # Personal consent + analysis of the participant's own device.
+    consent.grant(store, "siti@x.id", cohort="latsar", **args)
+    run_own, tied = _tie(store, "own-device", device="siti@x.id")
+    consented |= set(tied.values())
+    # Facilitator attestations, one per session, several tracks each.
+    for name in ("hari-1", "hari-2", "hari-3"):
+        store.session_id(name, cohort="latsar")
+        consent.attest(store, name, facilitator="wi@x.id", **args)
+        _, tied = _tie(store, name, faces={"T1": (0, 0, 10, 10), "T2": (20, 0, 30, 10)})
+        assert len(tied) == 2
+        consented |= set(tied.values())
+    # Roster import: two participants in a 2x2 gallery.
+    roster = consent.parse_roster({"cohort": "latsar", "grid": "2x2", "participants": [
+        {"identity": "budi@x.id", "tile": "1,1"}, {"identity": "ani@x.id", "tile": "1,2"}]})
+    consent.import_roster(store, roster, **args)
+    _, tied = _tie(store, "galeri", roster=roster,
+                   faces={"T1": (100.0, 100.0, 300.0, 300.0), "T2": (800.0, 100.0, 1000.0, 300.0)})
+    assert len(tied) == 2
+    consented |= set(tied.values())
+    # Research-only consent (a run under the research scope): still an active consent.
+    consent.grant(store, "eko@x.id", cohort="latsar", scopes=["research"], **args)
+    _, tied = _tie(store, "riset", device="eko@x.id", scope="research")
+    consented |= set(tied.values())
+    assert len(consented) == 10
+
+    unconsented: set[int] = set()
+    # A withdrawn personal consent: its purge ran, then a late row arrived.
+    consent.grant(store, "dewi@x.id", cohort="latsar", **args)
+    run_dewi, tied = _tie(store, "dewi-sesi", device="dewi@x.id")
+    consent.withdraw(store, "dewi@x.id", cohort="latsar")
+    unconsented.add(_late_track(store, run_dewi, "T1", KeyRing(store).pseudonym("dewi@x.id", "latsar")))
+    # A withdrawn attestation, while other sessions' attestations stay active.
+    store.session_id("hari-4", cohort="latsar")
+    consent.attest(store, "hari-4", facilitator="wi@x.id", **args)
+    run_h4, tied = _tie(store, "hari-4")
+    consent.withdraw_attestation(store, "hari-4")
+    unconsented.add(_late_track(store, run_h4, "T1", KeyRing(store).attested_pseudonym("latsar", "hari-4", "T1")))
+    # Consent given in another cohort does not cover this cohort's pseudonym.
+    consent.grant(store, "fajar@x.id", cohort="lain", **args)
+    assert _tie(store, "own-device-2", device="fajar@x.id")[1] == {}
+    unconsented.add(_late_track(store, run_own, "T9", KeyRing(store).pseudonym("fajar@x.id", "latsar")))
+    # An attested-style pseudonym in a session nobody attested.
+    unconsented.add(_late_track(store, run_own, "T8", KeyRing(store).attested_pseudonym("latsar", "own-device", "T8")))
+    # No pseudonym at all.
+    unconsented.add(_late_track(store, run_own, "T7", None))
+    assert _track_ids(store) == consented | unconsented
+
+    assert main(["privacy", "purge", "--dry-run", "--db", store.url]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["unconsented_tracks"] == len(unconsented)
+    assert _track_ids(store) == consented | unconsented  # the dry run changed nothing
+    assert main(["privacy", "purge", "--yes", "--db", store.url]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["counts"]["unconsented_tracks"] == len(unconsented)
+    assert _track_ids(store) == consented
+    # Purging again (what every analysis start does) takes nothing more.
+    assert purge(store, load_policy()).counts["unconsented_tracks"] == 0
+    assert _track_ids(store) == consented
