@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from engagement.config import models_dir as default_models_dir
 from engagement.errors import ModelError
 
-__all__ = ["default_models_dir", "resolve_model", "sha256_file"]
+__all__ = ["default_models_dir", "onnx_session", "resolve_model", "sha256_file"]
+
+# ONNX Runtime's Linux wheels start a telemetry client when the library loads (it writes a device
+# id and an event store under ~/.cache/Microsoft). The variable only works if it is set before the
+# first import of onnxruntime, so it is set here, where every model loader comes through.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 
 def sha256_file(path: Path) -> str:
@@ -48,3 +54,19 @@ def resolve_model(name: str, models_dir: Path | None = None) -> Path:
             f"(sha256 {digest[:12]}..., expected {entry['sha256'][:12]}...)"
         )
     return path
+
+
+def onnx_session(path: Path, *, threads: int = 1, denormal_as_zero: bool = False):
+    """An ONNX Runtime CPU session for `path` with telemetry off; raises what ORT raises."""
+    import onnxruntime as ort
+
+    ort.disable_telemetry_events()  # the API switch too, in case onnxruntime was imported first
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if denormal_as_zero:
+        # Denormal activations make fp32 convolutions several times slower on x86; flushing
+        # them to zero changes outputs by < 1e-30.
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engagement.errors import ModelError
-from engagement.registry import default_models_dir, resolve_model, sha256_file  # noqa: F401
+from engagement.registry import default_models_dir, onnx_session, resolve_model, sha256_file  # noqa: F401
 from engagement.temporal.features import INPUT_NAMES, N_ATTENTION, N_INPUTS
 
 DEFAULT_MODEL = "engagement-gru.v1"
@@ -61,14 +61,8 @@ class TemporalModel:
     @classmethod
     def from_file(cls, path: Path) -> "TemporalModel":
         """Load without the registry check (tests, experiments); prefer `load`."""
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            session = onnx_session(path)
         except Exception as e:  # ORT raises its own types, one per failure kind
             raise ModelError(f"cannot load temporal model {path}: {str(e).strip()[:200]}") from None
         meta = dict(session.get_modelmeta().custom_metadata_map)

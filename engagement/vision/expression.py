@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from engagement.errors import ModelError
-from engagement.registry import default_models_dir, resolve_model, sha256_file  # noqa: F401
+from engagement.registry import default_models_dir, onnx_session, resolve_model, sha256_file  # noqa: F401
 
 DEFAULT_MODEL = "expression-cnn.v1"
 CROP_SIZE = 48
@@ -145,17 +145,8 @@ class ExpressionModel:
     @classmethod
     def from_file(cls, path: Path, threads: int = 1) -> "ExpressionModel":
         """Load without the registry check (tests, experiments); prefer `load`."""
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        # Denormal activations make fp32 convolutions several times slower on x86; flushing
-        # them to zero changes outputs by < 1e-30.
-        so.add_session_config_entry("session.set_denormal_as_zero", "1")
         try:
-            session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            session = onnx_session(path, threads=threads, denormal_as_zero=True)
         except Exception as e:  # ORT raises its own exception types, one per failure kind
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load model {path}: {first}") from None
