@@ -117,12 +117,13 @@ class KeyRing:
             fh.flush()
             os.fsync(fh.fileno())
         if self.store is not None:
-            from privacy.audit import AuditAction, AuditLog
+            from privacy.audit import AuditAction, AuditLog, resolve_actor
 
             with self.store.transaction() as conn:
                 _key_event(conn, cohort, "created", fingerprint(key))
                 AuditLog(self.store).record(
-                    AuditAction.KEY_CREATED, "system", {"cohort": cohort, "fingerprint": fingerprint(key)}, conn=conn
+                    AuditAction.KEY_CREATED, resolve_actor(), {"cohort": cohort, "fingerprint": fingerprint(key)},
+                    conn=conn,
                 )
         return key
 
@@ -147,32 +148,45 @@ class KeyRing:
         msg = f"attested\0{session_name}\0{track_label}".encode("utf-8")
         return ATTESTED_PREFIX + hmac.new(key, msg, hashlib.sha256).hexdigest()[:40]
 
-    def destroy(self, cohort: str, *, actor: str = "cli") -> str:
-        """Overwrite and delete the cohort key; record it. Returns the destroyed key's fingerprint."""
+    def destroy(self, cohort: str, *, actor: str | None = None) -> str:
+        """Record the destruction, then overwrite and delete the cohort key. Returns the destroyed
+        key's fingerprint.
+
+        Recorded first, in one transaction (key event + audit entry), the file destroyed only
+        after that commit: a database that cannot be written (locked, full, read-only) leaves the
+        key in place and nothing changed, never a key gone without a trace."""
+        from privacy.audit import AuditAction, AuditLog, resolve_actor
+
         cohort = check_cohort(cohort)
         path = self.path(cohort)
         if not path.exists():
             raise CohortKeyError(f"cohort {cohort!r} has no key to destroy (already destroyed or never used)")
-        key = _read_key(path)
-        fp = fingerprint(key)
-        size = path.stat().st_size
-        # Overwrite before unlinking: on ordinary file systems this removes the bytes rather than
-        # only the name (copy-on-write file systems and backups are the operator's concern, see
-        # docs/privacy.md).
-        with open(path, "r+b") as fh:
-            fh.write(secrets.token_bytes(size))
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
-        self._cache.pop(cohort, None)
+        fp = fingerprint(_read_key(path))
+        # Checked before recording, so a key that could not be removed is not recorded as destroyed.
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+            raise CohortKeyError(f"cannot destroy the cohort key {path}: the file or its directory is not writable")
         if self.store is not None:
-            from privacy.audit import AuditAction, AuditLog
-
             with self.store.transaction() as conn:
                 _key_event(conn, cohort, "destroyed", fp)
                 AuditLog(self.store).record(
-                    AuditAction.KEY_DESTROYED, actor, {"cohort": cohort, "fingerprint": fp}, conn=conn
+                    AuditAction.KEY_DESTROYED, actor or resolve_actor(), {"cohort": cohort, "fingerprint": fp}, conn=conn
                 )
+        self._cache.pop(cohort, None)
+        try:
+            # Overwrite before unlinking: on ordinary file systems this removes the bytes rather
+            # than only the name (copy-on-write file systems and backups are the operator's
+            # concern, see docs/privacy.md).
+            size = path.stat().st_size
+            with open(path, "r+b") as fh:
+                fh.write(secrets.token_bytes(size))
+                fh.flush()
+                os.fsync(fh.fileno())
+            path.unlink()
+        except OSError as exc:
+            raise CohortKeyError(
+                f"the destruction of cohort key {cohort!r} is recorded, but {path} could not be removed "
+                f"({exc.strerror}); delete that file by hand"
+            ) from None
         return fp
 
 

@@ -83,3 +83,38 @@ def test_cli_keys_destroy(store, capsys):
     assert key_path("c1").exists()
     assert main(["privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]) == 0
     assert not key_path("c1").exists()
+
+
+def test_keys_destroy_on_a_locked_database_keeps_the_key(store, isolated_data_dir):
+    """The real command in a subprocess while another program holds the database's write lock:
+    one error line, exit 2, the key file untouched, nothing recorded. Released, it goes through."""
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    KeyRing(store).pseudonym("a", "c1")
+    path = key_path("c1")
+    key_text = path.read_text()
+    command = [sys.executable, "-m", "engagement.cli", "privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]
+    env = {**os.environ, "ENGAGEMENT_DATA_DIR": str(isolated_data_dir)}
+    root = Path(__file__).resolve().parent.parent
+    locker = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+    finally:
+        locker.close()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and "locked" in done.stderr
+    assert path.read_text() == key_text
+    with store.transaction() as conn:
+        assert [r.event for r in conn.execute(select(tables.cohort_key_events))] == ["created"]
+    assert AuditLog(store).entries(action=AuditAction.KEY_DESTROYED) == []
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert not path.exists()
+    with store.transaction() as conn:
+        assert [r.event for r in conn.execute(select(tables.cohort_key_events))] == ["created", "destroyed"]
+    assert len(AuditLog(store).entries(action=AuditAction.KEY_DESTROYED)) == 1
