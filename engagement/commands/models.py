@@ -19,6 +19,7 @@ TRAIN = {
 }
 EVALUATE = {
     "fer2013": ("engagement.vision.expression_eval", "score the shipped expression model; last line accuracy=..."),
+    "images": ("engagement.vision.expression_images", "audit the expression model on your own labelled face images"),
     "engagewild": ("engagement.temporal.evaluate", "score the shipped engagement model; last line mse=..."),
 }
 

@@ -16,10 +16,36 @@ from engagement.errors import EngagementError
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel
 
 
-def _confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
-    cm = np.zeros((k, k), dtype=np.int64)
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int, columns: int | None = None) -> np.ndarray:
+    """(k, columns) counts, rows true class, columns predicted (extra columns: outcomes such as
+    "no face found" that are no class)."""
+    cm = np.zeros((k, columns or k), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     return cm
+
+
+def class_scores(cm: np.ndarray, labels: tuple[str, ...] | list[str]) -> dict:
+    """Per-class recall/precision/F1 and macro-F1 from a (k, k[+extra]) confusion matrix.
+
+    Extra columns count toward a class's support (so they lower its recall) but are no
+    prediction of any class (so they never lower precision).
+    """
+    k = len(labels)
+    tp = np.diag(cm[:, :k]).astype(float)
+    support = cm.sum(1)
+    recall = tp / np.maximum(support, 1)
+    precision = tp / np.maximum(cm[:, :k].sum(0), 1)
+    denom = precision + recall
+    f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1), 0.0)
+    # Macro-F1 over the classes present in the data: an absent class has no defined recall.
+    present = support > 0
+    return {
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "recall": {lab: float(r) for lab, r, p in zip(labels, recall, present) if p},
+        "precision": {lab: float(v) for lab, v in zip(labels, precision)},
+        "f1": {lab: float(v) for lab, v, p in zip(labels, f1, present) if p},
+        "support": {lab: int(s) for lab, s in zip(labels, support)},
+    }
 
 
 def _read_split(npz: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,15 +85,7 @@ def evaluate_fer2013(
         raise EngagementError(f"{npz}: fer_label must lie in 0..{k - 1}")
     probs = model.predict(pixels, batch_size=256)
     pred = probs.argmax(1)
-    cm = _confusion(y, pred, k)
-    tp = np.diag(cm).astype(float)
-    support = cm.sum(1)
-    recall = tp / np.maximum(support, 1)
-    precision = tp / np.maximum(cm.sum(0), 1)
-    denom = precision + recall
-    f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1), 0.0)
-    # Macro-F1 over the classes present in the split: an absent class has no defined recall.
-    present = support > 0
+    cm = confusion(y, pred, k)
     return {
         "model": name,
         "version": model.version,
@@ -76,35 +94,42 @@ def evaluate_fer2013(
         "split": split,
         "n": int(len(y)),
         "labels": list(model.labels),
-        "accuracy": float(tp.sum() / len(y)),
-        "macro_f1": float(f1[present].mean()),
-        "recall": {lab: float(r) for lab, r, p in zip(model.labels, recall, present) if p},
-        "precision": {lab: float(v) for lab, v in zip(model.labels, precision)},
-        "f1": {lab: float(v) for lab, v, p in zip(model.labels, f1, present) if p},
-        "support": {lab: int(s) for lab, s in zip(model.labels, support)},
+        "accuracy": float(np.trace(cm) / len(y)),
+        **class_scores(cm, model.labels),
         "confusion": cm.tolist(),
     }
 
 
-def format_fer2013_report(result: dict) -> str:
-    """Human-readable report; the LAST line is exactly `accuracy=<value>` for scripts."""
-    labels = result["labels"]
-    lines = [
-        f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)",
-        f"data {result['npz']} split {result['split']}: {result['n']} faces",
-        f"{'class':<10}{'support':>8}{'recall':>8}{'prec.':>8}{'F1':>8}",
-    ]
-    for lab in labels:
+def class_table(result: dict) -> list[str]:
+    """Support/recall/precision/F1 per class present (the `class_scores` fields of `result`)."""
+    lines = [f"{'class':<10}{'support':>8}{'recall':>8}{'prec.':>8}{'F1':>8}"]
+    for lab in result["labels"]:
         if lab in result["recall"]:
             lines.append(
                 f"{lab:<10}{result['support'][lab]:>8}{result['recall'][lab]:>8.4f}"
                 f"{result['precision'][lab]:>8.4f}{result['f1'][lab]:>8.4f}"
             )
-    lines.append("confusion (rows true, columns predicted): " + " ".join(l[:3] for l in labels))
-    for lab, row in zip(labels, result["confusion"]):
+    return lines
+
+
+def confusion_lines(labels: list[str], cm: list[list[int]], extra_columns: tuple[str, ...] = ()) -> list[str]:
+    heads = [lab[:3] for lab in labels] + list(extra_columns)
+    lines = ["confusion (rows true, columns predicted): " + " ".join(heads)]
+    for lab, row in zip(labels, cm):
         lines.append(f"  {lab[:3]:<4}" + "".join(f"{v:>6}" for v in row))
-    lines.append(f"macro_f1={result['macro_f1']:.4f}")
-    lines.append(f"accuracy={result['accuracy']:.4f}")
+    return lines
+
+
+def format_fer2013_report(result: dict) -> str:
+    """Human-readable report; the LAST line is exactly `accuracy=<value>` for scripts."""
+    lines = [
+        f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)",
+        f"data {result['npz']} split {result['split']}: {result['n']} faces",
+        *class_table(result),
+        *confusion_lines(result["labels"], result["confusion"]),
+        f"macro_f1={result['macro_f1']:.4f}",
+        f"accuracy={result['accuracy']:.4f}",
+    ]
     return "\n".join(lines)
 
 
