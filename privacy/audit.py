@@ -1,13 +1,19 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained audit log with an anchor outside the database.
 
 Each entry stores the SHA-256 of its own content and the hash of the entry before it, so an
 edited entry no longer matches its hash, a deleted one leaves a link pointing at nothing, and a
 reordered one points at the wrong predecessor. `verify()` walks the chain and names the entry.
 
-Deleting the newest entries leaves no broken link inside the database, so after every write
-that commits on its own the head (seq, hash) is also copied to an anchor file under data_dir(),
-outside the database; verify compares the two. (Entries written inside a caller's transaction
-are anchored by the next self-committed write: the anchor may lag, never lead.)
+Deleting the newest entries leaves no broken link inside the database, so the head (seq, hash)
+is also kept in an anchor file, DATA_DIR/audit/anchor-<database id>.json, outside the database.
+Every transaction that appended entries writes the anchor in its commit event, i.e. after its
+last statement and just before the database commits; a commit that then fails puts the old
+anchor back. So no entry is ever committed unanchored, whether it was written in a transaction
+of its own or inside a caller's (consent, purge, key destruction, erasure). `verify` requires the
+anchor to name exactly the newest entry: a missing, unreadable, older or different anchor is a
+failure. The database id lives in the `meta` table, so the anchor is found again after the
+database file is moved or restored; `reanchor` (audited, with a reason) is the deliberate way to
+accept a new state after a restore.
 
 Details carry pseudonyms, counts and ids only: `record` refuses keys that name identities and
 any binary value.
@@ -20,22 +26,30 @@ import hashlib
 import json
 import os
 import random
+import re
+import threading
 import time
+import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from engagement.config import data_dir
+from engagement import schema
 from engagement.errors import StoreError
 from privacy import tables
 from privacy.errors import AuditError
 from privacy.timeutil import as_utc, for_db, iso, utcnow
 
 GENESIS = "0" * 64
+DATABASE_ID_KEY = "database_id"  # meta table: names this database's anchor file
+_DATABASE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class AuditAction(str, enum.Enum):
@@ -61,6 +75,8 @@ class AuditAction(str, enum.Enum):
     USER_CHANGED = "user_changed"
     AGENDA_CHANGED = "agenda_changed"
     REPORT_DOWNLOAD = "report_download"
+    # The anchor outside the database was reset on purpose (database moved or restored).
+    AUDIT_REANCHORED = "audit_reanchored"
 
 
 # Keys that would put an identity (rather than a pseudonym) into the log.
@@ -94,7 +110,7 @@ class AuditEntry:
 @dataclass(frozen=True)
 class Problem:
     seq: int
-    kind: str  # edited | deleted | reordered | broken | truncated
+    kind: str  # edited | deleted | reordered | broken | truncated | unanchored | anchor
     message: str
 
 
@@ -158,20 +174,105 @@ def entry_hash(prev_hash: str, at: datetime, action: str, actor: str, details_te
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def anchor_path(url: str) -> Path:
-    tag = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
-    return data_dir() / "audit" / f"anchor-{tag}.json"
+def anchor_path(database_id: str) -> Path:
+    return data_dir() / "audit" / f"anchor-{database_id}.json"
+
+
+def _anchor_text(database_id: str, seq: int, h: str) -> str:
+    return json.dumps({"database_id": database_id, "seq": seq, "hash": h})
+
+
+def _replace_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# -- anchoring at commit ----------------------------------------------------------------------------
+# The newest entry appended on a connection and not yet committed: (database id, seq, hash).
+_pending: weakref.WeakKeyDictionary[Connection, tuple[str, int, str]] = weakref.WeakKeyDictionary()
+# A connection whose commit is under way: (anchor path, the anchor's text before, the text written).
+_committing: weakref.WeakKeyDictionary[Connection, tuple[Path, str | None, str]] = weakref.WeakKeyDictionary()
+
+
+def _install_commit_hooks(engine: Engine) -> None:
+    if event.contains(engine, "commit", _anchor_before_commit):
+        return
+    event.listen(engine, "begin", _forget)
+    event.listen(engine, "rollback", _forget)
+    event.listen(engine, "commit", _anchor_before_commit)
+    event.listen(engine, "handle_error", _restore_after_failed_commit)
+
+
+def _forget(conn: Connection) -> None:
+    _pending.pop(conn, None)
+    _committing.pop(conn, None)
+
+
+def _anchor_before_commit(conn: Connection) -> None:
+    """Runs after the transaction's last statement, before the database commits. Anchoring here
+    rather than after the commit means a crash can leave the anchor ahead of the log (verify then
+    reports it) but never an entry committed without its anchor. An anchor that cannot be
+    written stops the commit: the caller's work is rolled back with one clear error."""
+    pending = _pending.pop(conn, None)
+    if pending is None:
+        return
+    database_id, seq, h = pending
+    path = anchor_path(database_id)
+    text = _anchor_text(database_id, seq, h)
+    try:
+        before = path.read_text(encoding="utf-8") if path.exists() else None
+        _replace_file(path, text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(
+            f"cannot write the audit anchor {path}: {getattr(exc, 'strerror', None) or exc}; nothing was changed"
+        ) from None
+    _committing[conn] = (path, before, text)
+
+
+def _restore_after_failed_commit(context) -> None:
+    """The commit failed after the anchor moved on: put the previous anchor back."""
+    conn = context.connection
+    state = _committing.pop(conn, None) if conn is not None else None
+    if state is None:
+        return
+    path, before, written = state
+    try:
+        if path.read_text(encoding="utf-8") != written:
+            return  # another writer has anchored since
+        if before is None:
+            path.unlink()
+        else:
+            _replace_file(path, before)
+    except (OSError, UnicodeDecodeError):
+        # verify will report the anchor ahead of the log; the commit's own error is reported now.
+        pass
+
+
+def database_id(conn: Connection, *, create: bool = False) -> str | None:
+    """This database's id (meta table), made on the first audit entry."""
+    m = schema.meta
+    value = conn.execute(select(m.c.value).where(m.c.key == DATABASE_ID_KEY)).scalar()
+    if value is None and create:
+        value = uuid.uuid4().hex
+        conn.execute(insert(m).values(key=DATABASE_ID_KEY, value=value))
+    return value
 
 
 class AuditLog:
     def __init__(self, store):
         self.store = store
+        _install_commit_hooks(store.engine)
 
     # -- writing -----------------------------------------------------------------------------
 
     def record(
         self,
-        action: AuditAction | str,
+        action: AuditAction,
         actor: str,
         details: dict,
         correlation_id: str | None = None,
@@ -180,8 +281,11 @@ class AuditLog:
         at: datetime | None = None,
     ) -> AuditEntry:
         """Append one entry. With `conn`, inside the caller's transaction (it commits or rolls
-        back with the caller's work); without, in a transaction of its own."""
-        action_value = AuditAction(action).value
+        back with the caller's work); without, in a transaction of its own. Either way the entry
+        is anchored when its transaction commits."""
+        if not isinstance(action, AuditAction):
+            raise AuditError(f"audit action {action!r} is not an AuditAction member")
+        action_value = action.value
         actor = str(actor or "unknown")[:100]
         details_text = canonical_details(dict(details or {}))
         if correlation_id is not None:
@@ -208,7 +312,6 @@ class AuditLog:
                 continue
             except DatabaseError as exc:
                 raise StoreError(describe_db_error(exc, self.store.url)) from None
-            self._write_anchor(entry.seq, entry.hash)
             return entry
         raise AuditError("could not append to the audit log: too many concurrent writers; try again")
 
@@ -221,6 +324,7 @@ class AuditLog:
         else:
             seq, prev = int(head.seq) + 1, head.hash
         h = entry_hash(prev, when, action, actor, details_text, correlation_id)
+        db_id = database_id(conn, create=True)
         conn.execute(
             insert(t).values(
                 seq=seq,
@@ -233,21 +337,25 @@ class AuditLog:
                 hash=h,
             )
         )
+        _pending[conn] = (db_id, seq, h)
         return AuditEntry(seq, when, action, actor, json.loads(details_text), correlation_id, prev, h)
 
-    def _write_anchor(self, seq: int, h: str) -> None:
-        path = anchor_path(self.store.url)
-        try:
-            current = json.loads(path.read_text()) if path.exists() else None
-            if current and int(current.get("seq", 0)) >= seq:
-                return
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"seq": seq, "hash": h}))
-            os.replace(tmp, path)
-        except (OSError, ValueError):
-            # The anchor is a second line of defence; the chain itself is the record.
-            pass
+    def reanchor(self, reason: str, actor: str) -> tuple[AuditEntry, VerifyResult]:
+        """Accept the log as it stands (after a deliberate move or restore): record why, with
+        what verify found before, and anchor that entry. Problems inside the chain (edited,
+        deleted, reordered entries) stay visible to verify; only the outside witness is reset."""
+        reason = " ".join(str(reason or "").split())
+        if not reason:
+            raise AuditError("give the reason for re-anchoring (--reason), e.g. \"database restored from the 1 May backup\"")
+        if len(reason) > 500:
+            raise AuditError("the reason is longer than 500 characters")
+        before = self.verify()
+        entry = self.record(
+            AuditAction.AUDIT_REANCHORED, actor,
+            {"reason": reason, "last_seq": before.last_seq, "anchored_seq": before.anchored_seq,
+             "problems": [{"seq": p.seq, "kind": p.kind} for p in before.problems[:50]]},
+        )
+        return entry, before
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -273,6 +381,7 @@ class AuditLog:
         with self.store.transaction() as conn:
             rows = conn.execute(select(t).order_by(t.c.seq)).all()
             cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
+            db_id = database_id(conn)
         result = VerifyResult(entries=len(rows))
         if rows:
             result.first_seq, result.last_seq = int(rows[0].seq), int(rows[-1].seq)
@@ -307,30 +416,56 @@ class AuditLog:
                     Problem(seq, "broken", f"entry numbers jump from {prev_seq} to {seq} although the chain is linked")
                 )
             prev_hash, prev_seq, prev_intact = r.hash, seq, intact
-        self._check_anchor(result, rows)
+        self._check_anchor(result, rows, cp, db_id)
         return result
 
-    def _check_anchor(self, result: VerifyResult, rows) -> None:
-        path = anchor_path(self.store.url)
+    def _check_anchor(self, result: VerifyResult, rows, cp, db_id: str | None) -> None:
+        """The anchor must name exactly the newest entry (or the checkpoint, if none is left)."""
+        head_seq = int(rows[-1].seq) if rows else (int(cp.seq) if cp else 0)
+        fix = "if the database was moved or restored on purpose, run `engagement privacy audit re-anchor --reason ...`"
+        if db_id is None:
+            if head_seq:
+                result.problems.append(Problem(head_seq, "anchor", (
+                    "the log has no anchor outside the database (no database id: written by an older "
+                    f"version, or the id was removed), so deletions at its end cannot be detected; {fix}")))
+            return
+        if not _DATABASE_ID_RE.match(db_id):
+            result.problems.append(Problem(head_seq, "anchor", f"the database id {db_id[:40]!r} in the meta table is malformed"))
+            return
+        path = anchor_path(db_id)
+        if not path.exists():
+            if head_seq:
+                result.problems.append(Problem(head_seq, "anchor", (
+                    f"the anchor file {path} is missing, so deletions at the end of the log cannot be ruled out; {fix}")))
+            return
         try:
-            anchor = json.loads(path.read_text())
-            a_seq, a_hash = int(anchor["seq"]), str(anchor["hash"])
-        except (OSError, ValueError, KeyError, TypeError):
+            anchor = json.loads(path.read_text(encoding="utf-8"))
+            a_id, a_seq, a_hash = str(anchor["database_id"]), int(anchor["seq"]), str(anchor["hash"])
+            if a_seq < 1 or not _HASH_RE.match(a_hash):
+                raise ValueError("bad seq or hash")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            result.problems.append(Problem(head_seq, "anchor", f"the anchor file {path} is unreadable or malformed ({exc}); {fix}"))
+            return
+        if a_id != db_id:
+            result.problems.append(Problem(head_seq, "anchor", f"the anchor file {path} belongs to another database ({a_id[:40]})"))
             return
         result.anchored_seq = a_seq
-        last = int(rows[-1].seq) if rows else 0
-        if a_seq > last:
-            missing = f"entry {a_seq}" if a_seq == last + 1 else f"entries {last + 1}..{a_seq}"
-            result.problems.append(
-                Problem(last + 1, "truncated", f"{missing} deleted from the end of the log (the anchor file records entry {a_seq})")
-            )
+        if a_seq > head_seq:
+            missing = f"entry {a_seq}" if a_seq == head_seq + 1 else f"entries {head_seq + 1}..{a_seq}"
+            result.problems.append(Problem(head_seq + 1, "truncated", (
+                f"{missing} deleted from the end of the log (the anchor file records entry {a_seq}; "
+                "a writer killed during its commit leaves the same trace)")))
             return
-        by_seq = {int(r.seq): r for r in rows}
-        row = by_seq.get(a_seq)
-        if row is not None and row.hash != a_hash:
-            result.problems.append(
-                Problem(a_seq, "edited", f"entry {a_seq} differs from the copy anchored outside the database")
-            )
+        anchored = {int(r.seq): r.hash for r in rows}
+        if cp is not None:
+            anchored.setdefault(int(cp.seq), cp.hash)
+        if a_seq in anchored and anchored[a_seq] != a_hash:
+            result.problems.append(Problem(a_seq, "edited", f"entry {a_seq} differs from the copy anchored outside the database"))
+        if a_seq < head_seq:
+            span = f"entry {head_seq}" if head_seq == a_seq + 1 else f"entries {a_seq + 1}..{head_seq}"
+            result.problems.append(Problem(a_seq + 1, "unanchored", (
+                f"{span} not anchored: the anchor file records entry {a_seq} (an older copy of the "
+                f"anchor, or entries written around this software); {fix}")))
 
 
 def _row_entry(r) -> AuditEntry:

@@ -115,12 +115,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     pu.set_defaults(handler=_purge)
 
     # audit
-    au = psub.add_parser("audit", help="verify or list the hash-chained audit log")
+    au = psub.add_parser("audit", help="verify, list or re-anchor the hash-chained audit log")
     au.set_defaults(handler=lambda args: au.print_help())
     ausub = au.add_subparsers(dest="audit_command", metavar="ACTION")
     av = ausub.add_parser("verify", help="check the chain; names any edited, deleted or reordered entry")
     _db_arg(av)
     av.set_defaults(handler=_audit_verify)
+    ar = ausub.add_parser(
+        "re-anchor",
+        help="accept the log as it stands after a deliberate move or restore (audited with the reason)",
+        description="Reset the anchor kept outside the database to the log's newest entry, after the "
+        "database was moved or restored on purpose. The reason and what verify found before are "
+        "recorded in the log itself; problems inside the chain stay visible to verify.",
+    )
+    ar.add_argument("--reason", required=True, help="why, e.g. \"restored from the 2026-05-01 backup\"")
+    _db_arg(ar)
+    ar.set_defaults(handler=_audit_reanchor)
     al = ausub.add_parser("list", help="show audit entries")
     al.add_argument("--action", help="only this action (e.g. purge, consent_withdrawn)")
     al.add_argument("--limit", type=int, default=50, help="newest N entries (default 50; 0 = all)")
@@ -276,6 +286,15 @@ def _audit_verify(args) -> int:
     return 0 if result.ok else 1
 
 
+def _audit_reanchor(args) -> int:
+    from privacy.audit import AuditLog, resolve_actor
+
+    entry, before = AuditLog(_store(args, create=False)).reanchor(args.reason, resolve_actor())
+    found = "; ".join(f"entry {p.seq}: {p.kind}" for p in before.problems) or "nothing"
+    print(f"audit log re-anchored at entry {entry.seq} (verify had found: {found})")
+    return 0
+
+
 def _audit_list(args) -> int:
     from privacy.audit import AuditAction, AuditLog
 
@@ -327,7 +346,7 @@ def _keys_destroy(args) -> int:
 
 
 def _dpia(args) -> int:
-    from privacy.audit import AuditAction, AuditLog, default_actor
+    from privacy.audit import AuditAction, AuditLog, resolve_actor
     from privacy.dpia import render_dpia
     from privacy.profiles import get_profile
     from privacy.retention import load_policy
@@ -336,7 +355,7 @@ def _dpia(args) -> int:
     profile = get_profile(args.profile or policy.profile)
     store = _store(args)
     text = render_dpia(store, policy, profile, lang=args.lang, fmt=args.fmt)
-    AuditLog(store).record(AuditAction.DPIA_GENERATED, default_actor(),
+    AuditLog(store).record(AuditAction.DPIA_GENERATED, resolve_actor(),
                            {"lang": args.lang, "format": args.fmt, "profile": profile.name, "policy_hash": policy.hash})
     if args.out:
         try:

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from engagement import schema
 from engagement.config import data_dir
 from privacy import tables
-from privacy.audit import AuditAction, AuditLog, default_actor
+from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError
 from privacy.profiles import DEFAULT_PROFILE, get_profile
@@ -219,7 +219,8 @@ def purge(
         at=now, policy_hash=policy.hash, dry_run=dry_run, counts={}, cutoffs={k: iso(v) for k, v in cut.items()},
         trigger=trigger,
     )
-    actor = actor or (default_actor() if trigger == "cli" else f"system:{trigger}")
+    # Whoever started the process is the actor, also of a start-up purge; `trigger` says why.
+    actor = actor or resolve_actor()
     with store.transaction() as conn:
         counts = _purge(conn, cut, dry_run)
         receipt.counts = counts
@@ -289,7 +290,7 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
         else:
             counts["unconsented_tracks"] = delete_tracks(conn, ids)["tracks"]
 
-    # 2. Per-second personal data by tier. Bound values are naive UTC (see timeutil.for_db).
+    # 2. Per-second personal data by tier. Bound values are aware UTC (see timeutil.for_db).
     counts["window_features"] = _count_or_delete(
         conn, s.window_features, s.window_features.c.created_at < for_db(cut["features"]), dry_run)
     counts["engagement_estimates"] = _count_or_delete(

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from engagement import schema
 from privacy import tables
-from privacy.audit import AuditAction, AuditLog, default_actor
+from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
 from privacy.errors import ConsentError
@@ -79,7 +79,7 @@ def access(store, participant: str, *, cohort: str | None = None, actor: str | N
     out["processing_trail"] = trail
     out["summary"] = {"tracks": len(track_ids), "runs": run_ids,
                       "seconds": sum(len(x["window_features"]) for x in data)}
-    AuditLog(store).record(AuditAction.SUBJECT_ACCESS, actor or default_actor(),
+    AuditLog(store).record(AuditAction.SUBJECT_ACCESS, actor or resolve_actor(),
                            {"participant": pseud, "tracks": len(track_ids), "runs": run_ids})
     return out
 
@@ -113,7 +113,7 @@ def erase(store, participant: str, *, cohort: str | None = None, actor: str | No
                     "nothing is stored for that participant in this cohort (check the cohort, or the key was destroyed)"
                 )
         receipt = add_receipt(conn, kind="erasure", trigger="subject_request", counts=counts, subject=pseud, at=now)
-        AuditLog(store).record(AuditAction.SUBJECT_ERASURE, actor or default_actor(),
+        AuditLog(store).record(AuditAction.SUBJECT_ERASURE, actor or resolve_actor(),
                                {"participant": pseud, "counts": counts, "receipt_id": receipt["receipt_id"]}, conn=conn)
     return ErasureResult(pseud, counts, receipt, write_receipt_file(receipt))
 

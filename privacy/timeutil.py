@@ -1,5 +1,6 @@
-"""UTC helpers. SQLite returns naive datetimes even for timezone-aware columns, so everything the
-privacy code stores is UTC and everything it reads is normalised back to aware UTC."""
+"""UTC helpers. Times are aware UTC end to end: bound aware (so PostgreSQL never reads them in
+its session time zone) and read back through `as_utc` (SQLite returns naive datetimes even for
+timezone-aware columns; they hold UTC because only UTC is ever written)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ def as_utc(value: datetime) -> datetime:
 
 
 def for_db(value: datetime) -> datetime:
-    """The value to bind in a query: naive UTC, so SQLite compares like with like (it stores
-    text without an offset) and PostgreSQL reads it as UTC."""
-    return as_utc(value).replace(tzinfo=None)
+    """The value to bind in a query or store: aware UTC, like `engagement.store` writes.
+
+    A naive value would be read by PostgreSQL in the session's time zone (Asia/Jakarta shifts it
+    by 7 h); SQLite stores and compares the UTC wall-clock text, the same as for the store's rows."""
+    return as_utc(value)
 
 
 def iso(value: datetime | None) -> str | None:

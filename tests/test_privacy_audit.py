@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, update
 
+from engagement.errors import StoreError
 from engagement.store import Store
 from privacy import tables
-from privacy.audit import AuditAction, AuditLog, anchor_path
+from privacy.audit import AuditAction, AuditLog, anchor_path, database_id
 from privacy.errors import AuditError
 
 
@@ -25,6 +26,11 @@ def log(store) -> AuditLog:
         log.record(AuditAction.ANALYSIS_RUN, "cli:test", {"run_id": i, "participants": [f"p-{i:040d}"]})
     assert log.verify().ok
     return log
+
+
+def db_id(store) -> str:
+    with store.transaction() as conn:
+        return database_id(conn)
 
 
 def kinds(result) -> list[tuple[int, str]]:
@@ -70,7 +76,7 @@ def test_detects_delete(store, log):
 
 
 def test_detects_deleted_tail_by_anchor(store, log):
-    assert anchor_path(store.url).exists()
+    assert anchor_path(db_id(store)).exists()
     with store.transaction() as conn:
         conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq >= 5))
     result = log.verify()
@@ -144,3 +150,255 @@ def test_concurrent_writers_keep_one_chain(store):
     assert errors == []
     result = AuditLog(store).verify()
     assert result.ok and result.entries == 45
+
+
+# -- the anchor: every committed entry, also those written inside a caller's transaction ---------
+
+
+def _delete_newest(store, n: int) -> None:
+    t = tables.audit_log
+    with store.transaction() as conn:
+        newest = [r[0] for r in conn.execute(select(t.c.seq).order_by(t.c.seq.desc()).limit(n))]
+        conn.execute(delete(t).where(t.c.seq.in_(newest)))
+
+
+def _verify_cli(store, capsys) -> tuple[int, str]:
+    from engagement.cli import main
+
+    rc = main(["privacy", "audit", "verify", "--db", store.url])
+    return rc, capsys.readouterr().out
+
+
+CONSENT = dict(notice_version="v1", language="id", evidence="form")
+
+
+def _grant(store):
+    from privacy import consent
+
+    consent.grant(store, "siti@x.id", cohort="c1", **CONSENT)
+
+
+def _attest(store):
+    from privacy import consent
+
+    consent.attest(store, "hari-1", facilitator="wi@x.id", cohort="c1", **CONSENT)
+
+
+def _withdraw(store):
+    from privacy import consent
+
+    consent.withdraw(store, "siti@x.id", cohort="c1")
+
+
+def _withdraw_attestation(store):
+    from privacy import consent
+
+    consent.withdraw_attestation(store, "hari-1")
+
+
+def _import(store):
+    from privacy import consent
+
+    roster = consent.parse_roster({"cohort": "c1", "participants": [{"identity": "a@x.id"}, {"identity": "b@x.id"}]})
+    consent.import_roster(store, roster, **CONSENT)
+
+
+def _purge(store):
+    from privacy.retention import load_policy, purge
+
+    purge(store, load_policy(), trigger="cli")
+
+
+def _destroy_key(store):
+    from privacy.pseudonym import KeyRing
+
+    KeyRing(store).destroy("c1")
+
+
+def _erase(store):
+    from privacy.subjects import erase
+
+    erase(store, "siti@x.id", cohort="c1")
+
+
+# action -> what must exist before it (its own entries are the newest ones afterwards)
+IN_TRANSACTION = {
+    "consent_granted": ([], _grant),
+    "consent_attested": ([], _attest),
+    "consent_withdrawn": ([_grant], _withdraw),
+    "attestation_withdrawn": ([_attest], _withdraw_attestation),
+    "consent_imported": ([], _import),
+    "purge": ([], _purge),
+    "key_destroyed": ([_grant], _destroy_key),
+    "subject_erasure": ([_grant], _erase),
+}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("action", sorted(IN_TRANSACTION))
+def test_deleting_newest_entries_after_an_in_transaction_action_is_detected(store, log, action, n, capsys):
+    setup, act = IN_TRANSACTION[action]
+    for step in setup:
+        step(store)
+    act(store)
+    assert _verify_cli(store, capsys)[0] == 0
+    last = log.entries()[-1].seq
+    _delete_newest(store, n)
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1
+    first = last - n + 1
+    span = f"entry {last}" if n == 1 else f"entries {first}..{last}"
+    assert f"entry {first}: truncated: {span} deleted from the end of the log" in out, out
+
+
+def test_a_failed_commit_puts_the_anchor_back(store, log, monkeypatch):
+    """The anchor moves on just before the commit; a commit that then fails restores it."""
+    import sqlite3
+
+    path = anchor_path(db_id(store))
+    before = path.read_text()
+
+    def refuse(dbapi_connection):
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store.engine.dialect, "do_commit", refuse)
+        with pytest.raises(StoreError, match="locked"):
+            with store.transaction() as conn:
+                log.record(AuditAction.EXPORT, "cli:test", {"rows": 1}, conn=conn)
+    assert path.read_text() == before
+    assert len(log.entries()) == 6 and log.verify().ok
+
+
+def test_an_unwritable_anchor_stops_the_action(store, log, isolated_data_dir):
+    from privacy import consent
+
+    path = anchor_path(db_id(store))
+    path.unlink()
+    path.parent.rmdir()
+    path.parent.write_text("in the way")  # the anchor directory cannot be made
+    with pytest.raises(AuditError, match="cannot write the audit anchor"):
+        with store.transaction() as conn:
+            log.record(AuditAction.EXPORT, "cli:test", {"rows": 1}, conn=conn)
+    with pytest.raises(AuditError, match="cannot write the audit anchor"):
+        consent.grant(store, "siti@x.id", cohort="c1", **CONSENT)
+    assert len(log.entries()) == 6
+    with store.transaction() as conn:
+        assert conn.execute(select(tables.consent_records)).first() is None
+
+
+def _write_anchor(store, **changes) -> None:
+    import json
+
+    path = anchor_path(db_id(store))
+    anchor = json.loads(path.read_text())
+    anchor.update(changes)
+    path.write_text(json.dumps(anchor))
+
+
+def test_missing_or_rewritten_anchor_fails(store, log, capsys):
+    path = anchor_path(db_id(store))
+    good = path.read_text()
+    entries = log.entries()
+
+    path.unlink()
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "entry 6: anchor: the anchor file" in out and "is missing" in out and "re-anchor" in out
+
+    path.write_text("{not json")
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "unreadable or malformed" in out
+
+    path.write_text(good)
+    _write_anchor(store, hash="f" * 64)
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "entry 6: edited: entry 6 differs from the copy anchored outside the database" in out
+
+    path.write_text(good)
+    _write_anchor(store, seq=4, hash=entries[3].hash)  # an older, genuine anchor: the last two unanchored
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "entry 5: unanchored: entries 5..6 not anchored" in out
+
+    path.write_text(good)
+    _write_anchor(store, database_id="0" * 32)
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "belongs to another database" in out
+
+    path.write_text(good)
+    assert _verify_cli(store, capsys)[0] == 0
+
+
+def test_missing_database_id_fails(store, log):
+    from engagement import schema
+
+    with store.transaction() as conn:
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == "database_id"))
+    result = log.verify()
+    assert kinds(result) == [(6, "anchor")] and "no database id" in result.problems[0].message
+
+
+def test_empty_log_needs_no_anchor(store):
+    assert AuditLog(store).verify().ok
+
+
+def test_anchor_follows_a_moved_database(store, log, isolated_data_dir):
+    """The anchor is found by the database's id, not its URL: a copy moved elsewhere is still
+    checked, and a deletion at its end is still caught."""
+    import shutil
+
+    store.close()
+    moved = isolated_data_dir / "elsewhere" / "moved.db"
+    moved.parent.mkdir()
+    shutil.copy(isolated_data_dir / "test.db", moved)
+    other = Store.open(f"sqlite:///{moved}")
+    try:
+        assert AuditLog(other).verify().ok
+        _delete_newest(other, 1)
+        assert kinds(AuditLog(other).verify()) == [(6, "truncated")]
+    finally:
+        other.close()
+
+
+def test_reanchor_accepts_a_restore_and_is_audited(store, log, capsys):
+    from engagement.cli import main
+
+    _delete_newest(store, 2)  # e.g. the database restored from a backup two entries old
+    assert _verify_cli(store, capsys)[0] == 1
+    assert main(["privacy", "audit", "re-anchor", "--reason", "   ", "--db", store.url]) == 2
+    assert "give the reason" in capsys.readouterr().err
+    assert main(["privacy", "audit", "re-anchor", "--reason", "restored the 1 May backup", "--db", store.url]) == 0
+    assert "re-anchored at entry 5" in capsys.readouterr().out
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 0, out
+    entry = log.entries()[-1]
+    assert entry.action == AuditAction.AUDIT_REANCHORED.value
+    assert entry.details["reason"] == "restored the 1 May backup"
+    assert entry.details["problems"] == [{"seq": 5, "kind": "truncated"}] and entry.details["anchored_seq"] == 6
+    assert entry.actor.startswith("cli:")
+    # Re-anchoring resets the outside witness only: a gap inside the chain is still reported.
+    with store.transaction() as conn:
+        conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq == 2))
+    AuditLog(store).reanchor("again", "cli:test")
+    assert kinds(log.verify()) == [(2, "deleted")]
+
+
+def test_actions_must_come_from_the_enum(log):
+    with pytest.raises(AuditError, match="not an AuditAction"):
+        log.record("export", "cli:test", {"rows": 1})
+    assert len(log.entries()) == 6
+
+
+def test_command_line_actions_name_the_os_account(store, capsys):
+    """One actor resolution: every command-line action records resolve_actor()."""
+    from engagement.cli import main
+    from privacy.audit import resolve_actor
+    from privacy.pseudonym import KeyRing
+
+    actor = resolve_actor()
+    assert actor.startswith("cli:") and len(actor) > 4
+    KeyRing(store).pseudonym("a", "c1")
+    assert main(["privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]) == 0
+    assert main(["privacy", "purge", "--yes", "--db", store.url]) == 0
+    capsys.readouterr()
+    actors = {e.action: e.actor for e in AuditLog(store).entries()}
+    assert actors["key_created"] == actors["key_destroyed"] == actors["purge"] == actor

@@ -277,3 +277,63 @@ def test_purge_keeps_every_consented_track_across_sessions(store, capsys):
     # Purging again (what every analysis start does) takes nothing more.
     assert purge(store, load_policy()).counts["unconsented_tracks"] == 0
     assert _track_ids(store) == consented
+
+
+# -- times: aware UTC end to end -----------------------------------------------------------------
+
+JAKARTA = timezone(timedelta(hours=7))
+
+
+def test_for_db_binds_aware_utc():
+    from privacy.timeutil import as_utc
+
+    local = datetime(2026, 6, 1, 19, 0, tzinfo=JAKARTA)
+    assert for_db(local) == NOW and for_db(local).utcoffset() == timedelta(0)
+    assert for_db(datetime(2026, 6, 1, 12, 0)) == NOW  # naive is taken as UTC
+    assert as_utc(for_db(local)).tzinfo is timezone.utc
+
+
+def test_privacy_code_binds_no_naive_datetime(store):
+    """A naive datetime is read by PostgreSQL in the session time zone (Asia/Jakarta: 7 h off), so
+    every time the privacy code writes or compares must be bound aware."""
+    from sqlalchemy import event
+
+    from privacy.pseudonym import KeyRing
+    from privacy.subjects import erase
+
+    naive: list[str] = []
+
+    def check(conn, clause, multiparams, params, options):
+        if not hasattr(clause, "compile"):
+            return
+        values = list(clause.compile(dialect=conn.dialect).params.values())
+        for group in (multiparams or ()):
+            values += list(group.values()) if isinstance(group, dict) else [v for d in group for v in d.values()]
+        values += list((params or {}).values())
+        naive.extend(str(clause).split("\n")[0] for v in values if isinstance(v, datetime) and v.tzinfo is None)
+
+    event.listen(store.engine, "before_execute", check)
+    run, track, _ = setup_run(store, datetime.now(timezone.utc) - timedelta(days=400))
+    add_rows(store, run, track, 0, datetime.now(timezone.utc) - timedelta(days=400))
+    consent.attest(store, "s1", facilitator="wi@x.id", notice_version="v1", language="id", evidence="f",
+                   at=datetime(2026, 1, 1, 9, 0, tzinfo=JAKARTA))
+    purge(store, load_policy(), now=datetime.now(JAKARTA), dry_run=True)
+    purge(store, load_policy(), now=datetime.now(JAKARTA), before=datetime(2026, 1, 1, tzinfo=JAKARTA))
+    consent.withdraw_attestation(store, "s1")
+    erase(store, "siti@x.id", cohort="c1")
+    KeyRing(store).destroy("c1")
+    event.remove(store.engine, "before_execute", check)
+    assert naive == []
+
+
+def test_cutoffs_are_the_same_instant_in_any_time_zone(store):
+    """A cut-off given in Jakarta time deletes exactly what the same instant in UTC does."""
+    run, track, _ = setup_run(store, NOW - timedelta(days=400))
+    add_rows(store, run, track, 0, NOW - DEFAULT_PERIODS["features"])  # exactly at the edge: kept
+    add_rows(store, run, track, 1, NOW - DEFAULT_PERIODS["features"] - US)
+    local_now = NOW.astimezone(JAKARTA)
+    assert purge(store, load_policy(), now=local_now, dry_run=True).counts["window_features"] == 1
+    receipt = purge(store, load_policy(), now=local_now)
+    assert receipt.counts["window_features"] == 1 and receipt.cutoffs["features"] == "2026-05-02T12:00:00.000000Z"
+    with store.transaction() as conn:
+        assert [r[0] for r in conn.execute(select(schema.window_features.c.second))] == [0]
