@@ -1,4 +1,4 @@
-"""Dashboard accounts: roles, salted scrypt password hashes, sign-in checks.
+"""Dashboard accounts: roles, salted scrypt password hashes, sign-in checks and throttling.
 
 Roles decide which pages a user sees (`PAGES_BY_ROLE` in `dashboard.app`) and which data the
 query layer hands out (`can_view_individuals`). The hash parameters travel inside each stored
@@ -11,7 +11,10 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import insert, select, update
@@ -91,8 +94,15 @@ def create_user(store: Store, name: str, role: str, password: str, *, _demo: boo
     return User(int(user_id), name, role)
 
 
-def authenticate(store: Store, name: str, password: str) -> User | None:
-    """The user when name and password match an enabled account, else None."""
+def authenticate(store: Store, name: str, password: str, *, demo: bool = False) -> User | None:
+    """The user when name and password match an enabled account, else None.
+
+    Only the demo account has a password shorter than MIN_PASSWORD (a public one), so outside
+    `--demo` (`demo=False`) such a password never signs in, whatever database the demo left it in.
+    """
+    if len(password) < MIN_PASSWORD and not demo:
+        verify_password(password, _DUMMY_HASH)  # same time as a real check
+        return None
     with store.transaction() as conn:
         row = conn.execute(
             select(dashboard_users).where(dashboard_users.c.name == name, dashboard_users.c.disabled == 0)
@@ -135,6 +145,8 @@ def has_users(store: Store) -> bool:
 
 
 DEMO_USER = DEMO_PASSWORD = "demo"
+# Set by `engagement dashboard --demo` for its server: only then may the demo account sign in.
+DEMO_ENV = "ENGAGEMENT_DASHBOARD_DEMO"
 
 
 def ensure_demo_account(store: Store) -> User | None:
@@ -154,3 +166,129 @@ def can_view_individuals(role: str) -> bool:
 
 
 _DUMMY_HASH = "scrypt$16384$8$1$" + "00" * 16 + "$" + "00" * 32
+
+
+# -- throttling --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    failures: list[float] = field(default_factory=list)  # times of failures in the current window
+    locks: int = 0  # locks so far: each one lasts twice as long as the one before
+    locked_until: float = 0.0
+    last_failure: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lock:
+    scope: str  # "account" or "address"
+    seconds: int
+
+
+class SignInThrottle:
+    """Per-account and per-address lockout with a growing period.
+
+    After `max_failures` failed sign-ins within `window_s` (per account; `address_max_failures`
+    per client address, which people behind one proxy share), that account or address is locked
+    for `lock_s`, twice as long at each further lock, at most `max_lock_s`. A successful sign-in
+    clears its account's record; an address's record is forgotten a day after its last failure.
+    Kept in the server's memory: it holds raw addresses and typed names (hashed) for no longer
+    than it needs them, and nothing of it is written to disk. `clock` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_failures: int = 5,
+        address_max_failures: int = 20,
+        window_s: float = 15 * 60,
+        lock_s: float = 5 * 60,
+        max_lock_s: float = 24 * 3600,
+    ) -> None:
+        self.clock = clock
+        self.limits = {"account": max_failures, "address": address_max_failures}
+        self.window_s, self.lock_s, self.max_lock_s = window_s, lock_s, max_lock_s
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._mutex = threading.Lock()  # Streamlit runs each browser session in its own thread
+
+    @staticmethod
+    def _keys(name: str, address: str | None) -> list[tuple[str, str]]:
+        # A name field may hold a mistyped password: only a digest of it is kept, even in memory.
+        digest = hashlib.sha256(name.strip().casefold().encode("utf-8")).hexdigest()
+        return [("account", digest), ("address", address or "unknown")]
+
+    def wait_s(self, name: str, address: str | None) -> float:
+        """Seconds until `name` may try again from `address` (0 when not locked)."""
+        now = self.clock()
+        with self._mutex:
+            buckets = [self._buckets.get(k) for k in self._keys(name, address)]
+            return max([b.locked_until - now for b in buckets if b is not None] + [0.0])
+
+    def failure(self, name: str, address: str | None) -> list[Lock]:
+        """Count a failed sign-in; returns the locks it started (for the audit log)."""
+        now = self.clock()
+        started = []
+        with self._mutex:
+            self._forget_stale(now)
+            for key in self._keys(name, address):
+                bucket = self._buckets.setdefault(key, _Bucket())
+                bucket.last_failure = now
+                bucket.failures = [t for t in bucket.failures if now - t < self.window_s] + [now]
+                if len(bucket.failures) >= self.limits[key[0]]:
+                    seconds = min(self.lock_s * 2**bucket.locks, self.max_lock_s)
+                    bucket.locks += 1
+                    bucket.locked_until = now + seconds
+                    bucket.failures = []
+                    started.append(Lock(key[0], int(seconds)))
+        return started
+
+    def success(self, name: str) -> None:
+        with self._mutex:
+            self._buckets.pop(self._keys(name, None)[0], None)
+
+    def _forget_stale(self, now: float) -> None:
+        stale = [k for k, b in self._buckets.items() if now - b.last_failure > self.max_lock_s and now >= b.locked_until]
+        for key in stale:
+            del self._buckets[key]
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    user: User | None
+    wait_s: float = 0.0  # > 0: refused without checking, the account or address is locked
+
+
+def sign_in(
+    store: Store, throttle: SignInThrottle, name: str, password: str, address: str | None, *, demo: bool = False
+) -> SignInResult:
+    """Check a sign-in under the throttle and audit it.
+
+    The actor of a failed attempt is the account when the name is one, else "dashboard:unknown":
+    a name that is no account may be a password typed into the wrong field, so it is never logged.
+    """
+    from dashboard import services
+
+    name = name.strip()
+    wait = throttle.wait_s(name, address)
+    if wait > 0:
+        return SignInResult(None, wait)
+    user = authenticate(store, name, password, demo=demo)
+    if user is not None:
+        throttle.success(name)
+        services.audit(store, services.SIGN_IN, f"dashboard:{user.name}", {"role": user.role})
+        return SignInResult(user)
+    locks = throttle.failure(name, address)
+    details: dict = {"address": address or "unknown"}
+    if locks:
+        details["locked"] = [{"scope": lock.scope, "seconds": lock.seconds} for lock in locks]
+    actor = f"dashboard:{name}" if _account_exists(store, name) else "dashboard:unknown"
+    services.audit(store, services.SIGN_IN_FAILED, actor, details)
+    return SignInResult(None, throttle.wait_s(name, address))
+
+
+def _account_exists(store: Store, name: str) -> bool:
+    if not _NAME_RE.match(name):
+        return False
+    with store.transaction() as conn:
+        return conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == name)).first() is not None

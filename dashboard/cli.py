@@ -4,15 +4,17 @@ its accounts (`engagement dashboard users add NAME --role ROLE`)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import os
-import subprocess
+import socket
 import sys
 from pathlib import Path
 
 from engagement.errors import ConfigError
 
 APP = Path(__file__).resolve().parent / "app.py"
+CONFIG = APP.parent / ".streamlit" / "config.toml"
 DEFAULT_PORT = 8501
 
 
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help="open on the demo session and create the demo/demo facilitator account (loopback only)",
+        help="serve the demo's own database (analysed on first use) with its demo/demo facilitator account (loopback only)",
     )
     parser.add_argument("--session", metavar="NAME", help="session the facilitator page opens on")
     parser.set_defaults(handler=serve)
@@ -54,14 +56,28 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Check the database, run the start-up purge, then run Streamlit in a child process."""
+    """Check the port and the database, run the start-up purge, then serve in this process.
+
+    Streamlit runs in-process (no child): SIGTERM/SIGINT stop it through its own handlers and a
+    SIGKILL leaves nothing behind to hold the port.
+    """
     from dashboard import queries
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    url = _url(args)
-    if args.demo and args.address not in ("127.0.0.1", "localhost", "::1"):
-        raise ConfigError("--demo creates an account with a public password; it only serves on 127.0.0.1")
+    if args.demo:
+        if args.address not in LOOPBACK:
+            raise ConfigError("--demo creates an account with a public password; it only serves on 127.0.0.1")
+        if args.db:
+            raise ConfigError("--demo uses its own database (demo.sqlite in the data directory); leave out --db")
+        from engagement.demo import demo_db_url
+
+        url = demo_db_url()
+    else:
+        url = _url(args)
+    _check_port_free(args.address, args.port)
+    if args.demo:
+        _ensure_demo_session(url)
     store = queries.open_store(url)  # a bad URL or locked file fails here, as one line
     try:
         _startup_purge(store)
@@ -69,44 +85,127 @@ def serve(args: argparse.Namespace) -> int:
             _demo_account(store)
     finally:
         store.close()
-    env = dict(os.environ, ENGAGEMENT_DB=url)
+    from dashboard.auth import DEMO_ENV
+
+    os.environ["ENGAGEMENT_DB"] = url
+    os.environ.pop(DEMO_ENV, None)
+    if args.demo:
+        os.environ[DEMO_ENV] = "1"
     session = args.session or (_demo_session() if args.demo else None)
     if session:
-        env["ENGAGEMENT_DASHBOARD_SESSION"] = session
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.address", args.address,
-        "--server.port", str(args.port),
-        # The demo opens a browser tab where there is one; a served dashboard never does.
-        "--server.headless", "false" if args.demo else "true",
-        # Privacy: no usage statistics leave the machine (DESIGN.md).
-        "--browser.gatherUsageStats", "false",
-        "--global.developmentMode", "false",
-        # Users never see a stack trace; pages show a message and the server log keeps the detail.
-        "--client.showErrorDetails", "none",
-        "--client.toolbarMode", "minimal",
-        # No source watching on a served dashboard (saves CPU on small machines).
-        "--server.fileWatcherType", "none",
-        "--server.runOnSave", "false",
-    ]  # fmt: skip
+        os.environ["ENGAGEMENT_DASHBOARD_SESSION"] = session
     from engagement.store import safe_url
 
-    print(f"dashboard: http://{args.address}:{args.port}  (database {safe_url(url)}; Ctrl+C stops)", flush=True)
+    url_shown = f"http://{args.address}:{args.port}"
+    print(f"dashboard: {url_shown}  (database {safe_url(url)}; Ctrl+C stops)", flush=True)
+    if args.demo and _has_display():
+        _open_browser_when_up(url_shown)
+    return _run_streamlit(args.address, args.port)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def streamlit_flags(address: str, port: int) -> list[str]:
+    """Every setting of dashboard/.streamlit/config.toml as a flag, plus where to listen."""
+    import tomllib
+
+    with open(CONFIG, "rb") as fh:
+        config = tomllib.load(fh)
+    flags: list[str] = []
+
+    def add(prefix: str, table: dict) -> None:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                add(f"{prefix}{key}.", value)
+            else:
+                flags.extend([f"--{prefix}{key}", str(value).lower() if isinstance(value, bool) else str(value)])
+
+    add("", config)
+    return [*flags, "--server.address", address, "--server.port", str(port)]
+
+
+def _run_streamlit(address: str, port: int) -> int:
+    from streamlit.web import cli as streamlit_cli
+
     try:
-        return subprocess.call(cmd, env=env, cwd=str(APP.parent))
-    except KeyboardInterrupt:
-        return 130
+        streamlit_cli.main(["run", str(APP), *streamlit_flags(address, port)], prog_name="streamlit", standalone_mode=False)
+    except SystemExit as exc:  # Streamlit exits on a port taken between our check and its bind
+        if exc.code not in (0, None):
+            raise ConfigError(f"the dashboard could not serve on {address}:{port}; see the message above") from None
+    return 0
+
+
+def _check_port_free(address: str, port: int) -> None:
+    """A clear error before anything starts when another program (or dashboard) holds the port."""
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot serve on address {address!r}: {exc.strerror}") from None
+    family, _, _, _, sockaddr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # The same option the server sets: a port in TIME_WAIT from a stopped dashboard is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {address} is already in use (another dashboard?); stop that program or "
+                    "choose another port with --port"
+                ) from None
+            raise ConfigError(f"cannot serve on {address}:{port}: {exc.strerror}") from None
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_browser_when_up(url: str) -> None:
+    """Open the user's browser once the server answers (the demo, on a machine with a screen)."""
+    import threading
+    import urllib.request
+    import webbrowser
+
+    def wait_then_open() -> None:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+                    webbrowser.open(url)
+                    return
+            except OSError:
+                threading.Event().wait(0.5)
+
+    threading.Thread(target=wait_then_open, name="open-browser", daemon=True).start()
 
 
 def _startup_purge(store) -> None:
     """Apply the retention policy when the dashboard starts (privacy.retention.startup_purge)."""
-    try:
-        from privacy.retention import startup_purge
-    except ImportError:
-        return
+    from privacy.retention import startup_purge
+
     receipt = startup_purge(store, trigger="dashboard")
     if receipt.total:
         print(f"retention: purged {receipt.total} rows past their period (receipt {receipt.receipt_id})")
+
+
+def _ensure_demo_session(url: str) -> None:
+    """Analyse the demo video into the demo database unless it already holds the demo session."""
+    from dashboard import queries
+    from engagement.demo import DEMO_SESSION
+
+    store = queries.open_store(url)
+    try:
+        sessions = queries.list_sessions(store)
+    finally:
+        store.close()
+    done = sessions[(sessions["name"] == DEMO_SESSION) & (sessions["status"] == "complete")]
+    if not done.empty:
+        return
+    print("demo: analysing the demo video into the demo database (once, about a minute)", flush=True)
+    from engagement.cli import build_parser
+
+    analyze = build_parser().parse_args(["analyze", "--db", url, "--no-progress"])
+    analyze.handler(analyze)
 
 
 def _demo_account(store) -> None:
@@ -119,15 +218,14 @@ def _demo_account(store) -> None:
 
 
 def _demo_session() -> str:
-    try:
-        from engagement.demo import DEMO_SESSION
-    except ImportError:
-        return "demo"
+    from engagement.demo import DEMO_SESSION
+
     return DEMO_SESSION
 
 
 def users_add(args: argparse.Namespace) -> int:
     from dashboard import auth, queries, services
+    from privacy.audit import resolve_actor
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -138,13 +236,7 @@ def users_add(args: argparse.Namespace) -> int:
     store = queries.open_store(_url(args))
     try:
         user = auth.create_user(store, args.name, args.role, password)
-        try:
-            from privacy.audit import default_actor
-
-            actor = default_actor()
-        except ImportError:
-            actor = "cli"
-        services.audit(store, services.USER_CREATED, actor, {"account": user.name, "role": user.role, "via": "cli"})
+        services.audit(store, services.USER_CREATED, resolve_actor(), {"account": user.name, "role": user.role, "via": "cli"})
     finally:
         store.close()
     print(f"created {user.role} account {user.name!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from dashboard import queries
+from dashboard import auth, queries
 from dashboard.i18n import t
 from engagement.config import default_db_url
 from engagement.store import Store
@@ -54,6 +54,24 @@ def db_url() -> str:
 def store() -> Store:
     """The process-wide store for the configured database (opened once, shared by sessions)."""
     return _store(db_url())
+
+
+@st.cache_resource(show_spinner=False)
+def sign_in_throttle() -> auth.SignInThrottle:
+    """One throttle per server process, shared by every browser session."""
+    return auth.SignInThrottle()
+
+
+def client_address() -> str:
+    """The browser's address for the sign-in throttle. Streamlit gives None on a loopback
+    connection (and no text outside a real server): those share the key "loopback"."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "loopback"
+
+
+def demo_mode() -> bool:
+    """True on a server started by `engagement dashboard --demo` (its own demo database)."""
+    return os.environ.get(auth.DEMO_ENV) == "1"
 
 
 def user() -> SignedIn | None:

@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 
 DEMO_SESSION = "demo"
+# The demo has a database of its own: its public demo/demo account never sits beside real data.
+DEMO_DB = "demo.sqlite"
 DEMO_SIZE = (640, 480)  # a 2x2 meeting gallery of 320x240 tiles
 DEMO_FPS = 15
 DEMO_SECONDS = 30
@@ -61,6 +63,13 @@ def demo_frame(face: np.ndarray, t_s: float) -> np.ndarray:
     label = f"DEMO - public-domain image (scikit-image astronaut), 4 tiles  {t_s:5.1f} s"
     cv2.putText(canvas, label, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
+
+
+def demo_db_url() -> str:
+    """SQLAlchemy URL of the demo's own database in the data directory."""
+    from engagement.config import data_dir
+
+    return f"sqlite:///{data_dir() / DEMO_DB}"
 
 
 def make_demo_video(path: Path, seconds: int = DEMO_SECONDS) -> Path:

@@ -119,6 +119,22 @@ def test_sign_in_and_out_are_audited(db_url):
     assert actions[-2:] == ["sign_in", "sign_out"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_throttle():
+    # The sign-in throttle lives for the server process; each test starts with a clean one.
+    from dashboard import ui
+
+    ui.sign_in_throttle.clear()
+    yield
+    ui.sign_in_throttle.clear()
+
+
+def _sign_in(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="sign_in_name").input(name)
+    at.text_input(key="sign_in_password").input(password)
+    return at.button[0].click().run()
+
+
 def test_wrong_password_is_refused_and_audited(db_url):
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.text_input(key="sign_in_name").input("fasil")
@@ -127,6 +143,95 @@ def test_wrong_password_is_refused_and_audited(db_url):
     assert at.error[0].value == translate("auth.failed", "id")
     assert "user" not in at.session_state
     assert _audit_actions(db_url)[-1] == "sign_in_failed"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttle_locks_an_account_after_five_failures_for_a_growing_period():
+    clock = FakeClock()
+    throttle = auth.SignInThrottle(clock=clock)
+    for _ in range(4):
+        assert throttle.failure("fasil", "10.0.0.1") == []
+        clock.now += 60
+    assert throttle.wait_s("fasil", "10.0.0.1") == 0
+    assert throttle.failure("fasil", "10.0.0.1") == [auth.Lock("account", 300)]
+    assert throttle.wait_s("fasil", "10.0.0.2") == 300  # the account, from any address
+    assert throttle.wait_s("Fasil ", "10.0.0.1") == 300  # the same account however typed
+    assert throttle.wait_s("siti", "10.0.0.1") == 0  # other accounts from that address are free
+    clock.now += 301
+    assert throttle.wait_s("fasil", "10.0.0.1") == 0
+    for _ in range(4):
+        throttle.failure("fasil", "10.0.0.1")
+    assert throttle.failure("fasil", "10.0.0.1") == [auth.Lock("account", 600)]  # twice as long
+    clock.now += 601
+    throttle.success("fasil")  # a successful sign-in starts the account afresh
+    for _ in range(4):
+        throttle.failure("fasil", "10.0.0.1")
+    assert throttle.failure("fasil", "10.0.0.1") == [auth.Lock("account", 300)]
+
+
+def test_throttle_forgets_failures_outside_the_window():
+    clock = FakeClock()
+    throttle = auth.SignInThrottle(clock=clock)
+    for _ in range(10):
+        assert throttle.failure("fasil", "10.0.0.1") == []
+        clock.now += 15 * 60 / 4 + 1  # never 5 failures within 15 minutes
+    assert throttle.wait_s("fasil", "10.0.0.1") == 0
+
+
+def test_throttle_locks_an_address_that_tries_many_names():
+    clock = FakeClock()
+    throttle = auth.SignInThrottle(clock=clock)
+    locks = [throttle.failure(f"user{i}", "10.0.0.9") for i in range(20)]
+    assert locks[-1] == [auth.Lock("address", 300)] and not any(locks[:-1])
+    assert throttle.wait_s("anyone", "10.0.0.9") == 300
+    assert throttle.wait_s("anyone", "10.0.0.8") == 0
+
+
+def test_the_right_password_is_refused_while_locked_and_locks_are_audited(db_url):
+    store = queries.open_store(db_url)
+    clock = FakeClock()
+    throttle = auth.SignInThrottle(clock=clock)
+    for _ in range(25):
+        assert auth.sign_in(store, throttle, "fasil", "wrong-password", "10.0.0.1").user is None
+    refused = auth.sign_in(store, throttle, "fasil", PASSWORD, "10.0.0.1")
+    assert refused.user is None and refused.wait_s > 0
+    failed = [e for e in services.audit_entries(store) if e["action"] == "sign_in_failed"]
+    assert len(failed) == 5  # attempts while locked are refused without a password check
+    assert failed[-1]["actor"] == "dashboard:fasil"
+    assert failed[-1]["details"]["locked"] == [{"scope": "account", "seconds": 300}]
+    clock.now += 301
+    assert auth.sign_in(store, throttle, "fasil", PASSWORD, "10.0.0.1").user.name == "fasil"
+    assert services.audit_entries(store)[-1]["action"] == "sign_in"
+
+
+def test_a_name_that_is_no_account_is_never_logged(db_url):
+    store = queries.open_store(db_url)
+    typed = "My-Secret-Passw0rd"  # a password typed into the name field
+    auth.sign_in(store, auth.SignInThrottle(), typed, "anything-at-all", "10.0.0.1")
+    entry = services.audit_entries(store)[-1]
+    assert entry["action"] == "sign_in_failed" and entry["actor"] == "dashboard:unknown"
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        dump = "\n".join(con.iterdump())
+    assert typed not in dump and typed.lower() not in dump.lower()
+
+
+def test_sign_in_page_locks_after_five_failures(db_url):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    for _ in range(4):
+        _sign_in(at, "fasil", "wrong-password")
+        assert at.error[0].value == translate("auth.failed", "id")
+    _sign_in(at, "fasil", "wrong-password")  # the fifth failure says so at once
+    assert at.error[0].value == translate("auth.locked", "id", minutes=5)
+    _sign_in(at, "fasil", PASSWORD)
+    assert "user" not in at.session_state
+    assert at.error[0].value == translate("auth.locked", "id", minutes=5)
 
 
 def test_passwords_are_salted_scrypt_hashes(db_url):
@@ -153,17 +258,6 @@ def test_cli_users_add_reads_password_from_stdin(empty_url, monkeypatch, capsys)
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
     assert main(["dashboard", "users", "add", "siti", "--role", "researcher", "--password-stdin"]) == 2
     assert "already exists" in capsys.readouterr().err
-
-
-def test_demo_account_is_loopback_only(empty_url, capsys):
-    from engagement.cli import main
-
-    assert main(["dashboard", "--demo", "--address", "0.0.0.0"]) == 2
-    assert "127.0.0.1" in capsys.readouterr().err
-    store = queries.open_store(empty_url)
-    assert auth.ensure_demo_account(store).role == "facilitator"
-    assert auth.ensure_demo_account(store) is None  # once
-    assert auth.authenticate(store, "demo", "demo").name == "demo"
 
 
 def test_session_named_on_the_command_line_is_preselected(db_url, monkeypatch):

@@ -1,10 +1,12 @@
-"""Sign-in page: the only page before a user is signed in. Attempts are audited."""
+"""Sign-in page: the only page before a user is signed in. Attempts are throttled and audited."""
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
-from dashboard import auth, services, ui
+from dashboard import auth, ui
 from dashboard.i18n import t
 
 store = ui.store()
@@ -23,11 +25,11 @@ with st.form("sign_in"):
     submitted = st.form_submit_button(t("auth.sign_in"), type="primary")
 
 if submitted:
-    account = auth.authenticate(store, name.strip(), password)
-    if account is None:
-        services.audit(store, services.SIGN_IN_FAILED, f"dashboard:{name.strip()[:64] or '?'}", {})
-        st.error(t("auth.failed"))
-    else:
-        services.audit(store, services.SIGN_IN, f"dashboard:{account.name}", {"role": account.role})
-        st.session_state["user"] = {"name": account.name, "role": account.role}
+    result = auth.sign_in(store, ui.sign_in_throttle(), name, password, ui.client_address(), demo=ui.demo_mode())
+    if result.user is not None:
+        st.session_state["user"] = {"name": result.user.name, "role": result.user.role}
         st.rerun()
+    elif result.wait_s > 0:
+        st.error(t("auth.locked", minutes=max(1, math.ceil(result.wait_s / 60))))
+    else:
+        st.error(t("auth.failed"))
