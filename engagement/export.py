@@ -1,7 +1,13 @@
 """Tidy per-second exports (one row per track and second) with a schema and a manifest.
 
+An export is research use: it keeps only participants with an active `research` consent at the
+moment of export (their own consent, or for an attested track its session's attestation),
+filtered in the query; the manifest says how many were left out and why (docs/privacy.md).
+
 The manifest makes an export reproducible: software version, the run's configuration and its
 hash, the models (version, sha256) that produced the numbers, and the sha256 of the data file.
+It describes the run only from the run's row (`runs.source` holds no file name), never from
+the recording itself. CSV text cells are neutralised against spreadsheet formula injection.
 """
 
 from __future__ import annotations
@@ -9,18 +15,25 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 
 from engagement import __version__, schema
 from engagement.errors import ConfigError, StoreError
 from engagement.registry import sha256_file
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 from engagement.store import Store, utcnow
+from privacy import tables
+from privacy.consent import SCOPES
+from privacy.pseudonym import ATTESTED_PREFIX
 
 FORMATS = ("csv", "parquet")
+RESEARCH_SCOPE = "research"
+# OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _UNITS = {
     "head_yaw": "rad", "head_pitch": "rad", "head_roll": "rad", "head_tz": "mm",
@@ -75,11 +88,55 @@ class ExportResult:
     manifest: Path
     schema: Path
     rows: int
+    excluded: int = 0  # participants left out for want of research consent
 
 
-def session_frame(store: Store, session: str) -> tuple[pd.DataFrame, dict]:
-    """The tidy table of a session's newest complete run, and that run's row."""
+def consented(scope: str, at: datetime):
+    """SQL condition on `tracks`: the track's participant has a consent for `scope` active at
+    `at`; an attested track (`a-...`), an attestation of its own run's session for `scope`."""
+    t, r, s = schema.tracks, schema.runs, schema.sessions
+    c = tables.consent_records.c
+    active = and_(c.scope == scope, c.granted_at <= at, or_(c.withdrawn_at.is_(None), c.withdrawn_at > at))
+    personal = exists().where(active, c.kind == "participant", c.participant == t.c.participant).correlate(t)
+    attested = (
+        exists()
+        .where(active, c.kind == "attestation", c.session_name == s.c.name, s.c.id == r.c.session_id, r.c.id == t.c.run_id)
+        .correlate(t)
+    )
+    is_attested = t.c.participant.startswith(ATTESTED_PREFIX)
+    return and_(t.c.participant.is_not(None), or_(and_(~is_attested, personal), and_(is_attested, attested)))
+
+
+def _any_active_consent(at: datetime):
+    """Like `consented`, for any scope: tells "facilitator feedback only" from "no consent left"."""
+    return or_(*(consented(scope, at) for scope in SCOPES))
+
+
+def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, int]:
+    """How many of the run's participants a research export leaves out, by reason."""
+    t = schema.tracks
+    query = (
+        select(t.c.participant, consented(RESEARCH_SCOPE, at).label("research"), _any_active_consent(at).label("other"))
+        .where(t.c.run_id == run_id)
+        .distinct()
+    )
+    with store.transaction() as conn:
+        people: dict[str | None, tuple[bool, bool]] = {}
+        for row in conn.execute(query):
+            seen = people.get(row.participant, (False, False))
+            people[row.participant] = (seen[0] or bool(row.research), seen[1] or bool(row.other))
+    out = {"no_research_consent": 0, "no_active_consent": 0}
+    for research, other in people.values():
+        if not research:
+            out["no_research_consent" if other else "no_active_consent"] += 1
+    return out
+
+
+def session_frame(store: Store, session: str, at: datetime | None = None) -> tuple[pd.DataFrame, dict]:
+    """The tidy table of a session's newest complete run, research-consented participants only
+    (consent active at `at`, default now), and that run's row."""
     run = store.latest_run(session)
+    at = at or utcnow()
     w, t, e = schema.window_features, schema.tracks, schema.engagement_estimates
     window_cols = [c for c in w.c if c.name not in ("run_id", "track_id", "created_at")]
     query = (
@@ -94,7 +151,7 @@ def session_frame(store: Store, session: str) -> tuple[pd.DataFrame, dict]:
         )
         .join(t, t.c.id == w.c.track_id)
         .outerjoin(e, (e.c.track_id == w.c.track_id) & (e.c.second == w.c.second))
-        .where(w.c.run_id == run["id"])
+        .where(w.c.run_id == run["id"], consented(RESEARCH_SCOPE, at))
         .order_by(t.c.id, w.c.second)
     )
     with store.transaction() as conn:
@@ -110,10 +167,28 @@ def safe_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "session"
 
 
+def neutralise_formula(value):
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP), which
+    spreadsheets display as text; anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    text = [c["name"] for c in column_schema() if c["type"] == "string" and c["name"] in frame.columns]
+    out = frame.copy()
+    for name in text:
+        out[name] = out[name].map(neutralise_formula)
+    return out
+
+
 def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> ExportResult:
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    frame, run = session_frame(store, session)
+    at = utcnow()
+    frame, run = session_frame(store, session, at)
+    excluded = excluded_participants(store, int(run["id"]), at)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -125,7 +200,7 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
         # Write to a temporary name and rename, so an interrupted export never leaves a file
         # that looks complete.
         if fmt == "csv":
-            frame.to_csv(tmp, index=False)
+            _csv_safe(frame).to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
         tmp.replace(data_path)
@@ -136,8 +211,19 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
     schema_path.write_text(json.dumps({"columns": column_schema()}, indent=2))
     manifest = {
         "software": {"name": "engagement", "version": __version__},
-        "exported_at": utcnow().isoformat(),
+        "exported_at": at.isoformat(),
         "session": session,
+        "consent": {
+            "rule": "research use: only participants with an active research consent at export time "
+                    "(their own, or their session's attestation for research)",
+            "participants_included": int(frame["participant"].nunique()),
+            "participants_excluded": sum(excluded.values()),
+            "excluded_because": {
+                "no_research_consent": excluded["no_research_consent"],  # consented to facilitator feedback only
+                "no_active_consent": excluded["no_active_consent"],  # withdrawn, or never tied to a consent
+            },
+        },
+        # Only the run's own row: runs.source is a hash and suffix, never the recording's file name.
         "run": {
             "id": run["id"],
             "status": run["status"],
@@ -149,9 +235,10 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
         "config": json.loads(run["config_json"]),
         "config_hash": run["config_hash"],
         "models": json.loads(run["models_json"]),
-        "data": {"file": data_path.name, "format": fmt, "rows": int(len(frame)), "sha256": sha256_file(data_path)},
+        "data": {"file": data_path.name, "format": fmt, "rows": int(len(frame)), "sha256": sha256_file(data_path),
+                 **({"text_cells": "formula prefixes = + - @ tab CR neutralised with a leading '"} if fmt == "csv" else {})},
         "schema": {"file": schema_path.name, "sha256": sha256_file(schema_path)},
     }
     manifest_path = out_dir / f"{stem}.manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
-    return ExportResult(data_path, manifest_path, schema_path, int(len(frame)))
+    return ExportResult(data_path, manifest_path, schema_path, int(len(frame)), sum(excluded.values()))
