@@ -24,8 +24,9 @@ SOURCE = "3f2a9c0d1e4b5a6f.mp4"  # what runs.source holds: a hash and the suffix
 
 
 @pytest.fixture
-def store(isolated_data_dir):
-    s = Store.open(f"sqlite:///{isolated_data_dir / 'test.db'}")
+def store(db_url):
+    """Each test on SQLite and on a real PostgreSQL server."""
+    s = Store.open(db_url)
     yield s
     s.close()
 

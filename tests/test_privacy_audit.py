@@ -402,3 +402,21 @@ def test_command_line_actions_name_the_os_account(store, capsys):
     capsys.readouterr()
     actors = {e.action: e.actor for e in AuditLog(store).entries()}
     assert actors["key_created"] == actors["key_destroyed"] == actors["purge"] == actor
+
+
+@pytest.mark.postgres
+def test_anchor_on_postgres(pg_url):
+    """The commit hook and the database id work the same on PostgreSQL."""
+    store = Store.open(pg_url)
+    try:
+        log = AuditLog(store)
+        for i in range(3):
+            log.record(AuditAction.EXPORT, "cli:test", {"i": i})
+        _grant(store)  # key created (own transaction), consent granted (inside the caller's)
+        assert log.verify().ok
+        _delete_newest(store, 1)
+        assert kinds(log.verify()) == [(5, "truncated")]
+        log.reanchor("test restore", "cli:test")
+        assert log.verify().ok
+    finally:
+        store.close()

@@ -34,20 +34,22 @@ def setup_run(store, started: datetime) -> tuple[int, int, str]:
     run = store.begin_run(sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
                           config_hash="0", models={})
     with store.transaction() as conn:
-        conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(started_at=for_db(started), status="complete"))
+        conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(started_at=started, status="complete"))
         track = store.add_track(conn, run, "T1", pseud, 0)
     return run, track, pseud
 
 
 def add_rows(store, run: int, track: int, second: int, created: datetime) -> None:
+    # Written aware, as engagement.store writes every row.
+    assert created.tzinfo is not None
     with store.transaction() as conn:
         conn.execute(insert(schema.window_features).values(
-            run_id=run, track_id=track, second=second, created_at=for_db(created), n_frames=1, n_face=1,
+            run_id=run, track_id=track, second=second, created_at=created, n_frames=1, n_face=1,
             present_ratio=1.0, blinks=0))
         conn.execute(insert(schema.engagement_estimates).values(
-            run_id=run, track_id=track, second=second, created_at=for_db(created), state="present"))
+            run_id=run, track_id=track, second=second, created_at=created, state="present"))
         conn.execute(insert(schema.class_timeline).values(
-            run_id=run, second=second, created_at=for_db(created), n_present=1, n_tracked=1, suppressed=1))
+            run_id=run, second=second, created_at=created, n_present=1, n_tracked=1, suppressed=1))
 
 
 def count(store, table) -> int:
@@ -214,7 +216,16 @@ def _track_ids(store) -> set[int]:
         return {int(r[0]) for r in conn.execute(select(schema.tracks.c.id))}
 
 
-def test_purge_keeps_every_consented_track_across_sessions(store, capsys):
+@pytest.fixture
+def any_store(db_url):
+    """The same store on SQLite and on a real PostgreSQL server."""
+    s = Store.open(db_url)
+    yield s
+    s.close()
+
+
+def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
+    store = any_store
     from engagement.cli import main
     from privacy.pseudonym import KeyRing
 
@@ -328,6 +339,30 @@ def test_privacy_code_binds_no_naive_datetime(store):
 
 def test_cutoffs_are_the_same_instant_in_any_time_zone(store):
     """A cut-off given in Jakarta time deletes exactly what the same instant in UTC does."""
+    _check_features_edge(store)
+
+
+@pytest.mark.postgres
+def test_cutoffs_exact_on_postgres_in_a_jakarta_session(pg_url):
+    """PostgreSQL reads a naive value in the session's time zone: with Asia/Jakarta a naive UTC
+    cut-off would be 7 h off. Aware binding keeps the edge exact to the microsecond."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"ALTER DATABASE {make_url(pg_url).database} SET timezone TO 'Asia/Jakarta'"))
+    admin.dispose()
+    store = Store.open(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SHOW timezone")).scalar_one() == "Asia/Jakarta"
+        _check_features_edge(store)
+    finally:
+        store.close()
+
+
+def _check_features_edge(store):
     run, track, _ = setup_run(store, NOW - timedelta(days=400))
     add_rows(store, run, track, 0, NOW - DEFAULT_PERIODS["features"])  # exactly at the edge: kept
     add_rows(store, run, track, 1, NOW - DEFAULT_PERIODS["features"] - US)
