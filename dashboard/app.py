@@ -17,7 +17,9 @@ from engagement.errors import EngagementError
 
 HERE = Path(__file__).resolve().parent
 
-st.set_page_config(page_title=t("app.title"), page_icon=":material/insights:", layout="wide")
+# Our own icon, shipped in the package: a ":material/...:" page icon makes every browser fetch it
+# from the internet. Streamlit inlines an SVG file as a data: URL.
+st.set_page_config(page_title=t("app.title"), page_icon=str(HERE / "icon.svg"), layout="wide")
 
 # Language first: the sign-in page itself is translated. Indonesian unless the user picks.
 st.session_state.setdefault("lang", "id")

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -93,15 +94,26 @@ def server(tmp_path):
             os.killpg(proc.pid, 9)
 
 
-def test_facilitator_signs_in_and_sees_the_timeline_chart(server):
+def _is_loopback(url: str) -> bool:
+    parsed = urlparse(url)
+    if parsed.scheme in ("data", "blob", "about"):
+        return True  # never leaves the browser
+    return parsed.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_machine(server):
     from playwright.sync_api import sync_playwright
 
     url, tmp_path = server
     shot = tmp_path / "facilitator.png"
+    requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            # Every request of the page and its workers: "offline always" means none leaves.
+            context.on("request", lambda request: requests.append(request.url))
+            page = context.new_page()
             page.goto(url, wait_until="domcontentloaded")
             # Indonesian by default: the sign-in form's labels come from id.json.
             page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
@@ -128,10 +140,13 @@ def test_facilitator_signs_in_and_sees_the_timeline_chart(server):
             assert page.locator(".vega-embed").count() >= 3  # timeline, distribution, presence
             page.screenshot(path=str(shot), full_page=True)
             assert page.get_by_text("Traceback").count() == 0
+            assert page.locator('[data-testid="stSkillsNudge"]').count() == 0  # no promotional pop-up
+            page.reload(wait_until="networkidle")  # a second page load, as a returning user makes
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
     _keep(shot)
+    assert requests and all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
 
 
 def _keep(path: Path) -> None:
