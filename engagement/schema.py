@@ -23,8 +23,12 @@ from sqlalchemy import (
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 
 # Bump when a table changes; `engagement.store` refuses a database from a newer version
-# and migrates older ones step by step.
-SCHEMA_VERSION = 1
+# and migrates older ones (`engagement.migration`: new tables, new nullable columns, new
+# indexes, after a backup of an SQLite file).
+#   1: first release
+#   2: runs.writer_pid / runs.writer_host (dead writers are detected and their runs reaped);
+#      window_features attention columns
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -67,6 +71,10 @@ runs = Table(
     Column("frames_analysed", Integer, nullable=False, default=0),
     Column("seconds", Integer, nullable=False, default=0),
     Column("error", Text),
+    # Which process writes the run: its pid and a hash of its host name (the name itself can
+    # name a person's laptop). A `running` run whose writer is gone is reaped (engagement.reaper).
+    Column("writer_pid", Integer),
+    Column("writer_host", String(64)),
 )
 
 tracks = Table(

@@ -2,26 +2,47 @@
 
 SQLite (a file under the data directory) by default; any SQLAlchemy URL, e.g. PostgreSQL, for a
 multi-user site. SQLite runs in WAL mode so the dashboard can read while an analysis writes.
+
+A database is this software's when its `meta` table holds a schema version; any other non-empty
+database is refused before anything is written to it. Older versions are upgraded on open
+(`engagement.migration`); a read-only open (`read_only=True`) never writes, not even that.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
+import socket
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 
 import dashboard.tables  # noqa: F401  (registers the dashboard_users table on the shared metadata)
 import privacy.tables  # noqa: F401  (registers the privacy tables on the shared metadata)
-from engagement import schema
-from engagement.errors import StoreError
+from engagement import migration, schema
+from engagement.errors import ConfigError, StoreError
 from engagement.records import WindowFeatures
+
+# A run's writer refreshes `runs.heartbeat_at` at least this often (a thread in the pipeline) ...
+HEARTBEAT_EVERY_S = 30
+# ... and a `running` run written on another host whose heartbeat is older than this is taken as
+# dead (its writer crashed, was killed, or lost the database for good). Four missed heartbeats;
+# the hosts' clocks must agree to well within this (NTP). On the writer's own host its process
+# id decides instead, at once.
+STALE_AFTER_S = 120
+
+
+class RunGone(StoreError):
+    """The run is no longer `running`: another process found its writer dead and reaped it."""
 
 
 def utcnow() -> datetime:
@@ -67,20 +88,35 @@ class SessionInfo:
     tracks: int
 
 
+@dataclass(frozen=True)
+class DeadRun:
+    id: int
+    session_id: int
+    session: str
+    reason: str  # why the writer is taken as gone, for the message and the audit entry
+
+
 class Store:
     """Access to the results database. Open with `Store.open(url)`."""
 
-    def __init__(self, engine: Engine, url: str):
+    def __init__(self, engine: Engine, url: str, *, read_only: bool = False):
         self.engine = engine
         self.url = url
+        self.read_only = read_only
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, create: bool = True) -> "Store":
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            path = Path(url.removeprefix("sqlite:///"))
-            if create:
+    def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> "Store":
+        """Open (with `create`, make) the database and bring its schema up to date.
+
+        `read_only`: open without writing anything (SQLite: `mode=ro`), for commands that only
+        read; it works on a read-only file or directory and never upgrades the schema.
+        """
+        path = sqlite_path(url)
+        engine_url = url
+        if path is not None:
+            if create and not read_only:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -89,35 +125,96 @@ class Store:
                     ) from None
             elif not path.exists():
                 raise StoreError(f"no database at {path}; run an analysis first")
+            if read_only:
+                engine_url = _read_only_url(path)
         try:
-            engine = create_engine(url, future=True)
+            engine = create_engine(engine_url, future=True)
         except (ArgumentError, ImportError, SQLAlchemyError) as exc:
             raise StoreError(f"cannot use database URL {safe_url(url)!r}: {exc}") from None
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine, url)
-        store._ensure_schema(create)
+        store = cls(engine, url, read_only=read_only)
+        try:
+            store._ensure_schema(create)
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     def _ensure_schema(self, create: bool) -> None:
         try:
-            with self.engine.begin() as conn:
-                if create:
-                    schema.metadata.create_all(conn)
-                row = conn.execute(
-                    select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-                ).first()
-                if row is None:
-                    conn.execute(insert(schema.meta).values(key="schema_version", value=str(schema.SCHEMA_VERSION)))
-                elif int(row[0]) > schema.SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the database uses schema v{row[0]}, newer than this software's "
-                        f"v{schema.SCHEMA_VERSION}; upgrade the software"
-                    )
-        except StoreError:
-            raise
+            with self.engine.connect() as conn:
+                version = self._version(conn)
+            if version is None:
+                if self.read_only or not create:
+                    raise StoreError(f"{safe_url(self.url)} holds no analysis results yet; run an analysis first")
+                self._upgrade(None)
+                return
+            if version > schema.SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database uses schema v{version}, newer than this software's "
+                    f"v{schema.SCHEMA_VERSION}; upgrade the software"
+                )
+            if self.read_only:
+                return  # an older schema is read as it is; a writing command upgrades it
+            with self.engine.connect() as conn:
+                stale = version < schema.SCHEMA_VERSION or bool(migration.missing_columns(conn))
+                missing = {t.name for t in schema.metadata.sorted_tables} - set(inspect(conn).get_table_names())
+            if stale or missing:
+                self._upgrade(version if stale else None)
         except (OperationalError, DatabaseError) as exc:
             raise StoreError(describe_db_error(exc, self.url)) from None
+
+    def _version(self, conn: Connection) -> int | None:
+        """The schema version; None for an empty database; refuses another program's database."""
+        inspector = inspect(conn)
+        names = inspector.get_table_names()
+        if "meta" in names and {"key", "value"} <= {c["name"] for c in inspector.get_columns("meta")}:
+            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+            if row is not None and str(row[0]).isdigit():
+                return int(row[0])
+        if names:
+            shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+            raise StoreError(
+                f"{safe_url(self.url)} is another program's database ({len(names)} tables: {shown}) "
+                "and not this software's; it was left untouched: give --db a new file or an empty database"
+            )
+        return None
+
+    def _upgrade(self, backup_from: int | None) -> None:
+        """Create a new database, or bring an older one up to date, in one locked transaction.
+
+        `backup_from`: the version of an existing SQLite file to copy aside first.
+        """
+        path = sqlite_path(self.url)
+        if backup_from is not None and path is not None:
+            backup = migration.backup_sqlite(path, backup_from)
+            print(
+                f"Upgrading the database schema v{backup_from} -> v{schema.SCHEMA_VERSION}; "
+                f"a copy of the old file is kept: {backup}",
+                file=sys.stderr,
+            )
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                # WAL persists in the file: set only now that the file is known to be ours.
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                # One writer at a time: a second process opening the same old file waits here,
+                # then finds the work done.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7403001)")
+            version = self._version(conn)
+            if version is not None and version > schema.SCHEMA_VERSION:
+                raise StoreError(f"the database uses schema v{version}, newer than this software's; upgrade the software")
+            migration.upgrade(conn)
+            values = {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}
+            if version is None:
+                conn.execute(insert(schema.meta).values(**values))
+            else:
+                conn.execute(
+                    update(schema.meta).where(schema.meta.c.key == "schema_version").values(value=values["value"])
+                )
+            conn.commit()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -134,6 +231,7 @@ class Store:
     # -- sessions and runs -------------------------------------------------------------------
 
     def session_id(self, name: str, *, cohort: str | None = None, create: bool = True) -> int:
+        check_session_name(name)
         with self.transaction() as conn:
             row = conn.execute(select(schema.sessions.c.id).where(schema.sessions.c.name == name)).first()
             if row:
@@ -145,6 +243,10 @@ class Store:
                     insert(schema.sessions).values(name=name, cohort=cohort, created_at=utcnow())
                 ).inserted_primary_key[0]
             )
+
+    def session_exists(self, name: str) -> bool:
+        with self.transaction() as conn:
+            return conn.execute(select(schema.sessions.c.id).where(schema.sessions.c.name == name)).first() is not None
 
     def begin_run(
         self,
@@ -175,6 +277,8 @@ class Store:
                     frames_read=0,
                     frames_analysed=0,
                     seconds=0,
+                    writer_pid=os.getpid(),
+                    writer_host=host_tag(),
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -218,41 +322,95 @@ class Store:
         )
 
     def heartbeat(self, conn: Connection, run_id: int, frames_read: int, frames_analysed: int, seconds: int) -> None:
-        conn.execute(
-            update(schema.runs)
-            .where(schema.runs.c.id == run_id)
-            .values(heartbeat_at=utcnow(), frames_read=frames_read, frames_analysed=frames_analysed, seconds=seconds)
+        """Progress and proof of life, in the caller's transaction; RunGone if it was reaped."""
+        self._update_running(
+            conn, run_id, heartbeat_at=utcnow(), frames_read=frames_read, frames_analysed=frames_analysed, seconds=seconds
         )
 
-    def finish_run(self, run_id: int, *, frames_read: int, frames_analysed: int, seconds: int) -> None:
+    def touch_run(self, run_id: int) -> bool:
+        """Refresh the heartbeat alone; False when the run is no longer running (reaped)."""
         with self.transaction() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(
-                    status="complete",
-                    finished_at=utcnow(),
-                    frames_read=frames_read,
-                    frames_analysed=frames_analysed,
-                    seconds=seconds,
+                .where(schema.runs.c.id == run_id, schema.runs.c.status == "running")
+                .values(heartbeat_at=utcnow())
+            )
+            return bool(result.rowcount)
+
+    def finish_run(
+        self, run_id: int, *, frames_read: int, frames_analysed: int, seconds: int, conn: Connection | None = None
+    ) -> None:
+        if conn is None:
+            with self.transaction() as own:
+                return self.finish_run(
+                    run_id, frames_read=frames_read, frames_analysed=frames_analysed, seconds=seconds, conn=own
                 )
+        self._update_running(
+            conn,
+            run_id,
+            status="complete",
+            finished_at=utcnow(),
+            frames_read=frames_read,
+            frames_analysed=frames_analysed,
+            seconds=seconds,
+        )
+
+    def _update_running(self, conn: Connection, run_id: int, **values) -> None:
+        result = conn.execute(
+            update(schema.runs).where(schema.runs.c.id == run_id, schema.runs.c.status == "running").values(**values)
+        )
+        if not result.rowcount:
+            # Raised inside the transaction, so nothing of this write lands on a reaped run.
+            raise RunGone(
+                f"run {run_id} is no longer running: another process found it without a heartbeat "
+                f"for {STALE_AFTER_S} s, marked it interrupted and removed its rows"
             )
 
-    def abandon_run(self, run_id: int, *, status: str, error: str) -> None:
-        """Mark a run failed/interrupted and remove every per-second row it wrote.
+    def abandon_run(self, run_id: int, *, status: str, error: str, conn: Connection | None = None) -> bool:
+        """Mark a running run failed/interrupted and remove every per-second row it wrote.
 
         The run row itself stays, so the history shows that an attempt was made and why it
-        stopped; no half-finished data remains to be mistaken for a result.
+        stopped; no half-finished data remains to be mistaken for a result. Only a `running` run
+        changes (False otherwise): a run that completed, or that another process reaped, stays.
         """
+        if conn is None:
+            with self.transaction() as own:
+                return self.abandon_run(run_id, status=status, error=error, conn=own)
+        result = conn.execute(
+            update(schema.runs)
+            .where(schema.runs.c.id == run_id, schema.runs.c.status == "running")
+            .values(status=status, finished_at=utcnow(), error=error[:500])
+        )
+        if not result.rowcount:
+            return False
+        for table in (schema.window_features, schema.engagement_estimates, schema.class_timeline, schema.alerts):
+            conn.execute(delete(table).where(table.c.run_id == run_id))
+        conn.execute(delete(schema.tracks).where(schema.tracks.c.run_id == run_id))
+        return True
+
+    def dead_runs(self, now: datetime | None = None) -> list[DeadRun]:
+        """`running` runs whose writer is gone: on this host its process has ended; elsewhere
+        (or where the process cannot be checked) its heartbeat is older than STALE_AFTER_S."""
+        now = now or utcnow()
+        here = host_tag()
+        r, s = schema.runs, schema.sessions
         with self.transaction() as conn:
-            for table in (schema.window_features, schema.engagement_estimates, schema.class_timeline, schema.alerts):
-                conn.execute(delete(table).where(table.c.run_id == run_id))
-            conn.execute(delete(schema.tracks).where(schema.tracks.c.run_id == run_id))
-            conn.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(status=status, finished_at=utcnow(), error=error[:500])
-            )
+            rows = conn.execute(
+                select(r.c.id, r.c.session_id, s.c.name, r.c.writer_pid, r.c.writer_host, r.c.heartbeat_at, r.c.started_at)
+                .join(s, s.c.id == r.c.session_id)
+                .where(r.c.status == "running")
+                .order_by(r.c.id)
+            ).all()
+        dead = []
+        for row in rows:
+            if row.writer_pid and row.writer_host == here and os.name == "posix":
+                if not pid_alive(int(row.writer_pid)):
+                    dead.append(DeadRun(row.id, row.session_id, row.name, "its process has ended"))
+                continue
+            age = (now - as_utc(row.heartbeat_at or row.started_at)).total_seconds()
+            if age > STALE_AFTER_S:
+                dead.append(DeadRun(row.id, row.session_id, row.name, f"no heartbeat for {age:.0f} s"))
+        return dead
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -306,10 +464,72 @@ class Store:
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
-    # WAL: readers (dashboard) never block the writer (analysis), and a crash loses at most the
-    # transaction in flight. busy_timeout rides out short locks instead of failing at once.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # WAL (set once, when the file is created or upgraded; it persists in the file): readers
+    # (dashboard) never block the writer (analysis), and a crash loses at most the transaction in
+    # flight. busy_timeout rides out short locks instead of failing at once.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for other databases and in-memory SQLite."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def _read_only_url(path: Path) -> str:
+    params = "mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    if not wal.exists() and not os.access(path.parent, os.W_OK):
+        # A WAL database is read through a -shm file beside it, which a read-only directory
+        # cannot hold; with no -wal file there no writer is active (none could be, there), so
+        # the file cannot change while we read: SQLite may then read it as immutable.
+        params += "&immutable=1"
+    return f"sqlite:///file:{quote(str(path.resolve()))}?{params}&uri=true"
+
+
+def host_tag() -> str:
+    """This host, as stored on a run: a short hash of its name (enough to compare, names nobody)."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:16]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (POSIX)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another account's process
+    except OSError:
+        return False
+    # A killed process whose parent has not collected it yet (a zombie) runs no more code.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+SESSION_NAME_MAX = schema.sessions.c.name.type.length
+
+
+def check_session_name(name: str) -> str:
+    """A session name that fits its column: not blank, at most SESSION_NAME_MAX characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("the session name must not be empty")
+    if len(name) > SESSION_NAME_MAX:
+        raise ConfigError(
+            f"the session name is {len(name)} characters long; at most {SESSION_NAME_MAX} are allowed"
+        )
+    return name
