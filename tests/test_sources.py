@@ -5,7 +5,18 @@ import numpy as np
 import pytest
 
 from engagement.errors import SourceError
-from engagement.vision.sources import FrameSampler, VideoFileSource, open_source
+from engagement.vision.sources import (
+    MAX_FRAME_PIXELS,
+    FrameSampler,
+    VideoFileSource,
+    mpeg_cut_warning,
+    name_digest,
+    open_source,
+    parse_screen_region,
+    recorded_name,
+)
+
+from conftest import require_shared
 
 
 def write_video(path, frames=30, fps=25, size=(96, 64)):
@@ -88,3 +99,61 @@ def test_webcam_spec_is_parsed():
     assert open_source("webcam:2").index == 2
     with pytest.raises(SourceError, match="webcam index"):
         open_source("webcam:front")
+
+
+@pytest.mark.parametrize("ext,kind", [(".png", "PNG"), (".jpg", "JPEG"), (".bmp", "BMP"), (".tiff", "TIFF")])
+def test_still_image_renamed_as_video_is_refused(tmp_path, ext, kind):
+    image = tmp_path / f"slide{ext}"
+    cv2.imwrite(str(image), np.full((120, 160, 3), 90, np.uint8))
+    renamed = image.rename(tmp_path / "lecture.mp4")
+    with pytest.raises(SourceError, match=rf"lecture.mp4 is a still image \({kind}\), not a video"):
+        VideoFileSource(renamed)
+
+
+def test_oversized_frames_are_refused_before_decoding(tmp_path):
+    # A YUV4MPEG2 header promising 16000x16000 frames and only a few bytes of pixels: FFmpeg
+    # reads the size from the header; decoding one frame would take 384 MB and its BGR copy 768 MB.
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"YUV4MPEG2 W16000 H16000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\x80" * 1000)
+    with pytest.raises(SourceError, match=r"16000x16000 frames, more than the 33 megapixels \(8K\)"):
+        VideoFileSource(big)
+    assert MAX_FRAME_PIXELS == 7680 * 4320
+    with pytest.raises(SourceError, match="larger than the 8K"):
+        parse_screen_region("screen:0,0,16000,16000")
+
+
+def test_cut_mpeg_program_stream_is_warned_about(tmp_path):
+    original = require_shared("videos/grid/brbk7n.mpg")
+    assert VideoFileSource(original).warnings == []
+    data = original.read_bytes()
+    cut = tmp_path / "cut.mpg"
+    cut.write_bytes(data[: len(data) // 2 + 1000])  # inside a packet, as a copy that stopped would
+    source = VideoFileSource(cut)
+    frames = list(source.frames())
+    source.check_complete()  # FFmpeg's duration estimate comes from the file size: it agrees
+    assert 0 < len(frames) < 60
+    (warning,) = source.warnings
+    assert "cut.mpg ends inside an MPEG packet" in warning and "cut short" in warning
+    at_boundary = tmp_path / "boundary.mpg"  # a cut between packets is not detectable
+    at_boundary.write_bytes(data[: 2048 * 50])
+    assert VideoFileSource(at_boundary).warnings == []
+
+
+def test_cut_transport_stream_is_warned_about(tmp_path):
+    packets = bytearray()
+    for i in range(20):
+        packets += bytes([0x47, 0x40 if i == 0 else 0x00, 0x11, 0x10 | (i % 16)]) + b"\xff" * 184
+    stream = tmp_path / "whole.ts"
+    stream.write_bytes(bytes(packets))
+    assert mpeg_cut_warning(stream) is None
+    stream.write_bytes(bytes(packets[:-100]))
+    assert "ends inside a transport-stream packet" in mpeg_cut_warning(stream)
+
+
+def test_run_records_a_hash_of_the_file_name_unless_asked(tmp_path):
+    video = write_video(tmp_path / "Budi Santoso - kelas 3.avi")
+    hidden = VideoFileSource(video)
+    assert hidden.name == recorded_name(video, keep=False) == f"file-{name_digest(video)}.avi"
+    assert "Budi" not in hidden.name and len(hidden.name) == len("file-0123456789.avi")
+    assert hidden.redact("Budi Santoso - kelas 3.avi is truncated") == f"{hidden.name} is truncated"
+    assert VideoFileSource(video, keep_name=True).name == "Budi Santoso - kelas 3.avi"

@@ -2,12 +2,15 @@
 
 Frames are streamed one at a time (never a whole video in memory), and a source checks what it
 can up front so that bad input fails before anything is written: a missing file, a file that is
-not a video, a video with no frames. A truncated video is only noticed at its end (the container
-promised more frames than could be decoded); `VideoFileSource.check_complete()` says so.
+not a video, a still image under a video's name, frames larger than 8K, a video with no frames.
+A truncated video is only noticed at its end (the container promised more frames than could be
+decoded); `VideoFileSource.check_complete()` says so. An MPEG stream (.mpg, .ts) promises no
+length; one that ends inside a packet is reported in `warnings`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -28,6 +31,111 @@ from engagement.records import Frame  # noqa: E402
 # A container may declare a few frames more than it decodes (edit lists, B-frame tails: 3 of 98
 # in one real clip); more than this share missing means the file was cut short.
 TRUNCATION_TOLERANCE = 0.05
+
+# Largest frame analysed: 8K UHD. One BGR frame of this size is already 100 MB; a 16000x16000
+# frame would be 768 MB before any copy, and no face analysis needs more than a 4K screen gives.
+MAX_FRAME_PIXELS = 7680 * 4320
+
+# Still images under a video's name: FFmpeg would decode them as a one-frame "video".
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def still_image_kind(head: bytes) -> str | None:
+    """The image format a file's first bytes announce, or None (not a known still image)."""
+    for magic, kind in _IMAGE_SIGNATURES:
+        if head.startswith(magic):
+            # "BM" is short: also check the size field of a real bitmap header (bytes 2-5).
+            return kind if kind != "BMP" or len(head) >= 14 else None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
+        return "HEIF/AVIF"
+    return None
+
+
+def name_digest(path: Path) -> str:
+    """A short, stable stand-in for a file name (recordings are often named after a person)."""
+    return hashlib.sha256(Path(path).name.encode("utf-8")).hexdigest()[:10]
+
+
+def recorded_name(path: Path, *, keep: bool) -> str:
+    """What a run records as its source: the file name only when the user opted in (`keep`),
+    otherwise a short hash of it plus the extension, e.g. `file-3f2a9c1b7e.mp4`."""
+    path = Path(path)
+    return path.name if keep else f"file-{name_digest(path)}{path.suffix.lower()}"
+
+
+def mpeg_cut_warning(path: Path) -> str | None:
+    """Whether an MPEG program or transport stream ends inside a packet: the file was cut short.
+
+    Such containers declare no length (FFmpeg estimates one from the file size, so it always
+    agrees with what decodes), but their packets carry lengths: a program stream's last packet
+    claims bytes the file no longer holds, a transport stream stops between its fixed 188-byte
+    packets. Not detectable: a cut exactly at a packet boundary.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        if head[:1] == b"\x47" and size >= 376:
+            fh.seek(188)
+            if fh.read(1) == b"\x47" and size % 188:
+                return f"{path.name} ends inside a transport-stream packet: it was probably cut short; its end is missing"
+            return None
+        if head != b"\x00\x00\x01\xba":
+            return None
+        start = max(0, size - (1 << 20))
+        fh.seek(start)
+        tail = fh.read()
+    if _ps_ends_inside_a_packet(tail):
+        return f"{path.name} ends inside an MPEG packet: it was probably cut short; its end is missing"
+    return None
+
+
+def _ps_ends_inside_a_packet(data: bytes) -> bool:
+    """Whether the packets of an MPEG program stream (its last 1 MiB) run past the data's end."""
+    at = 0
+    while (at := data.find(b"\x00\x00\x01", at)) >= 0:
+        # Follow packet lengths from this candidate; a false start code soon lands off a packet.
+        end, packets = at, 0
+        while end < len(data):
+            length = _ps_packet_length(data[end : end + 14])
+            if not length:
+                break
+            end, packets = end + length, packets + 1
+        if packets >= 3 and end >= len(data):
+            return end > len(data)
+        at += 1
+    return False
+
+
+def _ps_packet_length(head: bytes) -> int | None:
+    """Length of the MPEG-PS packet that starts with `head` (its first 14 bytes; fewer at the end
+    of the data, where a header cut short counts as one byte too long); None: not a packet."""
+    cut = len(head) + 1
+    if not head.startswith(b"\x00\x00\x01"):
+        return cut if b"\x00\x00\x01".startswith(head) else None
+    if len(head) < 4:
+        return cut
+    code = head[3]
+    if code == 0xB9:  # program end code
+        return 4
+    if code == 0xBA:  # pack header: MPEG-2 (14 bytes + stuffing) or MPEG-1 (12 bytes)
+        if len(head) < 5:
+            return cut
+        if head[4] >> 6 != 1:
+            return 12
+        return 14 + (head[13] & 7) if len(head) == 14 else cut
+    if code >= 0xBB:  # system header, PES packets: 6 bytes + their stated length
+        return 6 + int.from_bytes(head[4:6], "big") if len(head) >= 6 else cut
+    return None
 
 
 class FrameSampler:
@@ -56,7 +164,7 @@ class VideoFileSource:
 
     kind = "file"
 
-    def __init__(self, path: str | Path, sample_fps: float | None = None):
+    def __init__(self, path: str | Path, sample_fps: float | None = None, *, keep_name: bool = False):
         self.path = Path(path).expanduser()
         if not self.path.exists():
             raise SourceError(f"no such file: {self.path}")
@@ -64,14 +172,33 @@ class VideoFileSource:
             raise SourceError(f"not a file: {self.path}")
         if self.path.stat().st_size == 0:
             raise SourceError(f"{self.path.name} is empty (0 bytes)")
+        try:
+            with open(self.path, "rb") as fh:
+                image = still_image_kind(fh.read(16))
+        except OSError as exc:
+            raise SourceError(f"cannot read {self.path.name}: {exc.strerror}") from None
+        if image:
+            raise SourceError(f"{self.path.name} is a still image ({image}), not a video")
         self.sample_fps = sample_fps
+        self.keep_name = keep_name
         cap = self._open()
+        # Refuse an oversized frame before decoding one: decoding alone would allocate it.
+        self._check_size(self.width, self.height)
         ok, _ = cap.read()
         cap.release()
         if not ok:
             raise SourceError(f"{self.path.name} contains no decodable frames (empty or truncated video)")
+        self.warnings = [w for w in [mpeg_cut_warning(self.path)] if w]
         self.frames_read = 0
         self.frames_yielded = 0
+
+    def _check_size(self, width: int, height: int) -> None:
+        if width * height > MAX_FRAME_PIXELS:
+            raise SourceError(
+                f"{self.path.name} has {width}x{height} frames, more than the {MAX_FRAME_PIXELS // 10**6} "
+                "megapixels (8K) analysed here; scale it down first, e.g. "
+                "ffmpeg -i INPUT -vf scale=1920:-2 OUTPUT.mp4"
+            )
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
@@ -91,8 +218,12 @@ class VideoFileSource:
 
     @property
     def name(self) -> str:
-        # Only the file name is recorded: a directory path can carry a person's name.
-        return self.path.name
+        # Never a directory path; the file name itself only when the user opted in.
+        return recorded_name(self.path, keep=self.keep_name)
+
+    def redact(self, text: str) -> str:
+        """A message about this file as it may be stored (with the recorded name)."""
+        return text.replace(self.path.name, self.name)
 
     @property
     def duration_s(self) -> float:
@@ -115,6 +246,8 @@ class VideoFileSource:
                 ok, image = cap.retrieve()
                 if not ok or image is None:
                     break
+                if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:  # the size changed mid-stream
+                    self._check_size(image.shape[1], image.shape[0])
                 last_ms = t_ms
                 self.frames_yielded += 1
                 yield Frame(t_ms=t_ms, index=index, image=image)
@@ -191,8 +324,9 @@ class WebcamSource:
         return None
 
 
-def open_source(spec: str | Path, sample_fps: float | None = None):
-    """A source from a CLI spec: `webcam`, `webcam:N`, or a video file path."""
+def open_source(spec: str | Path, sample_fps: float | None = None, *, keep_name: bool = False):
+    """A source from a CLI spec: `webcam`, `webcam:N`, or a video file path (`keep_name`: record
+    the file's name, see `recorded_name`)."""
     text = str(spec)
     if text == "webcam" or text.startswith("webcam:"):
         _, _, num = text.partition(":")
@@ -201,7 +335,7 @@ def open_source(spec: str | Path, sample_fps: float | None = None):
         except ValueError:
             raise SourceError(f"webcam index must be a number, got {num!r}") from None
         return WebcamSource(index, sample_fps)
-    return VideoFileSource(text, sample_fps)
+    return VideoFileSource(text, sample_fps, keep_name=keep_name)
 
 
 # -- screen capture (gallery view) -----------------------------------------------------------------
@@ -257,6 +391,8 @@ def parse_screen_region(text: str) -> tuple[int, int, int, int] | None:
         raise SourceError(f"screen region must be X,Y,W,H in pixels, e.g. screen:0,0,1280,720; got {rest!r}") from None
     if w < 64 or h < 64 or x < 0 or y < 0:
         raise SourceError(f"screen region {rest!r} must start at x,y >= 0 and be at least 64x64 px")
+    if w * h > MAX_FRAME_PIXELS:
+        raise SourceError(f"screen region {rest!r} is larger than the 8K ({MAX_FRAME_PIXELS // 10**6} megapixels) analysed here")
     return x, y, w, h
 
 
