@@ -279,3 +279,29 @@ def test_training_smoke_checkpoints_and_resume(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="resume with the same"):
         train_expression(npz, out, epochs=2, seed=3, resume=True, **kw)
+
+
+def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
+    torch = pytest.importorskip("torch")
+    from engagement.training.expression import ExpressionCNN, ExportWrapper
+    from engagement.training.export_expression import export_onnx, quantize_int8
+
+    torch.manual_seed(0)
+    net = ExpressionCNN(widths=(8, 16), convs_per_stage=1, dropout=0.0).eval()
+    fp32 = export_onnx(net, tmp_path / "tiny.onnx", "0", tta_flip=False)
+    rng = np.random.default_rng(2)
+    calib = rng.integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
+    int8 = quantize_int8(fp32, tmp_path / "tiny-int8.onnx", calib)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-int8.onnx", "tiny.onnx"]  # no leftovers
+    model = ExpressionModel.from_file(int8)
+    assert model.metadata["tta"] == "none" and model.version == "0" and len(model.labels) == 7
+    assert "int8" in model.metadata["quantization"] and model.metadata["float_model_sha256"] == sha256_file(fp32)
+    ops = {node.op_type for node in __import__("onnx").load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    crops = rng.integers(0, 256, size=(32, 48, 48), dtype=np.uint8)
+    with torch.no_grad():
+        ref = ExportWrapper(net, tta_flip=False)(torch.from_numpy(crops[:, None].astype(np.float32))).numpy()
+    got = model.predict(crops)
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    # int8 is an approximation: close to the float model, not equal to it.
+    assert np.abs(got - ref).max() < 0.01, np.abs(got - ref).max()
