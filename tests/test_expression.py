@@ -190,7 +190,8 @@ def _synthetic_npz(path: Path, n: int = 24, seed: int = 0) -> tuple[np.ndarray, 
     pixels = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
     usage = np.array(["Training", "PublicTest"] * (n // 2))
     labels = rng.integers(0, 7, size=n).astype(np.int8)
-    np.savez_compressed(path, pixels=pixels, usage=usage, fer_label=labels)
+    votes = rng.integers(0, 4, size=(n, 10)).astype(np.uint8)  # FER+ crowd votes, as the shared npz has
+    np.savez_compressed(path, pixels=pixels, usage=usage, fer_label=labels, ferplus_votes=votes)
     return pixels[usage == "PublicTest"], labels[usage == "PublicTest"]
 
 
