@@ -382,6 +382,12 @@ class AuditLog:
             rows = conn.execute(select(t).order_by(t.c.seq)).all()
             cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
             db_id = database_id(conn)
+            # Rows that are only ever written together with an audit entry: with any of them the
+            # log cannot legitimately be empty and unanchored.
+            audited = any(
+                conn.execute(select(table).limit(1)).first() is not None
+                for table in (tables.consent_records, tables.cohort_key_events, tables.purge_receipts)
+            )
         result = VerifyResult(entries=len(rows))
         if rows:
             result.first_seq, result.last_seq = int(rows[0].seq), int(rows[-1].seq)
@@ -416,11 +422,12 @@ class AuditLog:
                     Problem(seq, "broken", f"entry numbers jump from {prev_seq} to {seq} although the chain is linked")
                 )
             prev_hash, prev_seq, prev_intact = r.hash, seq, intact
-        self._check_anchor(result, rows, cp, db_id)
+        self._check_anchor(result, rows, cp, db_id, audited)
         return result
 
-    def _check_anchor(self, result: VerifyResult, rows, cp, db_id: str | None) -> None:
-        """The anchor must name exactly the newest entry (or the checkpoint, if none is left)."""
+    def _check_anchor(self, result: VerifyResult, rows, cp, db_id: str | None, audited: bool) -> None:
+        """The anchor must name exactly the newest entry (or the checkpoint, if none is left).
+        A database id exists from the first entry on, so with an id the anchor must exist too."""
         head_seq = int(rows[-1].seq) if rows else (int(cp.seq) if cp else 0)
         fix = "if the database was moved or restored on purpose, run `engagement privacy audit re-anchor --reason ...`"
         if db_id is None:
@@ -428,15 +435,18 @@ class AuditLog:
                 result.problems.append(Problem(head_seq, "anchor", (
                     "the log has no anchor outside the database (no database id: written by an older "
                     f"version, or the id was removed), so deletions at its end cannot be detected; {fix}")))
+            elif audited:
+                result.problems.append(Problem(1, "truncated", (
+                    "the log is empty and has no database id, yet the database holds consent records, key "
+                    "events or receipts, each written with an audit entry: the log and its id were removed")))
             return
         if not _DATABASE_ID_RE.match(db_id):
             result.problems.append(Problem(head_seq, "anchor", f"the database id {db_id[:40]!r} in the meta table is malformed"))
             return
         path = anchor_path(db_id)
         if not path.exists():
-            if head_seq:
-                result.problems.append(Problem(head_seq, "anchor", (
-                    f"the anchor file {path} is missing, so deletions at the end of the log cannot be ruled out; {fix}")))
+            result.problems.append(Problem(head_seq, "anchor", (
+                f"the anchor file {path} is missing, so deletions at the end of the log cannot be ruled out; {fix}")))
             return
         try:
             anchor = json.loads(path.read_text(encoding="utf-8"))

@@ -420,3 +420,20 @@ def test_anchor_on_postgres(pg_url):
         assert log.verify().ok
     finally:
         store.close()
+
+
+def test_wiping_the_whole_log_is_detected(store, log):
+    """Everything deleted: with the database id left, the anchor names the lost entries; with the
+    id removed too, consent records (always written with an entry) give it away."""
+    from engagement import schema
+
+    _grant(store)
+    last = log.entries()[-1].seq
+    with store.transaction() as conn:
+        conn.execute(delete(tables.audit_log))
+    result = log.verify()
+    assert kinds(result) == [(1, "truncated")] and f"entries 1..{last} deleted" in result.problems[0].message
+    with store.transaction() as conn:
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == "database_id"))
+    result = log.verify()
+    assert kinds(result) == [(1, "truncated")] and "the log and its id were removed" in result.problems[0].message
