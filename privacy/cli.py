@@ -21,11 +21,11 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
                    help=f"SQLAlchemy database URL (default: {default_db_url()})")
 
 
-def _store(args, *, create: bool = True):
-    from engagement.config import default_db_url
-    from engagement.store import Store
+def _store(args, *, create: bool = True, read_only: bool = False):
+    # The commands' one way in: a writing command first reaps runs whose writer is gone.
+    from engagement.commands.analysis import open_store
 
-    return Store.open(args.db or default_db_url(), create=create)
+    return open_store(args.db, create=create, read_only=read_only)
 
 
 def _confirm(args, question: str) -> None:
@@ -223,8 +223,8 @@ def _consent_withdraw(args) -> int:
 def _consent_list(args) -> int:
     from privacy import consent
 
-    records = consent.list_consents(_store(args, create=False), cohort=args.cohort, session_name=args.session,
-                                    active_only=args.active)
+    store = _store(args, create=False, read_only=True)
+    records = consent.list_consents(store, cohort=args.cohort, session_name=args.session, active_only=args.active)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return 0
@@ -279,7 +279,7 @@ def _purge(args) -> int:
 def _audit_verify(args) -> int:
     from privacy.audit import AuditLog
 
-    result = AuditLog(_store(args, create=False)).verify()
+    result = AuditLog(_store(args, create=False, read_only=True)).verify()
     print(result.summary())
     for p in result.problems:
         print(f"  entry {p.seq}: {p.kind}: {p.message}")
@@ -303,7 +303,8 @@ def _audit_list(args) -> int:
             AuditAction(args.action)
         except ValueError:
             raise ConfigError(f"unknown audit action {args.action!r}; one of: {', '.join(a.value for a in AuditAction)}") from None
-    entries = AuditLog(_store(args, create=False)).entries(action=args.action, limit=args.limit or None)
+    store = _store(args, create=False, read_only=True)
+    entries = AuditLog(store).entries(action=args.action, limit=args.limit or None)
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
         return 0

@@ -437,3 +437,21 @@ def test_wiping_the_whole_log_is_detected(store, log):
         conn.execute(delete(schema.meta).where(schema.meta.c.key == "database_id"))
     result = log.verify()
     assert kinds(result) == [(1, "truncated")] and "the log and its id were removed" in result.problems[0].message
+
+
+def test_read_only_commands_open_the_database_read_only(store, log, isolated_data_dir, capsys):
+    """verify, list and consent list write nothing: an older schema stays as it is (a writing
+    open would upgrade it and leave a backup beside it)."""
+    from engagement import schema
+    from engagement.cli import main
+
+    with store.transaction() as conn:
+        conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="1"))
+    store.close()
+    for command in (["audit", "verify"], ["audit", "list"], ["consent", "list"]):
+        assert main(["privacy", *command, "--db", store.url]) == 0, command
+    capsys.readouterr()
+    with store.transaction() as conn:
+        version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+    assert version == "1"
+    assert not list(isolated_data_dir.glob("*.bak"))
