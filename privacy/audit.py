@@ -185,11 +185,14 @@ def _anchor_text(database_id: str, seq: int, h: str) -> str:
 def _replace_file(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # -- anchoring at commit ----------------------------------------------------------------------------
@@ -221,9 +224,9 @@ def _anchor_before_commit(conn: Connection) -> None:
     pending = _pending.pop(conn, None)
     if pending is None:
         return
-    database_id, seq, h = pending
-    path = anchor_path(database_id)
-    text = _anchor_text(database_id, seq, h)
+    db_id, seq, h = pending
+    path = anchor_path(db_id)
+    text = _anchor_text(db_id, seq, h)
     try:
         before = path.read_text(encoding="utf-8") if path.exists() else None
         _replace_file(path, text)
