@@ -59,9 +59,15 @@ def ensure_indexes(store: Store) -> None:
             conn.execute(text(statement))
 
 
-def _df(conn, stmt, columns: list[str]) -> pd.DataFrame:
+def _df(conn, stmt, columns: list[str], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows as a frame; `numeric` columns become floats with NaN for NULL. An aggregate that is
+    NULL on every row (k suppressed every second) would otherwise be an object column of None
+    that breaks arithmetic and rounding downstream."""
     rows = conn.execute(stmt).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    for column in numeric:
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype("float64")
+    return df
 
 
 # -- sessions -----------------------------------------------------------------------------------
@@ -154,7 +160,7 @@ def class_timeline(store: Store, run_id: int, bucket: int) -> pd.DataFrame:
     )
     cols = ["t", "score", "n_present", "n_tracked", "present_share", "suppressed"]
     with store.transaction() as conn:
-        return _df(conn, stmt, cols)
+        return _df(conn, stmt, cols, numeric=("score", "n_present", "present_share"))
 
 
 def session_stats(store: Store, run_id: int) -> dict:
@@ -206,7 +212,7 @@ def alerts(store: Store, run_id: int) -> pd.DataFrame:
         .order_by(AL.c.start_second)
     )
     with store.transaction() as conn:
-        return _df(conn, stmt, ["id", "kind", "start_second", "end_second", "magnitude"])
+        return _df(conn, stmt, ["id", "kind", "start_second", "end_second", "magnitude"], numeric=("magnitude",))
 
 
 def individual_lanes(store: Store, run_id: int, bucket: int) -> pd.DataFrame:
@@ -221,7 +227,7 @@ def individual_lanes(store: Store, run_id: int, bucket: int) -> pd.DataFrame:
         .order_by(T.c.label, t0)
     )
     with store.transaction() as conn:
-        return _df(conn, stmt, ["label", "t", "score"])
+        return _df(conn, stmt, ["label", "t", "score"], numeric=("score",))
 
 
 # -- agenda ------------------------------------------------------------------------------------
@@ -267,7 +273,7 @@ def agenda_scores(store: Store, session_id: int, run_id: int) -> pd.DataFrame:
         .order_by(seg.c.start_second)
     )
     with store.transaction() as conn:
-        return _df(conn, stmt, ["start_second", "end_second", "title", "score", "present_share"])
+        return _df(conn, stmt, ["start_second", "end_second", "title", "score", "present_share"], numeric=("score", "present_share"))
 
 
 def parse_offset(value: str) -> int:
@@ -428,7 +434,7 @@ def trends(store: Store, f: Filters) -> pd.DataFrame:
     )
     cols = ["session_id", "name", "cohort", "started_at", "score", "present_share", "seconds"]
     with store.transaction() as conn:
-        df = _df(conn, stmt, cols)
+        df = _df(conn, stmt, cols, numeric=("score", "present_share"))
     df["started_at"] = pd.to_datetime(df["started_at"], utc=True, errors="coerce")
     return df
 
@@ -493,7 +499,7 @@ def agenda_item_scores(store: Store, f: Filters) -> pd.DataFrame:
         .order_by(per_item.c.title)
     )
     with store.transaction() as conn:
-        return _df(conn, stmt, ["title", "score", "sessions"])
+        return _df(conn, stmt, ["title", "score", "sessions"], numeric=("score",))
 
 
 def filter_options(store: Store) -> dict:

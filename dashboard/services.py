@@ -76,6 +76,16 @@ def audit_verify(store: Store) -> VerifyOutcome:
     return VerifyOutcome(bool(result.ok), int(result.entries), result.summary(), [p.message for p in result.problems])
 
 
+def denied_tracks(store: Store, run_id: int) -> int:
+    """How many face tracks a finished run saw without recorded consent (its audited outcome)."""
+    from privacy.audit import AuditAction, AuditLog
+
+    for entry in reversed(AuditLog(store).entries(action=AuditAction.ANALYSIS_RUN.value)):
+        if entry.details.get("run_id") == run_id:
+            return int(entry.details.get("denied_tracks") or 0)
+    return 0
+
+
 # -- compliance profile -----------------------------------------------------------------------
 
 

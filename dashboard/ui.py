@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from dashboard import auth, queries
 from dashboard.i18n import t
 from engagement.config import default_db_url
+from engagement.errors import EngagementError
 from engagement.store import Store
 
 log = logging.getLogger("engagement.dashboard")
@@ -100,9 +104,31 @@ def empty_state(message_key: str, hint_key: str | None = None, **values: object)
         st.code(t(hint_key, **values), language="bash")
 
 
+MISSING = "–"  # shown for every missing value: never "None", "nan" or "NaT"
+
+
+def text(value: object) -> str:
+    """A value for display, a dash when missing."""
+    return MISSING if value is None or value is pd.NaT or value != value else str(value)
+
+
+def section(render: Callable[[], None]) -> None:
+    """Run one part of a page so that its failure is a calm message and the rest still renders
+    (the agenda editor must stay usable whatever the overview above it meets)."""
+    try:
+        render()
+    except ScriptControlException:
+        raise  # st.rerun / st.stop are control flow, not errors
+    except EngagementError as exc:
+        st.error(t("error.action", detail=str(exc)))
+    except Exception:  # noqa: BLE001 - the operator gets the trace in the log, the user a message
+        log.exception("dashboard section failed")
+        st.error(t("error.unexpected"))
+
+
 def pct(value: float | None) -> str:
-    return "–" if value is None or value != value else f"{value:.0%}"
+    return MISSING if value is None or value != value else f"{value:.0%}"
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None or value != value else f"{value:.{digits}f}"
+    return MISSING if value is None or value != value else f"{value:.{digits}f}"

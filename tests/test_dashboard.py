@@ -340,6 +340,88 @@ def test_individual_lanes_need_profile_and_are_audited(db_url):
     pytest.fail("no session with an id-pdp profile")
 
 
+def _shown_text(at: AppTest) -> list[str]:
+    """Everything the page shows as text: tables, messages, labels and picker options."""
+    shown = [str(v) for df in at.dataframe for v in df.value.astype(str).to_numpy().ravel()]
+    for kind in ("markdown", "caption", "info", "warning", "success", "error", "title", "subheader", "code"):
+        shown += [str(e.value) for e in getattr(at, kind)]
+    shown += [str(m.value) for m in at.metric] + [m.label for m in at.metric]
+    shown += [str(o) for box in at.selectbox for o in box.options]
+    return shown
+
+
+def _missing_words(at: AppTest) -> list[str]:
+    return [s for s in _shown_text(at) if re.search(r"\b(None|nan|NaN|NaT)\b", s)]
+
+
+def _block_labels(at: AppTest) -> list[str]:
+    labels: list[str] = []
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            labels.append(str(getattr(child, "label", "")))
+            walk(child)
+
+    walk(at.main)
+    return labels
+
+
+def _session(db_url: str, name: str) -> tuple[int, int, int]:
+    sessions = queries.list_sessions(queries.open_store(db_url))
+    index = int(sessions.index[sessions["name"] == name][0])
+    row = sessions.loc[index]
+    return index, int(row["id"]), int(row["run_id"])
+
+
+def test_page_survives_k_hiding_every_agenda_item(db_url):
+    # Every second below the minimum group size: no class score anywhere in the session.
+    index, session_id, run_id = _session(db_url, "sesi-001")
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        con.execute("UPDATE class_timeline SET score = NULL, suppressed = 1 WHERE run_id = ?", (run_id,))
+        con.execute("DELETE FROM alerts WHERE run_id = ?", (run_id,))
+    queries.replace_agenda(queries.open_store(db_url), session_id, queries.parse_agenda_csv("0:00,Pembukaan\n5:00,Materi\n"))
+    at = _open(_app("facilitator").run(), "facilitator")
+    at.selectbox(key="facilitator_session").set_value(index).run()
+    _no_failure(at)
+    agenda_table = next(df.value for df in at.dataframe if translate("agenda.title", "id") in df.value.columns
+                        and translate("kpi.mean_score", "id") in df.value.columns)
+    assert agenda_table[translate("kpi.mean_score", "id")].tolist() == ["–", "–"]
+    assert not _missing_words(at), _missing_words(at)
+    # The agenda editor is still there to undo what hid everything.
+    assert translate("agenda.edit", "id") in _block_labels(at)
+
+
+def test_missing_values_show_as_a_dash_never_none_or_nan(db_url):
+    index, session_id, run_id = _session(db_url, "sesi-002")
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        con.execute("UPDATE sessions SET cohort = NULL")
+    at = _open(_app("facilitator").run(), "facilitator")
+    at.selectbox(key="facilitator_session").set_value(index).run()
+    _no_failure(at)
+    assert not _missing_words(at), _missing_words(at)
+    at = _open(_app("researcher").run(), "researcher")
+    _no_failure(at)
+    assert not _missing_words(at), _missing_words(at)
+
+
+def test_a_session_without_any_consent_says_so_and_how_to_record_it(db_url):
+    from privacy.audit import AuditAction, AuditLog
+
+    index, session_id, run_id = _session(db_url, "sesi-001")
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
+        for table in ("class_timeline", "engagement_estimates", "alerts", "tracks"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+    AuditLog(queries.open_store(db_url)).record(
+        AuditAction.ANALYSIS_RUN, "cli:test", {"run_id": run_id, "status": "complete", "tracks": 0, "denied_tracks": 5}
+    )
+    at = _open(_app("facilitator").run(), "facilitator")
+    at.selectbox(key="facilitator_session").set_value(index).run()
+    _no_failure(at)
+    assert at.info[0].value == translate("facilitator.no_consent", "id", n=5)
+    assert "consent attest sesi-001" in at.code[0].value and "--session sesi-001" in at.code[0].value
+    assert translate("facilitator.no_timeline", "id") not in [i.value for i in at.info]
+
+
 def test_live_run_shows_live_notice(db_url):
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
         con.execute("UPDATE runs SET status = 'running' WHERE id = (SELECT max(id) FROM runs)")
@@ -398,6 +480,34 @@ def test_researcher_trends_filters_and_audited_export(db_url):
     assert {"sesi-001.csv", "sesi-001.schema.json", "sesi-001.manifest.json"} <= set(names)
     entry = services.audit_entries(store)[-1]
     assert entry["action"] == "export" and entry["details"]["sessions"] == ["sesi-001"]
+
+
+def test_download_selection_defaults_to_the_newest_ten_of_many_sessions(tmp_path, monkeypatch):
+    path = tmp_path / "many.db"
+    _generator().generate(path, sessions=12, participants=3, seconds=60, estimates=False, seed=2)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("ENGAGEMENT_DB", url)
+    store = queries.open_store(url)
+    auth.create_user(store, "peneliti", "researcher", PASSWORD)
+    at = _open(_app("researcher").run(), "researcher")
+    _no_failure(at)
+    newest = queries.trends(store, queries.Filters())["name"].tolist()[-10:]
+    assert at.multiselect(key="researcher_download_sessions").value == newest
+    labels = [b.label for b in at.get("download_button")]
+    assert translate("researcher.download_button", "id", n=10) in labels
+
+
+def test_a_failed_export_is_not_audited(db_url, monkeypatch):
+    from engagement import export as exporter
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(exporter, "export_session", broken)
+    store = queries.open_store(db_url)
+    with pytest.raises(OSError):
+        services.export_bundle(store, ["sesi-001"], "csv", "dashboard:peneliti")
+    assert "export" not in _audit_actions(db_url)
 
 
 def test_trends_aggregate_in_sql_matches_python(db_url):

@@ -7,15 +7,20 @@ Skips when /usr/bin/chromium is absent, unless ENGAGEMENT_REQUIRE_BROWSER=1 (CI)
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,10 +78,11 @@ def server(tmp_path):
     gen.generate(db, sessions=2, participants=8, seconds=900, estimates=True, seed=3)
     env = dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), ENGAGEMENT_DB=f"sqlite:///{db}")
     engagement = [sys.executable, "-m", "engagement.cli"]
-    subprocess.run(
-        [*engagement, "dashboard", "users", "add", "fasil", "--role", "facilitator", "--password-stdin"],
-        input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
-    )
+    for name, role in (("fasil", "facilitator"), ("peneliti", "researcher")):
+        subprocess.run(
+            [*engagement, "dashboard", "users", "add", name, "--role", role, "--password-stdin"],
+            input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
+        )
     port = _free_port()
     proc = subprocess.Popen(
         [*engagement, "dashboard", "--port", str(port), "--session", "sesi-001"],
@@ -147,6 +153,45 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
     assert shot.stat().st_size > 10_000
     _keep(shot)
     assert requests and all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
+
+
+def test_researcher_downloads_a_zip_and_its_files_open(server):
+    # Streamlit 1.60 under starlette >= 1.5 answered /media/*.zip with HTTP 500 (the browser
+    # cancelled the download) while the export was already in the audit log.
+    from playwright.sync_api import sync_playwright
+
+    url, tmp_path = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page = context.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_label("Nama pengguna").fill("peneliti", timeout=60_000)
+            page.get_by_label("Kata sandi").fill(PASSWORD)
+            page.get_by_role("button", name="Masuk").click()
+            button = page.get_by_role("button", name="Unduh 2 sesi (ZIP)")
+            button.wait_for(timeout=60_000)
+            with page.expect_download(timeout=120_000) as info:
+                button.click()
+            download = info.value
+            assert download.failure() is None
+            assert download.suggested_filename == "engagement-export-csv.zip"
+            saved = tmp_path / download.suggested_filename
+            download.save_as(saved)
+        finally:
+            browser.close()
+    with zipfile.ZipFile(saved) as bundle:
+        names = set(bundle.namelist())
+        assert {"sesi-001.csv", "sesi-001.schema.json", "sesi-001.manifest.json", "sesi-002.csv"} <= names
+        schema = json.loads(bundle.read("sesi-001.schema.json"))
+        manifest = json.loads(bundle.read("sesi-001.manifest.json"))
+        table = pd.read_csv(io.BytesIO(bundle.read("sesi-001.csv")))
+    assert manifest and schema
+    assert len(table.columns) >= 3
+    with sqlite3.connect(tmp_path / "browser.db") as con:
+        exports = con.execute("SELECT count(*) FROM audit_log WHERE action = 'export'").fetchone()[0]
+    assert exports == 1
 
 
 def _keep(path: Path) -> None:

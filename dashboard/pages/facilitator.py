@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -24,8 +25,8 @@ if sessions.empty:
 
 def _label(row: pd.Series) -> str:
     status = t(f"status.{row.status}") if isinstance(row.status, str) else t("status.none")
-    when = str(row.started_at)[:16] if row.started_at is not None else ""
-    return t("facilitator.session_option", name=row["name"], date=when, cohort=row.cohort or "–", status=status)
+    when = ui.text(row.started_at)[:16]
+    return t("facilitator.session_option", name=row["name"], date=when, cohort=ui.text(row.cohort), status=status)
 
 
 options = sessions.index.tolist()
@@ -68,7 +69,7 @@ def _overview() -> None:
     bucket = queries.bucket_for(length)
     tl = queries.class_timeline(store, run_id, bucket)
     if tl.empty:
-        ui.empty_state("facilitator.no_timeline")
+        _no_timeline(info)
         return
     stats = queries.session_stats(store, run_id)
     agenda = queries.agenda(store, session_id)
@@ -110,7 +111,7 @@ def _overview() -> None:
                 t("alerts.to"): [fmt_seconds(s) for s in alerts["end_second"]],
                 t("alerts.duration"): [fmt_seconds(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
                 t("alerts.agenda_item"): [_agenda_at(agenda, s) for s in alerts["start_second"]],
-                t("alerts.magnitude"): alerts["magnitude"].round(2),
+                t("alerts.magnitude"): [ui.num(v) for v in alerts["magnitude"]],
             }
         )
         st.dataframe(table, hide_index=True, width="stretch")
@@ -123,7 +124,7 @@ def _overview() -> None:
                 {
                     t("agenda.start"): [fmt_seconds(s) for s in scores["start_second"]],
                     t("agenda.title"): scores["title"],
-                    t("kpi.mean_score"): scores["score"].round(2),
+                    t("kpi.mean_score"): [ui.num(v) for v in scores["score"]],
                     t("kpi.present_share"): [ui.pct(v) for v in scores["present_share"]],
                 }
             ),
@@ -144,6 +145,19 @@ def _overview() -> None:
     )
 
 
+def _no_timeline(info: dict) -> None:
+    """Why a run has no class timeline, and what to do about it."""
+    if live:
+        ui.empty_state("facilitator.no_timeline")
+        return
+    denied = services.denied_tracks(store, run_id) if not info.get("tracks") else 0
+    if denied:
+        # Faces were seen, but nobody had recorded consent: nothing was analysed (default deny).
+        ui.empty_state("facilitator.no_consent", "facilitator.no_consent_hint", n=denied, name=shlex.quote(session["name"]))
+    else:
+        ui.empty_state("facilitator.no_faces")
+
+
 def _agenda_at(agenda: pd.DataFrame, second: int) -> str:
     hit = agenda[(agenda["start_second"] <= second)]
     return "" if hit.empty else str(hit.iloc[-1]["title"])
@@ -155,9 +169,9 @@ def _audit_summary() -> None:
 
 if live:
     # Only the overview refreshes; the agenda editor below keeps what the user is typing.
-    st.fragment(run_every=timedelta(seconds=5))(_overview)()
+    st.fragment(run_every=timedelta(seconds=5))(lambda: ui.section(_overview))()
 else:
-    _overview()
+    ui.section(_overview)
 
 # -- individual lanes: role and the run's compliance profile must both allow; audited ------------
 st.divider()

@@ -82,10 +82,10 @@ with st.expander(t("researcher.table")):
         pd.DataFrame(
             {
                 t("chart.session"): trend["name"],
-                t("chart.cohort"): trend["cohort"],
+                t("chart.cohort"): [ui.text(c) for c in trend["cohort"]],
                 t("chart.date"): trend["started_at"].dt.strftime("%Y-%m-%d"),
-                t("kpi.mean_score"): trend["score"].round(3),
-                t("kpi.present_share"): trend["present_share"].round(3),
+                t("kpi.mean_score"): [ui.num(v, 3) for v in trend["score"]],
+                t("kpi.present_share"): [ui.pct(v) for v in trend["present_share"]],
                 t("chart.seconds"): trend["seconds"],
             }
         ),
@@ -103,7 +103,7 @@ MAX_DOWNLOAD_SESSIONS = 10
 chosen = st.multiselect(
     t("researcher.download_sessions", n=MAX_DOWNLOAD_SESSIONS),
     names,
-    default=names[:MAX_DOWNLOAD_SESSIONS] if len(names) <= MAX_DOWNLOAD_SESSIONS else [],
+    default=names[-MAX_DOWNLOAD_SESSIONS:],  # the newest ones (trends come oldest first)
     max_selections=MAX_DOWNLOAD_SESSIONS,
     placeholder=t("researcher.pick_sessions"),
     key="researcher_download_sessions",
@@ -111,6 +111,13 @@ chosen = st.multiselect(
 fmt = st.radio(t("researcher.format"), ("csv", "parquet"), format_func=lambda f: t(f"format.{f}"), horizontal=True)
 actor = who.actor
 picked = list(chosen)
+
+
+# Not "application/zip": Streamlit 1.60's gzip middleware never sends the response head for the
+# content types it skips compressing (zip, images, audio, video) under starlette >= 1.5, so the
+# download fails with HTTP 500. A generic binary type takes the working path; the browser still
+# saves the file under its .zip name (the response says attachment; filename=...).
+ZIP_MIME = "application/octet-stream"
 
 
 def _bundle() -> bytes:
@@ -122,7 +129,7 @@ st.download_button(
     t("researcher.download_button", n=len(picked)),
     data=_bundle,
     file_name=f"engagement-export-{fmt}.zip",
-    mime="application/zip",
+    mime=ZIP_MIME,
     icon=":material/download:",
     type="primary",
     on_click="ignore",
