@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engagement.errors import ConfigError
+from engagement.vision.attention import AttentionOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,7 @@ class AnalysisOptions:
     lost_track_s: float = 3.0  # a face gone for less than this keeps its track id
     window_ms: int = 1000
     expression: bool = True  # the compliance profile may switch this off
+    attention: AttentionOptions = field(default_factory=AttentionOptions)  # screen cone, warm-up: docs/attention.md
 
     def __post_init__(self) -> None:
         if self.sample_fps is not None and not (0 < self.sample_fps <= 240):

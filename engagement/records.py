@@ -80,10 +80,16 @@ class FrameFeatures:
     values: tuple[float, ...]  # in FEATURE_NAMES order
     blink: bool  # a blink ended at this frame
     expression: tuple[float, ...] | None = None  # EXPRESSION_LABELS order; None when not computed
+    # The frame's attention verdict (on_screen | looking_away | eyes_closed | unknown), judged
+    # against this participant's own screen direction; None when not judged (counts as unknown).
+    attention: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
             raise ValueError(f"expected {len(FEATURE_NAMES)} feature values, got {len(self.values)}")
+        if self.attention is not None and self.attention not in ATTENTION_STATES[:3] + ("unknown",):
+            raise ValueError(f"a frame's attention must be on_screen, looking_away, eyes_closed or unknown, "
+                             f"got {self.attention!r}")
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         out: dict[str, float | int | bool | None] = {"t_ms": self.t_ms, "track_id": self.track_id}
@@ -91,6 +97,7 @@ class FrameFeatures:
         out["blink"] = self.blink
         for label, p in zip(EXPRESSION_LABELS, self.expression or (None,) * len(EXPRESSION_LABELS)):
             out[f"expr_{label}"] = p
+        out["attention"] = self.attention
         return out
 
 

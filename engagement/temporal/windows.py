@@ -4,16 +4,22 @@ Every track gets a window for every second from its first appearance to the end 
 seconds where its face was not found are emitted with `n_face == 0` and no statistics, so a
 face that leaves shows up as *absent* rather than vanishing from the record (or, worse, as
 zeros that read like disengagement).
+
+Attention per window (docs/attention.md): the shares of the window's *judged* frames (face
+measurable, screen direction known) that were on screen and eyes closed, and one state: `absent`
+when the face was never found, otherwise the most frequent frame verdict (ties go to the earlier
+state in ATTENTION_STATES).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+from engagement.records import ATTENTION_STATES, EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
 
 
 @dataclass
@@ -21,6 +27,7 @@ class _Accumulator:
     values: list[tuple[float, ...]] = field(default_factory=list)
     expressions: list[tuple[float, ...]] = field(default_factory=list)
     blinks: int = 0
+    attention: Counter = field(default_factory=Counter)  # frame verdict -> frames
 
 
 class WindowAggregator:
@@ -58,6 +65,7 @@ class WindowAggregator:
             acc.blinks += int(f.blink)
             if f.expression is not None:
                 acc.expressions.append(f.expression)
+            acc.attention[f.attention or "unknown"] += 1
         return done
 
     def forget(self, track_id: int) -> None:
@@ -76,7 +84,9 @@ class WindowAggregator:
         out = []
         for track_id in sorted(self._known):
             acc = self._acc.get(track_id, _Accumulator())
-            out.append(summarise(track_id, second, self._frames, acc.values, acc.blinks, acc.expressions))
+            out.append(
+                summarise(track_id, second, self._frames, acc.values, acc.blinks, acc.expressions, acc.attention)
+            )
         self._acc = {}
         self._frames = 0
         return out
@@ -96,11 +106,15 @@ def summarise(
     values: list[tuple[float, ...]],
     blinks: int,
     expressions: list[tuple[float, ...]],
+    attention: Counter | None = None,
 ) -> WindowFeatures:
-    """Mean and (population) std per feature over one window; None where nothing was measured."""
+    """Mean and (population) std per feature over one window; None where nothing was measured.
+
+    `attention` counts the face frames' verdicts (a frame not judged counts as unknown).
+    """
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
-        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None)
+        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None, attention="absent")
     matrix = np.asarray(values, dtype=np.float64)
     stats = [_finite_stats(matrix[:, j]) for j in range(matrix.shape[1])]
     expression = None
@@ -117,7 +131,21 @@ def summarise(
         mean=tuple(m for m, _ in stats),
         std=tuple(s for _, s in stats),
         expression=expression,
+        **attention_summary(attention or Counter({"unknown": len(values)})),
     )
+
+
+def attention_summary(verdicts: Counter) -> dict[str, float | str | None]:
+    """on_screen_ratio, eyes_closed_ratio and attention of a window with a face, from the count of
+    each frame verdict."""
+    judged = verdicts["on_screen"] + verdicts["looking_away"] + verdicts["eyes_closed"]
+    # max() keeps the first of equal counts, so ties go to the earlier state.
+    state = max(ATTENTION_STATES, key=lambda name: verdicts[name])
+    return {
+        "on_screen_ratio": verdicts["on_screen"] / judged if judged else None,
+        "eyes_closed_ratio": verdicts["eyes_closed"] / judged if judged else None,
+        "attention": state if verdicts[state] > 0 else "unknown",
+    }
 
 
 def pooled(means: list[float], stds: list[float], counts: list[int]) -> tuple[float, float]:

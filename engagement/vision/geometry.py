@@ -45,6 +45,14 @@ IRIS_CENTRES = (468, 473)  # with refine_landmarks; which eye each belongs to is
 # Eyeball radius over half the corner-to-corner eye width: ~12 mm over ~15 mm. Turns an iris
 # offset within the eye opening into an eye rotation angle.
 EYEBALL_RADIUS_RATIO = 0.8
+# How far MediaPipe's iris landmark moves per unit of real iris movement. Measured (docs/
+# attention.md, benchmarks/eye_gaze_check.py): irises moved by a known amount in real face
+# images moved the landmark by 0.43-0.66 of it (median 0.55); on a real clip where the head moves
+# while the eyes hold a target (d9), the eyes' counter-rotation matched the head's with the gain
+# at 0.67-1.2 (total-least-squares 0.98). 2/3 lies in both ranges; it makes eyes-only aversion
+# count at its size, which is what a gaze estimate from iris position alone underreads.
+IRIS_LANDMARK_GAIN = 2.0 / 3.0
+EYE_SCALE = EYEBALL_RADIUS_RATIO * IRIS_LANDMARK_GAIN  # landmark offset / half eye width per sin(angle)
 
 
 def camera_matrix(width: int, height: int) -> np.ndarray:
@@ -71,8 +79,15 @@ def matrix_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
-    """(yaw, pitch, roll, tz_mm) of the head by solvePnP on the model points.
+# The head turns about the neck, roughly this far behind the nose tip (mm, head frame): the point
+# whose position a head turn leaves in place, used to tell a moved camera from a turned head.
+HEAD_PIVOT_MM = np.array([0.0, 0.0, 90.0])
+
+
+def solve_head(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float, np.ndarray]:
+    """(yaw, pitch, roll, tz_mm, pivot) of the head by solvePnP on the model points. `tz_mm` is
+    the nose tip's distance from the camera, `pivot` the position (mm, camera frame) of the
+    head's turning point. NaNs when no pose is found.
 
     Signs: with the camera frame above, a rotation about +y (yaw > 0) turns the face towards
     the image's left, about +x (pitch > 0) tips the chin down, about +z (roll > 0) tilts the
@@ -85,10 +100,15 @@ def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, fl
         POSE_MODEL, image_points, camera_matrix(width, height), None, flags=cv2.SOLVEPNP_SQPNP
     )
     if not ok or tvec[2, 0] <= 0:
-        return math.nan, math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan, np.full(3, math.nan)
     rot, _ = cv2.Rodrigues(rvec)
     yaw, pitch, roll = euler_from_matrix(rot)
-    return yaw, pitch, roll, float(tvec[2, 0])
+    return yaw, pitch, roll, float(tvec[2, 0]), rot @ HEAD_PIVOT_MM + tvec[:, 0]
+
+
+def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    """(yaw, pitch, roll, tz_mm): `solve_head` without the pivot."""
+    return solve_head(landmarks, width, height)[:4]
 
 
 def _eye_measures(landmarks: np.ndarray, eye: dict, iris: np.ndarray, scale: float):
@@ -129,8 +149,8 @@ def eye_features(landmarks: np.ndarray) -> dict[str, float | list[float]]:
         "lids_right": gaps_r,
         "lids_left": gaps_l,
         # An iris towards the image's left is a look to the left: positive, like head yaw.
-        "eye_yaw": math.asin(max(-1.0, min(1.0, -gx / EYEBALL_RADIUS_RATIO))),
-        "eye_pitch": math.asin(max(-1.0, min(1.0, gy / EYEBALL_RADIUS_RATIO))),
+        "eye_yaw": math.asin(max(-1.0, min(1.0, -gx / EYE_SCALE))),
+        "eye_pitch": math.asin(max(-1.0, min(1.0, gy / EYE_SCALE))),
     }
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from engagement.config import AnalysisOptions
 from engagement.records import FaceObservation, Frame, FrameFeatures
-from engagement.vision.geometry import BlinkDetector, eye_features, head_pose
+from engagement.vision.attention import AttentionTracker, FaceSignals
+from engagement.vision.geometry import BlinkDetector, eye_features, solve_head
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 from engagement.vision.quality import face_box, face_quality
 from engagement.vision.tracking import FaceTracker
@@ -28,6 +29,7 @@ class VisionStage:
         self.tracker = FaceTracker(lost_ms=options.lost_track_s * 1000.0)
         self.expression_model = expression_model
         self._blinks: dict[int, BlinkDetector] = {}
+        self._attention: dict[int, AttentionTracker] = {}
         self._last_ms = -math.inf
 
     @classmethod
@@ -84,18 +86,25 @@ class VisionStage:
             expressions = [tuple(float(p) for p in row) for row in self.expression_model.predict(crops)]
         out = []
         for face, expression in zip(faces, expressions):
-            yaw, pitch, roll, tz = head_pose(face.landmarks, width, height)
+            yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
             eyes = eye_features(face.landmarks)
             blur, brightness = face_quality(gray, face.bbox)
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
             blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
+            gaze_yaw, gaze_pitch = yaw + eyes["eye_yaw"], pitch + eyes["eye_pitch"]
+            tracker = self._attention.get(face.track_id)
+            if tracker is None:
+                tracker = self._attention[face.track_id] = AttentionTracker(self.options.attention)
+            attention = tracker.update(
+                frame.t_ms, FaceSignals(gaze_yaw, gaze_pitch, ear, eyes["iod"], blur, brightness, tuple(pivot))
+            )
             values = (
                 yaw,
                 pitch,
                 roll,
                 tz,
-                yaw + eyes["eye_yaw"],
-                pitch + eyes["eye_pitch"],
+                gaze_yaw,
+                gaze_pitch,
                 eyes["ear_left"],
                 eyes["ear_right"],
                 *eyes["lids_left"],
@@ -106,10 +115,24 @@ class VisionStage:
             )
             out.append(
                 FrameFeatures(
-                    t_ms=frame.t_ms, track_id=face.track_id, values=values, blink=blink, expression=expression
+                    t_ms=frame.t_ms,
+                    track_id=face.track_id,
+                    values=values,
+                    blink=blink,
+                    expression=expression,
+                    attention=attention,
                 )
             )
+        self._forget_stale(frame.t_ms)
         return out
+
+    def _forget_stale(self, t_ms: float) -> None:
+        """Drop per-track state unseen for longer than the attention history: a screen direction
+        that old no longer holds, and a long run must not grow with every face it ever saw."""
+        horizon = t_ms - self.options.attention.history_s * 1000.0
+        for track_id in [k for k, v in self._attention.items() if v.last_t < horizon]:
+            del self._attention[track_id]
+            self._blinks.pop(track_id, None)
 
     def close(self) -> None:
         self.landmarker.close()

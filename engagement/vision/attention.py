@@ -1,0 +1,257 @@
+"""Attention per participant and frame: on screen, looking away, eyes closed, or not measurable.
+
+A webcam sits above or beside the screen, so "looking at the screen" is a per-person direction,
+not the camera axis. Each track learns its own screen direction as the running median of its
+gaze (head pose + eye-in-head) over its measurable, eyes-open frames, and a frame is on screen
+when its gaze lies inside an elliptical cone around that direction whose half-angles come from the
+screen's size and the viewing distance. Everything is causal (a frame is judged from earlier
+frames only), so a recording and a live camera give the same answers.
+
+Method, defaults and the measurements behind them: docs/attention.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from engagement.errors import ConfigError
+
+# When less than this share of a track's recent eyes-open gaze lies inside its screen cone, the
+# direction is learned again from all of it (docs/attention.md).
+RELEARN_BELOW = 0.3
+
+REFIT_MS = 1000.0
+
+# Per-frame verdicts (a frame without the face is not judged here: the window calls it absent).
+FRAME_STATES = ("on_screen", "looking_away", "eyes_closed", "unknown")
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """How attention is judged. Defaults describe a participant at a laptop.
+
+    The screen cone: a 15.6-inch 16:9 laptop screen is about 34 x 19 cm; seen from 60 cm it spans
+    +-15.8 deg across and +-9.0 deg up/down around its centre. `margin_deg` widens both for the
+    estimate's own noise (docs/attention.md: 95 % of a still participant's frames lie within
+    about 5 deg of their median gaze).
+    """
+
+    screen_width_cm: float = 34.0
+    screen_height_cm: float = 19.0
+    viewing_distance_cm: float = 60.0
+    margin_deg: float = 3.0
+    # Screen direction: median over the last `history_s` of samples taken every `sample_ms`; not
+    # judged (state unknown) until `warmup_s` of samples exist. 5 minutes means a look away must
+    # last over 2.5 minutes before it could be taken for the screen.
+    history_s: float = 300.0
+    sample_ms: float = 200.0
+    warmup_s: float = 3.0
+    # Eyes closed: openness (EAR) below `closed_fraction` of the participant's own open level (the
+    # `open_percentile` of their recent openness) for at least `min_closed_ms`; shorter is a blink.
+    # The open level is trusted only once it reaches `min_open_ear` (eyes seen open at all: open
+    # eyes on the shared clips read 0.2-0.38, closed ones under 0.12).
+    closed_fraction: float = 0.4
+    open_percentile: float = 90.0
+    min_open_ear: float = 0.15
+    min_closed_ms: float = 400.0
+    # Measurable face: inter-ocular distance, sharpness (variance of the Laplacian of the face
+    # resized to 96 px) and mean brightness (0-255) at least these (docs/attention.md).
+    min_face_px: float = 20.0
+    min_sharpness: float = 40.0
+    min_brightness: float = 30.0
+    # Camera or seat moved: for `move_confirm_s`, the head (its turning point, which a head turn
+    # leaves in place) is seen more than `move_deg` off its earlier median direction from the
+    # camera, or more than `move_scale` nearer or farther; then the screen direction is learned
+    # again from the frames since the move. A camera tilted by less than `move_deg` shifts the
+    # screen by less than that, mostly still inside the cone.
+    move_deg: float = 8.0
+    move_scale: float = 0.25
+    move_confirm_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ConfigError(f"attention option {name} must be a number, got {value!r}")
+        positive = ("screen_width_cm", "screen_height_cm", "viewing_distance_cm", "history_s", "sample_ms",
+                    "move_deg", "move_scale", "move_confirm_s")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"attention option {name} must be positive, got {getattr(self, name)}")
+        for name in ("margin_deg", "warmup_s", "min_open_ear", "min_closed_ms", "min_face_px", "min_sharpness",
+                     "min_brightness"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"attention option {name} cannot be negative, got {getattr(self, name)}")
+        if not 0 < self.closed_fraction < 1:
+            raise ConfigError(f"closed_fraction must be between 0 and 1, got {self.closed_fraction}")
+        if not 50 <= self.open_percentile <= 100:
+            raise ConfigError(f"open_percentile must be between 50 and 100, got {self.open_percentile}")
+        if self.warmup_s >= self.history_s:
+            raise ConfigError("the warm-up must be shorter than the history the screen direction is learned from")
+
+    @property
+    def half_width(self) -> float:
+        """Horizontal half-angle of the screen cone, radians."""
+        return math.atan(self.screen_width_cm / 2 / self.viewing_distance_cm) + math.radians(self.margin_deg)
+
+    @property
+    def half_height(self) -> float:
+        """Vertical half-angle of the screen cone, radians."""
+        return math.atan(self.screen_height_cm / 2 / self.viewing_distance_cm) + math.radians(self.margin_deg)
+
+
+@dataclass(frozen=True)
+class FaceSignals:
+    """What attention needs from one face in one frame (angles in radians, sizes in pixels)."""
+
+    gaze_yaw: float
+    gaze_pitch: float
+    ear: float  # eye aspect ratio, both eyes' mean
+    face_size: float  # inter-ocular distance
+    sharpness: float
+    brightness: float
+    head: tuple[float, float, float]  # the head's turning point, mm in the camera frame
+
+
+def measurable(s: FaceSignals, options: AttentionOptions) -> bool:
+    """Whether the face can be judged at all: big, sharp and bright enough, geometry solved."""
+    numbers = (s.gaze_yaw, s.gaze_pitch, s.ear, s.face_size, s.sharpness, s.brightness)
+    if not all(math.isfinite(v) for v in numbers):
+        return False  # pose or eye geometry failed (e.g. a heavily occluded face)
+    return (
+        s.face_size >= options.min_face_px
+        and s.sharpness >= options.min_sharpness
+        and s.brightness >= options.min_brightness
+    )
+
+
+class AttentionTracker:
+    """One track's attention, frame by frame. Call `update` with increasing times.
+
+    Memory is bounded: at most `history_s / sample_ms` samples of seven numbers each.
+    """
+
+    def __init__(self, options: AttentionOptions | None = None):
+        self.options = options or AttentionOptions()
+        o = self.options
+        # Samples of measurable frames, oldest first, in rows [_start, _end) of a buffer twice the
+        # history long (compacted when full): t, gaze yaw, gaze pitch, ear, head position x, y, z.
+        n = int(math.ceil(o.history_s * 1000.0 / o.sample_ms)) + 1
+        self._buffer = np.empty((2 * n, 7))
+        self._start = self._end = 0
+        self._warmup_samples = max(1, int(math.ceil(o.warmup_s * 1000.0 / o.sample_ms)))
+        self._last_sample = self._last_fit = -math.inf
+        self.direction: tuple[float, float] | None = None  # (yaw, pitch) of the screen, radians
+        self.open_level: float | None = None
+        self.moves = 0  # times the screen direction was learned again after a move
+        self.last_t = -math.inf
+        self._closed_since: float | None = None
+        self._verdict = "unknown"  # last eyes-open verdict, held through blinks
+
+    def update(self, t_ms: float, s: FaceSignals) -> str:
+        """The frame's verdict, one of FRAME_STATES."""
+        if t_ms <= self.last_t:
+            raise ValueError(f"attention frames must be in time order: {t_ms} ms after {self.last_t} ms")
+        self.last_t = t_ms
+        o = self.options
+        if not measurable(s, o):
+            self._closed_since = None
+            return "unknown"
+        if t_ms - self._last_sample >= o.sample_ms:
+            self._last_sample = t_ms
+            self._add(t_ms, s)
+            # Refit once a second (every sample while still learning): a median over minutes
+            # moves slowly, and this keeps the cost per frame low (benchmarks/vision_stage.py).
+            if self.direction is None or t_ms - self._last_fit >= REFIT_MS:
+                self._last_fit = t_ms
+                self._fit(t_ms)
+        if self.direction is None or self.open_level is None:
+            return "unknown"  # still learning this participant (docs/attention.md: warm-up)
+        if s.ear < o.closed_fraction * self.open_level:
+            if self._closed_since is None:
+                self._closed_since = t_ms
+            if t_ms - self._closed_since >= o.min_closed_ms:
+                return "eyes_closed"
+            return self._verdict  # a blink so far: the gaze before it still stands
+        self._closed_since = None
+        inside = self._inside(np.float64(s.gaze_yaw), np.float64(s.gaze_pitch))
+        self._verdict = "on_screen" if inside else "looking_away"
+        return self._verdict
+
+    def _add(self, t_ms: float, s: FaceSignals) -> None:
+        if self._end == len(self._buffer):
+            kept = self._end - self._start
+            self._buffer[:kept] = self._buffer[self._start : self._end]
+            self._start, self._end = 0, kept
+        self._buffer[self._end] = (t_ms, s.gaze_yaw, s.gaze_pitch, s.ear, *s.head)
+        self._end += 1
+        self._forget_before(t_ms - self.options.history_s * 1000.0)
+
+    def _fit(self, t_ms: float) -> None:
+        """The open-eye level and the screen direction from the history."""
+        o = self.options
+        samples = self.samples
+        level = float(np.percentile(samples[:, 3], o.open_percentile))
+        self.open_level = level if len(samples) >= self._warmup_samples and level >= o.min_open_ear else None
+        if self.open_level is None:
+            self.direction = None
+            return
+        # Only eyes-open samples say where the screen is; the filter also drops closed-eye samples
+        # taken before the open level was known.
+        open_ = samples[samples[:, 3] >= o.closed_fraction * self.open_level]
+        if self._moved(open_, t_ms):
+            self._forget_before(t_ms - o.move_confirm_s * 1000.0)
+            open_ = open_[open_[:, 0] >= t_ms - o.move_confirm_s * 1000.0]
+            self.direction = None  # learned afresh from the frames since the move
+            self.moves += 1
+        if len(open_) < self._warmup_samples:
+            self.direction = None
+            return
+        if self.direction is not None:
+            inside = self._inside(open_[:, 1], open_[:, 2])
+            # Once learned, only on-screen samples refine the direction, so a long look away
+            # cannot pull it over; unless most of the history lies outside (the first estimate
+            # was wrong, or the setup changed without the head moving): then learn from all.
+            if inside.mean() >= RELEARN_BELOW:
+                open_ = open_[inside]
+        self.direction = (float(np.median(open_[:, 1])), float(np.median(open_[:, 2])))
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The history, one row per sample (a view: do not keep it)."""
+        return self._buffer[self._start : self._end]
+
+    def _forget_before(self, t_ms: float) -> None:
+        self._start += int(np.searchsorted(self.samples[:, 0], t_ms))
+
+    def _inside(self, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """Whether gaze angles lie inside the screen cone (elliptical, around `direction`)."""
+        o = self.options
+        assert self.direction is not None
+        dy = (yaw - self.direction[0]) / o.half_width
+        dp = (pitch - self.direction[1]) / o.half_height
+        return dy * dy + dp * dp <= 1.0
+
+    def _moved(self, samples: np.ndarray, t_ms: float) -> bool:
+        """A sustained shift of the head as the camera sees it: the camera or the seat moved.
+
+        At least 90 % of the samples of the last `move_confirm_s` (some slack for landmark
+        glitches) must lie off the median head position before them, so looking elsewhere and back
+        within that time is not a move.
+        """
+        o = self.options
+        recent = samples[:, 0] >= t_ms - o.move_confirm_s * 1000.0
+        need = max(2, int(o.move_confirm_s * 1000.0 / o.sample_ms * 0.8))
+        if recent.sum() < need or (~recent).sum() < self._warmup_samples:
+            return False
+        before = np.median(samples[~recent][:, 4:7], axis=0)
+        now = samples[recent][:, 4:7]
+        before_dist = float(np.linalg.norm(before))
+        dist = np.linalg.norm(now, axis=1)
+        cos = (now @ before) / np.maximum(dist * before_dist, 1e-9)
+        angle = np.arccos(np.clip(cos, -1.0, 1.0))
+        scale = np.abs(np.log(np.maximum(dist, 1e-9) / max(before_dist, 1e-9)))
+        away = (angle > math.radians(o.move_deg)) | (scale > math.log1p(o.move_scale))
+        return bool(away.mean() >= 0.9)
