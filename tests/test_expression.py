@@ -306,3 +306,17 @@ def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
     # int8 is an approximation: close to the float model, not equal to it.
     assert np.abs(got - ref).max() < 0.01, np.abs(got - ref).max()
+
+
+def test_latency_benchmark_compares_models_in_one_run(capsys):
+    from benchmarks.expression_latency import main
+
+    file = MODELS / REGISTRY[SHIPPED]["file"]
+    assert main(["--model", SHIPPED, "--model", str(file), "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "wall" in line and "cpu" in line]
+    assert len(rows) == 4  # two models at batch 1 and at batch 16
+    assert rows[0].strip().startswith(SHIPPED) and rows[0].count("(1.00x)") == 2
+    assert rows[1].strip().startswith(str(file))
+    assert main(["--model", "expression-cnn.v99"]) == 2
+    assert capsys.readouterr().err.startswith("error: model 'expression-cnn.v99' is not registered")
