@@ -1,17 +1,20 @@
 """The `engagement` command: one entry point, one subcommand per job.
 
 Every user-facing failure is an `EngagementError` and ends as one line on stderr and exit code 2;
-anything else is a bug and keeps its traceback.
+Ctrl-C and SIGTERM end as one line and 130 / 143; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from engagement import __version__
 from engagement.errors import EngagementError
+from engagement.interrupts import Terminated, raise_on_sigterm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,14 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "forward", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.args = extra + args.args
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM stops a command the way Ctrl-C does (put back afterwards for in-process callers).
+    previous = signal.signal(signal.SIGTERM, raise_on_sigterm) if main_thread else None
     try:
         return int(args.handler(args) or 0)
     except EngagementError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        notes = "; ".join(getattr(exc, "__notes__", ()))
+        print(f"{what}: {notes}" if notes else what, file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

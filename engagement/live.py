@@ -12,10 +12,11 @@ with `flush_every_s=1`, fed by a `LiveSource`. What live adds lives here:
 - Resilience: a camera that disconnects, a screen grab that fails, a run of garbage frames:
   the status line says so, the capture thread retries with backoff and resumes; seconds without
   frames are simply missing. A locked database: the second's rows stay buffered and the next
-  second retries; rows already committed are never removed (SQLite WAL + one transaction per
-  second: a crash loses at most the second in flight).
-- Ctrl-C: the first stops capture, the pipeline flushes the open second and ends the run
-  `complete`; a second Ctrl-C interrupts at once (committed seconds stay).
+  second retries, so a lock loses no second (SQLite WAL + one transaction per second).
+- Ctrl-C or SIGTERM: the first stops capture, the pipeline flushes the open second and ends the
+  run `complete`; a second one interrupts at once. A run that does not end `complete` (a second
+  Ctrl-C, a crash, SIGKILL: reaped by the next command) keeps no rows, as in `analyze`: nothing
+  half-finished is left to pass for a result.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import numpy as np
 
 from engagement.config import AnalysisOptions
 from engagement.errors import SourceError, StoreError
+from engagement.interrupts import Terminated
 from engagement.records import Frame, RunSummary
+from engagement.vision.sources import MAX_FRAME_PIXELS
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)
 
@@ -94,10 +97,10 @@ class VideoReplayGrabber:
     kind = "replay"
     finite = True  # None from read() means the file ended, not a failure
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, keep_name: bool = False):
         from engagement.vision.sources import VideoFileSource
 
-        self._source = VideoFileSource(path)  # validates the file up front
+        self._source = VideoFileSource(path, keep_name=keep_name)  # validates the file up front
         self.fps = self._source.fps or 25.0
         self._cap: cv2.VideoCapture | None = None
         self._next = 0.0
@@ -164,6 +167,8 @@ def valid_image(image: object, size: tuple[int, int] | None) -> str | None:
         return f"not a BGR image (dtype {image.dtype}, shape {image.shape})"
     if image.shape[0] < 32 or image.shape[1] < 32:
         return f"image too small ({image.shape[1]}x{image.shape[0]})"
+    if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
+        return f"image too large ({image.shape[1]}x{image.shape[0]}, more than 8K)"
     if size is not None and (image.shape[1], image.shape[0]) != size:
         return f"size changed from {size[0]}x{size[1]} to {image.shape[1]}x{image.shape[0]}"
     if int(image[::16, ::16].max()) == int(image[::16, ::16].min()):
@@ -434,8 +439,9 @@ def ReplaySource(frames: Sequence[np.ndarray], fps: float, *, realtime: bool, du
 
 
 def open_live_source(spec: str, options: LiveLoopOptions = LiveLoopOptions(), *, screen_fps: float = 10.0,
-                     screen_grab=None) -> LiveSource:
-    """`webcam[:N]`, `screen[:X,Y,W,H]` or a video file path (replayed at its own rate)."""
+                     screen_grab=None, keep_name: bool = False) -> LiveSource:
+    """`webcam[:N]`, `screen[:X,Y,W,H]` or a video file path (replayed at its own rate; `keep_name`:
+    record its file name, not a hash of it)."""
     from engagement.vision.sources import ScreenSource, parse_screen_region
 
     text = str(spec)
@@ -448,7 +454,7 @@ def open_live_source(spec: str, options: LiveLoopOptions = LiveLoopOptions(), *,
         return LiveSource(CameraGrabber(index), options)
     if text == "screen" or text.startswith("screen:"):
         return LiveSource(ScreenSource(parse_screen_region(text), fps=screen_fps, grab=screen_grab), options)
-    return LiveSource(VideoReplayGrabber(text), options)
+    return LiveSource(VideoReplayGrabber(text, keep_name=keep_name), options)
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -564,7 +570,7 @@ def run_live(
     if options.measure_latency and isinstance(source, LiveSource) and not source.options.measure_latency:
         source.options = replace(source.options, measure_latency=True)  # record capture times
     poller = _StorePoller(store, session) if options.measure_latency else None
-    previous = _install_sigint(source)
+    previous = _install_stop_signals(source)
     restore_timeout = _short_busy_timeout(store, LIVE_BUSY_TIMEOUT_MS)
     started = time.monotonic()
     try:
@@ -573,8 +579,7 @@ def run_live(
         summary = pipeline.run(source, session, cohort=cohort, hook=hook)
     finally:
         restore_timeout()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        _restore_signals(previous)
         if poller:
             poller.stop()
     # The per-face rate over the time capture ran (model loading before the first frame excluded).
@@ -628,21 +633,31 @@ def _short_busy_timeout(store, ms: int) -> Callable[[], None]:
     return restore
 
 
-def _install_sigint(source):
-    """First Ctrl-C: stop capture, flush, finish. Second: interrupt now. Main thread only."""
+def _install_stop_signals(source) -> dict:
+    """First Ctrl-C or SIGTERM: stop capture, flush, finish (a service manager stopping a live
+    session keeps the session). The second: interrupt now (the run keeps no rows). Main thread
+    only; returns the previous handlers, for `_restore_signals`."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
     presses = [0]
 
     def handler(signum, frame) -> None:
         presses[0] += 1
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         if presses[0] == 1:
-            sys.stderr.write("\nstopping: finishing the current second (Ctrl-C again to interrupt)\n")
+            sys.stderr.write(f"\nstopping ({what}): finishing the current second (Ctrl-C again to interrupt)\n")
             source.stop()
+        elif signum == signal.SIGTERM:
+            raise Terminated
         else:
             raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGINT, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 class _StorePoller:

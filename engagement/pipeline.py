@@ -1,25 +1,34 @@
 """One analysis run: source -> vision -> consent gate -> windows -> temporal -> store.
 
-Data flows one way. The run is recorded first as `running`; per-second rows are committed in
+Data flows one way. Everything that can be refused (video, roster, cohort key, session name)
+is checked before the run is recorded as `running`; per-second rows are then committed in
 batches (so a live dashboard sees them), and the run ends `complete`. Any failure, including
-Ctrl-C and a video found truncated at its end, marks the run `failed`/`interrupted` and removes
-every row it wrote: a run is either whole or clearly marked and empty, never silent half-data.
+Ctrl-C, SIGTERM and a video found truncated at its end, marks the run `failed`/`interrupted` and
+removes every row it wrote: a run is either whole or clearly marked and empty, never silent
+half-data. A writer that cannot mark its run (SIGKILL, a database that refuses the last write)
+leaves it to the next command, which reaps it (`engagement.reaper`). Every outcome is audited.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engagement import __version__
 from engagement.config import AnalysisOptions
 from engagement.errors import EngagementError, StoreError
+from engagement.interrupts import Terminated, deferred
 from engagement.records import RunSummary, WindowFeatures
-from engagement.store import Store, utcnow
+from engagement.store import HEARTBEAT_EVERY_S, RunGone, Store, check_session_name, utcnow
 from engagement.temporal.windows import WindowAggregator
 from engagement.vision.stage import VisionStage
+
+if TYPE_CHECKING:
+    from privacy.consent import Roster
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class ConsentOptions:
     """How faces are tied to consenting participants for this run (see `privacy.consent`)."""
 
     device_participant: str | None = None  # one participant on their own device
-    roster: Path | None = None  # gallery tile positions -> participants
+    roster: Roster | Path | None = None  # gallery tile positions -> participants (a roster or its file)
 
 
 class AnalysisPipeline:
@@ -71,42 +80,53 @@ class AnalysisPipeline:
         self.actor = actor
         # Seams for live runs (engagement/live.py): gallery view brings its own vision stage; with
         # `on_store_error` a failed write (locked database) is reported and retried a second later
-        # instead of failing the run, and a run that stops keeps the rows it already committed.
+        # instead of failing the run.
         self.vision_factory = vision_factory or VisionStage.from_options
         self.on_store_error = on_store_error
 
     def run(self, source, session: str, *, cohort: str | None = None, hook: ProgressHook | None = None) -> RunSummary:
-        from privacy.audit import AuditAction, AuditLog
+        from privacy.audit import AuditLog, resolve_actor
         from privacy.consent import ConsentGate
 
         from engagement.temporal.stage import TemporalStage
 
-        vision = self.vision_factory(self.options, self.models_dir)
-        temporal = TemporalStage.load(self.models_dir, use_expression=self.options.expression)
+        check_session_name(session)
+        actor = self.actor or resolve_actor()
         audit = AuditLog(self.store)
-        session_id = self.store.session_id(session, cohort=cohort)
-        models = {**vision.model_versions(), **temporal.model_versions()}
-        run_id = self.store.begin_run(
-            session_id,
-            mode="live" if source.kind != "file" else "file",
-            source=source.name,
-            software_version=__version__,
-            profile=self.profile.name,
-            config=self.options.to_dict(),
-            config_hash=self.options.config_hash(),
-            models=models,
-        )
-        started_at = utcnow()
-        gate = ConsentGate.for_session(
-            self.store,
-            session,
-            at=started_at,
-            roster=self.consent.roster,
-            device_participant=self.consent.device_participant,
-        )
+        vision = self.vision_factory(self.options, self.models_dir)
+        try:
+            temporal = TemporalStage.load(self.models_dir, use_expression=self.options.expression)
+            # Everything that can be refused is checked before the run row exists, so a refusal
+            # leaves no run behind: the consent gate reads the roster, creates the cohort key (an
+            # unwritable key directory fails here) and turns identities into pseudonyms. An
+            # existing session keeps its own cohort, as it always has.
+            gate = ConsentGate.for_session(
+                self.store,
+                session,
+                at=utcnow(),
+                roster=self.consent.roster,
+                device_participant=self.consent.device_participant,
+                cohort=None if self.store.session_exists(session) else cohort,
+            )
+            session_id = self.store.session_id(session, cohort=cohort)
+            models = {**vision.model_versions(), **temporal.model_versions()}
+            run_id = self.store.begin_run(
+                session_id,
+                mode="live" if source.kind != "file" else "file",
+                source=source.name,
+                software_version=__version__,
+                profile=self.profile.name,
+                config=self.options.to_dict(),
+                config_hash=self.options.config_hash(),
+                models=models,
+            )
+        except BaseException:
+            vision.close()
+            raise
         summary = RunSummary(session=session, run_id=run_id)
         writer = _RunWriter(self.store, run_id, temporal, gate)
         aggregator = WindowAggregator(self.options.window_ms)
+        heartbeat = _Heartbeat(self.store, run_id)
         denied: set[int] = set()
         allowed: dict[int, str] = {}
         seen: set[int] = set()
@@ -114,7 +134,9 @@ class AnalysisPipeline:
         clock = time.perf_counter()
         duration_ms = source.duration_s * 1000.0 if hasattr(source, "duration_s") else 0.0
         try:
+            heartbeat.start()
             for frame in source.frames():
+                heartbeat.check()
                 faces = vision.observe(frame)
                 admitted = []
                 for face in faces:
@@ -154,23 +176,38 @@ class AnalysisPipeline:
                 # Seconds of video looked at, also when no face (and so no window) was found.
                 writer.seconds = max(writer.seconds, int(writer.last_ms // self.options.window_ms) + 1)
             self._write(writer.finish, source.frames_read, summary.frames_analysed, final=True)
+            unconsented = len(denied - set(allowed))
+            outcome = {
+                "run_id": run_id,
+                "session_id": session_id,
+                "profile": self.profile.name,
+                "status": "complete",
+                "tracks": len(writer.track_ids),
+                "denied_tracks": unconsented,
+                "seconds": writer.seconds,
+                "config_hash": self.options.config_hash(),
+            }
             self._write(
-                self.store.finish_run,
-                run_id,
+                self._complete,
+                audit,
+                actor,
+                outcome,
                 frames_read=source.frames_read,
                 frames_analysed=summary.frames_analysed,
-                seconds=writer.seconds,
                 final=True,
             )
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
-            if self.on_store_error is not None:
-                self._mark_stopped(run_id, status, message)  # live: committed seconds stay
+            if isinstance(exc, KeyboardInterrupt):
+                message = "stopped by SIGTERM" if isinstance(exc, Terminated) else "stopped by Ctrl-C"
             else:
-                self.store.abandon_run(run_id, status=status, error=message)
+                message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
+            redact = getattr(source, "redact", None)
+            with deferred():
+                self._abandon(audit, actor, run_id, session_id, status, redact(message) if redact else message, exc)
             raise
         finally:
+            heartbeat.stop()
             vision.close()
         summary.frames_read = source.frames_read
         summary.seconds = writer.seconds
@@ -178,25 +215,43 @@ class AnalysisPipeline:
         summary.face_present_share = frames_with_face / summary.frames_analysed if summary.frames_analysed else 0.0
         summary.wall_s = time.perf_counter() - clock
         summary.track_spans = writer.spans()
-        if denied - set(allowed):
-            summary.notes.append(
-                f"{len(denied - set(allowed))} face track(s) had no recorded consent and were not analysed"
-            )
-        audit.record(
-            AuditAction.ANALYSIS_RUN,
-            self.actor or "cli",
-            {
-                "run_id": run_id,
-                "session_id": session_id,
-                "profile": self.profile.name,
-                "tracks": summary.tracks,
-                "denied_tracks": len(denied - set(allowed)),
-                "seconds": summary.seconds,
-                "config_hash": self.options.config_hash(),
-            },
-        )
+        summary.notes.extend(getattr(source, "warnings", ()))
+        if unconsented:
+            summary.notes.append(f"{unconsented} face track(s) had no recorded consent and were not analysed")
         return summary
 
+    def _complete(self, audit, actor: str, outcome: dict, *, frames_read: int, frames_analysed: int) -> None:
+        """The run ends `complete` and is audited in one transaction: no outcome goes unrecorded."""
+        from privacy.audit import AuditAction
+
+        with self.store.transaction() as conn:
+            self.store.finish_run(
+                outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
+                seconds=outcome["seconds"], conn=conn,
+            )  # fmt: skip
+            audit.record(AuditAction.ANALYSIS_RUN, actor, outcome, conn=conn)
+
+    def _abandon(self, audit, actor: str, run_id: int, session_id: int, status: str, message: str,
+                 exc: BaseException) -> None:  # fmt: skip
+        """A run that stops short keeps no rows (live runs too): mark it, empty it, audit it."""
+        from privacy.audit import AuditAction
+
+        try:
+            with self.store.transaction() as conn:
+                if not self.store.abandon_run(run_id, status=status, error=message, conn=conn):
+                    return  # already complete, or reaped by another process
+                audit.record(
+                    AuditAction.ANALYSIS_RUN,
+                    actor,
+                    {"run_id": run_id, "session_id": session_id, "profile": self.profile.name, "status": status,
+                     "error": type(exc).__name__},
+                    conn=conn,
+                )  # fmt: skip
+            exc.add_note(f"run {run_id} was marked {status} and its rows removed")
+        except EngagementError as problem:
+            # The database refuses even this (locked, full): the run stays `running` until the
+            # next command that opens the database finds its process gone and reaps it.
+            exc.add_note(f"run {run_id} could not be marked {status} ({problem}); the next command will")
 
     def _write(self, action: Callable, *args, final: bool = False, **kwargs) -> None:
         """Run one store write; in live runs a failure is reported and the data kept for a retry:
@@ -208,6 +263,8 @@ class AnalysisPipeline:
             try:
                 action(*args, **kwargs)
                 return
+            except RunGone:
+                raise  # reaped by another process: retrying cannot help
             except StoreError as exc:
                 self.on_store_error(exc)
                 if final and attempt == FINAL_WRITE_ATTEMPTS - 1:
@@ -215,24 +272,42 @@ class AnalysisPipeline:
                 if final:
                     time.sleep(1.0)
 
-    def _mark_stopped(self, run_id: int, status: str, message: str) -> None:
-        from sqlalchemy import update
-
-        from engagement import schema
-
-        try:
-            with self.store.transaction() as conn:
-                conn.execute(
-                    update(schema.runs)
-                    .where(schema.runs.c.id == run_id)
-                    .values(status=status, finished_at=utcnow(), error=message[:500])
-                )
-        except StoreError:
-            pass  # the run stays `running` with its committed seconds; nothing is lost
-
 
 # Live runs: how often the closing write is tried (each try waits out SQLite's busy timeout).
 FINAL_WRITE_ATTEMPTS = 10
+
+
+class _Heartbeat:
+    """Refreshes the run's heartbeat from a thread, also while no row is written (a long stretch
+    without faces, a camera that is reconnecting), so that another host does not take the run
+    for dead; notices when another process reaped it all the same."""
+
+    def __init__(self, store: Store, run_id: int, every_s: float = HEARTBEAT_EVERY_S):
+        self.store, self.run_id, self.every_s = store, run_id, every_s
+        self.gone = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def check(self) -> None:
+        if self.gone:
+            raise RunGone(f"run {self.run_id} was reaped by another process (no heartbeat seen in time)")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                if not self.store.touch_run(self.run_id):
+                    self.gone = True
+                    return
+            except StoreError:
+                continue  # a busy database: the next beat tries again
 
 
 class _RunWriter:
@@ -285,6 +360,8 @@ class _RunWriter:
         from sqlalchemy import insert
 
         with self.store.transaction() as conn:
+            # First: a run reaped by another process (RunGone) gets nothing more written.
+            self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
             # Participants who withdrew while the run was going: their rows of this run are
             # deleted here, and nothing more of theirs is written.
             gone = self.gate.sweep(conn, self.run_id, t_ms=self.last_ms)
@@ -323,7 +400,6 @@ class _RunWriter:
             for track_id, (first_ms, last_ms) in self._seen_ms.items():
                 if track_id in track_ids:
                     self.store.set_track_span(conn, track_ids[track_id], first_ms, last_ms)
-            self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
         self.track_ids = track_ids
         self._new_tracks.clear()
         self._windows.clear()

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     analyze.add_argument("--profile", default="id-pdp", help="compliance profile: id-pdp (default) or eu-ai-act")
     analyze.add_argument("--participant", help="this is one participant on their own device: their identifier")
     analyze.add_argument("--roster", type=Path, help="roster file tying gallery tile positions to participants")
+    add_store_file_name_argument(analyze)
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
     analyze.set_defaults(handler=run_analyze)
 
@@ -59,18 +60,47 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(url: str | None, *, create: bool = True):
+def add_store_file_name_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store-file-name",
+        action="store_true",
+        help="record the video's file name with the run (default: only a short hash of it and its "
+        "extension, since file names often name a person)",
+    )
+
+
+def open_store(url: str | None, *, create: bool = True, read_only: bool = False):
+    """Open the database; unless read-only, first reap runs whose writer is gone."""
     from engagement.store import Store
 
-    return Store.open(url or default_db_url(), create=create)
+    store = Store.open(url or default_db_url(), create=create, read_only=read_only)
+    if not read_only:
+        reap(store)
+    return store
+
+
+def reap(store) -> None:
+    from engagement.reaper import reap_dead_runs
+
+    for run in reap_dead_runs(store):
+        print(
+            f"note: run {run.id} of session {run.session!r} was left running by a writer that is gone "
+            f"({run.reason}); it is now marked interrupted and its rows are removed",
+            file=sys.stderr,
+        )
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     from engagement.pipeline import AnalysisPipeline, ConsentOptions
-    from engagement.vision.sources import open_source
+    from engagement.store import check_session_name
+    from engagement.vision.sources import name_digest, open_source
 
+    # Validate the input before touching the database: bad input writes nothing.
     sample_fps = parse_sample_fps(args.sample_fps) if args.sample_fps is not None else None
     options = AnalysisOptions(sample_fps=sample_fps, max_faces=args.max_faces)
+    if args.session is not None:
+        check_session_name(args.session)
+    roster = load_roster(args.roster)
     demo = args.video is None
     if demo:
         from engagement.demo import DEMO_SESSION, make_demo_video
@@ -82,9 +112,13 @@ def run_analyze(args: argparse.Namespace) -> int:
         session = args.session or DEMO_SESSION
     else:
         video = Path(args.video)
-        session = args.session or video.stem
-    # Validate the input before touching the database: bad input writes nothing.
-    source = open_source(video, sample_fps)
+        if args.session:
+            session = args.session
+        elif args.store_file_name:
+            session = check_session_name(video.stem)
+        else:
+            session = f"video-{name_digest(video)}"
+    source = open_source(video, sample_fps, keep_name=demo or args.store_file_name)
     store = open_store(args.db)
     startup_purge(store)
     if demo:
@@ -93,14 +127,28 @@ def run_analyze(args: argparse.Namespace) -> int:
         store,
         options,
         profile=args.profile,
-        consent=ConsentOptions(device_participant=args.participant, roster=args.roster),
+        consent=ConsentOptions(device_participant=args.participant, roster=roster),
     )
     show = not args.no_progress and sys.stderr.isatty()
     summary = pipeline.run(source, session, cohort=args.cohort, hook=ProgressBar() if show else None)
+    if not (demo or args.session or args.store_file_name):
+        summary.notes.append(
+            "the session is named after a hash of the file name, which is not recorded "
+            "(--session NAME names it; --store-file-name records the file name)"
+        )
     if show:
         print(file=sys.stderr)
     print(format_summary(summary, source))
     return 0
+
+
+def load_roster(path: Path | None):
+    """The roster, read and checked before anything is written (None without --roster)."""
+    if path is None:
+        return None
+    from privacy.consent import load_roster as load
+
+    return load(path)
 
 
 def startup_purge(store) -> None:
@@ -174,7 +222,13 @@ def format_summary(summary, source) -> str:
 
 
 def run_sessions_list(args: argparse.Namespace) -> int:
-    store = open_store(args.db, create=False)
+    store = open_store(args.db, create=False, read_only=True)  # reads only: works on a read-only directory
+    for run in store.dead_runs():
+        print(
+            f"note: run {run.id} of session {run.session!r} shows as running but its writer is gone "
+            f"({run.reason}); the next command that writes to the database marks it interrupted",
+            file=sys.stderr,
+        )
     sessions = store.list_sessions()
     if not sessions:
         print("No sessions yet. Analyse a video: engagement analyze VIDEO --session NAME")
@@ -189,7 +243,7 @@ def run_sessions_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from privacy.audit import AuditAction, AuditLog
+    from privacy.audit import AuditAction, AuditLog, resolve_actor
 
     from engagement.export import FORMATS, export_session
 
@@ -199,7 +253,7 @@ def run_export(args: argparse.Namespace) -> int:
     result = export_session(store, args.session, args.format, args.out)
     AuditLog(store).record(
         AuditAction.EXPORT,
-        "cli",
+        resolve_actor(),
         {"session": args.session, "format": args.format, "rows": result.rows, "file": result.data.name},
     )
     print(f"Exported {result.rows} rows to {result.data}")

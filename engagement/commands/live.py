@@ -43,27 +43,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--give-up-after", type=float, metavar="S", help="end the run after S seconds without frames (default: keep retrying)"
     )
     live.add_argument("--no-status", action="store_true", help="no status line")
-    from engagement.commands.analysis import add_db_argument
+    from engagement.commands.analysis import add_db_argument, add_store_file_name_argument
 
+    add_store_file_name_argument(live)
     add_db_argument(live)
     live.set_defaults(handler=run_live_command)
 
 
 def run_live_command(args: argparse.Namespace) -> int:
-    from engagement.commands.analysis import open_store, startup_purge
+    from engagement.commands.analysis import load_roster, open_store, startup_purge
     from engagement.live import LiveLoopOptions, open_live_source, run_live
     from engagement.pipeline import ConsentOptions
+    from engagement.store import check_session_name
 
+    # Validate the input before touching the database: bad input writes nothing.
     if not 0 < args.max_fps <= 120:
         raise ConfigError(f"--max-fps must be between 0 and 120, got {args.max_fps}")
     if not 0 < args.screen_fps <= 60:
         raise ConfigError(f"--screen-fps must be between 0 and 60, got {args.screen_fps}")
+    check_session_name(args.session)
+    roster = load_roster(args.roster)
     options = LiveLoopOptions(
         max_fps=args.max_fps, status=not args.no_status, give_up_after_s=args.give_up_after
     )
-    # Validate the input before touching the database: bad input writes nothing.
-    source = open_live_source(args.source, options, screen_fps=args.screen_fps)
-    layout = gallery_layout(args, source)
+    source = open_live_source(args.source, options, screen_fps=args.screen_fps, keep_name=args.store_file_name)
+    layout = gallery_layout(args, source, roster)
     store = open_store(args.db)
     startup_purge(store)
     result = run_live(
@@ -74,7 +78,7 @@ def run_live_command(args: argparse.Namespace) -> int:
         analysis=AnalysisOptions(max_faces=args.max_faces),
         options=options,
         profile=args.profile,
-        consent=ConsentOptions(device_participant=args.participant, roster=args.roster),
+        consent=ConsentOptions(device_participant=args.participant, roster=roster),
         cohort=args.cohort,
     )
     from engagement.commands.analysis import format_summary
@@ -88,15 +92,13 @@ def run_live_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def gallery_layout(args: argparse.Namespace, source):
+def gallery_layout(args: argparse.Namespace, source, roster=None):
     """The gallery grid over the captured size, from --grid or the roster's grid; None: not gallery."""
     from engagement.vision.gallery import GalleryLayout, parse_grid
 
     grid = parse_grid(args.grid) if args.grid else None
-    if grid is None and args.roster is not None:
-        from privacy.consent import load_roster
-
-        grid = load_roster(args.roster).grid
+    if grid is None and roster is not None:
+        grid = roster.grid
     if grid is None:
         return None
     width, height = 1280, 720  # adapted to the first frame's size by the gallery stage

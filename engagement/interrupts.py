@@ -1,0 +1,38 @@
+"""SIGTERM handled like Ctrl-C, and clean-up that a second signal cannot cut short.
+
+`kill <pid>`, a service manager stopping the program, a logout: all send SIGTERM, whose default
+action ends the process at once, leaving its run `running` with half its rows. The command line
+turns SIGTERM into `Terminated` (a KeyboardInterrupt), so every command stops the way Ctrl-C
+stops it: an analysis marks its run interrupted and removes its rows, transactions roll back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived."""
+
+
+def raise_on_sigterm(signum=None, frame=None) -> None:
+    """The SIGTERM handler of the command line (`signal.signal(signal.SIGTERM, raise_on_sigterm)`)."""
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Run a short clean-up (a run being marked and emptied) without SIGINT/SIGTERM breaking in;
+    a signal arriving meanwhile is dropped: the program is already on its way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
