@@ -80,6 +80,9 @@ def serve(args: argparse.Namespace) -> int:
         _ensure_demo_session(url)
     store = queries.open_store(url)  # a bad URL or locked file fails here, as one line
     try:
+        from engagement.commands.analysis import reap
+
+        reap(store)  # a run whose writer is gone must not show as "live analysis running"
         _startup_purge(store)
         if args.demo:
             _demo_account(store)

@@ -554,6 +554,13 @@ def load_roster(path: str | Path, *, grid: str | None = None) -> Roster:
         return parse_roster(data, source=source)
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
+        header = reader.fieldnames or []
+        if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+            found = "';' (semicolons)" if ";" in header[0] else "tabs"
+            raise ConsentError(
+                f"{source}: the columns are separated by {found}; a roster CSV separates them by ',' "
+                "(commas): save it as 'CSV (comma delimited)' or use a .toml roster"
+            )
         if not reader.fieldnames or "identity" not in [f.strip() for f in reader.fieldnames]:
             raise ConsentError(f"{source}: the CSV needs a header row with at least an 'identity' column")
         fields = [f.strip() for f in reader.fieldnames]

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from engagement import schema
 from engagement.cli import main
 from engagement.store import Store
+from privacy.audit import AuditLog, resolve_actor
 from privacy.consent import attest
 
 from conftest import require_shared
@@ -141,6 +142,11 @@ def test_export_writes_data_schema_and_manifest(db_url, tmp_path):
 
     video = require_shared("videos/pyfeat/single_face.mp4")
     assert analyze(db_url, video, "exported", "--sample-fps", "10") == 0
+    # Exports are research use: they keep only research-consented people (docs/privacy.md).
+    store = Store.open(db_url)
+    attest(store, "exported", facilitator="test facilitator", scopes=["research"], notice_version="t1",
+           language="id", evidence="test")
+    store.close()
     out = tmp_path / "exports"
     for fmt in ("csv", "parquet"):
         assert main(["export", "exported", "--format", fmt, "--out", str(out), "--db", db_url]) == 0
@@ -152,6 +158,10 @@ def test_export_writes_data_schema_and_manifest(db_url, tmp_path):
     assert manifest["data"]["rows"] == 3 and manifest["config"]["sample_fps"] == 10.0
     assert manifest["config_hash"] and manifest["software"]["version"]
     assert pd.read_csv(out / "exported.csv").shape == frame.shape
+    # One actor name for every command-line action, exports and analyses included.
+    audit = AuditLog(Store.open(db_url))
+    assert {e.actor for e in audit.entries(action="export")} == {resolve_actor()}
+    assert {e.actor for e in audit.entries(action="analysis_run")} == {resolve_actor()}
 
 
 # -- bad input: one line, exit code 2, nothing half-written -------------------------------------
@@ -237,3 +247,18 @@ def test_truncated_video_midway_leaves_a_failed_run_without_rows(db_url, monkeyp
         assert [r.status for r in runs] == ["failed"] and "truncated" in runs[0].error
         for table in (schema.window_features, schema.tracks, schema.engagement_estimates, schema.class_timeline):
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+    # A failed run is audited like a complete one (it used to leave no entry at all).
+    (entry,) = AuditLog(store).entries(action="analysis_run")
+    assert entry.actor == resolve_actor()
+    assert entry.details["status"] == "failed" and entry.details["error"] == "SourceError"
+    assert entry.details["run_id"] == runs[0].id
+
+
+def test_cut_mpeg_file_completes_with_a_warning(db_url, tmp_path, capsys):
+    data = require_shared("videos/grid/brbk7n.mpg").read_bytes()
+    cut = tmp_path / "cut.mpg"
+    cut.write_bytes(data[: len(data) // 2 + 1000])  # half the file, ending inside a packet
+    assert analyze(db_url, cut, "cut-mpg", "--profile", "eu-ai-act") == 0
+    out = capsys.readouterr().out
+    assert ": complete" in out
+    assert "note: cut.mpg ends inside an MPEG packet: it was probably cut short; its end is missing" in out

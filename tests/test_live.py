@@ -30,6 +30,7 @@ from engagement.live import (
 )
 from engagement.store import Store
 from engagement.vision.sources import ScreenSource, parse_screen_region
+from privacy.audit import AuditLog, resolve_actor
 from conftest import require_shared
 
 QUIET = LiveLoopOptions(status=False, backoff_s=(0.1, 0.2))
@@ -195,23 +196,28 @@ def test_locked_database_delays_but_loses_nothing(store, face_frames, tmp_path):
 
 
 @pytest.mark.slow
-def test_crash_keeps_committed_seconds(store, face_frames):
+def test_crash_keeps_no_rows_and_is_audited(store, face_frames):
+    """A live run that fails is like a failed analysis: marked, emptied, audited."""
     def boom(second: int) -> None:
         if second == 3:
             raise RuntimeError("simulated crash")
 
     source = ReplaySource(face_frames, fps=10.0, realtime=True, duration_s=6.0, options=QUIET)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError) as raised:
         run_live(store, source, "class", options=QUIET, on_second=boom)
     with store.engine.connect() as conn:
         run = conn.execute(select(schema.runs).order_by(schema.runs.c.id.desc())).first()
     assert run.status == "failed" and "simulated crash" in run.error
-    # Seconds 0-1 were committed before the crash (second 2 was the one in flight) and stay.
-    assert stored_seconds(store, run.id)[:2] == [0, 1]
+    assert stored_seconds(store, run.id) == []  # seconds 0-1 had been committed; they are gone
+    assert f"run {run.id} was marked failed and its rows removed" in raised.value.__notes__
+    (entry,) = AuditLog(store).entries(action="analysis_run")
+    assert entry.details["status"] == "failed" and entry.details["error"] == "RuntimeError"
+    assert entry.actor == resolve_actor()
 
 
 @pytest.mark.slow
 def test_ctrl_c_flushes_and_completes(store, face_frames):
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     source = ReplaySource(face_frames, fps=10.0, realtime=True, duration_s=30.0, options=QUIET)
     timer = threading.Timer(2.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
@@ -224,6 +230,7 @@ def test_ctrl_c_flushes_and_completes(store, face_frames):
     assert 2 <= seconds <= 5
     assert stored_seconds(store, result.summary.run_id) == list(range(seconds))  # the open second too
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before
 
 
 def test_screen_source_with_fake_grabber():
@@ -298,6 +305,8 @@ def test_rate_controller_and_validation():
     assert "size changed" in valid_image(ok, (32, 32))
     assert "blank" in valid_image(np.zeros((64, 64, 3), np.uint8), None)
     assert "not an image" in valid_image(None, None)
+    huge = np.broadcast_to(ok[:1, :1], (16000, 16000, 3))  # a view: no 768 MB allocated
+    assert "too large (16000x16000" in valid_image(huge, None)
 
 
 def test_status_line_text(face_frames):
