@@ -63,6 +63,7 @@ def face_folder(tmp_path_factory) -> Path:
         ("grey.png", "Surprise"),  # no face in it
         ("broken.jpg", "Happy"),  # unreadable
         ("nowhere.png", "Happy"),  # missing
+        ("x" * 300 + ".png", "Happy"),  # a name too long for the file system: missing too
         ("tight.png", "smiling"),  # not one of the model's labels
     ]
     (d / "labels.csv").write_text("path,label\n" + "".join(f"{p},{lab}\n" for p, lab in rows) + "\n")
@@ -73,8 +74,8 @@ def test_cli_counts_every_kind_of_row_and_ends_with_accuracy(face_folder):
     result = run_cli(str(face_folder))
     assert result.returncode == 0, result.stderr
     report = result.stdout
-    assert _count(report, "images") == 9
-    assert _count(report, "missing files") == 1 and "nowhere.png" in report
+    assert _count(report, "images") == 10
+    assert _count(report, "missing files") == 2 and "nowhere.png" in report
     assert _count(report, "unreadable files") == 1 and "broken.jpg" in report
     assert _count(report, "unknown labels") == 1 and "'smiling'" in report
     assert _count(report, "scored") == 6

@@ -78,7 +78,7 @@ def read_image(path: Path) -> np.ndarray | None:
         # on Windows and cannot tell a missing file from a broken one.
         buf = np.fromfile(path, dtype=np.uint8)
         return cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    except (OSError, cv2.error):
+    except (OSError, ValueError, cv2.error):
         return None
 
 
@@ -107,7 +107,11 @@ def evaluate_images(
                 problems["unknown_label"].append(f"{rel} ({label!r})")
                 continue
             file = labels_csv.parent / rel
-            if not rel or not file.exists():
+            try:
+                present = bool(rel) and file.exists()
+            except OSError:  # a name the file system cannot hold (too long): no such file
+                present = False
+            if not present:
                 problems["missing"].append(rel or "(empty path)")
                 continue
             image = read_image(file)
