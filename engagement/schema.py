@@ -155,6 +155,12 @@ class_timeline = Table(
     Column("n_tracked", Integer, nullable=False),
     Column("score", Float),
     Column("suppressed", Integer, nullable=False, default=0),
+    # Attention (docs/attention.md), nullable so older databases gain them by ALTER TABLE:
+    # participants whose attention could be judged, the mean share of them on screen, and the
+    # count of cameras off / faces lost; the last two NULL when fewer than k stand behind them.
+    Column("n_judged", Integer),
+    Column("on_screen_share", Float),
+    Column("n_absent", Integer),
 )
 
 alerts = Table(
@@ -162,7 +168,7 @@ alerts = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(32), nullable=False),  # e.g. attention_drop
+    Column("kind", String(32), nullable=False),  # attention_drop | on_screen_drop | cameras_off_rise
     Column("start_second", Integer, nullable=False),
     Column("end_second", Integer, nullable=False),
     Column("magnitude", Float, nullable=False),

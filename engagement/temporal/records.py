@@ -45,13 +45,18 @@ class EngagementEstimate:
 
 @dataclass(frozen=True)
 class ClassPoint:
-    """The class in one second: mean score over present consenting tracks, None when suppressed."""
+    """The class in one second: mean score over present consenting tracks, None when suppressed;
+    the on-screen share over the `n_judged` participants whose attention could be judged and the
+    count of cameras off / faces lost, each None below the minimum group size (timeline.py)."""
 
     second: int
     n_present: int
     n_tracked: int
     score: float | None
     suppressed: bool
+    n_judged: int = 0
+    on_screen_share: float | None = None
+    n_absent: int | None = None
 
     def to_dict(self) -> dict[str, int | float | None]:
         return {
@@ -60,6 +65,9 @@ class ClassPoint:
             "n_tracked": self.n_tracked,
             "score": self.score,
             "suppressed": int(self.suppressed),  # Integer column (portable to PostgreSQL)
+            "n_judged": self.n_judged,
+            "on_screen_share": self.on_screen_share,
+            "n_absent": self.n_absent,
         }
 
 
@@ -70,7 +78,9 @@ class Alert:
     kind: str
     start_second: int
     end_second: int
-    magnitude: float  # for attention_drop: score at the start minus the lowest score, > 0
+    # attention_drop: score at the start minus the lowest score; on_screen_drop: the same for the
+    # on-screen share; cameras_off_rise: rise of the share of participants with camera off. > 0
+    magnitude: float
 
     def to_dict(self) -> dict[str, int | float | str]:
         return {

@@ -10,7 +10,7 @@ has a score every second. A track scores from its MIN_PRESENT_S-th second with a
 Missing is missing: a second without a face is `absent`, with no score; a face with too little
 signal is `unknown`; neither enters the class mean, and a segment without a face leaves the
 GRU state as it was. Tracks outside `consenting` are not processed at all and their state is
-dropped. Memory is flat: 30 windows and one state per track, one float per second for alerts.
+dropped. Memory is flat: 30 windows and one state per track, one class point per second for alerts.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 from engagement.records import WindowFeatures
 from engagement.temporal.features import HOP_S, MIN_PRESENT_S, N_ATTENTION, SEGMENT_S, segment_inputs
 from engagement.temporal.model import TemporalModel
-from engagement.temporal.records import Alert, EngagementEstimate, SecondOutput
-from engagement.temporal.timeline import DropRule, class_point, detect_drops
+from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate, SecondOutput
+from engagement.temporal.timeline import AlertRules, DropRule, class_alerts, class_point
 
 # Scores from a span shorter than a segment get extra uncertainty, added in quadrature, growing
 # to this value as the span shrinks to nothing (a heuristic: short spans read as steadier).
@@ -54,7 +54,7 @@ class TemporalStage:
         self.k_min = k_min
         self.drop_rule = drop_rule or DropRule()
         self._tracks: dict[int, _Track] = {}
-        self._class_series: list[tuple[int, float | None]] = []
+        self._class_points: list[ClassPoint] = []
         self._last_second: int | None = None
 
     @classmethod
@@ -115,8 +115,8 @@ class TemporalStage:
                     track_id, second, float(out.score[i, 0]), out.levels[i, 0], float(out.uncertainty[i, 0]), n_present
                 )
         ordered = tuple(estimates[t] for t in ids)
-        point = class_point(second, ordered, self.k_min)
-        self._class_series.append((second, point.score))
+        point = class_point(second, ordered, self.k_min, windows=[windows[t] for t in ids])
+        self._class_points.append(point)
         return SecondOutput(second=second, estimates=ordered, class_point=point)
 
     def _maybe_commit(self, track: _Track, second: int) -> None:
@@ -149,5 +149,6 @@ class TemporalStage:
         )
 
     def finish(self) -> list[Alert]:
-        """Alerts over the whole run (attention drops of the class score)."""
-        return detect_drops(self._class_series, self.drop_rule)
+        """Alerts over the whole run: falls of the score and of the on-screen share, rises of
+        cameras off (timeline.class_alerts)."""
+        return class_alerts(self._class_points, AlertRules(score=self.drop_rule))

@@ -1,19 +1,38 @@
-"""Class timeline (aggregate with a minimum group size) and attention-drop alerts."""
+"""Class timeline (aggregate with a minimum group size) and its alerts.
+
+Per second, over the consenting participants: the share of present participants on screen
+(the facilitator's first number), how many cameras are off or faces lost, and the mean
+engagement score. Every figure is NULL when fewer than k participants stand behind it, so no
+one person can be singled out. Alerts: a sustained fall of the on-screen share below the
+session's own recent level (`on_screen_drop`), a sustained rise of the share of cameras off
+(`cameras_off_rise`), and a sustained fall of the score (`attention_drop`).
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from engagement.records import WindowFeatures
 from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate
 
 
-def class_point(second: int, estimates: Iterable[EngagementEstimate], k_min: int = 3) -> ClassPoint:
+def class_point(
+    second: int,
+    estimates: Iterable[EngagementEstimate],
+    k_min: int = 3,
+    windows: Iterable[WindowFeatures] = (),
+) -> ClassPoint:
     """Mean score over present tracks with a score; suppressed (score None) when fewer than k_min.
+    With the second's `windows`: the on-screen share and the cameras-off count, each None when
+    fewer than k_min participants stand behind it.
 
-    `estimates` must already be limited to consenting tracks. Absent/unknown tracks count as
-    tracked but never pull the mean down: missing is missing.
+    `estimates` and `windows` must already be limited to consenting tracks. Absent/unknown tracks
+    count as tracked but never pull the mean down: missing is missing. The on-screen share is the
+    mean `on_screen_ratio` of the participants whose attention could be judged this second (the
+    share of them on screen at an instant of the second); absent and unmeasurable ones are not in
+    it. The cameras-off count is over all tracked participants, so it needs k_min of those.
     """
     if k_min < 1:
         raise ValueError("k_min must be at least 1")
@@ -22,7 +41,18 @@ def class_point(second: int, estimates: Iterable[EngagementEstimate], k_min: int
     n = len(scores)
     suppressed = n < k_min
     score = None if suppressed else float(sum(scores) / n)
-    return ClassPoint(second=second, n_present=n, n_tracked=len(estimates), score=score, suppressed=suppressed)
+    windows = list(windows)
+    ratios = [w.on_screen_ratio for w in windows if w.on_screen_ratio is not None]
+    return ClassPoint(
+        second=second,
+        n_present=n,
+        n_tracked=len(estimates),
+        score=score,
+        suppressed=suppressed,
+        n_judged=len(ratios),
+        on_screen_share=float(sum(ratios) / len(ratios)) if len(ratios) >= k_min else None,
+        n_absent=sum(w.attention == "absent" for w in windows) if len(windows) >= k_min else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,9 @@ class DropRule:
     sustain_s: int = 120
     smooth_s: int = 60
     lookback_s: int = 600
+
+
+PLATEAU_TOLERANCE = 1e-9
 
 
 def smooth(series: Sequence[tuple[int, float | None]], window_s: int) -> list[tuple[int, float]]:
@@ -58,8 +91,39 @@ def smooth(series: Sequence[tuple[int, float | None]], window_s: int) -> list[tu
     return out
 
 
-def detect_drops(series: Sequence[tuple[int, float | None]], rule: DropRule | None = None) -> list[Alert]:
-    """Sustained falls of a (second, score|None) series, in time order, as alerts."""
+@dataclass(frozen=True)
+class AlertRules:
+    """The rules of the three alert kinds. The attention signals move faster and further than the
+    score (a share of people, 0-1): a fall of 0.2 held for a minute, smoothed over 30 s."""
+
+    score: DropRule = field(default_factory=DropRule)
+    on_screen: DropRule = field(default_factory=lambda: DropRule(min_drop=0.2, sustain_s=60, smooth_s=30))
+    cameras_off: DropRule = field(default_factory=lambda: DropRule(min_drop=0.2, sustain_s=60, smooth_s=30))
+
+
+def class_alerts(points: Sequence[ClassPoint], rules: AlertRules | None = None) -> list[Alert]:
+    """All alerts of a session's class timeline, in time order.
+
+    `cameras_off_rise` watches the share of tracked participants whose camera is off or face lost;
+    its magnitude is the rise of that share.
+    """
+    rules = rules or AlertRules()
+    score = [(p.second, p.score) for p in points]
+    share = [(p.second, p.on_screen_share) for p in points]
+    # A rise of the cameras-off share is a fall of its negative.
+    off = [(p.second, None if p.n_absent is None else -p.n_absent / p.n_tracked) for p in points]
+    alerts = (
+        detect_drops(score, rules.score)
+        + detect_drops(share, rules.on_screen, kind="on_screen_drop")
+        + detect_drops(off, rules.cameras_off, kind="cameras_off_rise")
+    )
+    return sorted(alerts, key=lambda a: (a.start_second, a.kind))
+
+
+def detect_drops(
+    series: Sequence[tuple[int, float | None]], rule: DropRule | None = None, kind: str = "attention_drop"
+) -> list[Alert]:
+    """Sustained falls of a (second, value|None) series, in time order, as alerts of `kind`."""
     rule = rule or DropRule()
     alerts: list[Alert] = []
     peaks: deque[tuple[int, float]] = deque()  # decreasing values: running max over the lookback
@@ -67,7 +131,7 @@ def detect_drops(series: Sequence[tuple[int, float | None]], rule: DropRule | No
 
     def close(d: dict) -> None:
         if d["last_below"] - d["below_since"] >= rule.sustain_s:
-            alerts.append(Alert("attention_drop", d["start"], d["last_below"], round(d["peak"] - d["trough"], 4)))
+            alerts.append(Alert(kind, d["start"], d["last_below"], round(d["peak"] - d["trough"], 4)))
 
     for second, value in smooth(series, rule.smooth_s):
         if drop is not None:
@@ -80,7 +144,9 @@ def detect_drops(series: Sequence[tuple[int, float | None]], rule: DropRule | No
             peaks.clear()  # a new drop is measured from after the recovery
         while peaks and peaks[0][0] < second - rule.lookback_s:
             peaks.popleft()
-        while peaks and peaks[-1][1] <= value:
+        # A plateau's peak is its last second (rounding in the running mean must not pick an
+        # early second of a flat level as "the" peak).
+        while peaks and peaks[-1][1] <= value + PLATEAU_TOLERANCE:
             peaks.pop()
         peaks.append((second, value))
         peak_second, peak = peaks[0]
