@@ -124,7 +124,10 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
             # Indonesian by default: the sign-in form's labels come from id.json.
             page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
             page.get_by_label("Kata sandi").fill(PASSWORD)
-            page.get_by_role("button", name="Masuk").click()
+            sign_in = page.get_by_role("button", name="Masuk")
+            # Our own theme (dashboard/.streamlit/config.toml), not Streamlit's red.
+            assert sign_in.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(31, 111, 120)"
+            sign_in.click()
             page.get_by_role("heading", name="Sesi kelas").first.wait_for(timeout=60_000)
             # --session opened the page on that session (not the newest one).
             picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Pilih sesi").first
