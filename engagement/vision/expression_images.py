@@ -28,6 +28,7 @@ import numpy as np
 from engagement.errors import EngagementError
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel, InputError, align_face
 from engagement.vision.expression_eval import class_scores, class_table, confusion, confusion_lines
+from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 
 LABELS_CSV = "labels.csv"
 MISSED = "none"  # confusion column: no usable face found in the image
@@ -89,8 +90,6 @@ def evaluate_images(
     threads: int = 1,
 ) -> dict:
     """Counts, per-class scores and confusion of model `name` on the images listed in `labels_csv`."""
-    from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
-
     labels_csv = Path(labels_csv)
     rows = read_labels_csv(labels_csv)
     model = ExpressionModel.load(name, models_dir, threads=threads)
