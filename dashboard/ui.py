@@ -112,6 +112,15 @@ def text(value: object) -> str:
     return MISSING if value is None or value is pd.NaT or value != value else str(value)
 
 
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a table for display with a dash in every missing cell."""
+    out = df.copy()
+    for column in out.columns:
+        if out[column].isna().any():
+            out[column] = [text(v) for v in out[column]]
+    return out
+
+
 def section(render: Callable[[], None]) -> None:
     """Run one part of a page so that its failure is a calm message and the rest still renders
     (the agenda editor must stay usable whatever the overview above it meets)."""

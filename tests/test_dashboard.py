@@ -548,6 +548,21 @@ def test_privacy_pages_policy_edit_purge_and_audit_verify(db_url):
     assert at.success[0].value.startswith(translate("audit.intact", "id", n=0)[:10])
 
 
+def test_consent_page_counts_attestations_and_shows_no_none(empty_url):
+    from privacy.consent import attest
+
+    store = queries.open_store(empty_url)
+    auth.create_user(store, "dpo", "privacy_officer", PASSWORD)
+    attest(store, "kelas-a", facilitator="Widyaiswara", notice_version="2026-1", language="id", evidence="form 12",
+           actor="cli:test")
+    at = _open(_app("privacy_officer").run(), "privacy_consent")
+    _no_failure(at)
+    summary = at.dataframe[0].value
+    assert summary[translate("consent.count", "id")].sum() == 1  # the attestation (no cohort) is counted
+    assert summary[translate("consent.status", "id")].tolist() == [translate("consent.active", "id")]
+    assert not _missing_words(at), _missing_words(at)
+
+
 def test_privacy_pages_empty_states(empty_url):
     store = queries.open_store(empty_url)
     auth.create_user(store, "dpo", "privacy_officer", PASSWORD)

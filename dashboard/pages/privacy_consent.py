@@ -23,13 +23,14 @@ if records.empty:
     ui.empty_state("consent.empty", "consent.empty_hint")
     st.stop()
 
-records["status"] = [t("consent.withdrawn") if w else t("consent.active") for w in records["withdrawn_at"]]
+records["status"] = [t("consent.withdrawn") if w else t("consent.active") for w in records["withdrawn_at"].notna()]
 k1, k2, k3 = st.columns(3)
 k1.metric(t("consent.records"), len(records))
 k2.metric(t("consent.active"), int(records["withdrawn_at"].isna().sum()))
 k3.metric(t("consent.withdrawn"), int(records["withdrawn_at"].notna().sum()))
 
-summary = records.groupby(["cohort", "scope", "status"], as_index=False).size()
+# An attestation has no cohort: group it under a dash rather than dropping it from the counts.
+summary = records.fillna({"cohort": ui.MISSING}).groupby(["cohort", "scope", "status"], as_index=False).size()
 st.subheader(t("consent.by_cohort"))
 st.dataframe(
     summary.rename(columns={"cohort": t("chart.cohort"), "scope": t("consent.scope"), "status": t("consent.status"), "size": t("consent.count")}),
@@ -52,4 +53,4 @@ columns = {
     "granted_at": t("consent.granted_at"),
     "withdrawn_at": t("consent.withdrawn_at"),
 }
-st.dataframe(shown[[c for c in columns if c in shown.columns]].rename(columns=columns), hide_index=True, width="stretch")
+st.dataframe(ui.readable(shown[[c for c in columns if c in shown.columns]]).rename(columns=columns), hide_index=True, width="stretch")
