@@ -192,7 +192,8 @@ def format_images_report(result: dict) -> str:
         f"scored: {result['scored']}",
         *count("faces missed", "no_face", "no usable face found: counted as wrong"),
         f"faces found: {result['detected']}",
-        f"images with several faces: {result['several_faces']}" + ("  (the largest is scored)" if result["several_faces"] else ""),
+        f"images with several faces: {result['several_faces']}"
+        + ("  (the largest is scored)" if result["several_faces"] else ""),
         "A missed face counts as wrong in recall, macro_f1 and accuracy (over all scored images);",
         "accuracy_detected counts only the images in which a face was found.",
         *class_table(result),
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Score the expression model on your own labelled face images, through the same path as "
         "the pipeline (MediaPipe landmarks, FER2013 framing, CNN). The last line is accuracy=<value>.",
     )
-    ap.add_argument("dir", type=Path, help=f"folder of face images (its {LABELS_CSV} is read unless --labels says otherwise)")
+    ap.add_argument(
+        "dir", type=Path, help=f"folder of face images (its {LABELS_CSV} is read unless --labels says otherwise)"
+    )
     ap.add_argument("--labels", type=Path, default=None,
                     help=f"CSV with columns path (relative to the CSV's folder) and label (default DIR/{LABELS_CSV})")
     ap.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
