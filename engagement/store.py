@@ -189,11 +189,12 @@ class Store:
         path = sqlite_path(self.url)
         if backup_from is not None and path is not None:
             backup = migration.backup_sqlite(path, backup_from)
-            print(
-                f"Upgrading the database schema v{backup_from} -> v{schema.SCHEMA_VERSION}; "
-                f"a copy of the old file is kept: {backup}",
-                file=sys.stderr,
+            what = (
+                f"Upgrading the database schema v{backup_from} -> v{schema.SCHEMA_VERSION}"
+                if backup_from < schema.SCHEMA_VERSION
+                else "Adding the columns this software needs to the database"
             )
+            print(f"{what}; a copy of the old file is kept: {backup}", file=sys.stderr)
         with self.engine.connect() as conn:
             if conn.dialect.name == "sqlite":
                 # WAL persists in the file: set only now that the file is known to be ours.
