@@ -188,12 +188,10 @@ def load_fer2013(data: Path) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"FER2013 npz not found: {path}")
     with np.load(path, allow_pickle=False) as z:
         # Each array is read exactly once (every z[...] access decompresses it again).
-        return {
-            "pixels": z["pixels"],
-            "usage": z["usage"],
-            "fer_label": z["fer_label"],
-            "ferplus_votes": z["ferplus_votes"],
-        }
+        arrays = {"pixels": z["pixels"], "usage": z["usage"], "fer_label": z["fer_label"]}
+        if "ferplus_votes" in z.files:  # only --ferplus-weight needs them
+            arrays["ferplus_votes"] = z["ferplus_votes"]
+        return arrays
 
 
 # FER+ vote columns (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt,
@@ -419,6 +417,8 @@ def train_expression(
     x_tr_t, y_tr_t = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
     target_tr_t = None
     if cfg.ferplus_weight > 0:
+        if "ferplus_votes" not in arrays:
+            raise ValueError(f"{data}: --ferplus-weight needs the FER+ votes (array 'ferplus_votes')")
         votes = arrays["ferplus_votes"][arrays["usage"] == "Training"]
         if cfg.limit_train:
             votes = votes[: cfg.limit_train]
