@@ -227,6 +227,7 @@ def _anchor_before_commit(conn: Connection) -> None:
     db_id, seq, h = pending
     path = anchor_path(db_id)
     text = _anchor_text(db_id, seq, h)
+    before = None
     try:
         before = path.read_text(encoding="utf-8") if path.exists() else None
         _replace_file(path, text)
@@ -234,19 +235,26 @@ def _anchor_before_commit(conn: Connection) -> None:
         raise AuditError(
             f"cannot write the audit anchor {path}: {getattr(exc, 'strerror', None) or exc}; nothing was changed"
         ) from None
+    except BaseException:
+        # Ctrl-C or SIGTERM (a KeyboardInterrupt) here stops the commit: put the anchor back if
+        # it was already replaced (only then does the file hold this entry's text).
+        _put_back(path, before, text)
+        raise
     _committing[conn] = (path, before, text)
 
 
 def _restore_after_failed_commit(context) -> None:
-    """The commit failed after the anchor moved on: put the previous anchor back."""
+    """The commit failed (or was interrupted) after the anchor moved on: put the old one back."""
     conn = context.connection
     state = _committing.pop(conn, None) if conn is not None else None
-    if state is None:
-        return
-    path, before, written = state
+    if state is not None:
+        _put_back(*state)
+
+
+def _put_back(path: Path, before: str | None, written: str) -> None:
     try:
-        if path.read_text(encoding="utf-8") != written:
-            return  # another writer has anchored since
+        if not path.exists() or path.read_text(encoding="utf-8") != written:
+            return  # not written yet, or another writer has anchored since
         if before is None:
             path.unlink()
         else:

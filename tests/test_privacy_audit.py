@@ -455,3 +455,30 @@ def test_read_only_commands_open_the_database_read_only(store, log, isolated_dat
         version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
     assert version == "1"
     assert not list(isolated_data_dir.glob("*.bak"))
+
+
+def test_an_interrupt_during_the_commit_leaves_anchor_and_log_agreeing(store, log, monkeypatch):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt) right after the anchor moved, or inside the
+    database's commit: the transaction is not committed and the anchor is put back."""
+    import privacy.audit as audit
+
+    path = anchor_path(db_id(store))
+    before = path.read_text()
+    real_replace = audit._replace_file
+
+    def replace_then_interrupt(target, text):
+        real_replace(target, text)
+        raise KeyboardInterrupt
+
+    def interrupted_commit(dbapi_connection):
+        raise KeyboardInterrupt
+
+    for where, name, fake in ((audit, "_replace_file", replace_then_interrupt),
+                              (store.engine.dialect, "do_commit", interrupted_commit)):
+        with monkeypatch.context() as patched:
+            patched.setattr(where, name, fake)
+            with pytest.raises(KeyboardInterrupt):
+                with store.transaction() as conn:
+                    log.record(AuditAction.EXPORT, "cli:test", {"rows": 1}, conn=conn)
+        assert path.read_text() == before, name
+        assert len(log.entries()) == 6 and log.verify().ok, name
