@@ -342,3 +342,69 @@ def unprivileged() -> list[str]:
         pytest.skip("running as root without setpriv: a read-only directory cannot be simulated")
     caps = "-dac_override,-dac_read_search,-fowner"
     return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+
+
+# -- the reaper and the heartbeat, in process ------------------------------------------------------
+
+
+def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
+    from engagement import schema
+    from engagement.reaper import reap_dead_runs
+    from engagement.records import FEATURE_NAMES, WindowFeatures
+    from privacy.audit import AuditLog
+    from sqlalchemy import func, select, update
+
+    store = Store.open(db_url)
+    session = store.session_id("class")
+    live, dead = (
+        store.begin_run(session, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
+                        config_hash="h", models={})  # fmt: skip
+        for _ in range(2)
+    )
+    values = (0.1,) * len(FEATURE_NAMES)
+    with store.transaction() as conn:
+        for run in (live, dead):
+            track = store.add_track(conn, run, "T1", "p-x", 0)
+            store.write_windows(conn, run, [(track, WindowFeatures(1, 0, 10, 10, 0, values, values))])
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        conn.execute(update(schema.runs).where(schema.runs.c.id == dead).values(writer_pid=gone.pid))
+    assert [r.id for r in reap_dead_runs(store, actor="cli:test")] == [dead]
+    assert reap_dead_runs(store) == []  # nothing left to reap; the living run is left alone
+    with store.transaction() as conn:
+        status = dict(conn.execute(select(schema.runs.c.id, schema.runs.c.status)).all())
+        counts = dict(conn.execute(select(schema.tracks.c.run_id, func.count()).group_by(schema.tracks.c.run_id)).all())
+    assert status == {live: "running", dead: "interrupted"} and counts == {live: 1}
+    (entry,) = AuditLog(store).entries(action="analysis_run")
+    assert entry.actor == "cli:test"
+    assert entry.details == {"run_id": dead, "session_id": session, "status": "interrupted", "reaped": True,
+                             "reason": "its process has ended"}  # fmt: skip
+    assert AuditLog(store).verify().ok
+    store.close()
+
+
+def test_heartbeat_thread_keeps_a_run_alive_and_notices_a_reap(tmp_path):
+    from engagement.pipeline import _Heartbeat
+    from engagement.store import RunGone
+
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+    run = store.begin_run(store.session_id("s"), mode="live", source="webcam:0", software_version="t",
+                          profile="id-pdp", config={}, config_hash="h", models={})  # fmt: skip
+    first = store.latest_run("s", statuses=("running",))["heartbeat_at"]
+    beat = _Heartbeat(store, run, every_s=0.05)
+    beat.start()
+    try:
+        deadline = time.monotonic() + 30
+        while store.latest_run("s", statuses=("running",))["heartbeat_at"] == first:
+            assert time.monotonic() < deadline, "no heartbeat"
+            time.sleep(0.05)
+        beat.check()  # still running: nothing to say
+        store.abandon_run(run, status="interrupted", error="reaped by another host")
+        while not beat.gone:
+            assert time.monotonic() < deadline, "the reap went unnoticed"
+            time.sleep(0.05)
+        with pytest.raises(RunGone):
+            beat.check()
+    finally:
+        beat.stop()
+    store.close()

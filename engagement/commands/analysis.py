@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     analyze.add_argument("video", nargs="?", help="video file (mp4, mov, avi, mpg, ...); omit for the demo")
-    analyze.add_argument("--session", help="session name (default: the video's file name)")
+    analyze.add_argument(
+        "--session", help="session name, at most 200 characters (default: video-<hash of the file name>, or the "
+        "file name with --store-file-name)"
+    )
     analyze.add_argument("--cohort", help="cohort / class the session belongs to")
     add_db_argument(analyze)
     analyze.add_argument("--sample-fps", metavar="N", help="analyse at most N frames per second (default: all)")
