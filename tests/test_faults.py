@@ -408,3 +408,77 @@ def test_heartbeat_thread_keeps_a_run_alive_and_notices_a_reap(tmp_path):
     finally:
         beat.stop()
     store.close()
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+
+# Where the machine does not let the test mount a small file system, the command runs with a
+# writer patched to fail the way SQLite does on a full disk, from its second flush on.
+FULL_DISK_PATCH = """
+import sys
+import sqlite3
+from sqlalchemy.exc import OperationalError
+from engagement.store import Store
+real, calls = Store.write_windows, []
+def write_windows(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) > 1:
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    return real(self, *args, **kwargs)
+Store.write_windows = write_windows
+from engagement.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs where the machine allows mounting one (root), else None."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        yield None
+        return
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        yield None
+        return
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_full_disk_mid_run_leaves_no_rows(small_disk, tmp_path, long_clip):
+    data = (small_disk or tmp_path) / "data"
+    env = {**os.environ, "ENGAGEMENT_DATA_DIR": str(data)}
+    db = data / "engagement.db"
+    setup = subprocess.run(
+        command("privacy", "consent", "attest", "class", "--by", "fac", "--notice-version", "t1", "--language", "id",
+                "--evidence", "test"),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    analysis = ["analyze", str(long_clip), "--session", "class", "--no-progress"]
+    if small_disk is not None:
+        filler = small_disk / "filler"
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, free - 160_000))  # room for a flush or two, not for 40 s
+        result = subprocess.run(command(*analysis), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        filler.unlink()  # the user frees space
+    else:
+        result = subprocess.run([sys.executable, "-c", FULL_DISK_PATCH, *analysis], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert one_line(result.stderr).startswith("error: the disk holding") and "is full" in result.stderr
+    # Marked failed at once, or (no room even for that) reaped by the next command.
+    after = subprocess.run(command("privacy", "purge", "--dry-run"), cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert after.returncode == 0, after.stderr
+    ((run_id, status),) = query(db, "SELECT id, status FROM runs")
+    assert status in ("failed", "interrupted")
+    assert set(rows_of(db, run_id).values()) == {0}
+    assert any(f'"run_id":{run_id}' in d and status in d for _, d in outcomes(db))
+    verify = subprocess.run(command("privacy", "audit", "verify"), cwd=REPO, env=env, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
