@@ -330,6 +330,8 @@ def test_live_command_replays_a_video(store, capsys):
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "complete" in out and "per face" in out and "tracks: 1" in out
+    source = store.latest_run("class")["source"]  # a hash of the file name, not the name
+    assert source.startswith("file-") and source.endswith(".mp4") and "single_face" not in source
     bad = parser.parse_args(["live", "--source", "webcam:x", "--session", "s", "--db", db])
     with pytest.raises(SourceError, match="webcam index"):
         bad.handler(bad)
