@@ -7,6 +7,10 @@ from one run are not.
 Speed: the same decoded frames go through (a) MediaPipe FaceMesh alone, (b) the whole vision
 stage without the expression CNN, (c) with it (when the model is shipped). Goal: (b)/(a) <= 1.25.
 
+Attention signals: (b) against (b) with the per-participant attention tracker replaced by a stub,
+interleaved on the same frames, and the time spent inside the tracker; then the tracker alone at
+a full history (300 s of samples), where a refit costs most. Goal: attention adds <= 5 %.
+
 Memory (--memory): the whole `analyze` pipeline on the clip looped to 1 minute and to 20 minutes
 (in a child process each, peak RSS from the kernel). Goal: flat (within 10 %) and under 600 MB.
 """
@@ -56,11 +60,55 @@ def time_mediapipe_alone(frames) -> float:
     return elapsed
 
 
-def time_stage(frames, expression: bool) -> float:
-    from engagement.records import Frame
+class _NoAttention:
+    """Stands in for AttentionTracker: the vision stage as it was before attention signals."""
+
+    last_t = float("inf")  # never stale
+
+    def update(self, t_ms, signals) -> str:
+        return "unknown"
+
+
+class _TimedAttention:
+    """AttentionTracker that adds the time spent in `update` to a shared counter."""
+
+    spent = 0.0
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def last_t(self) -> float:
+        return self.inner.last_t
+
+    def update(self, t_ms, signals) -> str:
+        start = time.perf_counter()
+        out = self.inner.update(t_ms, signals)
+        _TimedAttention.spent += time.perf_counter() - start
+        return out
+
+
+def _stage(expression: bool, attention: str):
+    """A vision stage whose attention tracker is the real one ("on"), a stub ("off") or timed."""
     from engagement.vision.stage import VisionStage
 
-    stage = VisionStage.from_options(AnalysisOptions(expression=expression))
+    class Stubbed(VisionStage):
+        def _tracker(self, track_id):
+            return _NoAttention()
+
+    class Timed(VisionStage):
+        def _tracker(self, track_id):
+            return _TimedAttention(super()._tracker(track_id))
+
+    cls = {"on": VisionStage, "off": Stubbed, "timed": Timed}[attention]
+    return cls.from_options(AnalysisOptions(expression=expression))
+
+
+def time_stage(frames, expression: bool, attention: str = "on") -> float:
+    """Seconds for the stage over `frames`."""
+    from engagement.records import Frame
+
+    stage = _stage(expression, attention)
     stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
     start = time.perf_counter()
     for i, img in enumerate(frames, start=1):
@@ -71,6 +119,47 @@ def time_stage(frames, expression: bool) -> float:
     return elapsed
 
 
+def time_interleaved(frames, a: str, b: str) -> tuple[float, float]:
+    """CPU seconds of two stage variants on the same frames, interleaved frame by frame (each frame
+    through both back to back, the order alternating). CPU time, not wall time: on a shared
+    machine, other programs' load moves wall time by +-10 % between identical stages, CPU time
+    by about 1 %."""
+    from engagement.records import Frame
+
+    stages = (_stage(False, a), _stage(False, b))
+    spent = [0.0, 0.0]
+    for i, img in enumerate(frames, start=1):
+        frame = Frame(i * 33.3, i, img)
+        for k in (0, 1) if i % 2 else (1, 0):
+            start = time.process_time()
+            stages[k].measure(frame, stages[k].observe(frame))
+            spent[k] += time.process_time() - start
+    for stage in stages:
+        stage.close()
+    return spent[0], spent[1]
+
+
+def attention_at_full_history(seconds: float = 600.0, fps: float = 30.0) -> float:
+    """Microseconds per frame of one face's AttentionTracker once its 300 s history is full."""
+    import numpy as np
+
+    from engagement.vision.attention import AttentionTracker, FaceSignals
+
+    rng = np.random.default_rng(0)
+    signals = [
+        FaceSignals(g[0], g[1], 0.3 + 0.02 * g[2], 60.0, 300.0, 120.0, (0.0, 0.0, 690.0))
+        for g in rng.normal(0, 0.05, (300, 3))
+    ]
+    tracker = AttentionTracker()
+    n = int(seconds * fps)
+    for i in range(n // 2):  # fill the history first
+        tracker.update(i * 1000.0 / fps, signals[i % 300])
+    start = time.perf_counter()
+    for i in range(n // 2, n):
+        tracker.update(i * 1000.0 / fps, signals[i % 300])
+    return (time.perf_counter() - start) / (n - n // 2) * 1e6
+
+
 def speed(video: Path, n: int, rounds: int = 3) -> None:
     frames = load_frames(video, n)
     h, w = frames[0].shape[:2]
@@ -79,10 +168,18 @@ def speed(video: Path, n: int, rounds: int = 3) -> None:
     ).read_text()
     print(f"speed: {n} frames of {video.name} ({w}x{h}); variants interleaved, best of {rounds} rounds")
     best = {"mediapipe": float("inf"), "stage": float("inf"), "stage+cnn": float("inf")}
+    attention_added, same_stage, attention_share = [], [], []
     for _ in range(rounds):
         # Interleaving makes the ratio robust to other load on a shared machine.
         best["mediapipe"] = min(best["mediapipe"], time_mediapipe_alone(frames))
         best["stage"] = min(best["stage"], time_stage(frames, expression=False))
+        on, off = time_interleaved(frames, "on", "off")
+        attention_added.append(on / off - 1)
+        first, second = time_interleaved(frames, "off", "off")
+        same_stage.append(first / second - 1)  # the noise floor: two identical stages
+        _TimedAttention.spent = 0.0
+        timed = time_stage(frames, expression=False, attention="timed")
+        attention_share.append(_TimedAttention.spent / (timed - _TimedAttention.spent))
         if with_cnn:
             best["stage+cnn"] = min(best["stage+cnn"], time_stage(frames, expression=True))
     base = best["mediapipe"]
@@ -95,6 +192,14 @@ def speed(video: Path, n: int, rounds: int = 3) -> None:
             f"  vision stage + CNN      {n / full:7.1f} fps  {1000 * full / n:6.2f} ms/frame  ratio {full / base:.2f}x"
             f"  (CNN share of the frame {(full - stage) / full:.0%})"
         )
+    rounds_text = " ".join(f"{a:+.1%}" for a in attention_added)
+    floor_text = " ".join(f"{a:+.1%}" for a in same_stage)
+    print(f"  attention signals: CPU time of the stage with / without them, frame-interleaved: {rounds_text}"
+          f" (rounds; two identical stages: {floor_text});"
+          f" time inside the tracker {max(attention_share):.2%} of the rest of the stage (worst round)")
+    per_frame = attention_at_full_history()
+    print(f"  attention tracker at a full 300 s history: {per_frame:.0f} us per face and frame ="
+          f" {per_frame / (1e6 * stage / n):.2%} of the stage's time per frame here (goal <= 5 %)")
 
 
 def child_peak_rss(video: Path, minutes: float, sample_fps: float) -> dict:
@@ -180,7 +285,7 @@ def memory(video: Path, sample_fps: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=shared_data_dir() / "videos" / "pyfeat" / "single_face.mp4")
+    parser.add_argument("--video", type=Path, default=shared_data_dir() / "videos" / "liveportrait" / "d9.mp4")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--memory", action="store_true", help="also run the 1-min / 20-min memory test")
     parser.add_argument("--sample-fps", type=float, default=10.0, help="sampling rate for the memory test")

@@ -92,10 +92,7 @@ class VisionStage:
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
             blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
             gaze_yaw, gaze_pitch = yaw + eyes["eye_yaw"], pitch + eyes["eye_pitch"]
-            tracker = self._attention.get(face.track_id)
-            if tracker is None:
-                tracker = self._attention[face.track_id] = AttentionTracker(self.options.attention)
-            attention = tracker.update(
+            attention = self._tracker(face.track_id).update(
                 frame.t_ms, FaceSignals(gaze_yaw, gaze_pitch, ear, eyes["iod"], blur, brightness, tuple(pivot))
             )
             values = (
@@ -125,6 +122,12 @@ class VisionStage:
             )
         self._forget_stale(frame.t_ms)
         return out
+
+    def _tracker(self, track_id: int) -> AttentionTracker:
+        tracker = self._attention.get(track_id)
+        if tracker is None:
+            tracker = self._attention[track_id] = AttentionTracker(self.options.attention)
+        return tracker
 
     def _forget_stale(self, t_ms: float) -> None:
         """Drop per-track state unseen for longer than the attention history: a screen direction
