@@ -95,7 +95,7 @@ class AnalysisPipeline:
         audit = AuditLog(self.store)
         vision = self.vision_factory(self.options, self.models_dir)
         try:
-            temporal = TemporalStage.load(self.models_dir, use_expression=self.options.expression)
+            temporal = TemporalStage.load(self.models_dir)
             # Everything that can be refused is checked before the run row exists, so a refusal
             # leaves no run behind: the consent gate reads the roster, creates the cohort key (an
             # unwritable key directory fails here) and turns identities into pseudonyms. An

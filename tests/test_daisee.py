@@ -17,7 +17,10 @@ from engagement.temporal.daisee import (
     read_frames,
     read_labels,
 )
-from engagement.temporal.features import N_ATTENTION
+from engagement.temporal.features import INPUT_NAMES
+
+# Inputs that per-second statistics alone give (no attention verdicts in these windows).
+VARIABILITY = [INPUT_NAMES.index(n) for n in INPUT_NAMES if n.endswith(("_std", "_cv"))]
 
 
 def test_shared_label_files_parse():
@@ -85,7 +88,7 @@ def test_folder_convention_and_frames(tmp_path):
     x, m, y, ids = extract_sequences(clips, fake_extractor)
     assert ids == ["1100011002.avi", "2026140111.mp4"]
     np.testing.assert_allclose(y, [2 / 3, 1.0])
-    assert x.shape[0] == 2 and x.shape[1] == 9 and m[:, :, :N_ATTENTION].all()
+    assert x.shape[0] == 2 and x.shape[1] == 9 and m[:, :, VARIABILITY].all()
 
 
 def test_clip_sequence_segments_and_gaps():
@@ -96,4 +99,4 @@ def test_clip_sequence_segments_and_gaps():
     x, m = clip_sequence(ws, segment_s=2, hop_s=1)
     assert x.shape[0] == 9
     assert not m[3].any()  # seconds 3-4: no face -> fully masked segment
-    assert m[2, :N_ATTENTION].all()
+    assert m[2, VARIABILITY].all()

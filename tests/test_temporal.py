@@ -10,12 +10,14 @@ import pytest
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, WindowFeatures
 from engagement.schema import alerts, class_timeline, engagement_estimates
 from engagement.temporal.features import (
+    BASELINE_MIN_S,
     INPUT_NAMES,
     MIN_PRESENT_S,
-    N_ATTENTION,
     N_INPUTS,
     SEGMENT_S,
+    Baseline,
     engagewild_inputs,
+    gaussian_cone_share,
     segment_inputs,
 )
 from engagement.temporal.model import TemporalModel
@@ -26,14 +28,21 @@ from engagement.temporal.timeline import DropRule, class_point, detect_drops
 IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
 
+VARIABILITY = ("gaze_yaw_std", "gaze_pitch_std", "eyelid_cv", "head_dist_cv", "head_pitch_std", "head_yaw_std",
+               "head_roll_std")
+COL = {n: i for i, n in enumerate(INPUT_NAMES)}
+
+
 def frames_to_window(track: int, second: int, frames: np.ndarray, n_frames: int | None = None,
-                     expression=None) -> WindowFeatures:
+                     expression=None, on_screen: float | None = None, attention: str = "unknown") -> WindowFeatures:
     """A window from per-frame values (rows: frames, columns: FEATURE_NAMES)."""
     if len(frames) == 0:
         empty = (None,) * len(FEATURE_NAMES)
         return WindowFeatures(track, second, n_frames or 10, 0, 0, empty, empty, None)
     return WindowFeatures(track, second, n_frames or len(frames), len(frames), 0,
-                          tuple(float(v) for v in frames.mean(0)), tuple(float(v) for v in frames.std(0)), expression)
+                          tuple(float(v) for v in frames.mean(0)), tuple(float(v) for v in frames.std(0)), expression,
+                          on_screen_ratio=on_screen, eyes_closed_ratio=None if on_screen is None else 0.0,
+                          attention=attention)
 
 
 def random_frames(rng, n: int, motion: float = 0.05) -> np.ndarray:
@@ -59,7 +68,7 @@ def test_segment_inputs_pool_exactly_from_per_second_stats():
     rng = np.random.default_rng(0)
     per_second = [random_frames(rng, n) for n in (30, 12, 25, 1)]
     windows = [frames_to_window(1, s, f) for s, f in enumerate(per_second)]
-    x, mask = segment_inputs(windows, use_expression=False)
+    x, mask = segment_inputs(windows)
     allf = np.concatenate(per_second)
     expect = {
         "gaze_yaw_std": allf[:, IDX["gaze_yaw"]].std(),
@@ -73,49 +82,110 @@ def test_segment_inputs_pool_exactly_from_per_second_stats():
     }
     for name, value in expect.items():
         assert x[INPUT_NAMES.index(name)] == pytest.approx(value, rel=1e-5), name
-    assert mask[:N_ATTENTION].all() and not mask[N_ATTENTION:].any()
+    assert all(mask[COL[n]] for n in VARIABILITY)
+    # No judgement from the vision stage and no usual direction yet: those inputs are missing.
+    assert not mask[COL["on_screen_share"]] and not mask[COL["gaze_offset"]] and not mask[COL["head_offset"]]
+
+
+def test_on_screen_share_and_offsets_from_the_participants_own_direction():
+    rng = np.random.default_rng(12)
+    frames = [random_frames(rng, n) for n in (10, 30, 10)]
+    windows = [frames_to_window(1, 0, frames[0], on_screen=0.2), frames_to_window(1, 1, frames[1], on_screen=1.0),
+               frames_to_window(1, 2, np.empty((0, 0))),
+               frames_to_window(1, 3, frames[2], on_screen=None)]  # a face whose gaze was not judged
+    usual = {"gaze_pitch": 0.1, "gaze_yaw": -0.2, "head_pitch": 0.05, "head_yaw": 0.3}
+    x, mask = segment_inputs(windows, usual)
+    # Judged seconds only, weighted by frames with a face: (10 * 0.2 + 30 * 1.0) / 40.
+    assert x[COL["on_screen_share"]] == pytest.approx(0.8) and mask[COL["on_screen_share"]]
+    allf = np.concatenate(frames)
+    gp, gy = allf[:, IDX["gaze_pitch"]].mean(), allf[:, IDX["gaze_yaw"]].mean()
+    assert x[COL["gaze_offset"]] == pytest.approx(math.hypot(gp - 0.1, gy + 0.2), rel=1e-4)
+    hp, hy = allf[:, IDX["head_pitch"]].mean(), allf[:, IDX["head_yaw"]].mean()
+    assert x[COL["head_offset"]] == pytest.approx(math.hypot(hp - 0.05, hy - 0.3), rel=1e-4)
+
+
+def test_baseline_is_a_running_median_that_a_look_away_cannot_move():
+    rng = np.random.default_rng(13)
+    base = Baseline(size=50)
+    for s in range(BASELINE_MIN_S - 1):
+        base.add(frames_to_window(1, s, random_frames(rng, 10)))
+    assert base.median() is None  # not enough seconds yet: offsets stay missing
+    base.add(frames_to_window(1, 9, random_frames(rng, 10)))
+    before = base.median()
+    assert before is not None and abs(before["gaze_yaw"]) < 0.05
+    away = random_frames(rng, 10)
+    away[:, IDX["gaze_yaw"]] += 0.7
+    for s in range(10, 100):
+        base.add(frames_to_window(1, s, away, on_screen=0.0, attention="looking_away"))
+    assert base.median() == before  # judged away: not the participant's usual direction
+    for s in range(100, 200):
+        base.add(frames_to_window(1, s, away))  # unjudged: counts; the window keeps the last 50
+    assert base.median()["gaze_yaw"] == pytest.approx(float(np.mean(away[:, IDX["gaze_yaw"]])), abs=1e-6)
 
 
 def test_seconds_without_a_face_are_ignored_not_zero():
     rng = np.random.default_rng(1)
     f = random_frames(rng, 20)
     with_gaps = [frames_to_window(1, 0, f), frames_to_window(1, 1, np.empty((0, 0))), frames_to_window(1, 2, np.empty((0, 0)))]
-    x1, m1 = segment_inputs(with_gaps, use_expression=False)
-    x2, m2 = segment_inputs(with_gaps[:1], use_expression=False)
+    usual = {"gaze_pitch": 0.0, "gaze_yaw": 0.0, "head_pitch": 0.0, "head_yaw": 0.0}
+    x1, m1 = segment_inputs(with_gaps, usual)
+    x2, m2 = segment_inputs(with_gaps[:1], usual)
     np.testing.assert_allclose(x1, x2)
     np.testing.assert_array_equal(m1, m2)
-    x, m = segment_inputs(with_gaps[1:], use_expression=False)
+    x, m = segment_inputs(with_gaps[1:], usual)
     assert not m.any() and not x.any()
 
 
-def test_expression_channel_follows_the_profile():
+def test_expressions_are_not_an_input():
+    """The shipped models do not use the expression CNN: its output changes no input."""
+    assert not any(n.startswith("expr_") for n in INPUT_NAMES)
     rng = np.random.default_rng(2)
+    frames = random_frames(rng, 10)
     probs = tuple([1.0 / len(EXPRESSION_LABELS)] * len(EXPRESSION_LABELS))
-    w = [frames_to_window(1, 0, random_frames(rng, 10), expression=probs)]
-    _, m_on = segment_inputs(w, use_expression=True)
-    _, m_off = segment_inputs(w, use_expression=False)
-    assert m_on[N_ATTENTION:].all() and not m_off[N_ATTENTION:].any()
+    with_expr = segment_inputs([frames_to_window(1, 0, frames, expression=probs)])
+    without = segment_inputs([frames_to_window(1, 0, frames)])
+    np.testing.assert_array_equal(with_expr[0], without[0])
+    np.testing.assert_array_equal(with_expr[1], without[1])
+
+
+CONE = (0.33, 0.21)
 
 
 def test_engagewild_mapping_uses_the_documented_dims():
-    arr = np.zeros((1, 2, 60), np.float32)
+    arr = np.zeros((1, 3, 60), np.float32)
     arr[0, :, 14], arr[0, :, 58], arr[0, :, 16:26] = 0.1, 0.2, np.arange(10) / 100
     arr[0, 1, 46] = np.nan
-    x, m = engagewild_inputs(arr)
-    assert x[0, 0, INPUT_NAMES.index("gaze_yaw_std")] == pytest.approx(0.1)
-    assert x[0, 0, INPUT_NAMES.index("head_yaw_std")] == pytest.approx(0.2)
-    assert x[0, 0, INPUT_NAMES.index("eyelid_cv")] == pytest.approx(0.045)
-    assert m[0, 1, INPUT_NAMES.index("head_dist_cv")] == 0 and m[0, 0, INPUT_NAMES.index("head_dist_cv")] == 1
-    assert not m[..., N_ATTENTION:].any()
+    arr[0, :, 12] = [0.1, 0.1, 0.9]  # gaze yaw: the video's median is 0.1; the last segment 0.8 off
+    arr[0, :, 52] = [0.0, 0.3, 0.0]  # head yaw (pose_Ry): median 0; the middle segment 0.3 off
+    x, m = engagewild_inputs(arr, CONE)
+    assert x[0, 0, COL["gaze_yaw_std"]] == pytest.approx(0.1)
+    assert x[0, 0, COL["head_yaw_std"]] == pytest.approx(0.2)
+    assert x[0, 0, COL["eyelid_cv"]] == pytest.approx(0.045)
+    assert m[0, 1, COL["head_dist_cv"]] == 0 and m[0, 0, COL["head_dist_cv"]] == 1
+    np.testing.assert_allclose(x[0, :, COL["gaze_offset"]], [0.0, 0.0, 0.8], atol=1e-6)
+    np.testing.assert_allclose(x[0, :, COL["head_offset"]], [0.0, 0.3, 0.0], atol=1e-6)
+    # Segment 0: Gaussian gaze (std 0.1 yaw, 0 pitch) centred on the usual direction, yaw
+    # half-angle 0.33: P(|N(0, 0.1)| < 0.33) = 0.999; segment 2 sits 0.8 rad off: outside.
+    assert x[0, 0, COL["on_screen_share"]] == pytest.approx(0.999, abs=1e-3)
+    assert x[0, 2, COL["on_screen_share"]] == pytest.approx(0.0, abs=1e-3)
+    assert m[..., COL["on_screen_share"]].all()
+
+
+def test_gaussian_cone_share_against_sampling():
+    rng = np.random.default_rng(14)
+    offset, std = np.array([0.2, -0.1]), np.array([0.15, 0.1])
+    g = offset + std * rng.standard_normal((200_000, 2))
+    expect = np.mean((g[:, 0] / CONE[0]) ** 2 + (g[:, 1] / CONE[1]) ** 2 <= 1.0)
+    assert gaussian_cone_share(offset, std, CONE) == pytest.approx(expect, abs=0.005)
+    assert gaussian_cone_share(np.zeros(2), np.zeros(2), CONE) == 1.0
 
 
 # --- the ONNX model: masks and state ----------------------------------------------------------
 
 def _sequence(rng, n=3, t=12):
     x = np.abs(rng.normal(0.08, 0.05, (n, t, N_INPUTS))).astype(np.float32)
-    m = np.ones_like(x)
-    m[..., N_ATTENTION:] = 0
-    return x, m
+    x[..., COL["on_screen_share"]] = rng.uniform(0.0, 1.0, (n, t))
+    return x, np.ones_like(x)
 
 
 def test_streaming_state_carry_equals_whole_sequence(model):
@@ -149,18 +219,39 @@ def test_fully_missing_segment_holds_state_and_score(model):
     np.testing.assert_array_equal(out.state, ref.state)
 
 
-def test_masked_inputs_do_not_leak_and_expression_is_ignored(model):
+def test_masked_inputs_do_not_leak(model):
     rng = np.random.default_rng(5)
     x, m = _sequence(rng, n=1, t=4)
+    m[0, 1, COL["head_yaw_std"]] = 0.0
     base = model.run(x, m).score
     x2 = x.copy()
-    x2[..., N_ATTENTION:] = rng.random(x2[..., N_ATTENTION:].shape)
-    m2 = model.effective_mask(np.ones_like(m), use_expression=True)
-    assert not model.expression_trained and not m2[..., N_ATTENTION:].any()
-    np.testing.assert_allclose(model.run(x2, m2).score, base, atol=1e-7)
+    x2[0, 1, COL["head_yaw_std"]] = 123.0  # garbage under the mask
+    np.testing.assert_allclose(model.run(x2, m).score, base, atol=1e-7)
     x3 = x.copy()
     x3[0, 1, 0] = np.nan  # non-finite -> masked
     assert np.isfinite(model.run(x3, m).score).all()
+
+
+def test_shipped_model_reads_attention_and_no_expression(model):
+    assert model.name == "engagement-linear.v2"
+    assert {"on_screen_share", "gaze_offset", "head_offset"} <= set(model.input_names)
+    assert not any(n.startswith("expr_") for n in model.input_names)
+    assert model.metadata["uses_expression"] == "false"
+    assert model.screen_cone is not None and len(model.screen_cone) == 2
+
+
+def test_v1_stays_loadable_by_name_with_its_expression_channel_missing():
+    v1 = TemporalModel.load("engagement-gru.v1")
+    assert v1.name == "engagement-gru.v1" and len(v1.input_names) == 14
+    rng = np.random.default_rng(15)
+    x, m = _sequence(rng, n=2, t=5)
+    out = v1.run(x, m)
+    assert out.score.shape == (2, 5) and np.isfinite(out.score).all()
+    # v1 reads only its seven variability inputs: the new ones do not move it.
+    x2 = x.copy()
+    x2[..., COL["on_screen_share"]] = 0.0
+    x2[..., COL["gaze_offset"]] = 0.7
+    np.testing.assert_allclose(v1.run(x2, m).score, out.score, atol=1e-7)
 
 
 def test_outputs_are_well_formed(model):
@@ -182,7 +273,7 @@ def _windows(rng, second, tracks, absent=()):
 
 
 def test_short_clip_scores_after_min_seconds_and_absent_has_no_score(model):
-    stage = TemporalStage(model, use_expression=False, k_min=1)
+    stage = TemporalStage(model, k_min=1)
     rng = np.random.default_rng(7)
     outs = [stage.process_second(s, _windows(rng, s, [1], absent={1} if s == 3 else ())) for s in range(5)]
     states = [o.estimates[0].state for o in outs]

@@ -8,37 +8,112 @@ import numpy as np
 import pytest
 
 from conftest import require_shared
-from engagement.temporal.features import N_ATTENTION, N_INPUTS
+from engagement.temporal.features import INPUT_NAMES, N_INPUTS
+from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 
 
-def test_export_streaming_matches_torch_and_registry_merges(tmp_path):
+@pytest.mark.parametrize("kind", ["linear", "gru"])
+def test_export_streaming_matches_torch_and_registry_merges(tmp_path, kind):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from engagement.training.temporal import Ensemble, TemporalGRU, TrainConfig, check_streaming, export_onnx
+    from engagement.training.temporal import (
+        MODEL_NAME,
+        Ensemble,
+        TrainConfig,
+        check_streaming,
+        export_onnx,
+        new_member,
+    )
 
     torch.manual_seed(0)
     (tmp_path / "models.json").write_text(json.dumps({"expression-cnn.v1": {"file": "e.onnx", "sha256": "ab"}}))
-    members = [TemporalGRU(N_INPUTS, 8, np.full(N_INPUTS, -2.0), np.ones(N_INPUTS)) for _ in range(2)]
+    cfg = TrainConfig(kind=kind, hidden=3)
+    f = len(cfg.inputs)
+    members = [new_member(cfg, np.full(f, -2.0), np.ones(f)) for _ in range(2)]
+    with torch.no_grad():  # random weights, so the state matters
+        for m in members:
+            for p in m.parameters():
+                p.add_(0.5 * torch.randn_like(p))
     ens = Ensemble(members).eval()
-    report = {"norm_mean": [], "norm_std": [], "folds": 2, "fold_mse": [0.0, 0.0], "cv_mse_mean": 0.0,
-              "cv_mse_std": 0.0, "seed": 0}
-    out = export_onnx(ens, tmp_path, report, TrainConfig(hidden=8))
+    report = {"norm_mean": [], "norm_std": [], "label_shift_cv": {"model": {"mean": 0.0}}}
+    out = export_onnx(ens, tmp_path, report, cfg)
     assert out["onnx_vs_torch_max_abs_diff"] <= 1e-4
     reg = json.loads((tmp_path / "models.json").read_text())
     assert reg["expression-cnn.v1"] == {"file": "e.onnx", "sha256": "ab"}
-    assert reg["engagement-gru.v1"]["sha256"] == out["sha256"]
-    # A long sequence with gaps, checked again through the runtime wrapper.
+    assert reg[MODEL_NAME]["sha256"] == out["sha256"]
+    # A long sequence with gaps, streamed through ONNX Runtime and through the runtime wrapper.
     rng = np.random.default_rng(1)
     x = np.abs(rng.normal(0.1, 0.1, (3, 40, N_INPUTS))).astype(np.float32)
     m = (rng.random(x.shape) > 0.2).astype(np.float32)
     m[:, 10:14] = 0
-    assert check_streaming(ens, tmp_path / "engagement-gru.v1.onnx", (x, m)) <= 1e-4
-    from engagement.temporal.model import TemporalModel
-
-    model = TemporalModel.load(models_dir=tmp_path)
+    cols = [INPUT_NAMES.index(n) for n in cfg.inputs]
+    assert check_streaming(ens, tmp_path / f"{MODEL_NAME}.onnx", (x[..., cols], m[..., cols])) <= 1e-4
+    model = TemporalModel.load(MODEL_NAME, models_dir=tmp_path)
+    assert model.input_names == cfg.inputs
     with torch.no_grad():
-        ref = ens(torch.from_numpy(x), torch.from_numpy(m), torch.zeros(2, 3, 8))[0].numpy()
-    np.testing.assert_allclose(model.run(x, m).score, ref, atol=1e-4)
+        h0 = torch.zeros(2, 3, members[0].hidden)
+        ref = ens(torch.from_numpy(x[..., cols]), torch.from_numpy(m[..., cols]), h0)
+    np.testing.assert_allclose(model.run(x, m).score, ref[0].numpy(), atol=1e-4)
+    # Segments without a face hold the state and the score.
+    out_ = model.run(x, m)
+    np.testing.assert_allclose(out_.score[:, 10:14], out_.score[:, 9:10].repeat(4, 1), atol=1e-6)
+
+
+def test_linear_model_is_monotone_in_every_input():
+    """The shipped kind's weights are <= 0 on inputs that all grow with inattention."""
+    torch = pytest.importorskip("torch")
+    from engagement.training.temporal import StreamingLinear, V2_INPUTS
+
+    net = StreamingLinear(V2_INPUTS, np.zeros(len(V2_INPUTS)), np.ones(len(V2_INPUTS)), decay=0.9)
+    with torch.no_grad():
+        net.raw_w.copy_(torch.linspace(-5, 5, len(V2_INPUTS)))
+    assert (net.weights() <= 0).all()
+
+
+def test_label_shift_splits_hold_out_more_extreme_labels():
+    pytest.importorskip("torch")
+    npz = require_shared("engagewild/engagewild_train_test.npz")
+    from engagement.training.temporal import label_shift_splits
+
+    y = np.load(npz, allow_pickle=False)["y_train"].astype(np.float64)
+    splits = label_shift_splits(y, 3, seed=0)
+    for test in splits:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        extreme = lambda v: np.mean((v == 0) | (v == 1))  # noqa: E731
+        assert extreme(y[test]) > 2 * extreme(y[train])
+        # Predicting the training mean is as poor there as on the official validation split (~0.095).
+        assert np.mean((y[test] - y[train].mean()) ** 2) == pytest.approx(0.095, abs=0.005)
+    assert not np.array_equal(splits[0], splits[1])
+
+
+def test_v2_recipe_beats_the_mean_predictor_on_label_shift_hold_outs():
+    """Held-out folds whose labels are more extreme than the training folds' (the shift that sank
+    v1 on the validation split): the model must beat predicting the training mean on each, and
+    by a clear margin on average."""
+    pytest.importorskip("torch")
+    npz = require_shared("engagewild/engagewild_train_test.npz")
+    from engagement.training.temporal import train_temporal
+
+    report = train_temporal(npz, None, seed=1, folds=0, repeats=4, log=lambda *_: None)
+    cv = report["label_shift_cv"]
+    model, baseline = np.array(cv["model"]["per_split"]), np.array(cv["mean_predictor"]["per_split"])
+    assert (model < baseline).all()
+    assert model.mean() <= 0.8 * baseline.mean()
+
+
+def test_shipped_model_card_states_its_cross_validation():
+    import onnxruntime as ort
+
+    from engagement.registry import default_models_dir, resolve_model
+
+    path = resolve_model(DEFAULT_MODEL)
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    cv = json.loads(meta["cv"])["label_shift_cv"]
+    assert cv["model"]["mean"] < cv["mean_predictor"]["mean"]
+    card = (default_models_dir() / f"{DEFAULT_MODEL}.MODEL_CARD.md").read_text()
+    assert f"{cv['model']['mean']:.4f} ± {cv['model']['std']:.4f}" in card
+    assert f"{cv['mean_predictor']['mean']:.4f}" in card
+    assert "does not use" in card and "expression" in card
 
 
 def test_engagewild_evaluation_last_line_is_mse():
@@ -48,7 +123,9 @@ def test_engagewild_evaluation_last_line_is_mse():
     result = evaluate_engagewild(npz, "train")
     lines = format_engagewild_report(result).splitlines()
     assert lines[-1] == f"mse={result['mse']:.4f}"
-    assert result["n"] == 146 and result["mse"] < 0.07
+    assert result["n"] == 146 and result["model"] == DEFAULT_MODEL
+    v1 = evaluate_engagewild(npz, "train", model_name="engagement-gru.v1")
+    assert v1["model"] == "engagement-gru.v1" and v1["n"] == 146
 
 
 def test_engagewild_evaluation_without_labels_is_a_clear_error():
@@ -60,16 +137,31 @@ def test_engagewild_evaluation_without_labels_is_a_clear_error():
         evaluate_engagewild(npz, "test")
 
 
+def test_training_command_rejects_bad_input(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from engagement.training.temporal import main
+
+    assert main(["--data", str(tmp_path / "missing.npz")]) == 2
+    assert capsys.readouterr().err.startswith("error: training data not found")
+    npz = tmp_path / "x.npz"
+    npz.write_bytes(b"")
+    assert main(["--data", str(npz), "--decay", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: decay")
+    assert main(["--data", str(npz), "--no-export"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot read {npz}")
+
+
 @pytest.mark.slow
 def test_training_is_seeded_and_cross_validates(tmp_path):
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
     from engagement.training.temporal import TrainConfig, train_temporal
 
-    cfg = TrainConfig(epochs=5, hidden=4)
-    a = train_temporal(npz, None, seed=3, folds=2, config=cfg, log=lambda *_: None)
-    b = train_temporal(npz, None, seed=3, folds=2, config=cfg, log=lambda *_: None)
-    assert a["fold_mse"] == b["fold_mse"] and len(a["fold_mse"]) == 2
-    assert 0 < a["cv_mse_mean"] < 0.2
-    assert len(a["ensemble"].members) == 2
-    assert not any(m.gru.weight_ih_l0[:, N_ATTENTION:N_INPUTS].abs().sum() for m in a["ensemble"].members)
+    for kind in ("linear", "gru"):
+        cfg = TrainConfig(kind=kind, epochs=5, hidden=4, members=2)
+        a = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
+        b = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
+        assert a["stratified_cv"]["model"]["per_split"] == b["stratified_cv"]["model"]["per_split"]
+        assert len(a["label_shift_cv"]["model"]["per_split"]) == 2
+        assert 0 < a["stratified_cv"]["model"]["mean"] < 0.2
+        assert len(a["ensemble"].members) == 2

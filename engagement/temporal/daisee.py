@@ -23,7 +23,7 @@ import numpy as np
 
 from engagement.errors import ConfigError
 from engagement.records import WindowFeatures
-from engagement.temporal.features import N_INPUTS, segment_inputs
+from engagement.temporal.features import N_INPUTS, Baseline, segment_inputs
 
 AFFECTS: tuple[str, ...] = ("Boredom", "Engagement", "Confusion", "Frustration")
 SPLITS: dict[str, str] = {"train": "Train", "validation": "Validation", "test": "Test"}
@@ -144,22 +144,27 @@ def read_frames(path: Path, sample_fps: float | None = None) -> Iterator[tuple[f
         cap.release()
 
 
-def clip_sequence(windows: list[WindowFeatures], segment_s: int = 2, hop_s: int = 1,
-                  use_expression: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def clip_sequence(windows: list[WindowFeatures], segment_s: int = 2,
+                  hop_s: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(x, mask), each (S, N_INPUTS): segment statistics of one track's per-second windows.
 
     DAiSEE clips last 10 s, far shorter than engagewild's 30 s segments: 2 s segments every
-    second keep a sequence of about 9 steps (a model trained this way is a DAiSEE model).
+    second keep a sequence of about 9 steps (a model trained this way is a DAiSEE model). The
+    participant's usual direction is the clip's own median, as engagewild's is the video's.
     """
     windows = sorted(windows, key=lambda w: w.second)
     if not windows:
         return np.zeros((0, N_INPUTS), np.float32), np.zeros((0, N_INPUTS), np.float32)
+    baseline = Baseline(size=len(windows), min_seconds=1)
+    for w in windows:
+        baseline.add(w)
+    usual = baseline.median()
     first, last = windows[0].second, windows[-1].second
     xs, ms = [], []
     end = first + segment_s - 1
     while True:
         seg = [w for w in windows if end - segment_s < w.second <= end]
-        x, m = segment_inputs(seg, use_expression)
+        x, m = segment_inputs(seg, usual)
         xs.append(x)
         ms.append(m)
         if end >= last:
@@ -172,7 +177,7 @@ WindowExtractor = Callable[[Path], list[WindowFeatures]]
 
 
 def extract_sequences(clips: Iterable[DaiseeClip], extractor: WindowExtractor, segment_s: int = 2,
-                      hop_s: int = 1, use_expression: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+                      hop_s: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(x, mask, y, clip_ids) for clips with a video; x/mask padded to the longest (N, S, F).
 
     `extractor(path)` returns the per-second windows of the clip's main face (e.g. the vision
@@ -183,7 +188,7 @@ def extract_sequences(clips: Iterable[DaiseeClip], extractor: WindowExtractor, s
     for clip in clips:
         if clip.path is None:
             continue
-        x, m = clip_sequence(extractor(clip.path), segment_s, hop_s, use_expression)
+        x, m = clip_sequence(extractor(clip.path), segment_s, hop_s)
         if len(x) == 0:
             continue
         seqs.append((x, m))

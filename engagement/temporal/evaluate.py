@@ -1,9 +1,10 @@
 """Score the shipped temporal model on Engagement-in-the-Wild arrays (ONNX Runtime only).
 
-`engagement evaluate engagewild NPZ --split SPLIT` reads of_seg15_<split>, of_seg21_<split> and
-y_<split>; each video's prediction is the mean of the final scores over the seg15 and seg21
-sequences (the same rule as the cross-validation in training). The report's last line is
-exactly `mse=<value>`.
+`engagement evaluate engagewild NPZ --split SPLIT [--model NAME]` reads of_seg15_<split>,
+of_seg21_<split> and y_<split>; each video's prediction is the mean of the final scores over the
+seg15 and seg21 sequences (the same rule as the cross-validation in training). The on-screen
+share is computed with the screen cone recorded in the model. The report's last line is exactly
+`mse=<value>`.
 """
 
 from __future__ import annotations
@@ -14,21 +15,24 @@ import numpy as np
 
 from engagement.errors import ConfigError
 from engagement.temporal.features import engagewild_inputs
-from engagement.temporal.model import TemporalModel
+from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
+
+# Models without a recorded screen cone (engagement-gru.v1) do not read the on-screen share;
+# any cone gives them the same inputs.
+_NO_CONE = (1.0, 1.0)
 
 
 def predict_engagewild(model: TemporalModel, arrays: list[np.ndarray]) -> np.ndarray:
     """Per-video score: mean over the given segmentations of the score after the last segment."""
     preds = []
     for arr in arrays:
-        x, mask = engagewild_inputs(arr)
-        mask = model.effective_mask(mask, use_expression=False)
+        x, mask = engagewild_inputs(arr, model.screen_cone or _NO_CONE)
         preds.append(model.run(x, mask).score[:, -1].astype(np.float64))
     return np.mean(preds, axis=0)
 
 
-def evaluate_engagewild(npz: Path, split: str, models_dir: Path | None = None) -> dict:
-    """MSE (and more) of the registered model on one split of an engagewild .npz."""
+def evaluate_engagewild(npz: Path, split: str, models_dir: Path | None = None, model_name: str = DEFAULT_MODEL) -> dict:
+    """MSE (and more) of the registered model `model_name` on one split of an engagewild .npz."""
     npz = Path(npz)
     if not npz.is_file():
         raise ConfigError(f"no such file: {npz}")
@@ -42,7 +46,7 @@ def evaluate_engagewild(npz: Path, split: str, models_dir: Path | None = None) -
         y = d[f"y_{split}"].astype(np.float64)
     if any(len(a) != len(y) for a in arrays):
         raise ConfigError(f"{npz}: arrays of split {split!r} have different numbers of videos")
-    model = TemporalModel.load(models_dir=models_dir)
+    model = TemporalModel.load(model_name, models_dir)
     pred = predict_engagewild(model, arrays)
     err = (pred - y) ** 2
     level_true = np.rint(y * 3).astype(int)
@@ -79,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("npz", type=Path)
     ap.add_argument("--split", default="train")
     ap.add_argument("--models-dir", type=Path, default=None)
+    ap.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
     args = ap.parse_args(argv)
-    print(format_engagewild_report(evaluate_engagewild(args.npz, args.split, args.models_dir)))
+    print(format_engagewild_report(evaluate_engagewild(args.npz, args.split, args.models_dir, args.model)))
     return 0
 
 

@@ -1,16 +1,19 @@
 """The temporal stage: per-second windows in, per-track engagement and a class timeline out.
 
-Per track it keeps the last SEGMENT_S (30) seconds of windows and a GRU state. Every HOP_S (15)
-seconds, once the track has existed for SEGMENT_S seconds, the last SEGMENT_S seconds become a
-segment that advances the committed state (30 s segments every 15 s: the time scale of the
-Engagement-in-the-Wild segments the model learned from). Every second the current buffer is run
-as a provisional next segment from the committed state, without committing it, so the timeline
-has a score every second. A track scores from its MIN_PRESENT_S-th second with a face on.
+Per track it keeps the last SEGMENT_S (30) seconds of windows, the model's state and the
+participant's usual gaze and head direction (features.Baseline: a running median over the last
+BASELINE_S seconds with a face). Every HOP_S (15) seconds, once the track has existed for
+SEGMENT_S seconds, the last SEGMENT_S seconds become a segment that advances the committed state
+(30 s segments every 15 s: the time scale of the Engagement-in-the-Wild segments the model learned
+from). Every second the current buffer is run as a provisional next segment from the committed
+state, without committing it, so the timeline has a score every second. A track scores from its
+MIN_PRESENT_S-th second with a face on.
 
 Missing is missing: a second without a face is `absent`, with no score; a face with too little
 signal is `unknown`; neither enters the class mean, and a segment without a face leaves the
-GRU state as it was. Tracks outside `consenting` are not processed at all and their state is
-dropped. Memory is flat: 30 windows and one state per track, one class point per second for alerts.
+model's state as it was. Tracks outside `consenting` are not processed at all and their state is
+dropped. Memory is flat: 30 windows, one state and BASELINE_S directions per track, one class
+point per second for alerts. The expression CNN's output is not an input of the model.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from engagement.records import WindowFeatures
-from engagement.temporal.features import HOP_S, MIN_PRESENT_S, N_ATTENTION, SEGMENT_S, segment_inputs
-from engagement.temporal.model import TemporalModel
+from engagement.temporal.features import HOP_S, MIN_PRESENT_S, SEGMENT_S, Baseline, segment_inputs
+from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate, SecondOutput
 from engagement.temporal.timeline import AlertRules, DropRule, class_alerts, class_point
 
@@ -37,7 +40,8 @@ SHORT_SPAN_UNCERTAINTY = 0.2
 class _Track:
     first_second: int
     buffer: deque = field(default_factory=lambda: deque(maxlen=SEGMENT_S))
-    state: np.ndarray | None = None  # committed GRU state (members, 1, hidden)
+    baseline: Baseline = field(default_factory=Baseline)
+    state: np.ndarray | None = None  # committed model state (members, 1, hidden)
     prev_state: np.ndarray | None = None  # the state before the last commit
     last_commit: int | None = None
 
@@ -45,12 +49,10 @@ class _Track:
 class TemporalStage:
     """Streaming engagement estimation; call `process_second` once per second in order."""
 
-    def __init__(self, model: TemporalModel, use_expression: bool = False, k_min: int = 3,
-                 drop_rule: DropRule | None = None) -> None:
+    def __init__(self, model: TemporalModel, k_min: int = 3, drop_rule: DropRule | None = None) -> None:
         if k_min < 1:
             raise ValueError("k_min must be at least 1")
         self.model = model
-        self.use_expression = use_expression
         self.k_min = k_min
         self.drop_rule = drop_rule or DropRule()
         self._tracks: dict[int, _Track] = {}
@@ -58,10 +60,9 @@ class TemporalStage:
         self._last_second: int | None = None
 
     @classmethod
-    def load(cls, models_dir: Path | None = None, use_expression: bool = False, k_min: int = 3) -> "TemporalStage":
-        """The registered model (sha256-checked). Expressions feed the model only when the profile
-        allows them *and* the model was trained with them (the shipped v1 was not)."""
-        return cls(TemporalModel.load(models_dir=models_dir), use_expression=use_expression, k_min=k_min)
+    def load(cls, models_dir: Path | None = None, k_min: int = 3, model: str = DEFAULT_MODEL) -> "TemporalStage":
+        """The registered model `model` (sha256-checked), by default the shipped one."""
+        return cls(TemporalModel.load(model, models_dir), k_min=k_min)
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         return {self.model.name: {"version": self.model.version, "sha256": self.model.sha256}}
@@ -88,14 +89,14 @@ class TemporalStage:
             if track is None:
                 track = self._tracks[track_id] = _Track(first_second=second)
             track.buffer.append(w)
+            track.baseline.add(w)
             self._maybe_commit(track, second)
             if w.n_face <= 0:
                 estimates[track_id] = EngagementEstimate(track_id, second, "absent")
                 continue
             n_present = sum(1 for b in track.buffer if b.n_face > 0)
-            x, mask = segment_inputs(list(track.buffer), self.use_expression)
-            mask = self.model.effective_mask(mask, self.use_expression)
-            if (track.state is None and n_present < MIN_PRESENT_S) or mask[:N_ATTENTION].sum() == 0:
+            x, mask = segment_inputs(list(track.buffer), track.baseline.median())
+            if (track.state is None and n_present < MIN_PRESENT_S) or not self.model.observes(mask):
                 estimates[track_id] = EngagementEstimate(track_id, second, "unknown")
                 continue
             # In the second of a commit the buffer *is* the committed segment: score it from the
@@ -125,8 +126,7 @@ class TemporalStage:
         due = age >= SEGMENT_S if track.last_commit is None else second - track.last_commit >= HOP_S
         if not due:
             return
-        x, mask = segment_inputs(list(track.buffer), self.use_expression)
-        mask = self.model.effective_mask(mask, self.use_expression)
+        x, mask = segment_inputs(list(track.buffer), track.baseline.median())
         state = track.state if track.state is not None else self.model.initial_state(1)
         # A segment with no face still runs: the graph holds the state unchanged for it.
         track.prev_state = state
