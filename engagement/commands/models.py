@@ -15,7 +15,7 @@ from engagement.errors import ConfigError
 TRAIN = {
     "expression": ("engagement.training.expression", "train the FER2013 expression CNN (seeded, resumable)"),
     "export-expression": ("engagement.training.export_expression", "export an expression checkpoint to ONNX"),
-    "temporal": ("engagement.training.temporal", "train the GRU engagement model with 5-fold CV and export it"),
+    "temporal": ("engagement.training.temporal", "train the engagement model (label-shift and 5-fold CV) and export it"),
 }
 EVALUATE = {
     "fer2013": ("engagement.vision.expression_eval", "score the shipped expression model; last line accuracy=..."),
