@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engagement.vision.geometry import (
-    EYE_SCALE,
+    EYE_SCALE_PITCH,
+    EYE_SCALE_YAW,
     LEFT_EYE,
     MODEL_POINTS_MM,
     RIGHT_EYE,
@@ -59,12 +60,12 @@ def _eye_points(eye: dict, ear: float, eye_yaw: float, eye_pitch: float) -> dict
         gap = peak * math.sin(math.pi * k / 6)
         points[up] = base - np.array([0.0, gap / 2, 0.0])
         points[down] = base + np.array([0.0, gap / 2, 0.0])
-    # The iris sits on a sphere whose radius makes its offset, in half eye widths, EYE_SCALE * sin.
-    radius = EYE_SCALE * width / 2
-    centre = (outer + inner) / 2 + np.array([0.0, 0.0, radius])
+    # The iris centre, offset in the eye's plane by the eye-in-head angles as the geometry module
+    # reads them (EYE_SCALE_* half eye widths per sine of the angle).
+    half = width / 2
     ey, ep = math.radians(eye_yaw), math.radians(eye_pitch)
-    direction = np.array([-math.sin(ey) * math.cos(ep), math.sin(ep), -math.cos(ey) * math.cos(ep)])
-    points[-1] = centre + radius * direction  # iris centre, index filled in by the caller
+    offset = np.array([-EYE_SCALE_YAW * math.sin(ey) * half, EYE_SCALE_PITCH * math.sin(ep) * half, 0.0])
+    points[-1] = (outer + inner) / 2 + offset  # iris centre, index filled in by the caller
     return points
 
 

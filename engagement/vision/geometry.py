@@ -45,14 +45,17 @@ IRIS_CENTRES = (468, 473)  # with refine_landmarks; which eye each belongs to is
 # Eyeball radius over half the corner-to-corner eye width: ~12 mm over ~15 mm. Turns an iris
 # offset within the eye opening into an eye rotation angle.
 EYEBALL_RADIUS_RATIO = 0.8
-# How far MediaPipe's iris landmark moves per unit of real iris movement. Measured (docs/
-# attention.md, benchmarks/eye_gaze_check.py): irises moved by a known amount in real face
-# images moved the landmark by 0.43-0.66 of it (median 0.55); on a real clip where the head moves
-# while the eyes hold a target (d9), the eyes' counter-rotation matched the head's with the gain
-# at 0.67-1.2 (total-least-squares 0.98). 2/3 lies in both ranges; it makes eyes-only aversion
-# count at its size, which is what a gaze estimate from iris position alone underreads.
+# How far MediaPipe's iris landmark moves sideways per unit of real iris movement: measured
+# (docs/attention.md, benchmarks/eye_gaze_check.py), irises moved sideways by a known amount in
+# real face images moved the landmark by 0.31-0.66 of it (median 0.50); on a real clip where the
+# head moves while the eyes hold a target (d9), the eyes' counter-rotation matched the head's
+# with the gain near 1 (0.68-1.2). 2/3 lies between; with it a real eyes-only aversion moves the
+# gaze estimate by 27 deg instead of 19 (outside the screen cone rather than on its edge). Up and
+# down, the lids move with the iris and no measurement here says more, so that axis keeps 1.
 IRIS_LANDMARK_GAIN = 2.0 / 3.0
-EYE_SCALE = EYEBALL_RADIUS_RATIO * IRIS_LANDMARK_GAIN  # landmark offset / half eye width per sin(angle)
+# Landmark offset in half eye widths per sin(eye angle), sideways and up/down.
+EYE_SCALE_YAW = EYEBALL_RADIUS_RATIO * IRIS_LANDMARK_GAIN
+EYE_SCALE_PITCH = EYEBALL_RADIUS_RATIO
 
 
 def camera_matrix(width: int, height: int) -> np.ndarray:
@@ -149,8 +152,8 @@ def eye_features(landmarks: np.ndarray) -> dict[str, float | list[float]]:
         "lids_right": gaps_r,
         "lids_left": gaps_l,
         # An iris towards the image's left is a look to the left: positive, like head yaw.
-        "eye_yaw": math.asin(max(-1.0, min(1.0, -gx / EYE_SCALE))),
-        "eye_pitch": math.asin(max(-1.0, min(1.0, gy / EYE_SCALE))),
+        "eye_yaw": math.asin(max(-1.0, min(1.0, -gx / EYE_SCALE_YAW))),
+        "eye_pitch": math.asin(max(-1.0, min(1.0, gy / EYE_SCALE_PITCH))),
     }
 
 
