@@ -63,9 +63,9 @@ class TemporalModel:
         self.members = int(metadata["members"])
         self.hidden = int(metadata["hidden"])
         self.level_values = np.asarray(json.loads(metadata["level_values"]), dtype=np.float64)
-        cone = metadata.get("screen_cone_rad")
         # The screen cone (yaw, pitch half-angles) the engagewild on-screen share was computed with.
-        self.screen_cone: tuple[float, float] | None = tuple(json.loads(cone)) if cone else None  # type: ignore[assignment]
+        cone = metadata.get("screen_cone_rad")
+        self.screen_cone: tuple[float, ...] | None = tuple(json.loads(cone)) if cone else None
 
     @classmethod
     def load(cls, name: str = DEFAULT_MODEL, models_dir: Path | None = None) -> "TemporalModel":

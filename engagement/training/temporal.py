@@ -27,7 +27,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -253,8 +253,8 @@ class Ensemble(nn.Module):
         return score, p, torch.sqrt(var + 1e-12), torch.cat(hs, 0)
 
 
-def load_engagewild(path: Path, split: str = "train",
-                    cone: tuple[float, float] = SCREEN_CONE) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+def load_engagewild(path: Path, split: str = "train", cone: tuple[float, float] = SCREEN_CONE
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray | None]:
     """(xs, masks, y): xs/masks hold the seg15 and seg21 versions, each (N, S, N_INPUTS)."""
     with np.load(path, allow_pickle=False) as d:
         xs, masks = [], []
@@ -275,7 +275,8 @@ def select(xs: list[np.ndarray], inputs: tuple[str, ...]) -> list[np.ndarray]:
     return [np.ascontiguousarray(x[..., cols]) for x in xs]
 
 
-def fit_normaliser(xs: list[np.ndarray], masks: list[np.ndarray], inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def fit_normaliser(xs: list[np.ndarray], masks: list[np.ndarray],
+                   inputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Mean/std per input over observed values, after the log transform."""
     f = len(inputs)
     flat_x = transform_numpy(np.concatenate([x.reshape(-1, f) for x in xs]), inputs)
