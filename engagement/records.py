@@ -109,9 +109,10 @@ class WindowFeatures:
     When `n_face == 0` every mean/std is None: missing, never zero.
 
     Attention: `on_screen_ratio` and `eyes_closed_ratio` are shares of the window's judged
-    frames (face measurable, screen direction known); None when no frame could be judged.
-    `attention` is the window's state, one of ATTENTION_STATES; a window without a face is
-    `absent` (the default `unknown` becomes `absent` when `n_face == 0`).
+    frames (face measurable, screen direction known); None unless at least half the face frames
+    were judged (then `attention` is `unknown`). `attention` is the window's state, one of
+    ATTENTION_STATES; a window without a face is `absent` (the default `unknown` becomes
+    `absent` when `n_face == 0`).
     """
 
     track_id: int

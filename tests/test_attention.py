@@ -292,6 +292,11 @@ def test_window_summary_counts_judged_frames_only():
     }
     # Ties go to the earlier state: on_screen before looking_away.
     assert attention_summary(Counter({"on_screen": 3, "looking_away": 3}))["attention"] == "on_screen"
+    # Judged frames decide once they are at least half the face frames, whatever the plurality.
+    half = attention_summary(Counter({"unknown": 4, "on_screen": 2, "looking_away": 2}))
+    assert half == {"on_screen_ratio": 0.5, "eyes_closed_ratio": 0.0, "attention": "on_screen"}
+    mostly_unknown = attention_summary(Counter({"unknown": 5, "on_screen": 4}))
+    assert mostly_unknown == {"on_screen_ratio": None, "eyes_closed_ratio": None, "attention": "unknown"}
 
 
 def test_frames_without_a_verdict_count_as_unknown():

@@ -5,10 +5,11 @@ seconds where its face was not found are emitted with `n_face == 0` and no stati
 face that leaves shows up as *absent* rather than vanishing from the record (or, worse, as
 zeros that read like disengagement).
 
-Attention per window (docs/attention.md): the shares of the window's *judged* frames (face
-measurable, screen direction known) that were on screen and eyes closed, and one state: `absent`
-when the face was never found, otherwise the most frequent frame verdict (ties go to the earlier
-state in ATTENTION_STATES).
+Attention per window (docs/attention.md): `absent` when the face was never found; `unknown` (no
+ratios) when fewer than half of the face frames could be judged (face measurable, screen
+direction known); otherwise the shares of the judged frames on screen and with eyes closed, and
+the most frequent judged verdict as the state (ties go to the earlier of on_screen,
+looking_away, eyes_closed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engagement.records import ATTENTION_STATES, EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
 
 
 @dataclass
@@ -137,14 +138,17 @@ def summarise(
 
 def attention_summary(verdicts: Counter) -> dict[str, float | str | None]:
     """on_screen_ratio, eyes_closed_ratio and attention of a window with a face, from the count of
-    each frame verdict."""
+    each frame verdict. A window is judged when at least half its face frames were; otherwise it
+    is `unknown` with no ratios."""
     judged = verdicts["on_screen"] + verdicts["looking_away"] + verdicts["eyes_closed"]
+    if judged == 0 or judged < verdicts["unknown"]:
+        return {"on_screen_ratio": None, "eyes_closed_ratio": None, "attention": "unknown"}
     # max() keeps the first of equal counts, so ties go to the earlier state.
-    state = max(ATTENTION_STATES, key=lambda name: verdicts[name])
+    state = max(("on_screen", "looking_away", "eyes_closed"), key=lambda name: verdicts[name])
     return {
-        "on_screen_ratio": verdicts["on_screen"] / judged if judged else None,
-        "eyes_closed_ratio": verdicts["eyes_closed"] / judged if judged else None,
-        "attention": state if verdicts[state] > 0 else "unknown",
+        "on_screen_ratio": verdicts["on_screen"] / judged,
+        "eyes_closed_ratio": verdicts["eyes_closed"] / judged,
+        "attention": state,
     }
 
 
