@@ -12,7 +12,10 @@ restart, which also reaps what a SIGKILL left behind). After the last round it r
 - tracks lost among complete runs: complete runs whose tracks / window rows / timeline rows
   differ from the first complete run's (every run analyses the same clip)
 
-All must be zero. A script, not a test: it takes minutes.
+All must be zero. It also says where each kill landed: before the run row existed, in a running
+run before or after its first rows were committed, or after the analysis had ended (kill moments
+are drawn from the duration of recent analyses that were not killed). A script, not a test: it
+takes minutes.
 
     python -m benchmarks.fault_injection [--rounds 20] [--parallel 2] [--clip VIDEO] [--seed 0]
 """
@@ -25,6 +28,7 @@ import os
 import random
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SESSION = "fault-injection"
 ROW_TABLES = ("window_features", "engagement_estimates", "tracks", "class_timeline", "alerts")
+PHASES = ("before its run row", "running, no rows yet", "running, rows committed", "after its run ended", "after it ended")
 
 
 def looped_clip(source: Path, target: Path, seconds: float) -> Path:
@@ -119,33 +124,55 @@ def run_bench(bench: Bench, rounds: int, parallel: int, rng: random.Random) -> d
                       "--language", "en", "--evidence", "fault-injection benchmark")  # fmt: skip
     if setup.returncode:
         sys.exit(setup.stderr)
-    # Calibration: one round with nothing killed gives the duration to draw kill moments from.
+    # Calibration: a round with nothing killed gives the duration to draw kill moments from; the
+    # analyses that are not killed keep it current (the machine's load changes).
     t0 = time.monotonic()
     for proc in [bench.start_analysis() for _ in range(parallel)]:
         proc.wait(timeout=600)
-    duration = time.monotonic() - t0
+    durations = [time.monotonic() - t0]
     kills = []
     for n in range(rounds):
+        t0 = time.monotonic()
         procs = [bench.start_analysis() for _ in range(parallel)]
         victim = rng.randrange(parallel)
-        moment = rng.uniform(0.2, 0.9 * duration)
+        moment = rng.uniform(0.2, 0.95 * statistics.median(durations[-5:]))
         sig = rng.choice((signal.SIGTERM, signal.SIGKILL))
         time.sleep(moment)
-        hit = procs[victim].poll() is None
-        if hit:
+        phase = kill_phase(bench, procs[victim])
+        if phase != "after it ended":
             procs[victim].send_signal(sig)
-        codes = [p.wait(timeout=600) for p in procs]
+        codes = []
+        for i, proc in enumerate(procs):
+            codes.append(proc.wait(timeout=600))
+            if i != victim:
+                durations.append(time.monotonic() - t0)
         restart = bench.run("analyze", str(bench.clip), "--session", SESSION, "--no-progress", "--sample-fps", bench.sample_fps)
         kills.append({
-            "round": n + 1, "signal": sig.name, "at_s": round(moment, 2), "hit_running_process": hit,
+            "round": n + 1, "signal": sig.name, "at_s": round(moment, 2), "phase": phase,
             "victim_rc": codes[victim], "others_rc": [c for i, c in enumerate(codes) if i != victim],
             "restart_rc": restart.returncode, "restart_reaped": restart.stderr.count("was left running by a writer"),
         })  # fmt: skip
-        print(f"round {n + 1}/{rounds}: {sig.name} at {moment:.1f} s -> rc {codes[victim]}; "
+        print(f"round {n + 1}/{rounds}: {sig.name} at {moment:.1f} s ({phase}) -> rc {codes[victim]}; "
               f"others {kills[-1]['others_rc']}; restart rc {restart.returncode}, reaped {kills[-1]['restart_reaped']}",
               file=sys.stderr)  # fmt: skip
     verify = bench.run("privacy", "audit", "verify")
-    return summarise(bench, kills, duration, verify.returncode)
+    return summarise(bench, kills, durations[0], verify.returncode)
+
+
+def kill_phase(bench: Bench, proc: subprocess.Popen) -> str:
+    """Where the analysis about to be killed stands: found by its pid on its run row."""
+    if proc.poll() is not None:
+        return "after it ended"
+    rows = bench.query(
+        f"SELECT r.status, (SELECT count(*) FROM window_features w WHERE w.run_id = r.id) FROM runs r"
+        f" WHERE r.writer_pid = {int(proc.pid)}"
+    )
+    if not rows:
+        return "before its run row"
+    status, windows = rows[-1]
+    if status != "running":
+        return "after its run ended"
+    return "running, rows committed" if windows else "running, no rows yet"
 
 
 def summarise(bench: Bench, kills: list[dict], duration: float, verify_rc: int) -> dict:
@@ -171,8 +198,10 @@ def summarise(bench: Bench, kills: list[dict], duration: float, verify_rc: int) 
         "rounds": len(kills),
         "analyses": bench.started + len(kills),
         "calibration_round_s": round(duration, 1),
-        "kills": {"SIGTERM": sum(k["signal"] == "SIGTERM" for k in kills), "SIGKILL": sum(k["signal"] == "SIGKILL" for k in kills),
-                  "after_the_run_ended": sum(not k["hit_running_process"] for k in kills)},  # fmt: skip
+        "kills": {
+            sig: {phase: sum(k["signal"] == sig and k["phase"] == phase for k in kills) for phase in PHASES}
+            for sig in ("SIGTERM", "SIGKILL")
+        },
         "runs_by_status": statuses,
         "runs_left_running": statuses.get("running", 0),
         "orphan_rows": orphans,
