@@ -83,3 +83,24 @@ def test_blink_detector_counts_short_closures_only():
 def test_blink_detector_ignores_missing_values():
     det = BlinkDetector()
     assert det.update(float("nan"), 0.0) is False
+
+
+def test_head_pivot_stays_put_when_the_head_turns_and_moves_when_the_camera_turns():
+    # The attention stage tells a moved camera from a turned head by the head's turning point.
+    from engagement.vision.geometry import HEAD_PIVOT_MM, solve_head
+
+    def pivot(yaw_deg, camera_deg=0.0):
+        rot = matrix_from_euler(math.radians(yaw_deg), 0.0, 0.0)
+        points = (rot @ (POSE_MODEL - HEAD_PIVOT_MM).T).T + HEAD_PIVOT_MM + np.array([0.0, 0.0, 600.0])
+        turn = matrix_from_euler(0.0, math.radians(camera_deg), 0.0)
+        points = (turn.T @ points.T).T
+        uv = (camera_matrix(W, H) @ points.T).T
+        lm = np.zeros((478, 3), np.float32)
+        lm[POSE_INDICES, :2] = uv[:, :2] / uv[:, 2:]
+        return solve_head(lm, W, H)[4]
+
+    still = pivot(0.0)
+    assert np.linalg.norm(pivot(40.0) - still) < 5.0  # mm
+    moved = pivot(0.0, camera_deg=10.0)
+    angle = math.degrees(math.acos(moved @ still / (np.linalg.norm(moved) * np.linalg.norm(still))))
+    assert angle == pytest.approx(10.0, abs=0.5)
