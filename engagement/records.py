@@ -47,6 +47,8 @@ EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad"
 # blink, no face, or a face that could not be judged (too small, blurred, dark, occluded, or the
 # participant's screen direction is still being learned).
 ATTENTION_STATES: tuple[str, ...] = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
+# A frame's verdict: the same, less `absent` (a frame without the face has no verdict).
+FRAME_ATTENTION_STATES: tuple[str, ...] = ("on_screen", "looking_away", "eyes_closed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,8 @@ class FrameFeatures:
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
             raise ValueError(f"expected {len(FEATURE_NAMES)} feature values, got {len(self.values)}")
-        if self.attention is not None and self.attention not in ATTENTION_STATES[:3] + ("unknown",):
-            raise ValueError(f"a frame's attention must be on_screen, looking_away, eyes_closed or unknown, "
-                             f"got {self.attention!r}")
+        if self.attention is not None and self.attention not in FRAME_ATTENTION_STATES:
+            raise ValueError(f"a frame's attention must be one of {FRAME_ATTENTION_STATES}, got {self.attention!r}")
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         out: dict[str, float | int | bool | None] = {"t_ms": self.t_ms, "track_id": self.track_id}

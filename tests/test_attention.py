@@ -317,6 +317,8 @@ def test_window_records_validate_attention():
         WindowFeatures(1, 0, 10, 10, 0, (0.0,) * len(FEATURE_NAMES), (0.0,) * len(FEATURE_NAMES), attention="bored")
     with pytest.raises(ValueError):
         WindowFeatures(1, 0, 10, 10, 0, (0.0,) * len(FEATURE_NAMES), (0.0,) * len(FEATURE_NAMES), on_screen_ratio=1.5)
+    with pytest.raises(ValueError):
+        FrameFeatures(0.0, 1, (0.0,) * len(FEATURE_NAMES), False, attention="absent")  # frames have a face
 
 
 # -- real clips (MediaPipe) ---------------------------------------------------------------------

@@ -22,11 +22,8 @@ from engagement.errors import ConfigError
 # When less than this share of a track's recent eyes-open gaze lies inside its screen cone, the
 # direction is learned again from all of it (docs/attention.md).
 RELEARN_BELOW = 0.3
-
+# The screen direction and open-eye level are refitted this often (every sample while learning).
 REFIT_MS = 1000.0
-
-# Per-frame verdicts (a frame without the face is not judged here: the window calls it absent).
-FRAME_STATES = ("on_screen", "looking_away", "eyes_closed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -151,7 +148,8 @@ class AttentionTracker:
         self._verdict = "unknown"  # last eyes-open verdict, held through blinks
 
     def update(self, t_ms: float, s: FaceSignals) -> str:
-        """The frame's verdict, one of FRAME_STATES."""
+        """The frame's verdict, one of records.FRAME_ATTENTION_STATES (a frame without the face
+        is not judged here: its window calls it absent)."""
         if t_ms <= self.last_t:
             raise ValueError(f"attention frames must be in time order: {t_ms} ms after {self.last_t} ms")
         self.last_t = t_ms
