@@ -2,7 +2,8 @@
 
 Two steps, so the consent gate can sit between them: `observe` finds and tracks faces (needed to
 know who is there at all), `measure` computes the numbers for the faces the gate let through.
-A face the gate refuses is never measured.
+A face the gate refuses is never measured. `measure` also judges each face's attention against
+its own screen direction (vision/attention.py), one tracker per track, the same live and on files.
 """
 
 from __future__ import annotations
