@@ -1,11 +1,13 @@
 """Fill an SQLite results database with synthetic sessions for the dashboard benchmark.
 
 Default size: 100 sessions x 40 participants x 2 h of per-second data, i.e. 720,000
-class_timeline rows and 28.8 M engagement_estimates rows (the tables the dashboard reads), plus
-sessions, runs, tracks, agenda items and drop alerts. window_features (the model's input) is
-not filled: the dashboard never reads it, and 28.8 M rows of 60 columns would only measure the
-disk. The numbers are synthetic but shaped like a class (slow drift, drops after breaks,
-absences), so the charts look plausible.
+class_timeline rows and 28.8 M engagement_estimates and window_features rows (the tables the
+dashboard reads), plus sessions, runs, tracks, agenda items and alerts. window_features gets
+only the columns the dashboard reads (counts and the attention signals); the model's 50-odd
+feature columns stay NULL, since filling them would only measure the disk. The numbers are
+synthetic but shaped like a class (slow drift, drops, absences, a break with cameras off), so
+the charts look plausible; the class figures and alerts are computed by the product's own
+`class_point` / `class_alerts` rules (minimum group size k = 5).
 
 Speed: the schema is created through `Store.open` (so the tables match the product exactly),
 then rows go in through the sqlite3 module's executemany in one transaction per session with
@@ -37,7 +39,8 @@ AGENDA = (
     (4200, "Studi kasus"),
     (6600, "Penutup"),
 )
-K_MIN = 5  # minimum group size: fewer present participants -> the class score is suppressed
+K_MIN = 5  # minimum group size: fewer participants behind a class figure -> it is suppressed
+STATES = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
 
 
 def _ts(dt: datetime) -> str:
@@ -45,26 +48,26 @@ def _ts(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _class_curve(rng: np.random.Generator, seconds: int, agenda_scale: float) -> tuple[np.ndarray, list]:
-    """A class-level attention curve with a few drops; returns (curve, drop spans)."""
+def _class_curve(rng: np.random.Generator, seconds: int, agenda_scale: float) -> np.ndarray:
+    """A class-level attention curve with a few drops."""
     t = np.arange(seconds)
     curve = 0.62 + 0.08 * np.sin(t / 900.0 + rng.uniform(0, 6)) - 0.08 * (t / max(seconds, 1))
-    drops = []
     for _ in range(rng.integers(2, 6)):
         start = int(rng.integers(0, max(seconds - 300, 1)))
         length = int(rng.integers(60, 300))
         depth = float(rng.uniform(0.15, 0.3))
         curve[start : start + length] -= depth
-        drops.append((start, min(start + length, seconds) - 1, depth))
     for start, _title in AGENDA:  # attention sags just before each new agenda item
         s = int(start * agenda_scale)
         curve[max(s - 120, 0) : s] -= 0.05
-    return np.clip(curve, 0.05, 0.95), drops
+    return np.clip(curve, 0.05, 0.95)
 
 
 def generate(out: Path, sessions: int, participants: int, seconds: int, estimates: bool, seed: int) -> dict:
     # Create the schema with the product's own code: same tables, types and indexes.
     from dashboard.queries import open_store
+    from engagement.temporal.records import ClassPoint
+    from engagement.temporal.timeline import class_alerts
 
     url = f"sqlite:///{out}"
     store = open_store(url)
@@ -75,7 +78,8 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
     con.execute("PRAGMA journal_mode=OFF")  # a benchmark file: speed over crash safety
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-200000")
-    counts = {"consent_records": 0, "sessions": 0, "runs": 0, "tracks": 0, "class_timeline": 0, "engagement_estimates": 0, "alerts": 0, "agenda_items": 0}
+    counts = {"consent_records": 0, "sessions": 0, "runs": 0, "tracks": 0, "class_timeline": 0, "engagement_estimates": 0,
+              "window_features": 0, "alerts": 0, "agenda_items": 0}
     # Recent dates, so the default retention policy (per-participant data 90 days) that
     # `engagement dashboard` applies at start-up keeps them: 100 sessions span the last 60 days.
     last_start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=seconds + 3600)
@@ -116,7 +120,7 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
             )
             counts["agenda_items"] += len(AGENDA)
 
-            curve, drops = _class_curve(rng, seconds, agenda_scale)
+            curve = _class_curve(rng, seconds, agenda_scale)
             # participant x second: individual offset + noise around the class curve
             offset = rng.normal(0, 0.08, size=(participants, 1))
             score = np.clip(curve[None, :] + offset + rng.normal(0, 0.1, size=(participants, seconds)), 0, 1)
@@ -146,34 +150,47 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
             first_track = cur.execute("SELECT min(id) FROM tracks WHERE run_id = ?", (run_id,)).fetchone()[0]
             counts["tracks"] += participants
 
+            # attention per participant-second: on screen more often when the class curve is
+            # high; eyes closed and unmeasurable seconds now and then; absent = camera off.
+            draw = rng.random((participants, seconds))
+            p_on = np.clip(0.15 + score, 0.0, 0.97)
+            state = np.where(draw < p_on, 0, np.where(draw < p_on + 0.04, 2, 1))  # 0 on, 1 away, 2 eyes closed
+            state = np.where(rng.random((participants, seconds)) < 0.02, 4, state)  # unknown
+            state = np.where(present, state, 3)  # absent
+            judged = (state != 3) & (state != 4)
+
             n_present = present.sum(axis=0)
             masked = np.where(present, score, np.nan)
             with warnings.catch_warnings():  # seconds nobody is present: NaN, suppressed below
                 warnings.simplefilter("ignore", RuntimeWarning)
                 class_score = np.nanmean(masked, axis=0)
+                on_share = np.nanmean(np.where(judged, state == 0, np.nan), axis=0)
             suppressed = n_present < K_MIN
             class_score = np.where(suppressed, np.nan, class_score)
+            n_judged = judged.sum(axis=0)
+            on_share = np.where(n_judged < K_MIN, np.nan, on_share)
+            n_absent = (state == 3).sum(axis=0)
+            points = [
+                ClassPoint(s, int(n_present[s]), participants, None if np.isnan(class_score[s]) else float(class_score[s]),
+                           bool(suppressed[s]), int(n_judged[s]), None if np.isnan(on_share[s]) else float(on_share[s]),
+                           int(n_absent[s]) if participants >= K_MIN else None)
+                for s in range(seconds)
+            ]
             cur.executemany(
-                "INSERT INTO class_timeline (run_id, second, created_at, n_present, n_tracked, score, suppressed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                zip(
-                    [run_id] * seconds,
-                    secs.tolist(),
-                    [now] * seconds,
-                    n_present.tolist(),
-                    [participants] * seconds,
-                    [None if np.isnan(v) else v for v in class_score.tolist()],
-                    suppressed.astype(int).tolist(),
-                ),
+                "INSERT INTO class_timeline (run_id, second, created_at, n_present, n_tracked, score, suppressed,"
+                " n_judged, on_screen_share, n_absent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, p.second, now, p.n_present, p.n_tracked, p.score, int(p.suppressed), p.n_judged,
+                  p.on_screen_share, p.n_absent) for p in points],
             )
             counts["class_timeline"] += seconds
 
+            found = class_alerts(points)
             cur.executemany(
                 "INSERT INTO alerts (run_id, kind, start_second, end_second, magnitude, created_at)"
-                " VALUES (?, 'attention_drop', ?, ?, ?, ?)",
-                [(run_id, s, e, d, now) for s, e, d in drops],
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, a.kind, a.start_second, a.end_second, a.magnitude, now) for a in found],
             )
-            counts["alerts"] += len(drops)
+            counts["alerts"] += len(found)
 
             if estimates:
                 level = np.minimum((score * 4).astype(np.int64), 3)
@@ -190,6 +207,18 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
                     pr = probs[p].tolist()
                     un = unc[p].tolist()
                     pl = pres.tolist()
+                    st = state[p].tolist()
+                    cur.executemany(
+                        "INSERT INTO window_features (run_id, track_id, second, created_at, n_frames, n_face,"
+                        " present_ratio, blinks, on_screen_ratio, eyes_closed_ratio, attention)"
+                        " VALUES (?, ?, ?, ?, 5, ?, ?, 0, ?, ?, ?)",
+                        [
+                            (run_id, first_track + p, s, now, 5 if pl[s] else 0, 1.0 if pl[s] else 0.0,
+                             (1.0 if st[s] == 0 else 0.0) if st[s] in (0, 1, 2) else None,
+                             (1.0 if st[s] == 2 else 0.0) if st[s] in (0, 1, 2) else None, STATES[st[s]])
+                            for s in range(seconds)
+                        ],
+                    )
                     cur.executemany(
                         "INSERT INTO engagement_estimates (run_id, track_id, second, created_at, state, score,"
                         " level, p_level0, p_level1, p_level2, p_level3, uncertainty)"
@@ -202,6 +231,7 @@ def generate(out: Path, sessions: int, participants: int, seconds: int, estimate
                         ],
                     )
                 counts["engagement_estimates"] += participants * seconds
+                counts["window_features"] += participants * seconds
         counts["sessions"] += 1
         counts["consent_records"] += 1
         counts["runs"] += 1

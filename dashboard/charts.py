@@ -1,123 +1,189 @@
 """Altair charts of the dashboard. Every axis title and legend goes through the catalogue (`t`).
 
-Time on the x axis is in minutes from the session start: facilitators think in "twenty minutes
-in", not in seconds. Data arrive already aggregated from `dashboard.queries`.
+Time on the x axis is wall-clock time when the session's start is known, else time since the
+start as m:ss (`dashboard.clock`); dates are day-month with Indonesian (or English) month
+names. Shares of people are percentages everywhere. Data arrive aggregated from
+`dashboard.queries`; figures hidden by the minimum group size k arrive as gaps.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import timezone
+
 import altair as alt
 import pandas as pd
 
+from dashboard.clock import Clock
 from dashboard.i18n import t
 
 SCORE_SCALE = alt.Scale(domain=[0, 1])
+ON_SCREEN = "#1F6F78"  # the theme's primary: the facilitator's first number
+CAMERAS_OFF = "#8A6D3B"
+SCORE = "#4C6A92"
+ALERT = "#C0392B"
+AGENDA_BANDS = ["#E8EEF2", "#F5F1E6"]
+STATE_ORDER = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
+STATE_COLOURS = ("#1F6F78", "#E0A458", "#A2574F", "#8C969B", "#D5DBDD")
 LEVEL_ORDER = ("level3", "level2", "level1", "level0", "unknown", "absent")
 LEVEL_COLOURS = ("#1a9850", "#91cf60", "#fdae61", "#d73027", "#bdbdbd", "#737373")
 
 
-def _minutes(df: pd.DataFrame, col: str, out: str) -> pd.DataFrame:
-    df = df.copy()
-    df[out] = df[col].astype(float) / 60.0
-    return df
+def _timed(df: pd.DataFrame, clock: Clock, col: str = "t", out: str = "x", bucket: int | None = None) -> pd.DataFrame:
+    """Add the x datetime (and x2 = end of the bucket) and a text label of each point's time."""
+    data = df.copy()
+    data[out] = clock.axis_values(data[col])
+    if bucket is not None:
+        data[out + "2"] = clock.axis_values(data[col] + bucket)
+    data["when"] = [clock.label(v) for v in data[col]]
+    return data
 
 
-def timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, length_s: int) -> alt.LayerChart:
-    """Class score over time with agenda segments as bands and drop alerts as red spans."""
-    x_title, y_title = t("chart.minutes"), t("chart.class_score")
-    data = _minutes(tl, "t", "minute")
-    layers = []
-    if not agenda.empty:
-        seg = agenda.copy()
-        seg["end_second"] = seg["end_second"].fillna(length_s).astype(float)
-        seg = _minutes(_minutes(seg, "start_second", "x0"), "end_second", "x1")
-        seg["band"] = [i % 2 for i in range(len(seg))]
-        bands = (
-            alt.Chart(seg)
-            .mark_rect(opacity=0.35)
-            .encode(
-                x=alt.X("x0:Q", title=x_title),
-                x2="x1:Q",
-                color=alt.Color("band:N", scale=alt.Scale(range=["#e8eef7", "#f7f3e8"]), legend=None),
-                tooltip=[alt.Tooltip("title:N", title=t("chart.agenda_item"))],
-            )
+def _x(clock: Clock, field: str = "x", title: bool = True) -> alt.X:
+    # The whole session, also while a live run has filled only part of it; epoch milliseconds.
+    ends = clock.axis_values(pd.Series([clock.first_s, max(clock.length_s, clock.first_s + 1)]))
+    domain = [int(v.value // 1_000_000) for v in ends]
+    return alt.X(
+        f"{field}:T",
+        title=(t("chart.clock") if clock.is_clock else t("chart.elapsed")) if title else None,
+        scale=alt.Scale(type="utc", domain=domain),
+        axis=alt.Axis(format=clock.axis_format(), labelOverlap=True, titlePadding=8),
+    )
+
+
+def _agenda_layers(agenda: pd.DataFrame, clock: Clock) -> list:
+    if agenda.empty:
+        return []
+    seg = agenda.copy()
+    seg["end_second"] = seg["end_second"].fillna(clock.length_s).astype(float)
+    seg = _timed(_timed(seg, clock, "start_second", "x0"), clock, "end_second", "x1")
+    seg["band"] = [i % 2 for i in range(len(seg))]
+    bands = (
+        alt.Chart(seg)
+        .mark_rect(opacity=0.6)
+        .encode(
+            x=_x(clock, "x0"),
+            x2="x1:T",
+            color=alt.Color("band:N", scale=alt.Scale(range=AGENDA_BANDS), legend=None),
+            tooltip=[alt.Tooltip("title:N", title=t("chart.agenda_item"))],
         )
-        labels = (
-            alt.Chart(seg)
-            .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=11, color="#4a5568")
-            .encode(x="x0:Q", y=alt.value(0), text="title:N")
+    )
+    labels = (
+        alt.Chart(seg)
+        .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=11, color="#3B4A50")
+        .encode(x="x0:T", y=alt.value(0), text="title:N")
+    )
+    return [bands, labels]
+
+
+def _alert_layer(alerts: pd.DataFrame, clock: Clock) -> list:
+    if alerts.empty:
+        return []
+    spans = alerts.copy()
+    spans["kind_label"] = [t(f"alert.{k}") for k in spans["kind"]]
+    spans["from"] = [clock.label(s) for s in spans["start_second"]]
+    spans["to"] = [clock.label(e) for e in spans["end_second"]]
+    spans = _timed(_timed(spans, clock, "start_second", "x0"), clock, "end_second", "x1")
+    return [
+        alt.Chart(spans)
+        .mark_rect(color=ALERT, opacity=0.15)
+        .encode(
+            x=_x(clock, "x0"),
+            x2="x1:T",
+            tooltip=[
+                alt.Tooltip("kind_label:N", title=t("alerts.kind")),
+                alt.Tooltip("from:N", title=t("alerts.from")),
+                alt.Tooltip("to:N", title=t("alerts.to")),
+            ],
         )
-        layers += [bands, labels]
-    if not alerts.empty:
-        spans = _minutes(_minutes(alerts, "start_second", "x0"), "end_second", "x1")
+    ]
+
+
+def timeline(
+    tl: pd.DataFrame,
+    clock: Clock,
+    field: str,
+    *,
+    agenda: pd.DataFrame | None = None,
+    alerts: pd.DataFrame | None = None,
+    band: pd.DataFrame | None = None,
+    height: int = 280,
+) -> alt.LayerChart:
+    """One class measure over time: `on_screen_share` (percent, the headline) or `score` (0-1,
+    with its 95 % band), agenda items as bands and alerts as red spans behind it."""
+    percent = field != "score"
+    y_title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    colour = ON_SCREEN if percent else SCORE
+    fmt = ".0%" if percent else ".2f"
+    data = _timed(tl, clock)
+    layers = _agenda_layers(agenda if agenda is not None else pd.DataFrame(), clock)
+    layers += _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock)
+    y_axis = alt.Axis(format="%") if percent else alt.Axis()
+    if band is not None and not band.empty:
+        shaded = _timed(band.dropna(subset=["lo", "hi"]), clock)
         layers.append(
-            alt.Chart(spans)
-            .mark_rect(color="#d73027", opacity=0.18)
+            alt.Chart(shaded)
+            .mark_area(color=colour, opacity=0.2)
             .encode(
-                x="x0:Q",
-                x2="x1:Q",
+                x=_x(clock),
+                y=alt.Y("lo:Q", title=y_title, scale=SCORE_SCALE),
+                y2="hi:Q",
                 tooltip=[
-                    alt.Tooltip("from:N", title=t("alerts.from")),
-                    alt.Tooltip("to:N", title=t("alerts.to")),
-                    alt.Tooltip("magnitude:Q", title=t("alerts.magnitude"), format=".2f"),
+                    alt.Tooltip("when:N", title=t("chart.time")),
+                    alt.Tooltip("lo:Q", title=t("chart.band_low"), format=".2f"),
+                    alt.Tooltip("hi:Q", title=t("chart.band_high"), format=".2f"),
+                    alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
                 ],
             )
-            .transform_calculate(
-                **{
-                    "from": "floor(datum.start_second/60) + ':' + (datum.start_second % 60 < 10 ? '0' : '') + (datum.start_second % 60)",
-                    "to": "floor(datum.end_second/60) + ':' + (datum.end_second % 60 < 10 ? '0' : '') + (datum.end_second % 60)",
-                }
-            )
         )
-    line = (
+    layers.append(
         alt.Chart(data)
-        .mark_line(color="#2b6cb0", strokeWidth=2)
+        .mark_line(color=colour, strokeWidth=2)
         .encode(
-            x=alt.X("minute:Q", title=x_title),
-            y=alt.Y("score:Q", title=y_title, scale=SCORE_SCALE),
+            x=_x(clock),
+            y=alt.Y(f"{field}:Q", title=y_title, scale=SCORE_SCALE, axis=y_axis),
             tooltip=[
-                alt.Tooltip("minute:Q", title=t("chart.minutes"), format=".1f"),
-                alt.Tooltip("score:Q", title=y_title, format=".2f"),
-                alt.Tooltip("n_present:Q", title=t("chart.present"), format=".0f"),
+                alt.Tooltip("when:N", title=t("chart.time")),
+                alt.Tooltip(f"{field}:Q", title=y_title, format=fmt),
             ],
         )
     )
-    layers.append(line)
-    return alt.layer(*layers).properties(height=320).interactive(bind_y=False)
+    return alt.layer(*layers).properties(height=height)
 
 
-def presence(tl: pd.DataFrame) -> alt.Chart:
-    """Share of tracked participants present (face visible) over time."""
-    data = _minutes(tl, "t", "minute")
+def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:
+    """Share of tracked participants whose camera is off or face lost, over time."""
+    data = _timed(tl, clock)
     return (
         alt.Chart(data)
-        .mark_area(color="#68d391", opacity=0.6, line={"color": "#2f855a"})
+        .mark_area(color=CAMERAS_OFF, opacity=0.45, line={"color": CAMERAS_OFF})
         .encode(
-            x=alt.X("minute:Q", title=t("chart.minutes")),
-            y=alt.Y("present_share:Q", title=t("chart.present_share"), axis=alt.Axis(format="%"), scale=SCORE_SCALE),
+            x=_x(clock),
+            y=alt.Y("off_share:Q", title=t("chart.cameras_off"), axis=alt.Axis(format="%"), scale=SCORE_SCALE),
             tooltip=[
-                alt.Tooltip("minute:Q", title=t("chart.minutes"), format=".1f"),
-                alt.Tooltip("present_share:Q", title=t("chart.present_share"), format=".0%"),
+                alt.Tooltip("when:N", title=t("chart.time")),
+                alt.Tooltip("off_share:Q", title=t("chart.cameras_off"), format=".0%"),
             ],
         )
         .properties(height=160)
     )
 
 
-def distribution(dist: pd.DataFrame) -> alt.Chart:
-    """Share of participant-seconds per attention level (plus absent/unknown)."""
+def distribution(dist: pd.DataFrame, kind: str) -> alt.Chart:
+    """Share of participant-seconds per attention state (`kind` "state") or engagement level."""
+    order, colours, prefix = (STATE_ORDER, STATE_COLOURS, "state") if kind == "state" else (LEVEL_ORDER, LEVEL_COLOURS, "level")
     data = dist.copy()
-    data["label"] = [t(f"level.{c}") for c in data["category"]]
-    order = [t(f"level.{c}") for c in LEVEL_ORDER]
+    data["label"] = [t(f"{prefix}.{c}") for c in data["category"]]
+    labels = [t(f"{prefix}.{c}") for c in order]
     return (
         alt.Chart(data)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort=order, title=None),
+            y=alt.Y("label:N", sort=labels, title=None, axis=alt.Axis(labelLimit=220)),
             x=alt.X("share:Q", title=t("chart.share_of_time"), axis=alt.Axis(format="%")),
-            color=alt.Color("label:N", scale=alt.Scale(domain=order, range=list(LEVEL_COLOURS)), legend=None),
+            color=alt.Color("label:N", scale=alt.Scale(domain=labels, range=list(colours)), legend=None),
             tooltip=[
-                alt.Tooltip("label:N", title=t("chart.level")),
+                alt.Tooltip("label:N", title=t("chart.state")),
                 alt.Tooltip("share:Q", title=t("chart.share_of_time"), format=".1%"),
             ],
         )
@@ -125,53 +191,145 @@ def distribution(dist: pd.DataFrame) -> alt.Chart:
     )
 
 
-def lanes(df: pd.DataFrame) -> alt.Chart:
-    """One row per anonymous track, colour = mean score per time bucket (gaps = absent)."""
-    data = _minutes(df, "t", "minute")
+def lanes(df: pd.DataFrame, clock: Clock, bucket: int) -> alt.Chart:
+    """One row per anonymous track, one bar per `bucket` seconds coloured by attention state."""
+    tracks = list(dict.fromkeys(df["label"]))
+    data = _timed(df.dropna(subset=["t"]), clock, bucket=bucket)
+    data["state_label"] = [t(f"state.{s}") for s in data["state"]]
+    labels = [t(f"state.{s}") for s in STATE_ORDER]
     return (
         alt.Chart(data)
         .mark_rect()
         .encode(
-            x=alt.X("minute:O", title=t("chart.minutes"), axis=alt.Axis(labelOverlap=True)),
-            y=alt.Y("label:N", title=t("chart.participant_track"), sort=None),
-            color=alt.Color("score:Q", title=t("chart.score"), scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1])),
+            x=_x(clock),
+            x2="x2:T",
+            # Every track keeps its row, also one without a single analysed second.
+            y=alt.Y("label:N", title=t("chart.participant_track"), sort=tracks, scale=alt.Scale(domain=tracks),
+                    axis=alt.Axis(titlePadding=10, labelLimit=120)),
+            color=alt.Color("state_label:N", title=t("chart.state"), scale=alt.Scale(domain=labels, range=list(STATE_COLOURS)),
+                            legend=alt.Legend(orient="bottom")),
             tooltip=[
                 alt.Tooltip("label:N", title=t("chart.participant_track")),
-                alt.Tooltip("minute:Q", title=t("chart.minutes"), format=".0f"),
-                alt.Tooltip("score:Q", title=t("chart.score"), format=".2f"),
+                alt.Tooltip("when:N", title=t("chart.time")),
+                alt.Tooltip("state_label:N", title=t("chart.state")),
             ],
         )
-        .properties(height=max(120, 14 * data["label"].nunique()))
+        .properties(height=max(160, 26 * len(tracks)))
     )
 
 
-def trends(df: pd.DataFrame) -> alt.Chart:
-    """Mean class score per session over calendar time, one colour per cohort."""
+# -- researcher ---------------------------------------------------------------------------------
+
+
+def _months() -> list[str]:
+    return t("date.months").split(",")
+
+
+def _date_axis(title_key: str = "chart.date") -> alt.X:
+    """Calendar dates as '6 Jan' in the page's language, never finer than a day."""
+    months = json.dumps(_months())
+    return alt.X(
+        "day:T",
+        title=t(title_key),
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(
+            labelExpr=f"utcdate(datum.value) + ' ' + {months}[utcmonth(datum.value)]",
+            tickMinStep=86_400_000,  # one day: sessions days apart never get hourly ticks
+            labelOverlap=True,
+        ),
+    )
+
+
+def dated(df: pd.DataFrame, column: str = "local_day") -> pd.DataFrame:
+    """Add `day` (the local calendar day labelled UTC, for `_date_axis`) and `day_text`."""
     data = df.copy()
-    data["cohort"] = data["cohort"].fillna(t("common.none"))
-    base = alt.Chart(data).encode(
-        x=alt.X("started_at:T", title=t("chart.date")),
-        y=alt.Y("score:Q", title=t("chart.mean_score"), scale=SCORE_SCALE),
-        color=alt.Color("cohort:N", title=t("chart.cohort")),
+    days = pd.to_datetime(data[column])
+    data["day"] = days.dt.tz_localize("UTC") if days.dt.tz is None else days
+    months = _months()
+    data["day_text"] = [f"{d.day} {months[d.month - 1]} {d.year}" for d in days]
+    return data
+
+
+def trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
+    """One point per session over calendar days with its 95 % interval; colour = cohort."""
+    percent = field != "score"
+    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    data = dated(df)
+    data["cohort_label"] = [c if isinstance(c, str) else t("common.none") for c in data["cohort"]]
+    base = alt.Chart(data).encode(x=_date_axis(), color=alt.Color("cohort_label:N", title=t("chart.cohort")))
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    fmt = ".0%" if percent else ".2f"
+    rules = base.mark_rule(opacity=0.6).encode(y=alt.Y(f"{field}_lo:Q", title=title, scale=SCORE_SCALE, axis=axis), y2=f"{field}_hi:Q")
+    points = base.mark_circle(size=60, opacity=0.9).encode(
+        y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
+        tooltip=[
+            alt.Tooltip("name:N", title=t("chart.session")),
+            alt.Tooltip("day_text:N", title=t("chart.date")),
+            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
+            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
+            alt.Tooltip("off_share:Q", title=t("chart.cameras_off"), format=".0%"),
+        ],
     )
+    return alt.layer(rules, points).properties(height=300)
+
+
+def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
+    """Per agenda item (colour) its value in each session over calendar days, with 95 % bands."""
+    percent = field != "score"
+    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    fmt = ".0%" if percent else ".2f"
+    data = dated(df)
+    base = alt.Chart(data).encode(
+        x=_date_axis(),
+        color=alt.Color("title:N", title=t("chart.agenda_item"), legend=alt.Legend(orient="bottom", labelLimit=240)),
+    )
+    band = base.mark_area(opacity=0.12).encode(y=alt.Y(f"{field}_lo:Q", title=title, scale=SCORE_SCALE, axis=axis), y2=f"{field}_hi:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
+        tooltip=[
+            alt.Tooltip("title:N", title=t("chart.agenda_item")),
+            alt.Tooltip("name:N", title=t("chart.session")),
+            alt.Tooltip("day_text:N", title=t("chart.date")),
+            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
+            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
+        ],
+    )
+    return alt.layer(band, line).properties(height=300)
+
+
+def compare(df: pd.DataFrame, field: str, length_s: int) -> alt.Chart:
+    """Sessions side by side on one elapsed-time axis (m:ss / h:mm:ss), one colour each."""
+    percent = field != "score"
+    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    clock = Clock(None, timezone.utc, length_s)  # elapsed time: sessions started at different hours
+    data = _timed(df, clock)
     return (
-        base.mark_line(opacity=0.5)
-        + base.mark_circle(size=60).encode(
+        alt.Chart(data)
+        .mark_line(strokeWidth=1.8)
+        .encode(
+            x=_x(clock),
+            y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=alt.Axis(format="%") if percent else alt.Axis()),
+            color=alt.Color("name:N", title=t("chart.session"), legend=alt.Legend(orient="bottom")),
             tooltip=[
                 alt.Tooltip("name:N", title=t("chart.session")),
-                alt.Tooltip("started_at:T", title=t("chart.date")),
-                alt.Tooltip("score:Q", title=t("chart.mean_score"), format=".2f"),
-                alt.Tooltip("present_share:Q", title=t("chart.present_share"), format=".0%"),
-            ]
+                alt.Tooltip("when:N", title=t("chart.time")),
+                alt.Tooltip(f"{field}:Q", title=title, format=".0%" if percent else ".2f"),
+            ],
         )
-    ).properties(height=300)
+        .properties(height=300)
+    )
 
 
 def histogram(df: pd.DataFrame) -> alt.Chart:
     """Seconds of class score per score bin."""
     return (
         alt.Chart(df)
-        .mark_bar(color="#4c78a8")
+        .mark_bar(color=SCORE)
         .encode(
             x=alt.X("low:Q", bin="binned", title=t("chart.class_score"), scale=SCORE_SCALE),
             x2="high:Q",
@@ -182,18 +340,23 @@ def histogram(df: pd.DataFrame) -> alt.Chart:
     )
 
 
-def agenda_bars(df: pd.DataFrame) -> alt.Chart:
-    """Mean class score per agenda item."""
-    return (
-        alt.Chart(df)
-        .mark_bar(color="#2b6cb0")
-        .encode(
-            y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=220)),
-            x=alt.X("score:Q", title=t("chart.mean_score"), scale=SCORE_SCALE),
-            tooltip=[
-                alt.Tooltip("title:N", title=t("chart.agenda_item")),
-                alt.Tooltip("score:Q", title=t("chart.mean_score"), format=".2f"),
-            ],
-        )
-        .properties(height=max(140, 34 * len(df)))
+def agenda_bars(df: pd.DataFrame, field: str) -> alt.LayerChart:
+    """Per agenda title the mean over sessions with its 95 % interval across sessions."""
+    percent = field != "score"
+    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    fmt = ".0%" if percent else ".2f"
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    base = alt.Chart(df).encode(y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=220)))
+    bars = base.mark_bar(color=ON_SCREEN if percent else SCORE, opacity=0.85).encode(
+        x=alt.X(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
+        tooltip=[
+            alt.Tooltip("title:N", title=t("chart.agenda_item")),
+            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
+            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            alt.Tooltip("sessions:Q", title=t("kpi.sessions")),
+            alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
+        ],
     )
+    whiskers = base.mark_rule(color="#1D2A2E").encode(x=f"{field}_lo:Q", x2=f"{field}_hi:Q")
+    return alt.layer(bars, whiskers).properties(height=max(140, 34 * len(df)))

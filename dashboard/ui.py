@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from dashboard import auth, queries
-from dashboard.i18n import t
+from dashboard.i18n import catalogue, current_lang, t
 from engagement.config import default_db_url
 from engagement.errors import EngagementError
 from engagement.store import Store
@@ -141,3 +141,41 @@ def pct(value: float | None) -> str:
 
 def num(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None or value != value else f"{value:.{digits}f}"
+
+
+# What each count of a purge, erasure or withdrawal is about, in words (never a table name).
+COUNT_KEYS = (
+    "window_features", "engagement_estimates", "tracks", "unconsented_tracks", "class_timeline", "alerts", "runs",
+    "audit_log", "purge_receipts", "consents_ended",
+)
+
+
+def count_label(key: str) -> str:
+    return t(f"data.{key}") if key in COUNT_KEYS else t("data.other")
+
+
+def counts_table(counts: dict[str, int]) -> pd.DataFrame:
+    """A purge/erasure receipt's counts as a two-column table a reader understands."""
+    return pd.DataFrame({t("purge.table"): [count_label(k) for k in counts], t("purge.rows"): list(counts.values())})
+
+
+def term(prefix: str, value: object) -> str:
+    """A stored code (a scope, trigger, kind, action) in words from the catalogue; a code the
+    catalogue does not know yet shows as itself rather than as a catalogue key."""
+    if value is None or value != value:
+        return MISSING
+    key = f"{prefix}.{value}"
+    return t(key) if key in catalogue(current_lang()) else str(value)
+
+
+def period_text(period: str) -> str:
+    """A retention period as written in the policy ("30d", "12h") in words ("30 hari")."""
+    number, unit = period[:-1], period[-1:]
+    return t("period.days", n=number) if unit == "d" else t("period.hours", n=number) if unit == "h" else period
+
+
+def interval(lo: float | None, hi: float | None, field: str) -> str:
+    """A 95 % interval as 'lo–hi' in the field's own unit (percent for shares)."""
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return MISSING
+    return f"{pct(lo)}–{pct(hi)}" if field != "score" else f"{num(lo)}–{num(hi)}"

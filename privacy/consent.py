@@ -153,6 +153,12 @@ def _session_cohort(conn: Connection, session_name: str) -> str | None:
 # -- granting and withdrawing ---------------------------------------------------------------------
 
 
+def _reason(reason: str | None) -> dict:
+    """The audit detail of an optional reason (whitespace folded, at most 500 characters)."""
+    text = " ".join(str(reason or "").split())
+    return {"reason": text[:500]} if text else {}
+
+
 def grant(
     store,
     identity: str,
@@ -165,8 +171,10 @@ def grant(
     at: datetime | None = None,
     actor: str | None = None,
     ring: KeyRing | None = None,
+    reason: str | None = None,
 ) -> list[ConsentRecord]:
-    """Record a participant's consent for each scope. Only the pseudonym is stored."""
+    """Record a participant's consent for each scope. Only the pseudonym is stored. `reason`
+    (free text from the person recording it, e.g. in the dashboard) goes into the audit entry."""
     cohort = check_cohort(cohort)
     scopes = check_scopes(scopes)
     notice_version = _check_text(notice_version, "notice version", limit=64)
@@ -181,7 +189,7 @@ def grant(
             AuditAction.CONSENT_GRANTED,
             actor or default_actor(),
             {"participant": pseudonym, "cohort": cohort, "scopes": list(scopes), "notice_version": notice_version,
-             "language": language, "granted_at": iso(when), "consent_ids": ids},
+             "language": language, "granted_at": iso(when), "consent_ids": ids, **_reason(reason)},
             conn=conn,
         )
         rows = conn.execute(select(tables.consent_records).where(tables.consent_records.c.id.in_(ids))).all()
@@ -230,6 +238,7 @@ def withdraw(
     at: datetime | None = None,
     actor: str | None = None,
     ring: KeyRing | None = None,
+    reason: str | None = None,
 ) -> WithdrawalResult:
     """Withdraw consent from `at` (default now). When no scope remains active, every stored row
     of the participant is purged at once (a receipt records the counts)."""
@@ -262,7 +271,7 @@ def withdraw(
             AuditAction.CONSENT_WITHDRAWN,
             actor or default_actor(),
             {"participant": pseudonym, "scopes": sorted({r.scope for r in rows}), "withdrawn_at": iso(when),
-             "consent_ids": ids, "purged": purged},
+             "consent_ids": ids, "purged": purged, **_reason(reason)},
             conn=conn,
         )
     path = write_receipt_file(receipt) if receipt else None
@@ -282,6 +291,7 @@ def attest(
     at: datetime | None = None,
     actor: str | None = None,
     ring: KeyRing | None = None,
+    reason: str | None = None,
 ) -> list[ConsentRecord]:
     """Record a facilitator's attestation that everyone present in `session_name` consented."""
     session_name = _check_text(session_name, "session name", limit=200)
@@ -317,14 +327,16 @@ def attest(
             AuditAction.CONSENT_ATTESTED,
             actor or default_actor(),
             {"session": session_name, "cohort": cohort, "attested_by": by, "scopes": list(scopes),
-             "notice_version": notice_version, "granted_at": iso(when), "consent_ids": ids},
+             "notice_version": notice_version, "granted_at": iso(when), "consent_ids": ids, **_reason(reason)},
             conn=conn,
         )
         rows = conn.execute(select(CR).where(c.id.in_(ids))).all()
     return [_record(r) for r in rows]
 
 
-def withdraw_attestation(store, session_name: str, *, at: datetime | None = None, actor: str | None = None) -> WithdrawalResult:
+def withdraw_attestation(
+    store, session_name: str, *, at: datetime | None = None, actor: str | None = None, reason: str | None = None
+) -> WithdrawalResult:
     """Withdraw a session's attestation: processing stops and the session's attested tracks are purged."""
     when = _when(at, "withdrawal time")
     CR = tables.consent_records
@@ -346,7 +358,8 @@ def withdraw_attestation(store, session_name: str, *, at: datetime | None = None
         receipt = add_receipt(conn, kind="withdrawal", trigger="consent", counts=purged, subject=None)
         AuditLog(store).record(
             AuditAction.CONSENT_WITHDRAWN, actor or default_actor(),
-            {"session": session_name, "kind": "attestation", "withdrawn_at": iso(when), "consent_ids": ids, "purged": purged},
+            {"session": session_name, "kind": "attestation", "withdrawn_at": iso(when), "consent_ids": ids, "purged": purged,
+             **_reason(reason)},
             conn=conn,
         )
     return WithdrawalResult(None, ids, purged, receipt, write_receipt_file(receipt))

@@ -180,8 +180,9 @@ class PurgeReceipt:
         }
 
 
-def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str) -> bool:
-    """Audit a policy change once: compare with the hash seen last time. True if it changed."""
+def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str, reason: str | None = None) -> bool:
+    """Audit a policy change once: compare with the hash seen last time. True if it changed.
+    `reason` (a person's edit, e.g. in the dashboard) goes into that one entry."""
     st = tables.privacy_state
     row = conn.execute(select(st.c.value).where(st.c.key == "policy_hash")).first()
     if row and row[0] == policy.hash:
@@ -192,7 +193,9 @@ def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str) ->
         conn.execute(st.insert().values(key="policy_hash", value=policy.hash))
     AuditLog(store).record(
         AuditAction.POLICY_CHANGE, actor,
-        {"old_hash": row[0] if row else None, "new_hash": policy.hash, "policy": policy.to_dict()}, conn=conn,
+        {"old_hash": row[0] if row else None, "new_hash": policy.hash, "policy": policy.to_dict(),
+         **({"reason": reason[:500]} if reason else {})},
+        conn=conn,
     )
     return True
 

@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import zipfile
+from datetime import timezone
 from pathlib import Path
 
 import pytest
@@ -310,9 +311,9 @@ def test_page_guard_stops_a_role_that_reaches_a_page_anyway(db_url):
 def test_facilitator_page_shows_timeline_alerts_distribution_presence(db_url):
     at = _open(_app("facilitator").run(), "facilitator")
     _no_failure(at)
-    assert _charts(at) >= 3  # timeline, attention distribution, presence
+    assert _charts(at) >= 4  # on-screen timeline, cameras off, engagement estimate, attention states
     labels = [m.label for m in at.metric]
-    assert translate("kpi.present_share", "id") in labels
+    assert labels[:2] == [translate("kpi.on_screen", "id"), translate("kpi.cameras_off", "id")]
     assert at.get("download_button")
     alerts_table = at.dataframe[0].value
     assert translate("alerts.from", "id") in alerts_table.columns and len(alerts_table) >= 1
@@ -377,7 +378,8 @@ def test_page_survives_k_hiding_every_agenda_item(db_url):
     # Every second below the minimum group size: no class score anywhere in the session.
     index, session_id, run_id = _session(db_url, "sesi-001")
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
-        con.execute("UPDATE class_timeline SET score = NULL, suppressed = 1 WHERE run_id = ?", (run_id,))
+        con.execute("UPDATE class_timeline SET score = NULL, suppressed = 1, on_screen_share = NULL, n_absent = NULL"
+                    " WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM alerts WHERE run_id = ?", (run_id,))
     queries.replace_agenda(queries.open_store(db_url), session_id, queries.parse_agenda_csv("0:00,Pembukaan\n5:00,Materi\n"))
     at = _open(_app("facilitator").run(), "facilitator")
@@ -386,6 +388,8 @@ def test_page_survives_k_hiding_every_agenda_item(db_url):
     agenda_table = next(df.value for df in at.dataframe if translate("agenda.title", "id") in df.value.columns
                         and translate("kpi.mean_score", "id") in df.value.columns)
     assert agenda_table[translate("kpi.mean_score", "id")].tolist() == ["–", "–"]
+    assert agenda_table[translate("kpi.on_screen", "id")].tolist() == ["–", "–"]
+    assert at.info[0].value == translate("summary.none", "id")
     assert not _missing_words(at), _missing_words(at)
     # The agenda editor is still there to undo what hid everything.
     assert translate("agenda.edit", "id") in _block_labels(at)
@@ -444,12 +448,15 @@ def test_agenda_csv_import_and_summary(db_url):
     scores = queries.agenda_scores(store, 1, 1)
     assert scores["title"].tolist() == ["Pembukaan", "Materi; bagian 1", "Penutup"]
 
+    from dashboard.clock import Clock
     from dashboard.report import session_summary_html
 
     tl = queries.class_timeline(store, 1, 10)
     html = session_summary_html("en", {"name": "sesi-001", "cohort": "A"}, queries.session_stats(store, 1), tl,
-                                scores, agenda, queries.alerts(store, 1), queries.attention_distribution(store, 1), 900)
+                                scores, agenda, queries.alerts(store, 1), Clock(None, timezone.utc, 900),
+                                "Attention was lowest at 5:00–6:30.", "on_screen_share")
     assert "<svg" in html and "Materi; bagian 1" in html and "<script" not in html
+    assert "Attention was lowest at 5:00–6:30." in html and "15:00" in html
 
 
 # -- researcher --------------------------------------------------------------------------------
@@ -466,15 +473,6 @@ def test_researcher_trends_filters_and_audited_export(db_url):
     _no_failure(at)
 
     store = queries.open_store(db_url)
-    # The generator leaves window_features empty (the dashboard never reads it); the export
-    # reads it, so give sesi-001 a few seconds of one track.
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as con:
-        track = con.execute("SELECT min(id) FROM tracks WHERE run_id = 1").fetchone()[0]
-        con.executemany(
-            "INSERT INTO window_features (run_id, track_id, second, created_at, n_frames, n_face, present_ratio, blinks)"
-            " VALUES (1, ?, ?, '2025-01-06 10:00:00.000000', 5, 5, 1.0, 0)",
-            [(track, s) for s in range(3)],
-        )
     blob = services.export_bundle(store, ["sesi-001"], "csv", "dashboard:peneliti")
     names = zipfile.ZipFile(io.BytesIO(blob)).namelist()
     assert {"sesi-001.csv", "sesi-001.schema.json", "sesi-001.manifest.json"} <= set(names)
@@ -641,6 +639,22 @@ def test_catalogues_have_the_same_keys_and_cover_every_key_used():
     dynamic += [f"level.level{i}" for i in range(4)] + ["level.absent", "level.unknown"]
     dynamic += [f"tier.{k}" for k in ("raw_frames", "features", "timelines", "aggregates", "audit")]
     dynamic += [f"status.{s}" for s in ("complete", "running", "failed", "interrupted", "none")]
+    from dashboard.charts import STATE_ORDER
+    from dashboard.ui import COUNT_KEYS
+    from privacy.consent import LANGUAGES as NOTICE_LANGUAGES
+    from privacy.consent import SCOPES
+    from privacy.profiles import PROFILES
+
+    dynamic += [f"state.{s}" for s in STATE_ORDER] + [f"data.{k}" for k in COUNT_KEYS]
+    dynamic += [f"alert.{k}" for k in ("attention_drop", "on_screen_drop", "cameras_off_rise")]
+    dynamic += [f"scope.{s}" for s in SCOPES] + [f"lang.{c}" for c in NOTICE_LANGUAGES] + [f"profile.{p}" for p in PROFILES]
+    dynamic += [f"consent_kind.{k}" for k in ("participant", "attestation")]
+    dynamic += [f"receipt.{k}" for k in ("purge", "erasure", "withdrawal")]
+    dynamic += [f"trigger.{k}" for k in ("cli", "analyze", "dashboard", "api", "consent", "subject_request")]
+    dynamic += [f"measure.{m}" for m in ("on_screen_share", "score")] + [f"live.view_{v}" for v in ("recent", "all")]
+    dynamic += [f"summary.suggest.{s}" for s in ("break", "discussion", "quiz")]
+    dynamic += [f"researcher.trend_{m}" for m in ("on_screen_share", "score")]
+    dynamic += [f"consent.withdraw_{k}" for k in ("participant", "attestation")]
     assert not [k for k in dynamic if k not in ids]
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, charts, queries, report, services, ui
+from dashboard import alerting, auth, charts, clock, queries, report, services, summary, ui
 from dashboard.i18n import current_lang, fmt_seconds, t
 from engagement.errors import EngagementError
 
 who = ui.require("facilitator")
 store = ui.store()
 st.title(t("facilitator.title"))
+LANE_BARS = 600  # at most this many bars per participant lane: one per second up to 10 minutes
 
 sessions = queries.list_sessions(store)
 if sessions.empty:
@@ -25,10 +27,11 @@ if sessions.empty:
 
 def _label(row: pd.Series) -> str:
     status = t(f"status.{row.status}") if isinstance(row.status, str) else t("status.none")
-    when = ui.text(row.started_at)[:16]
+    when = ui.text(clock.local_text(row.started_at, tz))
     return t("facilitator.session_option", name=row["name"], date=when, cohort=ui.text(row.cohort), status=status)
 
 
+tz = clock.local_tz()
 options = sessions.index.tolist()
 # `engagement dashboard --session NAME` (and --demo) opens on that session; ?session=NAME too.
 wanted = st.query_params.get("session") or os.environ.get("ENGAGEMENT_DASHBOARD_SESSION")
@@ -49,6 +52,13 @@ if session["run_id"] is None or session["run_id"] != session["run_id"]:
 run_id = int(session["run_id"])
 live = session["status"] == "running"
 STALE_AFTER_S = 120  # the analysis writes a heartbeat every few seconds while it runs
+RECENT_S = 600  # the live view's "last 10 minutes"
+
+if live:
+    c1, c2 = st.columns([3, 2])
+    c1.radio(t("live.view"), ("recent", "all"), format_func=lambda v: t(f"live.view_{v}"), horizontal=True,
+             key=f"live_view_{run_id}")
+    c2.toggle(t("live.sound"), key="alert_sound", help=t("live.sound_help"))
 
 
 def _overview() -> None:
@@ -73,68 +83,80 @@ def _overview() -> None:
         return
     stats = queries.session_stats(store, run_id)
     agenda = queries.agenda(store, session_id)
-    alerts = queries.alerts(store, run_id)
+    whole = clock.Clock.for_session(session.get("clock_start"), length, tz)
+    if live:
+        points = queries.timeline_points(store, run_id)
+        alerts = alerting.live_alerts(points)
+        _announce(alerts, points, agenda, whole)
+    else:
+        alerts = queries.alerts(store, run_id)
+    # The headline is the share of present participants on screen; runs analysed before the
+    # attention signals existed have only the engagement score.
+    field = "on_screen_share" if stats["attention"] else "score"
 
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]))
-    c2.metric(t("kpi.present_share"), ui.pct(stats["present_share"]))
-    c3.metric(t("kpi.alerts"), stats["alerts"])
-    c4.metric(t("kpi.length"), fmt_seconds(length))
+    span = summary.lowest_span(tl, bucket, length, field)
+    item = queries.agenda_at(agenda, (span.start + span.end) / 2) if span else None
+    headline = summary.sentence(span, item, whole, current_lang())
+    st.info(headline, icon=":material/lightbulb:")
 
-    st.subheader(t("facilitator.timeline"))
-    st.altair_chart(charts.timeline(tl, agenda, alerts, length), width="stretch")
-    st.caption(t("facilitator.timeline_help", bucket=bucket))
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric(t("kpi.on_screen"), ui.pct(stats["on_screen_share"]))
+    c2.metric(t("kpi.cameras_off"), ui.pct(stats["off_share"]))
+    c3.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]))
+    c4.metric(t("kpi.alerts"), len(alerts))
+    c5.metric(t("kpi.length"), fmt_seconds(length))
+
+    recent = live and st.session_state.get(f"live_view_{run_id}", "recent") == "recent"
+    if recent:
+        since = max(0, length - RECENT_S)
+        view_bucket, view = 1, replace(whole, first_s=since)
+        view_tl = queries.class_timeline(store, run_id, 1, since=since)
+    else:
+        since, view_bucket, view, view_tl = None, bucket, whole, tl
+
+    st.subheader(t("facilitator.timeline_on_screen") if field == "on_screen_share" else t("facilitator.timeline"))
+    band = queries.score_band(store, run_id, view_bucket, since)
+    st.altair_chart(
+        charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None),
+        width="stretch",
+    )
+    st.caption(t("facilitator.timeline_help", bucket=view_bucket))
     if stats["suppressed_share"]:
         st.caption(t("facilitator.suppressed", share=ui.pct(stats["suppressed_share"])))
     if agenda.empty:
         st.caption(t("facilitator.no_agenda_hint"))
+    st.subheader(t("facilitator.presence"))
+    st.altair_chart(charts.presence(view_tl, view), width="stretch")
+    if field != "score":
+        st.subheader(t("facilitator.estimate"))
+        st.altair_chart(charts.timeline(view_tl, view, "score", band=band, height=200), width="stretch")
+        st.caption(t("facilitator.estimate_help"))
 
-    dist = queries.attention_distribution(store, run_id)
-    left, right = st.columns(2)
-    with left:
-        st.subheader(t("facilitator.distribution"))
-        if dist.empty:
-            ui.empty_state("facilitator.no_estimates")
-        else:
-            st.altair_chart(charts.distribution(dist), width="stretch")
-    with right:
-        st.subheader(t("facilitator.presence"))
-        st.altair_chart(charts.presence(tl), width="stretch")
+    st.subheader(t("facilitator.distribution"))
+    dist, kind = queries.attention_distribution(store, run_id), "state"
+    if dist.empty and not stats["attention"]:
+        dist, kind = queries.level_distribution(store, run_id), "level"
+    if dist.empty:
+        ui.empty_state("facilitator.no_distribution")
+    else:
+        st.altair_chart(charts.distribution(dist, kind), width="stretch")
+        st.caption(t("facilitator.distribution_help"))
 
     st.subheader(t("facilitator.alerts"))
     if alerts.empty:
         st.success(t("facilitator.no_alerts"))
     else:
-        table = pd.DataFrame(
-            {
-                t("alerts.from"): [fmt_seconds(s) for s in alerts["start_second"]],
-                t("alerts.to"): [fmt_seconds(s) for s in alerts["end_second"]],
-                t("alerts.duration"): [fmt_seconds(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
-                t("alerts.agenda_item"): [_agenda_at(agenda, s) for s in alerts["start_second"]],
-                t("alerts.magnitude"): [ui.num(v) for v in alerts["magnitude"]],
-            }
-        )
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(_alert_table(alerts, agenda, whole), hide_index=True, width="stretch")
 
     if not agenda.empty:
         st.subheader(t("facilitator.agenda_scores"))
         scores = queries.agenda_scores(store, session_id, run_id)
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    t("agenda.start"): [fmt_seconds(s) for s in scores["start_second"]],
-                    t("agenda.title"): scores["title"],
-                    t("kpi.mean_score"): [ui.num(v) for v in scores["score"]],
-                    t("kpi.present_share"): [ui.pct(v) for v in scores["present_share"]],
-                }
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+        st.dataframe(_agenda_table(scores, field, whole), hide_index=True, width="stretch")
+        st.caption(t("facilitator.agenda_help"))
     else:
-        scores = pd.DataFrame(columns=["start_second", "end_second", "title", "score", "present_share"])
+        scores = pd.DataFrame(columns=["start_second", "end_second", "title", "on_screen_share", "off_share", "score"])
 
-    html = report.session_summary_html(current_lang(), session, stats, tl, scores, agenda, alerts, dist, length)
+    html = report.session_summary_html(current_lang(), session, stats, tl, scores, agenda, alerts, whole, headline, field)
     st.download_button(
         t("facilitator.download_summary"),
         data=html.encode("utf-8"),
@@ -143,6 +165,82 @@ def _overview() -> None:
         icon=":material/download:",
         on_click=_audit_summary,
     )
+
+
+def _change(kind: str, magnitude: float) -> str:
+    """An alert's size: percentage points for the shares, score points for the score."""
+    return f"{magnitude * 100:.0f} {t('unit.points')}" if kind != "attention_drop" else ui.num(magnitude)
+
+
+def _alert_table(alerts: pd.DataFrame, agenda: pd.DataFrame, when: clock.Clock) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            t("alerts.kind"): [t(f"alert.{k}") for k in alerts["kind"]],
+            t("alerts.from"): [when.label(s) for s in alerts["start_second"]],
+            t("alerts.to"): [when.label(s) for s in alerts["end_second"]],
+            t("alerts.duration"): [fmt_seconds(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
+            t("alerts.agenda_item"): [ui.text(queries.agenda_at(agenda, s)) for s in alerts["start_second"]],
+            t("alerts.magnitude"): [_change(k, m) for k, m in zip(alerts["kind"], alerts["magnitude"])],
+        }
+    )
+
+
+# Background of an agenda row by its place among the session's items: lowest third, middle,
+# highest third (text stays #1D2A2E on all three: contrast above 11:1).
+RANK_COLOURS = ("#F6D5CF", "#F8EFD9", "#D3EAE4")
+
+
+def _agenda_table(scores: pd.DataFrame, field: str, when: clock.Clock):
+    """Agenda items best first by the headline measure, coloured by where they rank."""
+    ranked = scores.sort_values(field, ascending=False, na_position="last").reset_index(drop=True)
+    known = ranked[field].notna()
+    n = int(known.sum())
+    table = pd.DataFrame(
+        {
+            t("agenda.rank"): [str(i + 1) if k else ui.MISSING for i, k in enumerate(known)],
+            t("agenda.start"): [when.label(s) for s in ranked["start_second"]],
+            t("agenda.title"): ranked["title"],
+            t("kpi.on_screen"): [ui.pct(v) for v in ranked["on_screen_share"]],
+            t("kpi.cameras_off"): [ui.pct(v) for v in ranked["off_share"]],
+            t("kpi.mean_score"): [ui.num(v) for v in ranked["score"]],
+        }
+    )
+
+    def colour(row: pd.Series) -> list[str]:
+        i = row.name
+        if not known.iloc[i] or n < 2:
+            return [""] * len(row)
+        third = min(2, int(3 * (n - 1 - i) / n))  # 0 = lowest third
+        return [f"background-color: {RANK_COLOURS[third]}; color: #1D2A2E"] * len(row)
+
+    return table.style.apply(colour, axis=1)
+
+
+def _announce(alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: clock.Clock) -> None:
+    """A toast for each new alert, a banner while one lasts, and the chime when asked for."""
+    seen: set[str] = st.session_state.setdefault(f"alerts_seen_{run_id}", set())
+    fresh = alerting.unseen(alerts, seen)
+    last = points[-1].second if points else 0
+    for row in fresh.itertuples():
+        st.toast(_alert_text(row, agenda, when), icon=":material/notifications_active:")
+        seen.add(alerting.alert_key(row.kind, row.start_second))
+    for row in alerts[alerts["end_second"] >= last - ONGOING_S].itertuples():
+        st.warning(_alert_text(row, agenda, when), icon=":material/notifications_active:")
+    jump = alerting.cameras_off_jump(points)
+    jumped_before = st.session_state.get(f"jump_{run_id}", False)
+    if jump is not None:
+        st.warning(t("live.cameras_off_jump", now=ui.pct(jump.now), before=ui.pct(jump.before)), icon=":material/videocam_off:")
+    st.session_state[f"jump_{run_id}"] = jump is not None
+    if st.session_state.get("alert_sound") and (not fresh.empty or (jump is not None and not jumped_before)):
+        st.html(alerting.chime_html(f"{run_id}-{last}"))
+
+
+ONGOING_S = 5  # an alert whose last second is this close to the newest one is still going on
+
+
+def _alert_text(row, agenda: pd.DataFrame, when: clock.Clock) -> str:
+    item = queries.agenda_at(agenda, row.start_second)
+    return t("live.alert", kind=t(f"alert.{row.kind}"), since=when.label(row.start_second), item=ui.text(item))
 
 
 def _no_timeline(info: dict) -> None:
@@ -156,11 +254,6 @@ def _no_timeline(info: dict) -> None:
         ui.empty_state("facilitator.no_consent", "facilitator.no_consent_hint", n=denied, name=shlex.quote(session["name"]))
     else:
         ui.empty_state("facilitator.no_faces")
-
-
-def _agenda_at(agenda: pd.DataFrame, second: int) -> str:
-    hit = agenda[(agenda["start_second"] <= second)]
-    return "" if hit.empty else str(hit.iloc[-1]["title"])
 
 
 def _audit_summary() -> None:
@@ -193,12 +286,15 @@ else:
             )
             opened.append(run_id)
         info = queries.run_info(store, run_id) or {}
-        lane_bucket = max(60, queries.bucket_for(int(info.get("length") or 0), 240))
+        length = int(info.get("length") or 0)
+        lane_bucket = queries.bucket_for(length, LANE_BARS)
         lanes = queries.individual_lanes(store, run_id, lane_bucket)
         if lanes.empty:
             ui.empty_state("facilitator.no_estimates")
         else:
-            st.altair_chart(charts.lanes(lanes), width="stretch")
+            st.altair_chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket),
+                            width="stretch")
+            st.caption(t("lanes.help", bucket=lane_bucket))
     else:
         st.session_state["lanes_audited"] = [r for r in st.session_state.get("lanes_audited", []) if r != run_id]
 

@@ -14,29 +14,39 @@ st.title(t("requests.title"))
 st.caption(t("requests.help"))
 
 with st.form("subject_request"):
-    participant = st.text_input(t("requests.participant"), help=t("requests.participant_help"))
-    cohort = st.text_input(t("requests.cohort"))
+    a, b = st.columns([3, 2])
+    participant = a.text_input(t("requests.participant"), help=t("requests.participant_help"))
+    cohort = b.text_input(t("requests.cohort"))
     kind = st.radio(t("requests.kind"), ("access", "erasure"), format_func=lambda k: t(f"requests.{k}"), horizontal=True)
     confirm = st.checkbox(t("requests.confirm_erasure"))
     go = st.form_submit_button(t("requests.submit"), type="primary")
 
 if go:
-    if not participant.strip():
+    st.session_state.pop("subject_access", None)
+    text, group = participant.strip(), cohort.strip()
+    if not text:
         st.error(t("requests.need_participant"))
+    elif not group and not services.is_pseudonym(text):
+        st.error(t("requests.need_cohort"))  # an identity means nothing without its cohort's key
     elif kind == "erasure" and not confirm:
         st.error(t("requests.need_confirm"))
     else:
         try:
             if kind == "access":
-                data = services.subject_access(store, participant.strip(), cohort.strip(), who.actor)
+                data = services.subject_access(store, text, group, who.actor)
                 st.session_state["subject_access"] = services.subject_json(data)
-                st.success(t("requests.access_done", n=data.get("summary", {}).get("tracks", 0)))
+                if data.get("summary", {}).get("tracks", 0) or data.get("consents"):
+                    st.success(t("requests.access_done", n=data.get("summary", {}).get("tracks", 0)))
+                else:
+                    # Said the same way whether the person never took part or the cohort is wrong.
+                    st.info(t("requests.not_found"), icon=":material/search_off:")
             else:
-                result = services.subject_erasure(store, participant.strip(), cohort.strip(), who.actor)
-                st.success(t("requests.erasure_done", n=sum(result["counts"].values())))
-                st.json(result["counts"])
-        except services.Unavailable:
-            ui.empty_state("privacy.unavailable")
+                result = services.subject_erasure(store, text, group, who.actor)
+                counts = result["counts"]
+                st.success(t("requests.erasure_done", n=sum(counts.values())))
+                st.dataframe(ui.counts_table(counts), hide_index=True, width="stretch")
+        except services.NotFound:
+            st.info(t("requests.not_found"), icon=":material/search_off:")
         except EngagementError as exc:
             st.error(t("error.action", detail=str(exc)))
 

@@ -7,49 +7,56 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, services, ui
+from dashboard import clock, queries, services, ui
 from dashboard.i18n import t
 from engagement.errors import EngagementError
+from privacy.profiles import PROFILES
 
 who = ui.require("privacy_retention")
 store = ui.store()
 st.title(t("retention.title"))
+tz = clock.local_tz()
 
-try:
-    policy = services.load_policy()
-except services.Unavailable:
-    ui.empty_state("privacy.unavailable")
-    st.stop()
-
+policy = services.load_policy()
 periods = services.policy_periods(policy)
 st.subheader(t("retention.current"))
 st.dataframe(
     pd.DataFrame(
         {
             t("retention.tier"): [t("tier.raw_frames")] + [t(f"tier.{k}") for k in periods],
-            t("retention.period"): [t("retention.never")] + list(periods.values()),
+            t("retention.period"): [t("retention.never")] + [ui.period_text(v) for v in periods.values()],
         }
     ),
     hide_index=True,
     width="stretch",
 )
-st.caption(t("retention.profile", profile=policy.profile, source=policy.source))
+source = t("retention.source_defaults") if policy.source == "defaults" else policy.source
+st.caption(t("retention.profile", profile=ui.term("profile", policy.profile), source=source))
 
 with st.expander(t("retention.edit"), icon=":material/edit:"):
     st.caption(t("retention.edit_help"))
     with st.form("policy_edit"):
         new_periods = {tier: st.text_input(t(f"tier.{tier}"), value=value) for tier, value in periods.items()}
-        profile = st.selectbox(t("retention.profile_pick"), ("id-pdp", "eu-ai-act"), index=0 if policy.profile == "id-pdp" else 1)
+        names = sorted(PROFILES)
+        profile = st.selectbox(t("retention.profile_pick"), names, index=names.index(policy.profile),
+                               format_func=lambda p: ui.term("profile", p))
         reason = st.text_area(t("retention.reason"))
         if st.form_submit_button(t("retention.save"), type="primary"):
             if not reason.strip():
                 st.error(t("retention.reason_required"))
             else:
                 try:
-                    services.save_policy(store, new_periods, profile, reason, who.actor)
-                    st.success(t("retention.saved"))
+                    saved = services.save_policy(store, new_periods, profile, reason, who.actor)
                 except EngagementError as exc:
                     st.error(t("error.action", detail=str(exc)))
+                else:
+                    if saved is None:
+                        st.info(t("retention.unchanged"))
+                    else:
+                        st.session_state["retention_saved"] = True
+                        st.rerun()  # the table above and the purge preview below follow the new policy
+if st.session_state.pop("retention_saved", False):
+    st.success(t("retention.saved"))
 
 st.subheader(t("purge.title"))
 st.caption(t("purge.help"))
@@ -61,33 +68,34 @@ if c2.button(t("purge.run"), type="primary", disabled=not confirm, icon=":materi
     st.session_state["purge_done"] = services.purge(store, dry_run=False, actor=who.actor)
     st.session_state.pop("purge_preview", None)
 
-for key, title_key in (("purge_preview", "purge.preview_result"), ("purge_done", "purge.done_result")):
-    receipt = st.session_state.get(key)
+preview = st.session_state.get("purge_preview")
+if preview and preview.get("policy_hash") != policy.hash:
+    # The policy changed since the preview was made: count again under the one in force (a dry
+    # run writes nothing), so the officer never reads numbers of a policy that no longer holds.
+    preview = st.session_state["purge_preview"] = services.purge(store, dry_run=True, actor=who.actor)
+for receipt, title_key in ((preview, "purge.preview_result"), (st.session_state.get("purge_done"), "purge.done_result")):
     if receipt:
         counts = receipt.get("counts", {})
         st.markdown(t(title_key, total=sum(counts.values())))
-        st.dataframe(
-            pd.DataFrame({t("purge.table"): list(counts), t("purge.rows"): list(counts.values())}),
-            hide_index=True,
-            width="stretch",
-        )
+        st.dataframe(ui.counts_table(counts), hide_index=True, width="stretch")
 
 st.subheader(t("purge.receipts"))
 receipts = queries.purge_receipts(store)
-if receipts is None or receipts.empty:
+if receipts.empty:
     st.caption(t("purge.no_receipts"))
 else:
-    receipts["total"] = [sum(json.loads(c or "{}").values()) for c in receipts["counts_json"]]
     st.dataframe(
-        receipts[["id", "kind", "at", "trigger", "subject", "total"]].rename(
-            columns={
-                "id": t("purge.receipt_id"),
-                "kind": t("consent.kind"),
-                "at": t("purge.at"),
-                "trigger": t("purge.trigger"),
-                "subject": t("consent.participant"),
-                "total": t("purge.rows"),
-            }
+        ui.readable(
+            pd.DataFrame(
+                {
+                    t("purge.receipt_id"): receipts["id"],
+                    t("consent.kind"): [ui.term("receipt", k) for k in receipts["kind"]],
+                    t("purge.at"): [clock.local_text(v, tz) for v in receipts["at"]],
+                    t("purge.trigger"): [ui.term("trigger", k) for k in receipts["trigger"]],
+                    t("consent.participant"): receipts["subject"],
+                    t("purge.rows"): [sum(json.loads(c or "{}").values()) for c in receipts["counts_json"]],
+                }
+            )
         ),
         hide_index=True,
         width="stretch",

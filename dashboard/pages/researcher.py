@@ -7,8 +7,8 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries, services, ui
-from dashboard.i18n import t
+from dashboard import charts, clock, queries, services, stats, ui
+from dashboard.i18n import fmt_seconds, t
 
 who = ui.require("researcher")
 store = ui.store()
@@ -16,20 +16,29 @@ st.title(t("researcher.title"))
 
 # Cross-session aggregates change only when an analysis finishes: cache briefly per filter set.
 CACHE_S = 60
+COMPARE_MAX = 4
+tz = clock.local_tz()
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
-def _options(url: str) -> dict:
-    return queries.filter_options(ui.store())
+def _options(url: str, tz) -> dict:
+    return queries.filter_options(ui.store(), tz)
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
-def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     s = ui.store()
-    return queries.trends(s, f), queries.score_histogram(s, f), queries.agenda_item_scores(s, f)
+    trend = queries.trends(s, f)
+    return trend, queries.score_histogram(s, f), queries.agenda_sessions(s, f), queries.person_means(s, f, trend)
 
 
-opts = _options(ui.db_url())
+@st.cache_data(ttl=CACHE_S, show_spinner=False)
+def _timelines(url: str, run_ids: tuple[int, ...], bucket: int) -> pd.DataFrame:
+    s = ui.store()
+    return pd.concat([queries.class_timeline(s, r, bucket).assign(run_id=r) for r in run_ids], ignore_index=True)
+
+
+opts = _options(ui.db_url(), tz)
 if opts["first"] is None:
     ui.empty_state("researcher.no_sessions", "facilitator.no_sessions_hint")
     st.stop()
@@ -41,41 +50,91 @@ with st.container(border=True):
         value=(opts["first"], opts["last"]),
         min_value=opts["first"],
         max_value=opts["last"],
+        format="DD/MM/YYYY",
         key="researcher_dates",
     )
     cohorts = c2.multiselect(t("researcher.cohorts"), opts["cohorts"], placeholder=t("researcher.all"), key="researcher_cohorts")
     titles = c3.multiselect(t("researcher.agenda_items"), opts["titles"], placeholder=t("researcher.all"), key="researcher_titles")
+    field = st.radio(t("researcher.measure"), ("on_screen_share", "score"), format_func=lambda f: t(f"measure.{f}"),
+                     horizontal=True, key="researcher_measure")
 
 lo: date | None = span[0] if isinstance(span, (list, tuple)) and len(span) > 0 else None
 hi: date | None = span[1] if isinstance(span, (list, tuple)) and len(span) > 1 else lo
-filters = queries.Filters(date_from=lo, date_to=hi, cohorts=tuple(cohorts), agenda_titles=tuple(titles))
-trend, hist, items = _data(ui.db_url(), filters)
+filters = queries.Filters(date_from=lo, date_to=hi, cohorts=tuple(cohorts), agenda_titles=tuple(titles), tz=tz)
+trend, hist, items, persons = _data(ui.db_url(), filters)
 
 if trend.empty:
     ui.empty_state("researcher.no_match")
     st.stop()
 
-k1, k2, k3 = st.columns(3)
+local_day = trend["started_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+trend = stats.with_interval(trend.assign(local_day=local_day), persons, ["run_id"], field)
+k1, k2, k3, k4, k5 = st.columns(5)
 k1.metric(t("kpi.sessions"), len(trend))
-k2.metric(t("kpi.mean_score"), ui.num(trend["score"].mean()))
-k3.metric(t("kpi.present_share"), ui.pct(trend["present_share"].mean()))
+k2.metric(t("chart.people"), int(trend["people"].sum()))
+k3.metric(t("kpi.on_screen"), ui.pct(trend["on_screen_share"].mean()))
+k4.metric(t("kpi.cameras_off"), ui.pct(trend["off_share"].mean()))
+k5.metric(t("kpi.mean_score"), ui.num(trend["score"].mean()))
 
-st.subheader(t("researcher.trend"))
-st.altair_chart(charts.trends(trend), width="stretch")
+st.subheader(t(f"researcher.trend_{field}"))
+if trend[field].notna().any():
+    st.altair_chart(charts.trends(trend, field), width="stretch")
+    st.caption(t("researcher.interval_help"))
+else:
+    ui.empty_state("researcher.no_values")
 
-left, right = st.columns(2)
-with left:
-    st.subheader(t("researcher.histogram"))
-    if hist.empty:
-        ui.empty_state("researcher.no_scores")
-    else:
-        st.altair_chart(charts.histogram(hist), width="stretch")
-with right:
-    st.subheader(t("researcher.by_agenda"))
-    if items.empty:
-        ui.empty_state("researcher.no_agenda")
-    else:
-        st.altair_chart(charts.agenda_bars(items), width="stretch")
+st.subheader(t("researcher.by_agenda"))
+if items.empty:
+    ui.empty_state("researcher.no_agenda")
+else:
+    items = stats.with_interval(items, persons, ["run_id", "title"], field)
+    items["local_day"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    left, right = st.columns([3, 2])
+    with left:
+        st.altair_chart(charts.agenda_trends(items.dropna(subset=[field]), field), width="stretch")
+    with right:
+        st.altair_chart(charts.agenda_bars(stats.across_sessions(items, field), field), width="stretch")
+    st.caption(t("researcher.by_agenda_help"))
+
+# -- sessions side by side ----------------------------------------------------------------------
+st.subheader(t("researcher.compare"))
+names = trend["name"].tolist()
+compared = st.multiselect(
+    t("researcher.compare_pick", n=COMPARE_MAX),
+    names,
+    default=names[-2:],
+    max_selections=COMPARE_MAX,
+    placeholder=t("researcher.pick_sessions"),
+    key="researcher_compare",
+)
+if compared:
+    chosen = trend[trend["name"].isin(compared)]
+    longest = int(chosen["seconds"].max())
+    lines = _timelines(ui.db_url(), tuple(int(r) for r in chosen["run_id"]), queries.bucket_for(longest, 360))
+    lines = lines.merge(chosen[["run_id", "name"]], on="run_id")
+    st.altair_chart(charts.compare(lines, field, longest), width="stretch")
+    side = chosen.set_index("name").reindex(compared)
+    st.dataframe(
+        pd.DataFrame(
+            {
+                t("chart.date"): [ui.text(clock.local_text(v, tz)) for v in side["started_at"]],
+                t("chart.cohort"): [ui.text(c) for c in side["cohort"]],
+                t("chart.people"): [str(int(v)) for v in side["people"]],
+                t("kpi.on_screen"): [ui.pct(v) for v in side["on_screen_share"]],
+                t("kpi.cameras_off"): [ui.pct(v) for v in side["off_share"]],
+                t("kpi.mean_score"): [ui.num(v) for v in side["score"]],
+                t("kpi.length"): [fmt_seconds(v) for v in side["seconds"]],
+            },
+            index=compared,
+        ).T,
+        width="stretch",
+    )
+
+st.subheader(t("researcher.histogram"))
+if hist.empty:
+    ui.empty_state("researcher.no_scores")
+else:
+    st.altair_chart(charts.histogram(hist), width="stretch")
 
 with st.expander(t("researcher.table")):
     st.dataframe(
@@ -83,9 +142,12 @@ with st.expander(t("researcher.table")):
             {
                 t("chart.session"): trend["name"],
                 t("chart.cohort"): [ui.text(c) for c in trend["cohort"]],
-                t("chart.date"): trend["started_at"].dt.strftime("%Y-%m-%d"),
+                t("chart.date"): [ui.text(clock.local_text(v, tz)) for v in trend["started_at"]],
+                t("chart.people"): trend["people"],
+                t("kpi.on_screen"): [ui.pct(v) for v in trend["on_screen_share"]],
+                t("kpi.cameras_off"): [ui.pct(v) for v in trend["off_share"]],
                 t("kpi.mean_score"): [ui.num(v, 3) for v in trend["score"]],
-                t("kpi.present_share"): [ui.pct(v) for v in trend["present_share"]],
+                t("researcher.interval"): [ui.interval(a, b, field) for a, b in zip(trend[f"{field}_lo"], trend[f"{field}_hi"])],
                 t("chart.seconds"): trend["seconds"],
             }
         ),
@@ -96,7 +158,6 @@ with st.expander(t("researcher.table")):
 # -- downloads --------------------------------------------------------------------------------
 st.subheader(t("researcher.download"))
 st.caption(t("researcher.download_help"))
-names = trend["name"].tolist()
 # Each session is ~288k participant-seconds (40 people x 2 h): a browser download is capped at a
 # handful of sessions; `engagement export` on the command line has no cap.
 MAX_DOWNLOAD_SESSIONS = 10
