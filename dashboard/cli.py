@@ -33,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the demo's own database (analysed on first use) with its demo/demo facilitator account (loopback only)",
     )
     parser.add_argument("--session", metavar="NAME", help="session the facilitator page opens on")
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="time zone times are shown in, e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura "
+        "(default: ENGAGEMENT_TIMEZONE, else this machine's zone)",
+    )
     parser.set_defaults(handler=serve)
     dsub = parser.add_subparsers(dest="dashboard_command", metavar="COMMAND")
 
@@ -65,6 +71,11 @@ def serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.timezone:
+        from dashboard.clock import TZ_ENV, zone
+
+        zone(args.timezone)  # an unknown name is one error line before anything starts
+        os.environ[TZ_ENV] = args.timezone
     if args.demo:
         if args.address not in LOOPBACK:
             raise ConfigError("--demo creates an account with a public password; it only serves on 127.0.0.1")

@@ -7,26 +7,29 @@ benchmark generator (3 sessions x 8 participants x 15 min).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import json
 import re
 import sqlite3
 import zipfile
 from datetime import timezone
-from pathlib import Path
 
 import pytest
+from dashboard_support import APP, PAGES, PASSWORD, ROLE_USERS, ROOT, TIMEOUT, make_db
+from dashboard_support import app as _app
+from dashboard_support import audit_actions as _audit_actions
+from dashboard_support import block_labels as _block_labels
+from dashboard_support import charts as _charts
+from dashboard_support import generator as _generator
+from dashboard_support import missing_words as _missing_words
+from dashboard_support import no_failure as _no_failure
+from dashboard_support import open_page as _open
+from dashboard_support import session as _session
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, queries, services
 from dashboard.i18n import catalogue, translate
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "dashboard" / "app.py"
-PAGES = ROOT / "dashboard" / "pages"
-PASSWORD = "correct-horse-9"
-ROLE_USERS = {"facilitator": "fasil", "researcher": "peneliti", "privacy_officer": "dpo", "admin": "admin"}
 ALL_PAGES = ("facilitator", "researcher", "privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests", "users")
 ALLOWED = {
     "facilitator": ("facilitator",),
@@ -34,27 +37,11 @@ ALLOWED = {
     "privacy_officer": ("privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests"),
     "admin": ALL_PAGES,
 }
-TIMEOUT = 60  # two shared cores: generous, the pages themselves take well under a second
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("gen_dash", ROOT / "benchmarks" / "generate_dashboard_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def db_url(tmp_path, monkeypatch) -> str:
-    path = tmp_path / "dash.db"
-    _generator().generate(path, sessions=3, participants=8, seconds=900, estimates=True, seed=1)
-    url = f"sqlite:///{path}"
-    monkeypatch.setenv("ENGAGEMENT_DB", url)
-    store = queries.open_store(url)
-    for role, name in ROLE_USERS.items():
-        auth.create_user(store, name, role, PASSWORD)
-    store.close()
-    return url
+    return make_db(tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -62,42 +49,6 @@ def empty_url(tmp_path, monkeypatch) -> str:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     monkeypatch.setenv("ENGAGEMENT_DB", url)
     return url
-
-
-def _app(role: str | None = None, lang: str = "id") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.session_state["lang"] = lang
-    if role:
-        at.session_state["user"] = {"name": ROLE_USERS[role], "role": role}
-    return at
-
-
-def _open(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
-    return at.run()
-
-
-def _no_failure(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _audit_actions(url: str) -> list[str]:
-    return [e["action"] for e in services.audit_entries(queries.open_store(url))]
-
-
-def _charts(at: AppTest) -> int:
-    count = 0
-
-    def walk(node) -> None:
-        nonlocal count
-        for child in getattr(node, "children", {}).values():
-            if getattr(child, "type", "") in ("vega_lite_chart", "arrow_vega_lite_chart"):
-                count += 1
-            walk(child)
-
-    walk(at.main)
-    return count
 
 
 # -- sign-in -----------------------------------------------------------------------------------
@@ -339,39 +290,6 @@ def test_individual_lanes_need_profile_and_are_audited(db_url):
             assert _audit_actions(db_url).count("individual_view") == 1
             return
     pytest.fail("no session with an id-pdp profile")
-
-
-def _shown_text(at: AppTest) -> list[str]:
-    """Everything the page shows as text: tables, messages, labels and picker options."""
-    shown = [str(v) for df in at.dataframe for v in df.value.astype(str).to_numpy().ravel()]
-    for kind in ("markdown", "caption", "info", "warning", "success", "error", "title", "subheader", "code"):
-        shown += [str(e.value) for e in getattr(at, kind)]
-    shown += [str(m.value) for m in at.metric] + [m.label for m in at.metric]
-    shown += [str(o) for box in at.selectbox for o in box.options]
-    return shown
-
-
-def _missing_words(at: AppTest) -> list[str]:
-    return [s for s in _shown_text(at) if re.search(r"\b(None|nan|NaN|NaT)\b", s)]
-
-
-def _block_labels(at: AppTest) -> list[str]:
-    labels: list[str] = []
-
-    def walk(node) -> None:
-        for child in getattr(node, "children", {}).values():
-            labels.append(str(getattr(child, "label", "")))
-            walk(child)
-
-    walk(at.main)
-    return labels
-
-
-def _session(db_url: str, name: str) -> tuple[int, int, int]:
-    sessions = queries.list_sessions(queries.open_store(db_url))
-    index = int(sessions.index[sessions["name"] == name][0])
-    row = sessions.loc[index]
-    return index, int(row["id"]), int(row["run_id"])
 
 
 def test_page_survives_k_hiding_every_agenda_item(db_url):
