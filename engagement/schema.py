@@ -27,7 +27,7 @@ from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 # indexes, after a backup of an SQLite file).
 #   1: first release
 #   2: runs.writer_pid / runs.writer_host (dead writers are detected and their runs reaped);
-#      window_features attention columns
+#      attention columns of window_features and class_timeline
 SCHEMA_VERSION = 2
 
 metadata = MetaData()
