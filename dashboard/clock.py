@@ -82,9 +82,9 @@ class Clock:
         return pd.Series(values, index=getattr(seconds, "index", None)).dt.tz_localize("UTC")
 
     def axis_format(self) -> str:
-        """d3 time format of the axis labels."""
+        """d3 time format of the axis labels (seconds shown on spans of ten minutes or less)."""
         if self.start is not None:
-            return "%H:%M:%S" if self.length_s <= 600 else "%H:%M"
+            return "%H:%M:%S" if self.length_s - self.first_s <= 600 else "%H:%M"
         return "%-H:%M:%S" if self.length_s >= 3600 else "%-M:%S"
 
     def label(self, second: float | None, with_seconds: bool | None = None) -> str:

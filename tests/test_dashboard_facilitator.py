@@ -1,0 +1,318 @@
+"""Facilitator page: the answer at a glance (summary sentence, on-screen share first), time axes
+in clock time or m:ss, the ranked agenda, attention lanes, k on every class figure, and alerts
+during a live class (toast, banner, chime, last ten minutes)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+from dashboard_support import app, chart_specs, db_path, elements, make_db, missing_words, no_failure, open_page, session
+
+from dashboard import alerting, charts, queries, summary
+from dashboard.clock import Clock, zone
+from dashboard.i18n import translate
+from engagement.temporal.records import ClassPoint
+
+JAKARTA = zone("Asia/Jakarta")
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch) -> str:
+    return make_db(tmp_path, monkeypatch)
+
+
+def _facilitator(db_url: str, name: str):
+    at = open_page(app("facilitator").run(), "facilitator")
+    index, _, _ = session(db_url, name)
+    at.selectbox(key="facilitator_session").set_value(index).run()
+    no_failure(at)
+    return at
+
+
+def _x_axis(spec: dict) -> dict:
+    layers = spec.get("layer", [spec])
+    return layers[-1]["encoding"]["x"]
+
+
+# -- clock and summary (units) --------------------------------------------------------------------
+
+
+def test_clock_shows_local_wall_time_when_the_start_is_known_else_elapsed_m_ss():
+    start = datetime(2025, 1, 6, 3, 0, tzinfo=timezone.utc)  # 10:00 in Jakarta (UTC+7)
+    clock = Clock.for_session(start, 7200, JAKARTA)
+    assert clock.label(0) == "10:00" and clock.label(65 * 60 + 30) == "11:05"
+    assert clock.axis_format() == "%H:%M"
+    wall = clock.axis_values(pd.Series([0, 90]))
+    assert [v.strftime("%H:%M:%S") for v in wall] == ["10:00:00", "10:01:30"]  # local wall clock, labelled UTC
+    naive = Clock.for_session(pd.Timestamp("2025-01-06 03:00:00"), 300, JAKARTA)  # the store's naive UTC
+    assert naive.label(30) == "10:00:30"  # short sessions keep the seconds
+    elapsed = Clock.for_session(None, 900, JAKARTA)
+    assert elapsed.label(0) == "0:00" and elapsed.label(95) == "1:35" and elapsed.axis_format() == "%-M:%S"
+    assert Clock.for_session(None, 7200, JAKARTA).axis_format() == "%-H:%M:%S"
+    assert elapsed.span(300, 389) == "5:00–6:29"
+
+
+def _tl(values: dict[str, list[float | None]], bucket: int = 60) -> pd.DataFrame:
+    n = len(next(iter(values.values())))
+    return pd.DataFrame({"t": [i * bucket for i in range(n)], **values}).astype({"t": int})
+
+
+def test_lowest_span_is_the_lowest_window_and_ignores_hidden_seconds():
+    share = [0.8] * 20 + [0.3, 0.25, 0.3] + [0.8] * 17
+    share[35] = None  # hidden by k: not a low
+    tl = _tl({"on_screen_share": share, "off_share": [0.05] * 40, "score": [0.6] * 40})
+    span = summary.lowest_span(tl, 60, 2400, "on_screen_share")
+    assert span.start <= 21 * 60 <= span.end  # the dip
+    assert span.end - span.start + 1 == summary.window_for(2400)
+    assert span.on_screen_share == pytest.approx((0.3 + 0.25 + 0.3 + 0.8) / 4)
+    assert summary.lowest_span(_tl({"on_screen_share": [None] * 5}), 60, 300, "on_screen_share") is None
+
+
+@pytest.mark.parametrize(
+    ("start", "off", "stretch", "advice"),
+    [
+        (600, 0.35, 60, "break"),  # cameras going off: people are stepping away
+        (55 * 60, 0.05, 60, "break"),  # fatigue after fifty minutes
+        (600, 0.05, 12 * 60, "discussion"),  # a long sag within one activity
+        (600, 0.05, 3 * 60, "quiz"),  # a short dip
+    ],
+)
+def test_suggestion_rules(start, off, stretch, advice):
+    span = summary.LowestSpan(start, start + 239, "on_screen_share", 0.4, 0.4, off, 0.5, stretch)
+    assert summary.suggestion(span) == advice
+
+
+def test_summary_sentence_names_span_item_share_cameras_off_and_advice():
+    clock = Clock.for_session(datetime(2025, 1, 6, 3, 0, tzinfo=timezone.utc), 3600, JAKARTA)
+    span = summary.LowestSpan(300, 719, "on_screen_share", 0.48, 0.48, 0.12, 0.5, 420)
+    text = summary.sentence(span, "Diskusi kelompok", clock, "id")
+    assert text.startswith("Perhatian paling rendah pada 10:05–10:11 saat “Diskusi kelompok”: 48%")
+    assert "kamera mati/wajah hilang 12%" in text and translate("summary.suggest.quiz", "id") in text
+    assert "10:05–10:11" in summary.sentence(span, None, clock, "en") and "during" not in summary.sentence(span, None, clock, "en")
+
+
+# -- the page ---------------------------------------------------------------------------------------
+
+
+def test_page_opens_on_the_summary_sentence_and_the_share_on_screen(db_url):
+    at = _facilitator(db_url, "sesi-001")
+    sentence = at.info[0].value
+    assert sentence.startswith("Perhatian paling rendah pada ")
+    # The generator's sessions have a known start: clock time (HH:MM), and an agenda item.
+    assert re.search(r"pada \d\d:\d\d–\d\d:\d\d saat “[^”]+”: \d+% peserta", sentence), sentence
+    assert any(translate(f"summary.suggest.{s}", "id") in sentence for s in ("break", "discussion", "quiz"))
+    assert at.metric[0].label == translate("kpi.on_screen", "id") and at.metric[0].value.endswith("%")
+    assert at.subheader[0].value == translate("facilitator.timeline_on_screen", "id")
+    specs = chart_specs(at)
+    assert specs[0]["layer"][-1]["encoding"]["y"]["field"] == "on_screen_share"
+    # The engagement estimate comes second, with its uncertainty band.
+    estimate = specs[2]["layer"]
+    assert [layer["mark"]["type"] for layer in estimate] == ["area", "line"]
+    assert estimate[0]["encoding"]["y2"]["field"] == "hi"
+
+
+def test_axes_are_clock_time_or_m_ss_never_fractions_of_minutes(db_url):
+    at = _facilitator(db_url, "sesi-001")
+    for spec in chart_specs(at)[:3]:
+        x = _x_axis(spec)
+        assert x["type"] == "temporal" and x["scale"]["type"] == "utc"
+        assert x["axis"]["format"] == "%H:%M" and x["title"] == translate("chart.clock", "id")
+    _, _, run_id = session(db_url, "sesi-001")
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE sessions SET started_at = NULL")
+    at = _facilitator(db_url, "sesi-001")
+    assert re.search(r"pada \d+:\d\d–\d+:\d\d", at.info[0].value)
+    for spec in chart_specs(at)[:3]:
+        x = _x_axis(spec)
+        assert x["axis"]["format"] == "%-M:%S" and x["title"] == translate("chart.elapsed", "id")
+        assert x["scale"]["domain"] == [0, 900_000]  # the whole session, in milliseconds from 0:00
+    alerts = next(df.value for df in at.dataframe if translate("alerts.from", "id") in df.value.columns)
+    assert all(re.fullmatch(r"\d+:\d\d", v) for v in alerts[translate("alerts.from", "id")])
+
+
+def test_alerts_are_listed_with_kind_and_agenda_item(db_url):
+    at = _facilitator(db_url, "sesi-001")
+    table = next(df.value for df in at.dataframe if translate("alerts.kind", "id") in df.value.columns)
+    kinds = {translate(f"alert.{k}", "id") for k in ("attention_drop", "on_screen_drop", "cameras_off_rise")}
+    assert set(table[translate("alerts.kind", "id")]) <= kinds
+    assert all(v and v != "–" for v in table[translate("alerts.agenda_item", "id")])
+
+
+def test_agenda_table_is_ranked_by_the_share_on_screen_and_coloured(db_url):
+    at = _facilitator(db_url, "sesi-001")
+    frame = next(df for df in at.dataframe if translate("agenda.rank", "id") in df.value.columns)
+    table = frame.value
+    shares = [int(v.rstrip("%")) for v in table[translate("kpi.on_screen", "id")] if v != "–"]
+    assert shares == sorted(shares, reverse=True) and len(shares) >= 3
+    assert table[translate("agenda.rank", "id")].tolist()[: len(shares)] == [str(i + 1) for i in range(len(shares))]
+    styles = frame.proto.arrow_data.styler.styles
+    assert "row0_col0" in styles.split("{")[0] and "#D3EAE4" in styles.split("}")[0]  # the best item: green
+    assert "#F6D5CF" in styles  # the weakest third: pink
+
+
+def test_k_hides_lone_states_from_the_distribution_and_hidden_seconds_from_the_band(db_url):
+    _, _, run_id = session(db_url, "sesi-001")
+    store = queries.open_store(db_url)
+    with sqlite3.connect(db_path(db_url)) as con:
+        # From 7:30 on, fewer than k people stand behind each second.
+        con.execute("UPDATE class_timeline SET n_absent = NULL, suppressed = 1, score = NULL WHERE run_id = ? AND second >= 450",
+                    (run_id,))
+        early = con.execute("SELECT count(*) FROM window_features WHERE run_id = ? AND second < 450", (run_id,)).fetchone()[0]
+    dist = queries.attention_distribution(store, run_id)
+    assert dist["n"].sum() == early
+    assert set(dist["category"]) <= set(charts.STATE_ORDER)
+    band = queries.score_band(store, run_id, 10)
+    assert band["t"].max() < 450 and (band["lo"] <= band["hi"]).all()
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE class_timeline SET n_absent = NULL WHERE run_id = ?", (run_id,))
+    assert queries.attention_distribution(store, run_id).empty
+    at = _facilitator(db_url, "sesi-001")
+    assert translate("facilitator.no_distribution", "id") in [i.value for i in at.info]
+    assert not missing_words(at), missing_words(at)
+
+
+def test_score_band_is_the_95_percent_interval_between_present_people(db_url):
+    _, _, run_id = session(db_url, "sesi-001")
+    with sqlite3.connect(db_path(db_url)) as con:
+        rows = con.execute(
+            "SELECT e.score FROM engagement_estimates e JOIN class_timeline c ON c.run_id = e.run_id AND c.second = e.second"
+            " WHERE e.run_id = ? AND e.second BETWEEN 100 AND 109 AND e.state = 'present' AND c.suppressed = 0", (run_id,)
+        ).fetchall()
+        seconds = con.execute("SELECT count(*) FROM class_timeline WHERE run_id = ? AND second BETWEEN 100 AND 109"
+                              " AND suppressed = 0", (run_id,)).fetchone()[0]
+    scores = pd.Series([r[0] for r in rows])
+    people = len(scores) / seconds
+    half = 1.96 * scores.std(ddof=0) / people**0.5
+    band = queries.score_band(queries.open_store(db_url), run_id, 10).set_index("t").loc[100]
+    assert band["lo"] == pytest.approx(scores.mean() - half) and band["hi"] == pytest.approx(scores.mean() + half)
+    assert band["people"] == pytest.approx(people)
+
+
+def test_lanes_show_every_track_and_its_attention_state(db_url):
+    _, _, run_id = session(db_url, "sesi-001")
+    with sqlite3.connect(db_path(db_url)) as con:
+        # T3 was never analysed (no per-second rows): its lane stays, empty.
+        con.execute("DELETE FROM window_features WHERE track_id = (SELECT id FROM tracks WHERE run_id = ? AND label = 'T3')",
+                    (run_id,))
+    store = queries.open_store(db_url)
+    lanes = queries.individual_lanes(store, run_id, 1)
+    assert list(dict.fromkeys(lanes["label"])) == [f"T{i}" for i in range(1, 9)]  # natural order: T2 before T10
+    assert set(lanes["state"].dropna()) <= set(charts.STATE_ORDER)
+    assert lanes[lanes["label"] == "T1"]["t"].tolist() == list(range(900))  # one bar per second
+    at = _facilitator(db_url, "sesi-001")
+    before = len(chart_specs(at))
+    at.toggle[0].set_value(True).run()
+    no_failure(at)
+    spec = chart_specs(at)[before]
+    y = spec["encoding"]["y"]
+    assert y["scale"]["domain"] == [f"T{i}" for i in range(1, 9)] and y["title"] == translate("chart.participant_track", "id")
+    assert spec["encoding"]["color"]["field"] == "state_label" and spec["height"] >= 8 * 26
+    assert spec["encoding"]["x2"]["field"] == "x2"  # each bar spans its own seconds
+
+
+# -- live -------------------------------------------------------------------------------------------
+
+
+def _make_live(db_url: str, name: str) -> int:
+    """A running analysis 15 minutes in: the share on screen fell from 0.8 to 0.3 at 11:40 and
+    half the cameras went off for the last 25 seconds (the issue's gallery case)."""
+    _, _, run_id = session(db_url, name)
+    now = (datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE runs SET status = 'running', heartbeat_at = ? WHERE id = ?", (now, run_id))
+        con.execute("DELETE FROM alerts WHERE run_id = ?", (run_id,))  # a live run has written none yet
+        con.execute("UPDATE class_timeline SET on_screen_share = 0.8, n_absent = 0, n_judged = 8, n_tracked = 8, score = 0.6,"
+                    " suppressed = 0 WHERE run_id = ?", (run_id,))
+        con.execute("UPDATE class_timeline SET on_screen_share = 0.3 WHERE run_id = ? AND second >= 700", (run_id,))
+        con.execute("UPDATE class_timeline SET n_absent = 4 WHERE run_id = ? AND second >= 875", (run_id,))
+    return run_id
+
+
+def test_cameras_off_jump_fires_on_half_the_class_gone_for_20_seconds():
+    steady = [ClassPoint(s, 6, 6, 0.6, False, 6, 0.8, 0) for s in range(300)]
+    gone = [ClassPoint(s, 3, 6, 0.6, False, 3, 0.8, 3) for s in range(300, 325)]
+    jump = alerting.cameras_off_jump(steady + gone)
+    assert jump.now == 0.5 and jump.before < 0.05 and jump.second == 324
+    assert alerting.cameras_off_jump(steady) is None
+    hidden = [ClassPoint(s, 3, 6, None, True, 3, None, None) for s in range(300, 325)]  # below k: no signal
+    assert alerting.cameras_off_jump(steady + hidden) is None
+
+
+def test_chime_is_a_wav_made_here():
+    wav = alerting.chime_wav()
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and len(wav) > 10_000
+    assert 'src="data:audio/wav;base64,' in alerting.chime_html("1-2")
+
+
+def test_live_drop_raises_a_toast_a_banner_and_the_chime_once(db_url):
+    _make_live(db_url, "sesi-003")
+    at = app("facilitator")
+    at.session_state["alert_sound"] = True
+    at.run()  # a facilitator lands on this page, on the newest session: sesi-003
+    assert not at.exception and not at.error
+    drop = translate("live.alert", "id", kind=translate("alert.on_screen_drop", "id"), since="", item="")
+    toasts = [t.value for t in at.toast]
+    assert any(v.startswith(drop.split(" sejak ")[0]) for v in toasts), toasts
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith(translate("alert.on_screen_drop", "id")) for w in warnings), warnings
+    jump = translate("live.cameras_off_jump", "id", now="50%", before="{before}").split("{before}")[0]
+    assert any(w.startswith(jump) for w in warnings), warnings
+    sounds = [e for e in elements(at) if getattr(e, "type", "") == "html"]
+    assert len(sounds) == 1 and "<audio autoplay" in sounds[0].proto.body
+    at.run()  # the next refresh: the same alert is not announced again
+    assert not at.toast and not [e for e in elements(at) if getattr(e, "type", "") == "html"]
+    assert any(w.value.startswith(translate("alert.on_screen_drop", "id")) for w in at.warning)  # the banner stays
+
+
+def test_live_view_shows_the_last_ten_minutes_by_default(db_url):
+    _make_live(db_url, "sesi-003")
+    at = open_page(app("facilitator").run(), "facilitator")
+    assert not at.exception and not at.error
+    assert at.radio[0].value == "recent"
+    x = _x_axis(chart_specs(at)[0])
+    assert x["scale"]["domain"][1] - x["scale"]["domain"][0] == 600_000  # 5:00 to 15:00 of a 15-minute class
+    assert x["axis"]["format"] == "%H:%M:%S"  # ten minutes: clock time to the second
+    at.radio[0].set_value("all").run()
+    domain = _x_axis(chart_specs(at)[0])["scale"]["domain"]
+    assert domain[1] - domain[0] == 900_000
+
+
+def test_live_sound_toggle_is_offered_only_while_live(db_url):
+    at = open_page(app("facilitator").run(), "facilitator")
+    assert not [t for t in at.toggle if t.label == translate("live.sound", "id")]
+    _make_live(db_url, "sesi-003")
+    at = open_page(app("facilitator").run(), "facilitator")
+    assert [t for t in at.toggle if t.label == translate("live.sound", "id")]
+
+
+def test_summary_download_carries_the_sentence_and_clock_times(db_url):
+    from dashboard.report import session_summary_html
+
+    at = _facilitator(db_url, "sesi-001")
+    sentence = at.info[0].value
+    assert at.get("download_button")
+
+    store = queries.open_store(db_url)
+    _, session_id, run_id = session(db_url, "sesi-001")
+    clock = Clock.for_session(datetime(2025, 1, 6, 3, 0, tzinfo=timezone.utc), 900, JAKARTA)
+    page = session_summary_html("id", {"name": "sesi-001"}, queries.session_stats(store, run_id),
+                                queries.class_timeline(store, run_id, 2), queries.agenda_scores(store, session_id, run_id),
+                                queries.agenda(store, session_id), queries.alerts(store, run_id), clock, sentence,
+                                "on_screen_share")
+    assert sentence.replace("“", "&quot;")[:20] in page.replace("“", "&quot;") and "10:15" in page
+    assert translate("kpi.on_screen", "id") in page
+
+
+def test_a_stale_heartbeat_and_banners_never_hide_the_agenda_editor(db_url):
+    _make_live(db_url, "sesi-003")
+    with sqlite3.connect(db_path(db_url)) as con:
+        old = (datetime.now(timezone.utc) - timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        con.execute("UPDATE runs SET heartbeat_at = ? WHERE status = 'running'", (old,))
+    at = open_page(app("facilitator").run(), "facilitator")
+    assert not at.exception
+    assert any("menit" in w.value for w in at.warning)
+    assert translate("agenda.edit", "id") in [str(getattr(e, "label", "")) for e in elements(at)]
