@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-COHORTS = ("Angkatan I", "Angkatan II", "Angkatan III", "Angkatan IV")
+# Valid cohort names for the privacy module (they name key files): no spaces.
+COHORTS = ("Angkatan-I", "Angkatan-II", "Angkatan-III", "Angkatan-IV")
 AGENDA = (
     (0, "Pembukaan"),
     (600, "Materi inti"),

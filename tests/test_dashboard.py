@@ -385,7 +385,7 @@ def test_researcher_trends_filters_and_audited_export(db_url):
     _no_failure(at)
     assert _charts(at) >= 3
     assert at.metric[0].value == "3"
-    at.multiselect(key="researcher_cohorts").set_value(["Angkatan I"]).run()
+    at.multiselect(key="researcher_cohorts").set_value(["Angkatan-I"]).run()
     assert at.metric[0].value == "1"
     at.multiselect(key="researcher_titles").set_value(["Materi inti"]).run()
     _no_failure(at)

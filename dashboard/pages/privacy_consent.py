@@ -107,8 +107,8 @@ def _refusal(exc: EngagementError) -> None:
 with tab_lookup:
     with st.form("consent_lookup"):
         a, b = st.columns([3, 2])
-        person = a.text_input(t("requests.participant"), help=t("requests.participant_help"))
-        cohort = b.text_input(t("consent.cohort_required"))
+        person = a.text_input(t("requests.participant"), help=t("requests.participant_help"), key="lookup_person")
+        cohort = b.text_input(t("consent.cohort_required"), key="lookup_cohort")
         go = st.form_submit_button(t("consent.lookup"))
     if go:
         try:
@@ -134,8 +134,8 @@ with tab_lookup:
 with tab_grant:
     with st.form("consent_grant", clear_on_submit=False):
         a, b = st.columns([3, 2])
-        identity = a.text_input(t("consent.identity"), help=t("requests.participant_help"))
-        cohort = b.text_input(t("consent.cohort_required"))
+        identity = a.text_input(t("consent.identity"), help=t("requests.participant_help"), key="grant_identity")
+        cohort = b.text_input(t("consent.cohort_required"), key="grant_cohort")
         scopes, notice, language, evidence = _notice_fields("grant")
         reason = st.text_area(t("consent.reason"), key="grant_reason")
         go = st.form_submit_button(t("consent.grant"), type="primary")
@@ -155,7 +155,7 @@ with tab_attest:
         with st.form("consent_attest"):
             a, b = st.columns([3, 2])
             session = a.selectbox(t("chart.session"), session_names, key="attest_session")
-            facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"))
+            facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"), key="attest_facilitator")
             scopes, notice, language, evidence = _notice_fields("attest")
             reason = st.text_area(t("consent.reason"), key="attest_reason")
             go = st.form_submit_button(t("consent.attest"), type="primary")
@@ -174,14 +174,14 @@ with tab_withdraw:
     with st.form("consent_withdraw"):
         if kind == "participant":
             a, b = st.columns([3, 2])
-            person = a.text_input(t("requests.participant"), help=t("requests.participant_help"))
-            cohort = b.text_input(t("requests.cohort"))
+            person = a.text_input(t("requests.participant"), help=t("requests.participant_help"), key="withdraw_person")
+            cohort = b.text_input(t("requests.cohort"), key="withdraw_cohort")
             scopes = st.multiselect(t("consent.scope"), SCOPES, format_func=lambda s: t(f"scope.{s}"),
                                     placeholder=t("consent.all_scopes"), key="withdraw_scopes")
         else:
             session = st.selectbox(t("chart.session"), session_names, key="withdraw_session")
         reason = st.text_area(t("consent.reason"), key="withdraw_reason")
-        confirm = st.checkbox(t("consent.confirm_withdraw"))
+        confirm = st.checkbox(t("consent.confirm_withdraw"), key="withdraw_confirm")
         go = st.form_submit_button(t("consent.withdraw"), type="primary")
     if go:
         try:

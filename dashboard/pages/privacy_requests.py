@@ -15,10 +15,11 @@ st.caption(t("requests.help"))
 
 with st.form("subject_request"):
     a, b = st.columns([3, 2])
-    participant = a.text_input(t("requests.participant"), help=t("requests.participant_help"))
-    cohort = b.text_input(t("requests.cohort"))
-    kind = st.radio(t("requests.kind"), ("access", "erasure"), format_func=lambda k: t(f"requests.{k}"), horizontal=True)
-    confirm = st.checkbox(t("requests.confirm_erasure"))
+    participant = a.text_input(t("requests.participant"), help=t("requests.participant_help"), key="request_participant")
+    cohort = b.text_input(t("requests.cohort"), key="request_cohort")
+    kind = st.radio(t("requests.kind"), ("access", "erasure"), format_func=lambda k: t(f"requests.{k}"), horizontal=True,
+                    key="request_kind")
+    confirm = st.checkbox(t("requests.confirm_erasure"), key="request_confirm")
     go = st.form_submit_button(t("requests.submit"), type="primary")
 
 if go:
