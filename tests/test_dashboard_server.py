@@ -257,3 +257,12 @@ def test_server_settings_headless_private_and_our_own_calm_theme():
     assert _contrast(theme["textColor"], theme["secondaryBackgroundColor"]) >= 7
     assert _contrast(theme["primaryColor"], theme["backgroundColor"]) >= 4.5
     assert _contrast("#FFFFFF", theme["primaryColor"]) >= 4.5  # white text on primary buttons
+
+
+def test_an_unknown_time_zone_is_one_error_line_and_exit_2(tmp_path, capsys):
+    from engagement.cli import main
+
+    assert main(["dashboard", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--timezone", "Asia/Bandung"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown time zone 'Asia/Bandung'")
+    assert not (tmp_path / "x.db").exists()  # refused before anything was opened

@@ -1,0 +1,172 @@
+"""Researcher page: 95 % intervals and n behind every aggregate point, localised day axes,
+sessions side by side, per-agenda trends across sessions, presence in percent everywhere."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+
+import pandas as pd
+import pytest
+from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure
+
+from dashboard import queries, stats
+from dashboard.clock import zone
+from dashboard.i18n import translate
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch) -> str:
+    return make_db(tmp_path, monkeypatch)
+
+
+def _researcher(lang: str = "id"):
+    # The researcher lands on this page. (No second run: AppTest formats translated options
+    # outside the page, in the default language, and would not find an English one again.)
+    at = app("researcher", lang).run()
+    no_failure(at)
+    assert at.title[0].value == translate("researcher.title", lang)
+    return at
+
+
+def _layers(spec: dict) -> list[dict]:
+    return spec.get("layer", [spec])
+
+
+# -- intervals (units) --------------------------------------------------------------------------
+
+
+def test_half_width_is_196_sd_over_root_n_between_people():
+    # Four people whose means are 0.2, 0.4, 0.6, 0.8 (two samples each, one split across titles).
+    persons = pd.DataFrame(
+        {
+            "run_id": [1] * 5,
+            "track_id": [1, 2, 3, 4, 4],
+            "title": ["A", "A", "A", "A", "B"],
+            "score_sum": [0.4, 0.8, 1.2, 0.8, 0.8],
+            "score_n": [2, 2, 2, 1, 1],
+            "on_sum": [0.0] * 5,
+            "on_n": [0] * 5,
+        }
+    )
+    out = stats.half_widths(persons, ["run_id"], "score")
+    sd = pd.Series([0.2, 0.4, 0.6, 0.8]).std(ddof=1)
+    assert out["n"].tolist() == [4] and out["half"].iloc[0] == pytest.approx(1.96 * sd / 2)
+    points = stats.with_interval(pd.DataFrame({"run_id": [1], "score": [0.5]}), persons, ["run_id"], "score")
+    assert points["score_lo"].iloc[0] == pytest.approx(0.5 - 1.96 * sd / 2)
+    assert points["score_n"].iloc[0] == 4
+    # One person: no spread to speak of, so no interval.
+    alone = stats.with_interval(pd.DataFrame({"run_id": [1], "score": [0.5]}), persons[persons["track_id"] == 1],
+                                ["run_id"], "score")
+    assert alone["score_lo"].isna().all() and alone["score_n"].iloc[0] == 1
+
+
+def test_across_sessions_interval_is_between_sessions():
+    items = pd.DataFrame({"title": ["A", "A", "A", "B"], "score": [0.4, 0.5, 0.6, 0.7], "score_n": [8, 8, 8, 5]})
+    out = stats.across_sessions(items, "score").set_index("title")
+    assert out.loc["A", "score"] == pytest.approx(0.5) and out.loc["A", "sessions"] == 3 and out.loc["A", "people"] == 24
+    assert out.loc["A", "score_hi"] - out.loc["A", "score"] == pytest.approx(1.96 * 0.1 / 3**0.5)
+    assert pd.isna(out.loc["B", "score_lo"])
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+def test_trend_points_carry_people_and_an_interval_around_them(db_url):
+    store = queries.open_store(db_url)
+    f = queries.Filters()
+    trend = queries.trends(store, f)
+    persons = queries.person_means(store, f, trend)
+    for field in ("on_screen_share", "score"):
+        points = stats.with_interval(trend, persons, ["run_id"], field)
+        assert (points[f"{field}_lo"] <= points[field]).all() and (points[field] <= points[f"{field}_hi"]).all()
+        assert (points[f"{field}_n"] == 8).all()
+    assert trend["people"].tolist() == [8, 8, 8]
+    with sqlite3.connect(db_path(db_url)) as con:
+        on_screen = con.execute("SELECT avg(on_screen_share) FROM class_timeline WHERE run_id = 2").fetchone()[0]
+    assert trend.loc[trend["name"] == "sesi-002", "on_screen_share"].item() == pytest.approx(on_screen)
+
+
+def test_per_agenda_values_per_session_match_the_seconds_of_each_item(db_url):
+    store = queries.open_store(db_url)
+    items = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Diskusi kelompok",)))
+    assert items["name"].tolist() == ["sesi-001", "sesi-002", "sesi-003"]
+    with sqlite3.connect(db_path(db_url)) as con:
+        start, end = con.execute(
+            "SELECT start_second, (SELECT min(start_second) FROM agenda_items b WHERE b.session_id = a.session_id"
+            " AND b.start_second > a.start_second) FROM agenda_items a WHERE session_id = 1 AND title = 'Diskusi kelompok'"
+        ).fetchone()
+        expected = con.execute("SELECT avg(on_screen_share) FROM class_timeline WHERE run_id = 1 AND second >= ? AND second < ?",
+                               (start, end)).fetchone()[0]
+    assert items.iloc[0]["on_screen_share"] == pytest.approx(expected)
+
+
+def test_date_filters_are_local_calendar_days(db_url):
+    store = queries.open_store(db_url)
+    with sqlite3.connect(db_path(db_url)) as con:
+        # 20:00 UTC on 6 January is 03:00 on 7 January in Jakarta.
+        con.execute("UPDATE sessions SET started_at = '2025-01-06 20:00:00.000000' WHERE name = 'sesi-001'")
+    jakarta = queries.Filters(date_from=date(2025, 1, 7), date_to=date(2025, 1, 7), tz=zone("Asia/Jakarta"))
+    utc = queries.Filters(date_from=date(2025, 1, 7), date_to=date(2025, 1, 7))
+    assert queries.trends(store, jakarta)["name"].tolist() == ["sesi-001"]
+    assert queries.trends(store, utc).empty
+    assert queries.filter_options(store, zone("Asia/Jakarta"))["first"] == date(2025, 1, 7)
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lang", "month"), [("id", "Agu"), ("en", "Aug")])
+def test_date_axis_has_local_month_names_and_day_ticks(db_url, lang, month):
+    at = _researcher(lang)
+    trend = chart_specs(at)[0]
+    x = _layers(trend)[0]["encoding"]["x"]
+    assert x["type"] == "temporal" and x["scale"]["type"] == "utc"
+    assert month in x["axis"]["labelExpr"] and x["axis"]["tickMinStep"] == 86_400_000
+    tooltip = {t["field"] for t in _layers(trend)[-1]["encoding"]["tooltip"]}
+    assert {"people", "on_screen_share_lo", "on_screen_share_hi", "off_share"} <= tooltip
+
+
+def test_every_aggregate_point_shows_its_n_and_interval(db_url):
+    at = _researcher()
+    specs = chart_specs(at)
+    trend, agenda_lines, agenda_bars = specs[0], specs[1], specs[2]
+    assert [layer["mark"]["type"] for layer in _layers(trend)] == ["rule", "circle"]  # interval, then the point
+    assert [layer["mark"]["type"] for layer in _layers(agenda_lines)] == ["area", "line"]
+    assert [layer["mark"]["type"] for layer in _layers(agenda_bars)] == ["bar", "rule"]
+    for spec in (agenda_lines, agenda_bars):
+        fields = {t["field"] for layer in _layers(spec) for t in layer["encoding"].get("tooltip", [])}
+        assert "people" in fields
+    assert "sessions" in {t["field"] for t in _layers(agenda_bars)[0]["encoding"]["tooltip"]}
+    table = at.dataframe[-1].value
+    assert all(v == "–" or "%–" in v for v in table[translate("researcher.interval", "id")])
+
+
+def test_sessions_side_by_side(db_url):
+    at = _researcher()
+    compare = at.multiselect(key="researcher_compare")
+    assert compare.value == ["sesi-002", "sesi-003"]  # the two newest by default
+    side = next(df.value for df in at.dataframe if list(df.value.columns) == ["sesi-002", "sesi-003"])
+    assert translate("kpi.on_screen", "id") in side.index and side.loc[translate("chart.people", "id")].tolist() == ["8", "8"]
+    compare.set_value(["sesi-001", "sesi-002", "sesi-003"]).run()
+    no_failure(at)
+    spec = next(s for s in chart_specs(at) if s.get("encoding", {}).get("color", {}).get("field") == "name")
+    assert spec["encoding"]["x"]["axis"]["format"] == "%-M:%S"  # elapsed time: sessions start at different hours
+
+
+def test_presence_is_a_percentage_everywhere(db_url):
+    at = _researcher()
+    values = [m.value for m in at.metric if m.label in (translate("kpi.on_screen", "id"), translate("kpi.cameras_off", "id"))]
+    table = at.dataframe[-1].value
+    values += table[translate("kpi.cameras_off", "id")].tolist() + table[translate("kpi.on_screen", "id")].tolist()
+    assert values and all(v.endswith("%") for v in values), values
+    assert not missing_words(at)
+
+
+def test_the_score_is_a_measure_to_pick(db_url):
+    at = _researcher()
+    at.radio(key="researcher_measure").set_value("score").run()
+    no_failure(at)
+    assert at.subheader[0].value == translate("researcher.trend_score", "id")
+    y = _layers(chart_specs(at)[0])[-1]["encoding"]["y"]
+    assert y["field"] == "score"
