@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"engagement {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engagement.commands import analysis, live, models
+    from engagement.commands import analysis, batch, live, models
 
     analysis.register(sub)
+    batch.register(sub)
     live.register(sub)
     models.register(sub)
 

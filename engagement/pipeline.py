@@ -84,7 +84,15 @@ class AnalysisPipeline:
         self.vision_factory = vision_factory or VisionStage.from_options
         self.on_store_error = on_store_error
 
-    def run(self, source, session: str, *, cohort: str | None = None, hook: ProgressHook | None = None) -> RunSummary:
+    def run(
+        self,
+        source,
+        session: str,
+        *,
+        cohort: str | None = None,
+        hook: ProgressHook | None = None,
+        source_sha256: str | None = None,
+    ) -> RunSummary:
         from privacy.audit import AuditLog, resolve_actor
         from privacy.consent import ConsentGate
 
@@ -119,6 +127,7 @@ class AnalysisPipeline:
                 config=self.options.to_dict(),
                 config_hash=self.options.config_hash(),
                 models=models,
+                source_sha256=source_sha256,
             )
         except BaseException:
             vision.close()

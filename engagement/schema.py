@@ -27,7 +27,7 @@ from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 # indexes, after a backup of an SQLite file).
 #   1: first release
 #   2: runs.writer_pid / runs.writer_host (dead writers are detected and their runs reaped);
-#      attention columns of window_features and class_timeline
+#      attention columns of window_features and class_timeline; runs.source_sha256
 SCHEMA_VERSION = 2
 
 metadata = MetaData()
@@ -75,6 +75,9 @@ runs = Table(
     # name a person's laptop). A `running` run whose writer is gone is reaped (engagement.reaper).
     Column("writer_pid", Integer),
     Column("writer_host", String(64)),
+    # sha256 of the analysed file's bytes (file runs only): `engagement batch` skips a recording
+    # already analysed with the same content and settings, and an export names the data it came from.
+    Column("source_sha256", String(64)),
 )
 
 tracks = Table(

@@ -260,6 +260,7 @@ class Store:
         config: dict,
         config_hash: str,
         models: dict,
+        source_sha256: str | None = None,
     ) -> int:
         with self.transaction() as conn:
             result = conn.execute(
@@ -278,6 +279,7 @@ class Store:
                     frames_read=0,
                     frames_analysed=0,
                     seconds=0,
+                    source_sha256=source_sha256,
                     writer_pid=os.getpid(),
                     writer_host=host_tag(),
                 )

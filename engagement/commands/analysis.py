@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from engagement.config import AnalysisOptions, data_dir, default_db_url, parse_sample_fps
+from engagement.demo import demo_db_url
 from engagement.errors import ConfigError
+from engagement.registry import sha256_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -122,7 +124,8 @@ def run_analyze(args: argparse.Namespace) -> int:
         else:
             session = f"video-{name_digest(video)}"
     source = open_source(video, sample_fps, keep_name=demo or args.store_file_name)
-    store = open_store(args.db)
+    # The demo lives in its own database, never beside real participants' data.
+    store = open_store(args.db or (demo_db_url() if demo else None))
     startup_purge(store)
     if demo:
         record_demo_attestation(store, session)
@@ -133,7 +136,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         consent=ConsentOptions(device_participant=args.participant, roster=roster),
     )
     show = not args.no_progress and sys.stderr.isatty()
-    summary = pipeline.run(source, session, cohort=args.cohort, hook=ProgressBar() if show else None)
+    summary = pipeline.run(
+        source, session, cohort=args.cohort, hook=ProgressBar() if show else None, source_sha256=sha256_file(video)
+    )
     if not (demo or args.session or args.store_file_name):
         summary.notes.append(
             "the session is named after a hash of the file name, which is not recorded "

@@ -1,0 +1,114 @@
+"""`engagement batch`: many recordings on Ray, each the same analysis as `engagement analyze`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from engagement import schema
+from engagement.batch import Recording, collect, read_listing, require_ray
+from engagement.errors import ConfigError
+from engagement.store import Store
+
+
+def _touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+# -- what to analyse ---------------------------------------------------------------------------
+
+
+def test_folder_gives_its_videos_sorted_with_the_stem_as_session(tmp_path):
+    _touch(tmp_path / "b" / "Kelas B.mov")
+    _touch(tmp_path / "a.mp4")
+    _touch(tmp_path / "notes.txt")
+    found = collect([tmp_path])
+    assert [(r.path.name, r.session) for r in found] == [("a.mp4", "a"), ("Kelas B.mov", "Kelas B")]
+
+
+def test_listing_resolves_paths_relative_to_the_csv(tmp_path):
+    _touch(tmp_path / "rec" / "x.mp4")
+    listing = tmp_path / "list.csv"
+    listing.write_text("file,session,cohort,agenda\nrec/x.mp4,Pelatihan A,angkatan-7,agenda.csv\nrec/y.mp4,,,\n")
+    first, second = read_listing(listing)
+    assert first == Recording(tmp_path / "rec" / "x.mp4", "Pelatihan A", "angkatan-7", None, tmp_path / "agenda.csv")
+    assert second.session == "y" and second.cohort is None
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("video,session\nx.mp4,A\n", "needs a 'file' column"),
+        ("file,speaker\nx.mp4,A\n", "unknown column(s) speaker"),
+        ("file,session\n,A\n", "line 2: the file is empty"),
+    ],
+)
+def test_malformed_listing_is_one_clear_error(tmp_path, text, message):
+    listing = tmp_path / "list.csv"
+    listing.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_listing(listing)
+
+
+def test_two_recordings_into_one_session_are_refused(tmp_path):
+    _touch(tmp_path / "a" / "kelas.mp4")
+    _touch(tmp_path / "b" / "kelas.mp4")
+    with pytest.raises(ConfigError, match="two recordings would go into session 'kelas'"):
+        collect([tmp_path])
+
+
+def test_without_ray_it_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ModuleNotFoundError
+    with pytest.raises(ConfigError, match=r"pip install 'engagement\[cluster\]'"):
+        require_ray()
+
+
+# -- the real command on real clips ------------------------------------------------------------
+
+
+def _batch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engagement.cli", "batch", *args],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_batch_analyses_a_folder_skips_it_the_second_time_and_a_corrupt_file_fails_alone(tmp_path, videos_dir):
+    pytest.importorskip("ray", reason="the [cluster] extra is not installed")  # third-party, optional
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(videos_dir / "pyfeat" / "single_face.mp4", folder / "kelas-a.mp4")
+    shutil.copy(videos_dir / "grid" / "lbax4n.mpg", folder / "kelas-b.mpg")
+    (folder / "rusak.mp4").write_bytes((videos_dir / "pyfeat" / "single_face.mp4").read_bytes()[:4000])
+    db = f"sqlite:///{tmp_path / 'batch.db'}"
+
+    first = _batch(str(folder), "--workers", "2", "--db", db, "--sample-fps", "10")
+    assert first.returncode == 1, first.stderr  # one recording failed
+    assert first.stdout.count("done") >= 2 and "rusak.mp4" in first.stdout
+    failure_lines = [ln for ln in first.stderr.splitlines() if ln.startswith("failed:")]
+    assert len(failure_lines) == 1 and "rusak.mp4" in failure_lines[0]
+
+    store = Store.open(db)
+    try:
+        with store.transaction() as conn:
+            rows = conn.execute(
+                select(schema.sessions.c.name, schema.runs.c.status)
+                .join(schema.runs, schema.runs.c.session_id == schema.sessions.c.id)
+            ).all()
+    finally:
+        store.close()
+    statuses = {name: status for name, status in rows}
+    assert statuses["kelas-a"] == "complete" and statuses["kelas-b"] == "complete"
+    assert "running" not in statuses.values()
+
+    second = _batch(str(folder), "--workers", "2", "--db", db, "--sample-fps", "10")
+    assert second.returncode == 1
+    assert second.stdout.count("skipped") >= 2 and "2 skipped" in second.stdout and "1 failed" in second.stdout
