@@ -112,3 +112,47 @@ def test_batch_analyses_a_folder_skips_it_the_second_time_and_a_corrupt_file_fai
     second = _batch(str(folder), "--workers", "2", "--db", db, "--sample-fps", "10")
     assert second.returncode == 1
     assert second.stdout.count("skipped") >= 2 and "2 skipped" in second.stdout and "1 failed" in second.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.postgres
+def test_two_workers_write_one_postgres_database_while_a_reader_reads(tmp_path, videos_dir, pg_url):
+    pytest.importorskip("ray", reason="the [cluster] extra is not installed")  # third-party, optional
+    import threading
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name in ("lbax4n", "brbk7n", "sbwe5n"):
+        shutil.copy(videos_dir / "grid" / f"{name}.mpg", folder / f"{name}.mpg")
+    reads, errors, stop = [], [], threading.Event()
+
+    def dashboard_like_reader():
+        store = Store.open(pg_url)
+        try:
+            while not stop.is_set():
+                try:
+                    reads.append(len(store.list_sessions()))
+                except Exception as exc:  # any read failure while writers write is the bug
+                    errors.append(exc)
+                stop.wait(0.2)
+        finally:
+            store.close()
+
+    Store.open(pg_url).close()  # schema in place before the reader starts
+    reader = threading.Thread(target=dashboard_like_reader)
+    reader.start()
+    try:
+        result = _batch(str(folder), "--workers", "2", "--db", pg_url, "--sample-fps", "10")
+    finally:
+        stop.set()
+        reader.join()
+    assert result.returncode == 0, result.stderr
+    assert errors == [] and reads and max(reads) == 3
+    store = Store.open(pg_url)
+    try:
+        with store.transaction() as conn:
+            statuses = conn.execute(select(schema.runs.c.status)).scalars().all()
+    finally:
+        store.close()
+    assert sorted(statuses) == ["complete"] * 3
