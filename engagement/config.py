@@ -56,6 +56,9 @@ class AnalysisOptions:
     lost_track_s: float = 3.0  # a face gone for less than this keeps its track id
     window_ms: int = 1000
     expression: bool = True  # the compliance profile may switch this off
+    # The expression CNN runs on each face at most this often; only per-second means are stored,
+    # so every frame would cost CPU for almost no change in them (see the model card). None: every frame.
+    expression_hz: float | None = 5.0
     attention: AttentionOptions = field(default_factory=AttentionOptions)  # screen cone, warm-up: docs/attention.md
 
     def __post_init__(self) -> None:
@@ -67,6 +70,8 @@ class AnalysisOptions:
             raise ConfigError("lost track time cannot be negative")
         if self.window_ms < 100:
             raise ConfigError("window must be at least 100 ms")
+        if self.expression_hz is not None and not (0 < self.expression_hz <= 240):
+            raise ConfigError(f"expression rate must be between 0 and 240 per second, got {self.expression_hz}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,6 +31,7 @@ class VisionStage:
         self.expression_model = expression_model
         self._blinks: dict[int, BlinkDetector] = {}
         self._attention: dict[int, AttentionTracker] = {}
+        self._expression_at: dict[int, float] = {}  # track -> when the CNN last ran on it (ms)
         self._last_ms = -math.inf
 
     @classmethod
@@ -80,11 +81,13 @@ class VisionStage:
         width, height = frame.size
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         expressions: list[tuple[float, ...] | None] = [None] * len(faces)
-        if self.expression_model is not None:
+        due = [i for i, face in enumerate(faces) if self._expression_due(face.track_id, frame.t_ms)]
+        if due:
             from engagement.vision.expression import align_face
 
-            crops = np.stack([align_face(frame.image, face.landmarks) for face in faces])
-            expressions = [tuple(float(p) for p in row) for row in self.expression_model.predict(crops)]
+            crops = np.stack([align_face(frame.image, faces[i].landmarks) for i in due])
+            for i, row in zip(due, self.expression_model.predict(crops)):
+                expressions[i] = tuple(float(p) for p in row)
         out = []
         for face, expression in zip(faces, expressions):
             yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
@@ -124,6 +127,18 @@ class VisionStage:
         self._forget_stale(frame.t_ms)
         return out
 
+    def _expression_due(self, track_id: int, t_ms: float) -> bool:
+        """Whether the CNN runs on this face in this frame (at most `expression_hz` times a second)."""
+        if self.expression_model is None:
+            return False
+        hz = self.options.expression_hz
+        last = self._expression_at.get(track_id)
+        # 1 % slack: frame times are rounded, so 6 frames at 30 fps may land 199.99 ms apart.
+        if hz is not None and last is not None and t_ms - last < 0.99 * 1000.0 / hz:
+            return False
+        self._expression_at[track_id] = t_ms
+        return True
+
     def _tracker(self, track_id: int) -> AttentionTracker:
         tracker = self._attention.get(track_id)
         if tracker is None:
@@ -137,6 +152,7 @@ class VisionStage:
         for track_id in [k for k, v in self._attention.items() if v.last_t < horizon]:
             del self._attention[track_id]
             self._blinks.pop(track_id, None)
+            self._expression_at.pop(track_id, None)
 
     def close(self) -> None:
         self.landmarker.close()

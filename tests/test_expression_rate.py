@@ -1,0 +1,54 @@
+"""The expression CNN runs on each face at most `expression_hz` times a second (per-second means
+are what is stored), and per-second expression means still come out for every present second."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engagement.config import AnalysisOptions
+from engagement.errors import ConfigError
+from engagement.records import EXPRESSION_LABELS, Frame
+from engagement.temporal.windows import WindowAggregator
+from engagement.vision.stage import VisionStage
+from synthetic_face import Pose, ScriptedLandmarker, textured_image
+
+
+class CountingModel:
+    """Stands in for the CNN: counts the faces it is asked about, answers a fixed distribution."""
+
+    name, version, sha256 = "counting", "0", "0" * 64
+
+    def __init__(self) -> None:
+        self.faces = 0
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        self.faces += len(crops)
+        p = np.full((len(crops), len(EXPRESSION_LABELS)), 0.05, dtype=np.float32)
+        p[:, 3] = 1 - 0.05 * (len(EXPRESSION_LABELS) - 1)
+        return p
+
+
+def run(expression_hz, fps: int = 30, seconds: int = 4, faces: int = 2):
+    model = CountingModel()
+    poses = [Pose(offset_mm=(-150.0 + 300.0 * k, 0.0)) for k in range(faces)]
+    stage = VisionStage(AnalysisOptions(expression_hz=expression_hz), ScriptedLandmarker(lambda i: poses), model)
+    aggregator, windows, image = WindowAggregator(1000), [], textured_image()
+    for i in range(fps * seconds):
+        frame = Frame(i * 1000.0 / fps, i, image)
+        windows += aggregator.add(frame.t_ms, stage.measure(frame, stage.observe(frame)))
+    return model.faces, windows + aggregator.flush()
+
+
+def test_cnn_runs_five_times_a_second_per_face_not_on_every_frame():
+    every_frame, _ = run(None)
+    five_hz, windows = run(5.0)
+    assert every_frame == 2 * 30 * 4
+    assert five_hz == 2 * 5 * 4
+    assert all(w.expression is not None for w in windows if w.present)
+
+
+def test_the_rate_is_part_of_the_run_configuration_and_checked():
+    assert AnalysisOptions(expression_hz=5.0).config_hash() != AnalysisOptions(expression_hz=None).config_hash()
+    with pytest.raises(ConfigError, match="expression rate"):
+        AnalysisOptions(expression_hz=0)
