@@ -506,7 +506,3 @@ def resolve_actor() -> str:
         return "cli:" + getpass.getuser()
     except Exception:  # noqa: BLE001 - containers may have no user name; the uid still names the account
         return f"cli:uid{os.getuid()}"
-
-
-# Older name, still called by modules that have not moved to resolve_actor yet.
-default_actor = resolve_actor

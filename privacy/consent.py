@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from engagement import schema
 from privacy import tables
-from privacy.audit import AuditAction, AuditLog, default_actor
+from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_participant_data, delete_tracks, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort, normalise_identity
@@ -187,7 +187,7 @@ def grant(
         ids = _insert_grants(conn, pseudonym, cohort, scopes, notice_version, language, evidence, when)
         AuditLog(store).record(
             AuditAction.CONSENT_GRANTED,
-            actor or default_actor(),
+            actor or resolve_actor(),
             {"participant": pseudonym, "cohort": cohort, "scopes": list(scopes), "notice_version": notice_version,
              "language": language, "granted_at": iso(when), "consent_ids": ids, **_reason(reason)},
             conn=conn,
@@ -269,7 +269,7 @@ def withdraw(
             receipt = add_receipt(conn, kind="withdrawal", trigger="consent", counts=purged, subject=pseudonym)
         AuditLog(store).record(
             AuditAction.CONSENT_WITHDRAWN,
-            actor or default_actor(),
+            actor or resolve_actor(),
             {"participant": pseudonym, "scopes": sorted({r.scope for r in rows}), "withdrawn_at": iso(when),
              "consent_ids": ids, "purged": purged, **_reason(reason)},
             conn=conn,
@@ -325,7 +325,7 @@ def attest(
             )).inserted_primary_key[0]))
         AuditLog(store).record(
             AuditAction.CONSENT_ATTESTED,
-            actor or default_actor(),
+            actor or resolve_actor(),
             {"session": session_name, "cohort": cohort, "attested_by": by, "scopes": list(scopes),
              "notice_version": notice_version, "granted_at": iso(when), "consent_ids": ids, **_reason(reason)},
             conn=conn,
@@ -357,7 +357,7 @@ def withdraw_attestation(
         purged = delete_tracks(conn, track_ids)
         receipt = add_receipt(conn, kind="withdrawal", trigger="consent", counts=purged, subject=None)
         AuditLog(store).record(
-            AuditAction.CONSENT_WITHDRAWN, actor or default_actor(),
+            AuditAction.CONSENT_WITHDRAWN, actor or resolve_actor(),
             {"session": session_name, "kind": "attestation", "withdrawn_at": iso(when), "consent_ids": ids, "purged": purged,
              **_reason(reason)},
             conn=conn,
@@ -624,7 +624,7 @@ def import_roster(
         for (e, nv, lang, ev, when), pseud in zip(prepared, pseudonyms):
             total += len(_insert_grants(conn, pseud, cohort, e.scopes, nv, lang, ev, when))
         AuditLog(store).record(
-            AuditAction.CONSENT_IMPORTED, actor or default_actor(),
+            AuditAction.CONSENT_IMPORTED, actor or resolve_actor(),
             {"cohort": cohort, "participants": pseudonyms, "records": total}, conn=conn,
         )
     return total
