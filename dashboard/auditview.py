@@ -35,8 +35,8 @@ def value_text(key: str, value: object, tz: tzinfo) -> str:
             return value[:12] + "…"
         if _ISO.match(value):
             return local_text(value, tz, seconds=True) or value
-        if key == "action":
-            return ui.term("action", value)
+        if key in ("action", "role"):
+            return ui.term(key, value)
         return value
     if isinstance(value, list):
         shown = [value_text(key, v, tz) for v in value[:MAX_ITEMS]]

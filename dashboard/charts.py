@@ -40,14 +40,23 @@ def _timed(df: pd.DataFrame, clock: Clock, col: str = "t", out: str = "x", bucke
 
 
 def _x(clock: Clock, field: str = "x", title: bool = True) -> alt.X:
-    # The whole session, also while a live run has filled only part of it; epoch milliseconds.
+    # The whole session, also while a live run has filled only part of it.
     ends = clock.axis_values(pd.Series([clock.first_s, max(clock.length_s, clock.first_s + 1)]))
-    domain = [int(v.value // 1_000_000) for v in ends]
+    domain = [_datetime(v) for v in ends]
     return alt.X(
         f"{field}:T",
         title=(t("chart.clock") if clock.is_clock else t("chart.elapsed")) if title else None,
         scale=alt.Scale(type="utc", domain=domain),
         axis=alt.Axis(format=clock.axis_format(), labelOverlap=True, titlePadding=8),
+    )
+
+
+def _datetime(value: pd.Timestamp) -> alt.DateTime:
+    """A time for a scale domain or tick list. Vega-Lite reads DateTime objects reliably there;
+    plain epoch milliseconds were drawn as a single point in the browser."""
+    return alt.DateTime(
+        year=value.year, month=value.month, date=value.day, hours=value.hour, minutes=value.minute,
+        seconds=value.second, utc=True,
     )
 
 
@@ -120,7 +129,8 @@ def timeline(
     layers += _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock)
     y_axis = alt.Axis(format="%") if percent else alt.Axis()
     if band is not None and not band.empty:
-        shaded = _timed(band.dropna(subset=["lo", "hi"]), clock)
+        # On the timeline's own points, so seconds hidden by k are gaps, not bridged by the area.
+        shaded = _timed(tl[["t"]].merge(band, on="t", how="left"), clock)
         layers.append(
             alt.Chart(shaded)
             .mark_area(color=colour, opacity=0.2)
@@ -165,7 +175,7 @@ def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:
                 alt.Tooltip("off_share:Q", title=t("chart.cameras_off"), format=".0%"),
             ],
         )
-        .properties(height=160)
+        .properties(height=200)
     )
 
 
@@ -225,14 +235,21 @@ def _months() -> list[str]:
     return t("date.months").split(",")
 
 
-def _date_axis(title_key: str = "chart.date") -> alt.X:
-    """Calendar dates as '6 Jan' in the page's language, never finer than a day."""
+def _date_axis(days: pd.Series, title_key: str = "chart.date") -> alt.X:
+    """Calendar dates as '6 Jan' in the page's language, ticks on whole days only: the days of
+    the sessions (`days`, their start times) when they are few, else about ten spread evenly."""
     months = json.dumps(_months())
+    unique = sorted(pd.Series(days).dropna().dt.normalize().unique())
+    if len(unique) > MAX_DAY_TICKS:
+        step = (len(unique) - 1) / (MAX_DAY_TICKS - 1)
+        unique = [unique[round(i * step)] for i in range(MAX_DAY_TICKS)]
+    ticks = [_datetime(pd.Timestamp(d)) for d in unique]
     return alt.X(
         "day:T",
         title=t(title_key),
-        scale=alt.Scale(type="utc"),
+        scale=alt.Scale(type="utc", padding=24),
         axis=alt.Axis(
+            values=ticks,
             labelExpr=f"utcdate(datum.value) + ' ' + {months}[utcmonth(datum.value)]",
             tickMinStep=86_400_000,  # one day: sessions days apart never get hourly ticks
             labelOverlap=True,
@@ -240,23 +257,30 @@ def _date_axis(title_key: str = "chart.date") -> alt.X:
     )
 
 
-def dated(df: pd.DataFrame, column: str = "local_day") -> pd.DataFrame:
-    """Add `day` (the local calendar day labelled UTC, for `_date_axis`) and `day_text`."""
+MAX_DAY_TICKS = 10
+
+
+def dated(df: pd.DataFrame, column: str = "local_start") -> pd.DataFrame:
+    """Add `day` (the local start time labelled UTC, for `_date_axis`) and its text `day_text`."""
     data = df.copy()
-    days = pd.to_datetime(data[column])
-    data["day"] = days.dt.tz_localize("UTC") if days.dt.tz is None else days
+    starts = pd.to_datetime(data[column])
+    data["day"] = starts.dt.tz_localize("UTC") if starts.dt.tz is None else starts
     months = _months()
-    data["day_text"] = [f"{d.day} {months[d.month - 1]} {d.year}" for d in days]
+    data["day_text"] = [f"{d.day} {months[d.month - 1]} {d.year} {d:%H:%M}" for d in starts]
     return data
+
+
+def _short_title(field: str) -> str:
+    return t("kpi.on_screen") if field == "on_screen_share" else t("kpi.mean_score")
 
 
 def trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """One point per session over calendar days with its 95 % interval; colour = cohort."""
     percent = field != "score"
-    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    title = _short_title(field)
     data = dated(df)
     data["cohort_label"] = [c if isinstance(c, str) else t("common.none") for c in data["cohort"]]
-    base = alt.Chart(data).encode(x=_date_axis(), color=alt.Color("cohort_label:N", title=t("chart.cohort")))
+    base = alt.Chart(data).encode(x=_date_axis(data["day"]), color=alt.Color("cohort_label:N", title=t("chart.cohort")))
     axis = alt.Axis(format="%") if percent else alt.Axis()
     fmt = ".0%" if percent else ".2f"
     rules = base.mark_rule(opacity=0.6).encode(y=alt.Y(f"{field}_lo:Q", title=title, scale=SCORE_SCALE, axis=axis), y2=f"{field}_hi:Q")
@@ -278,12 +302,12 @@ def trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
 def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """Per agenda item (colour) its value in each session over calendar days, with 95 % bands."""
     percent = field != "score"
-    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    title = _short_title(field)
     axis = alt.Axis(format="%") if percent else alt.Axis()
     fmt = ".0%" if percent else ".2f"
     data = dated(df)
     base = alt.Chart(data).encode(
-        x=_date_axis(),
+        x=_date_axis(data["day"]),
         color=alt.Color("title:N", title=t("chart.agenda_item"), legend=alt.Legend(orient="bottom", labelLimit=240)),
     )
     band = base.mark_area(opacity=0.12).encode(y=alt.Y(f"{field}_lo:Q", title=title, scale=SCORE_SCALE, axis=axis), y2=f"{field}_hi:Q")
@@ -305,7 +329,7 @@ def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
 def compare(df: pd.DataFrame, field: str, length_s: int) -> alt.Chart:
     """Sessions side by side on one elapsed-time axis (m:ss / h:mm:ss), one colour each."""
     percent = field != "score"
-    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    title = _short_title(field)
     clock = Clock(None, timezone.utc, length_s)  # elapsed time: sessions started at different hours
     data = _timed(df, clock)
     return (
@@ -343,7 +367,7 @@ def histogram(df: pd.DataFrame) -> alt.Chart:
 def agenda_bars(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """Per agenda title the mean over sessions with its 95 % interval across sessions."""
     percent = field != "score"
-    title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
+    title = _short_title(field)
     fmt = ".0%" if percent else ".2f"
     axis = alt.Axis(format="%") if percent else alt.Axis()
     base = alt.Chart(df).encode(y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=220)))

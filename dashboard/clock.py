@@ -18,7 +18,8 @@ from dashboard.i18n import fmt_seconds
 from engagement.errors import ConfigError
 
 TZ_ENV = "ENGAGEMENT_TIMEZONE"
-_EPOCH = pd.Timestamp("1970-01-01")
+# Elapsed time is drawn as the time of day of a fixed date (only the time of day shows).
+_ELAPSED_BASE = pd.Timestamp("2000-01-01")
 
 
 def local_tz() -> tzinfo:
@@ -73,11 +74,11 @@ class Clock:
 
     def _base(self) -> pd.Timestamp:
         if self.start is None:
-            return _EPOCH
+            return _ELAPSED_BASE
         return pd.Timestamp(self.start.astimezone(self.tz).replace(tzinfo=None))
 
     def axis_values(self, seconds: pd.Series) -> pd.Series:
-        """Datetimes for a chart's x (local wall clock, labelled UTC; elapsed time from 1970)."""
+        """Datetimes for a chart's x (local wall clock, labelled UTC; elapsed time on a fixed day)."""
         values = self._base() + pd.to_timedelta(pd.Series(seconds, dtype="float64").to_numpy(), unit="s")
         return pd.Series(values, index=getattr(seconds, "index", None)).dt.tz_localize("UTC")
 

@@ -124,3 +124,12 @@ def session(url: str, name: str) -> tuple[int, int, int]:
     index = int(sessions.index[sessions["name"] == name][0])
     row = sessions.loc[index]
     return index, int(row["id"]), int(row["run_id"])
+
+
+def vl_time(value: dict) -> int:
+    """A Vega-Lite DateTime object (as charts write domains and ticks) in epoch milliseconds."""
+    from datetime import datetime, timezone
+
+    when = datetime(value["year"], value["month"], value["date"], value.get("hours", 0), value.get("minutes", 0),
+                    value.get("seconds", 0), tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)

@@ -1,7 +1,11 @@
-"""Real-browser check: `engagement dashboard` serves, a facilitator signs in, the chart draws.
+"""Real-browser checks per role: `engagement dashboard` serves, each role signs in and sees its
+main page (no traceback, no request leaves the machine), the researcher completes a download,
+the privacy officer withdraws a consent, and a live class raises its alert with the chime.
 
 Drives Debian's system chromium (never a downloaded browser) headless through Playwright.
 Skips when /usr/bin/chromium is absent, unless ENGAGEMENT_REQUIRE_BROWSER=1 (CI): then it fails.
+With ENGAGEMENT_DOCS_SCREENSHOTS=1 the main page of each role is saved as docs/<role>.png, so
+the screenshots in the documentation show what the dashboard really draws.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "browser-test-pass"
+DOCS = ROOT / "docs"
+IDENTITY, COHORT = "siti@example.id", "angkatan-1"
 
 pytestmark = pytest.mark.slow
 
@@ -76,9 +82,11 @@ def server(tmp_path):
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     gen.generate(db, sessions=2, participants=8, seconds=900, estimates=True, seed=3)
-    env = dict(os.environ, ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), ENGAGEMENT_DB=f"sqlite:///{db}")
+    # The same data directory as this test process (cohort keys, audit anchor), one time zone.
+    env = dict(os.environ, ENGAGEMENT_DB=f"sqlite:///{db}", ENGAGEMENT_TIMEZONE="Asia/Jakarta")
+    _consenting_participant(db)
     engagement = [sys.executable, "-m", "engagement.cli"]
-    for name, role in (("fasil", "facilitator"), ("peneliti", "researcher")):
+    for name, role in (("fasil", "facilitator"), ("peneliti", "researcher"), ("dpo", "privacy_officer")):
         subprocess.run(
             [*engagement, "dashboard", "users", "add", name, "--role", role, "--password-stdin"],
             input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
@@ -98,6 +106,34 @@ def server(tmp_path):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
+
+
+def _consenting_participant(db: Path) -> None:
+    """Siti consented (recorded through the privacy API) and is track T1 of sesi-001."""
+    from dashboard import queries
+    from privacy import consent
+
+    store = queries.open_store(f"sqlite:///{db}")
+    pseudonym = consent.grant(store, IDENTITY, cohort=COHORT, notice_version="2026-1", language="id",
+                              evidence="form 7", actor="cli:test")[0].participant
+    store.close()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE tracks SET participant = ? WHERE run_id = 1 AND label = 'T1'", (pseudonym,))
+
+
+def _sign_in(page, url: str, name: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    # Indonesian by default: the sign-in form's labels come from id.json.
+    page.get_by_label("Nama pengguna").fill(name, timeout=60_000)
+    page.get_by_label("Kata sandi").fill(PASSWORD)
+    page.get_by_role("button", name="Masuk").click()
+
+
+def _docs_screenshot(page, name: str) -> None:
+    """The role's main page for docs/ (only when asked: the test run then updates the docs)."""
+    if os.environ.get("ENGAGEMENT_DOCS_SCREENSHOTS") == "1":
+        page.wait_for_timeout(1500)  # let the charts finish their first draw
+        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=False)
 
 
 def _is_loopback(url: str) -> bool:
@@ -146,7 +182,10 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
                 raise
             box = chart.bounding_box()
             assert box and box["width"] > 200 and box["height"] > 100
-            assert page.locator(".vega-embed").count() >= 3  # timeline, distribution, presence
+            assert page.locator(".vega-embed").count() >= 4  # on screen, cameras off, estimate, states
+            # The answer at a glance, first on the page: when attention was lowest, and what to try.
+            assert page.get_by_text("Perhatian paling rendah pada").count() == 1
+            _docs_screenshot(page, "facilitator")
             page.screenshot(path=str(shot), full_page=True)
             assert page.get_by_text("Traceback").count() == 0
             assert page.locator('[data-testid="stSkillsNudge"]').count() == 0  # no promotional pop-up
@@ -175,6 +214,9 @@ def test_researcher_downloads_a_zip_and_its_files_open(server):
             page.get_by_role("button", name="Masuk").click()
             button = page.get_by_role("button", name="Unduh 2 sesi (ZIP)")
             button.wait_for(timeout=60_000)
+            page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(state="visible", timeout=60_000)
+            assert page.get_by_text("Traceback").count() == 0
+            _docs_screenshot(page, "researcher")
             with page.expect_download(timeout=120_000) as info:
                 button.click()
             download = info.value
@@ -195,6 +237,79 @@ def test_researcher_downloads_a_zip_and_its_files_open(server):
     with sqlite3.connect(tmp_path / "browser.db") as con:
         exports = con.execute("SELECT count(*) FROM audit_log WHERE action = 'export'").fetchone()[0]
     assert exports == 1
+
+
+def test_privacy_officer_withdraws_a_consent_from_the_form(server):
+    from playwright.sync_api import sync_playwright
+
+    url, tmp_path = server
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.on("request", lambda request: requests.append(request.url))
+            page = context.new_page()
+            _sign_in(page, url, "dpo")
+            page.get_by_role("heading", name="Catatan persetujuan").first.wait_for(timeout=60_000)
+            assert page.get_by_text("Traceback").count() == 0
+            _docs_screenshot(page, "privacy-officer")
+            page.get_by_role("tab", name="Tarik persetujuan").click()
+            panel = page.locator('[role="tabpanel"]:visible')
+            panel.get_by_role("textbox", name="Peserta (identitas atau pseudonim)").fill(IDENTITY)
+            panel.get_by_role("textbox", name="Angkatan (wajib jika memakai identitas)").fill(COHORT)
+            panel.get_by_role("textbox", name="Alasan (dicatat dalam log audit)").fill("asked by e-mail")
+            panel.get_by_text("Saya memahami bahwa data terkait akan dihapus permanen").click()
+            panel.get_by_role("button", name="Tarik persetujuan").click()
+            page.get_by_text("Persetujuan ditarik (1 catatan)").wait_for(timeout=60_000)
+            assert page.get_by_text("Traceback").count() == 0
+        finally:
+            browser.close()
+    assert requests and all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
+    with sqlite3.connect(tmp_path / "browser.db") as con:
+        actor, details = con.execute(
+            "SELECT actor, details FROM audit_log WHERE action = 'consent_withdrawn' ORDER BY seq DESC"
+        ).fetchone()
+        left = con.execute("SELECT count(*) FROM tracks WHERE participant LIKE 'p-%'").fetchone()[0]
+    assert actor == "dashboard:dpo" and json.loads(details)["reason"] == "asked by e-mail"
+    assert left == 0  # her data went with the last consent
+
+
+def test_a_live_drop_shows_its_banner_and_plays_the_chime(server):
+    from playwright.sync_api import sync_playwright
+
+    url, tmp_path = server
+    db = tmp_path / "browser.db"
+
+    def write(*statements: str) -> None:
+        with sqlite3.connect(db) as con:
+            for statement in statements:
+                con.execute(statement)
+
+    # After the server's start-up check (it would reap a run nobody writes): sesi-002 goes live,
+    # steady so far, its heartbeat fresh.
+    write(
+        "UPDATE runs SET status = 'running', heartbeat_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = 2",
+        "DELETE FROM alerts WHERE run_id = 2",
+        "UPDATE class_timeline SET on_screen_share = 0.8, n_absent = 0, n_judged = 8, score = 0.6, suppressed = 0"
+        " WHERE run_id = 2",
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            _sign_in(page, f"{url}/?session=sesi-002", "fasil")  # the server opens on sesi-001 otherwise
+            page.get_by_text("Analisis langsung sedang berjalan").wait_for(timeout=60_000)
+            page.get_by_text("Bunyikan suara saat ada peringatan").click()
+            # Now the class looks away for the last 200 seconds: the next refresh (every 5 s)
+            # finds the drop, shows its banner and plays the chime made in the page.
+            write("UPDATE class_timeline SET on_screen_share = 0.3 WHERE run_id = 2 AND second >= 700")
+            page.get_by_text("Porsi yang melihat layar turun sejak").first.wait_for(timeout=60_000)
+            chime = page.locator('audio[src^="data:audio/wav;base64,"]')
+            chime.first.wait_for(state="attached", timeout=30_000)
+            assert page.get_by_text("Traceback").count() == 0
+        finally:
+            browser.close()
 
 
 def _keep(path: Path) -> None:

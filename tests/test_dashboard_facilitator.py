@@ -10,7 +10,18 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-from dashboard_support import app, chart_specs, db_path, elements, make_db, missing_words, no_failure, open_page, session
+from dashboard_support import (
+    app,
+    chart_specs,
+    db_path,
+    elements,
+    make_db,
+    missing_words,
+    no_failure,
+    open_page,
+    session,
+    vl_time,
+)
 
 from dashboard import alerting, charts, queries, summary
 from dashboard.clock import Clock, zone
@@ -129,7 +140,8 @@ def test_axes_are_clock_time_or_m_ss_never_fractions_of_minutes(db_url):
     for spec in chart_specs(at)[:3]:
         x = _x_axis(spec)
         assert x["axis"]["format"] == "%-M:%S" and x["title"] == translate("chart.elapsed", "id")
-        assert x["scale"]["domain"] == [0, 900_000]  # the whole session, in milliseconds from 0:00
+        start, end = (vl_time(v) for v in x["scale"]["domain"])
+        assert end - start == 900_000 and start % 86_400_000 == 0  # the whole session, from 0:00
     alerts = next(df.value for df in at.dataframe if translate("alerts.from", "id") in df.value.columns)
     assert all(re.fullmatch(r"\d+:\d\d", v) for v in alerts[translate("alerts.from", "id")])
 
@@ -274,11 +286,12 @@ def test_live_view_shows_the_last_ten_minutes_by_default(db_url):
     assert not at.exception and not at.error
     assert at.radio[0].value == "recent"
     x = _x_axis(chart_specs(at)[0])
-    assert x["scale"]["domain"][1] - x["scale"]["domain"][0] == 600_000  # 5:00 to 15:00 of a 15-minute class
+    start, end = (vl_time(v) for v in x["scale"]["domain"])
+    assert end - start == 600_000  # 5:00 to 15:00 of a 15-minute class
     assert x["axis"]["format"] == "%H:%M:%S"  # ten minutes: clock time to the second
     at.radio[0].set_value("all").run()
-    domain = _x_axis(chart_specs(at)[0])["scale"]["domain"]
-    assert domain[1] - domain[0] == 900_000
+    start, end = (vl_time(v) for v in _x_axis(chart_specs(at)[0])["scale"]["domain"])
+    assert end - start == 900_000
 
 
 def test_live_sound_toggle_is_offered_only_while_live(db_url):

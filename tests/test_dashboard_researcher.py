@@ -8,7 +8,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure
+from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
 
 from dashboard import queries, stats
 from dashboard.clock import zone
@@ -123,6 +123,8 @@ def test_date_axis_has_local_month_names_and_day_ticks(db_url, lang, month):
     x = _layers(trend)[0]["encoding"]["x"]
     assert x["type"] == "temporal" and x["scale"]["type"] == "utc"
     assert month in x["axis"]["labelExpr"] and x["axis"]["tickMinStep"] == 86_400_000
+    ticks = x["axis"]["values"]  # whole (local) days, never hours
+    assert ticks and len(ticks) <= 10 and all(vl_time(v) % 86_400_000 == 0 for v in ticks)
     tooltip = {t["field"] for t in _layers(trend)[-1]["encoding"]["tooltip"]}
     assert {"people", "on_screen_share_lo", "on_screen_share_hi", "off_share"} <= tooltip
 

@@ -67,8 +67,8 @@ if trend.empty:
     ui.empty_state("researcher.no_match")
     st.stop()
 
-local_day = trend["started_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-trend = stats.with_interval(trend.assign(local_day=local_day), persons, ["run_id"], field)
+local_start = trend["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
+trend = stats.with_interval(trend.assign(local_start=local_start), persons, ["run_id"], field)
 k1, k2, k3, k4, k5 = st.columns(5)
 k1.metric(t("kpi.sessions"), len(trend))
 k2.metric(t("chart.people"), int(trend["people"].sum()))
@@ -88,7 +88,7 @@ if items.empty:
     ui.empty_state("researcher.no_agenda")
 else:
     items = stats.with_interval(items, persons, ["run_id", "title"], field)
-    items["local_day"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    items["local_start"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
     left, right = st.columns([3, 2])
     with left:
         st.altair_chart(charts.agenda_trends(items.dropna(subset=[field]), field), width="stretch")
