@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+from datetime import timezone
 from pathlib import Path
 
 BUDGET_S = 2.0
@@ -44,21 +45,28 @@ def query_timings(url: str, repeat: int) -> dict[str, float]:
     run_id, session_id = int(newest["run_id"]), int(newest["id"])
     info = q.run_info(store, run_id)
     bucket = q.bucket_for(info["length"])
+    f_all = q.Filters()
+    trend_all = q.trends(store, f_all)
     cases = {
         "list_sessions": lambda: q.list_sessions(store),
         "run_info": lambda: q.run_info(store, run_id),
         f"class_timeline(bucket={bucket}s)": lambda: q.class_timeline(store, run_id, bucket),
+        f"score_band(bucket={bucket}s)": lambda: q.score_band(store, run_id, bucket),
+        "class_timeline(last 10 min, 1s)": lambda: q.class_timeline(store, run_id, 1, since=max(0, info["length"] - 600)),
+        "timeline_points (live alerts)": lambda: q.timeline_points(store, run_id),
         "session_stats": lambda: q.session_stats(store, run_id),
         "attention_distribution": lambda: q.attention_distribution(store, run_id),
         "alerts": lambda: q.alerts(store, run_id),
         "agenda": lambda: q.agenda(store, session_id),
         "agenda_scores": lambda: q.agenda_scores(store, session_id, run_id),
-        "individual_lanes(60s)": lambda: q.individual_lanes(store, run_id, 60),
+        "individual_lanes(10s)": lambda: q.individual_lanes(store, run_id, q.bucket_for(info["length"], 600)),
         "filter_options": lambda: q.filter_options(store),
-        "trends(all)": lambda: q.trends(store, q.Filters()),
+        "trends(all)": lambda: q.trends(store, f_all),
         "trends(cohort)": lambda: q.trends(store, q.Filters(cohorts=(str(newest["cohort"]),))),
-        "score_histogram(all)": lambda: q.score_histogram(store, q.Filters()),
-        "agenda_item_scores(all)": lambda: q.agenda_item_scores(store, q.Filters()),
+        "person_means(all)": lambda: q.person_means(store, f_all, trend_all),
+        "agenda_sessions(all)": lambda: q.agenda_sessions(store, f_all),
+        "score_histogram(all)": lambda: q.score_histogram(store, f_all),
+        "audit_log(1000)": lambda: q.audit_log(store, q.AuditFilter(), timezone.utc),
     }
     titles = q.filter_options(store)["titles"]
     if titles:
@@ -124,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with sqlite3.connect(args.db) as con:
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("sessions", "class_timeline", "engagement_estimates")}
+                for t in ("sessions", "class_timeline", "engagement_estimates", "window_features")}
     print("rows:", ", ".join(f"{k}={v:,}" for k, v in rows.items()))
     queries_s = query_timings(url, args.repeat)
     print("\nquery layer (median of %d, seconds)" % args.repeat)

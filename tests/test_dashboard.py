@@ -15,7 +15,7 @@ import zipfile
 from datetime import timezone
 
 import pytest
-from dashboard_support import APP, PAGES, PASSWORD, ROLE_USERS, ROOT, TIMEOUT, make_db
+from dashboard_support import APP, PAGES, PASSWORD, ROOT, TIMEOUT, make_db
 from dashboard_support import app as _app
 from dashboard_support import audit_actions as _audit_actions
 from dashboard_support import block_labels as _block_labels

@@ -17,6 +17,10 @@ from engagement.errors import EngagementError
 who = ui.require("facilitator")
 store = ui.store()
 st.title(t("facilitator.title"))
+tz = clock.local_tz()
+STALE_AFTER_S = 120  # the analysis writes a heartbeat every few seconds while it runs
+RECENT_S = 600  # the live view's "last 10 minutes"
+ONGOING_S = 5  # an alert whose last second is this close to the newest one is still going on
 LANE_BARS = 600  # at most this many bars per participant lane: one per second up to 10 minutes
 
 sessions = queries.list_sessions(store)
@@ -31,7 +35,6 @@ def _label(row: pd.Series) -> str:
     return t("facilitator.session_option", name=row["name"], date=when, cohort=ui.text(row.cohort), status=status)
 
 
-tz = clock.local_tz()
 options = sessions.index.tolist()
 # `engagement dashboard --session NAME` (and --demo) opens on that session; ?session=NAME too.
 wanted = st.query_params.get("session") or os.environ.get("ENGAGEMENT_DASHBOARD_SESSION")
@@ -51,8 +54,6 @@ if session["run_id"] is None or session["run_id"] != session["run_id"]:
     st.stop()
 run_id = int(session["run_id"])
 live = session["status"] == "running"
-STALE_AFTER_S = 120  # the analysis writes a heartbeat every few seconds while it runs
-RECENT_S = 600  # the live view's "last 10 minutes"
 
 if live:
     c1, c2 = st.columns([3, 2])
@@ -234,8 +235,6 @@ def _announce(alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: cl
     if st.session_state.get("alert_sound") and (not fresh.empty or (jump is not None and not jumped_before)):
         st.html(alerting.chime_html(f"{run_id}-{last}"))
 
-
-ONGOING_S = 5  # an alert whose last second is this close to the newest one is still going on
 
 
 def _alert_text(row, agenda: pd.DataFrame, when: clock.Clock) -> str:
