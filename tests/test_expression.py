@@ -12,6 +12,7 @@ import pytest
 
 from engagement.errors import ModelError
 from engagement.vision.expression import (
+    DEFAULT_MODEL,
     FER_EYE_DIST,
     FER_FACE_CENTRE,
     ExpressionModel,
@@ -27,7 +28,7 @@ from conftest import require_shared
 MODELS = default_models_dir()
 REGISTRY = json.loads((MODELS / "models.json").read_text()) if (MODELS / "models.json").exists() else {}
 EXPRESSION_MODELS = sorted(n for n in REGISTRY if n.startswith("expression-cnn"))
-SHIPPED = "expression-cnn.v1"
+SHIPPED = DEFAULT_MODEL  # the default; every registered version is checked by the tests parametrised on EXPRESSION_MODELS
 
 
 # ----------------------------------------------------------------------------- shipped models
