@@ -63,7 +63,8 @@ def query_timings(url: str, repeat: int) -> dict[str, float]:
         "filter_options": lambda: q.filter_options(store),
         "trends(all)": lambda: q.trends(store, f_all),
         "trends(cohort)": lambda: q.trends(store, q.Filters(cohorts=(str(newest["cohort"]),))),
-        "person_means(all)": lambda: q.person_means(store, f_all, trend_all),
+        "person_means(all, on screen)": lambda: q.person_means(store, f_all, trend_all, "on_screen_share"),
+        "person_means(all, score)": lambda: q.person_means(store, f_all, trend_all, "score"),
         "agenda_sessions(all)": lambda: q.agenda_sessions(store, f_all),
         "score_histogram(all)": lambda: q.score_histogram(store, f_all),
         "audit_log(1000)": lambda: q.audit_log(store, q.AuditFilter(), timezone.utc),
@@ -99,6 +100,14 @@ def page_timings(url: str, repeat: int) -> dict[str, float]:
             if at.exception:
                 raise SystemExit(f"page {page} raised: {at.exception[0].value}")
         out[page] = statistics.median(times)
+    # The researcher page on the engagement score (its intervals read the per-participant estimates).
+    at.switch_page("pages/researcher.py")
+    at.run()
+    at.radio(key="researcher_measure").set_value("score")
+    st.cache_data.clear()
+    t0 = time.perf_counter()
+    at.run()
+    out["researcher(score)"] = time.perf_counter() - t0
     # The facilitator page with the individual lanes open (an audited view, 40 tracks), on a
     # session whose compliance profile allows individual views.
     from dashboard import queries, services

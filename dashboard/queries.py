@@ -640,12 +640,13 @@ def agenda_sessions(store: Store, f: Filters) -> pd.DataFrame:
     joined = sel.join(seg, seg.c.session_id == sel.c.session_id).join(
         CT, and_(CT.c.run_id == sel.c.run_id, _in_segment(seg, CT.c.second))
     )
-    # Grouped per run and segment in join order, then named (a handful of rows per session).
-    per_item = _class_sums([CT.c.run_id, seg.c.id], joined, extra=(seg.c.title,)).subquery()
+    # Grouped by the agenda item alone (one integer key: the cheapest sort of 720k seconds),
+    # then named and placed in its session (a handful of rows per session).
+    per_item = _class_sums([seg.c.id], joined).subquery()
     stmt = (
-        select(sel.c.session_id, sel.c.name, sel.c.started_at, sel.c.run_id, per_item.c.title, *_class_means(per_item))
-        .select_from(sel.join(per_item, per_item.c.run_id == sel.c.run_id))
-        .order_by(sel.c.started_at, per_item.c.title)
+        select(sel.c.session_id, sel.c.name, sel.c.started_at, sel.c.run_id, AG.c.title, *_class_means(per_item))
+        .select_from(per_item.join(AG, AG.c.id == per_item.c.id).join(sel, sel.c.session_id == AG.c.session_id))
+        .order_by(sel.c.started_at, AG.c.title)
     )
     cols = ["session_id", "name", "started_at", "run_id", "title", *MEASURES, "seconds"]
     with store.transaction() as conn:
@@ -656,56 +657,44 @@ def agenda_sessions(store: Store, f: Filters) -> pd.DataFrame:
 
 # A person's mean over this many evenly spaced seconds of a session is plenty for the spread
 # between people behind a 95 % interval, and reading them stays fast on 100 two-hour sessions.
-SAMPLE_POINTS = 60
+SAMPLE_POINTS = 40
 
 
-def person_means(store: Store, f: Filters, runs: pd.DataFrame) -> pd.DataFrame:
-    """Per selected run, person (track) and agenda title (None outside the agenda): the sums of
-    that person's score and on-screen ratio over evenly spaced seconds whose class figure was
-    shown (k). For the 95 % intervals between people; never shown on their own."""
-    cols = ["run_id", "track_id", "title", "score_sum", "score_n", "on_sum", "on_n"]
+def person_means(store: Store, f: Filters, runs: pd.DataFrame, field: str) -> pd.DataFrame:
+    """Per selected run, person (track) and agenda title (None outside the agenda): the sum and
+    count of that person's `field` ("on_screen_share": their on-screen ratio, or "score") over
+    evenly spaced seconds whose class figure was shown (k). For the 95 % intervals between
+    people; never shown on their own."""
+    cols = ["run_id", "track_id", "title", "total", "n"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     longest = int(runs["seconds"].max() or 0)
     step = max(1, math.ceil(longest / SAMPLE_POINTS))
     seconds = list(range(0, longest, step))
     run_ids = [int(r) for r in runs["run_id"]]
-    sel = _selected_runs(f).subquery()
-    seg = _scoped_segments(f)
+    if field == "score":
+        table, value, shown = EST, EST.c.score, CT.c.suppressed == 0
+    else:
+        # window_features through the dashboard's covering index: no table row is read.
+        table, value, shown = WF, WF.c.on_screen_ratio, CT.c.on_screen_share.is_not(None)
     samples = (
-        select(
-            EST.c.run_id,
-            EST.c.track_id,
-            EST.c.second,
-            case((CT.c.suppressed == 0, EST.c.score), else_=literal(None)).label("score"),
-            case((CT.c.on_screen_share.is_not(None), WF.c.on_screen_ratio), else_=literal(None)).label("on_screen"),
-        )
-        .select_from(
-            EST.join(CT, and_(CT.c.run_id == EST.c.run_id, CT.c.second == EST.c.second)).outerjoin(
-                WF, and_(WF.c.track_id == EST.c.track_id, WF.c.second == EST.c.second)
-            )
-        )
-        .where(EST.c.run_id.in_(run_ids), EST.c.second.in_(seconds))
+        select(table.c.run_id, table.c.track_id, table.c.second, case((shown, value), else_=literal(None)).label("value"))
+        .select_from(table.join(CT, and_(CT.c.run_id == table.c.run_id, CT.c.second == table.c.second)))
+        .where(table.c.run_id.in_(run_ids), table.c.second.in_(seconds))
         .subquery()
     )
+    sel = _selected_runs(f).subquery()
+    seg = _scoped_segments(f)
     joined = samples.join(sel, sel.c.run_id == samples.c.run_id)
     segment = and_(seg.c.session_id == sel.c.session_id, _in_segment(seg, samples.c.second))
     joined = joined.join(seg, segment) if f.agenda_titles else joined.outerjoin(seg, segment)
     stmt = (
-        select(
-            samples.c.run_id,
-            samples.c.track_id,
-            seg.c.title,
-            func.sum(samples.c.score),
-            func.count(samples.c.score),
-            func.sum(samples.c.on_screen),
-            func.count(samples.c.on_screen),
-        )
+        select(samples.c.run_id, samples.c.track_id, seg.c.title, func.sum(samples.c.value), func.count(samples.c.value))
         .select_from(joined)
         .group_by(samples.c.run_id, samples.c.track_id, seg.c.id, seg.c.title)
     )
     with store.transaction() as conn:
-        return _df(conn, stmt, cols, numeric=("score_sum", "score_n", "on_sum", "on_n"))
+        return _df(conn, stmt, cols, numeric=("total", "n"))
 
 
 def score_histogram(store: Store, f: Filters, bins: int = 20) -> pd.DataFrame:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import pandas as pd
 
 Z95 = 1.96  # two-sided 95 % under a normal approximation
-FIELDS = {"score": ("score_sum", "score_n"), "on_screen_share": ("on_sum", "on_n")}
 
 
-def half_widths(persons: pd.DataFrame, keys: list[str], field: str) -> pd.DataFrame:
-    """Per group of `keys`: the 95 % half-width of the mean between people, and n people."""
-    total, count = FIELDS[field]
-    per_person = persons.groupby([*keys, "track_id"], dropna=False)[[total, count]].sum().reset_index()
-    per_person = per_person[per_person[count] > 0]
-    per_person["mean"] = per_person[total] / per_person[count]
+def half_widths(persons: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of `keys`: the 95 % half-width of the mean between people, and n people.
+    `persons` holds each person's sum (`total`) and count (`n`) of the measure, per title."""
+    per_person = persons.groupby([*keys, "track_id"], dropna=False)[["total", "n"]].sum().reset_index()
+    per_person = per_person[per_person["n"] > 0]
+    per_person["mean"] = per_person["total"] / per_person["n"]
     grouped = per_person.groupby(keys, dropna=False)["mean"]
     out = pd.DataFrame({"sd": grouped.std(ddof=1), "n": grouped.size()}).reset_index()
     out["half"] = Z95 * out["sd"] / out["n"] ** 0.5
@@ -28,8 +27,9 @@ def half_widths(persons: pd.DataFrame, keys: list[str], field: str) -> pd.DataFr
 
 
 def with_interval(points: pd.DataFrame, persons: pd.DataFrame, keys: list[str], field: str) -> pd.DataFrame:
-    """`points` plus `<field>_lo`, `<field>_hi` (clipped to 0..1) and `<field>_n` (people)."""
-    halves = half_widths(persons, keys, field) if not persons.empty else pd.DataFrame(columns=[*keys, "half", "n"])
+    """`points` plus `<field>_lo`, `<field>_hi` (clipped to 0..1) and `<field>_n` (people), from
+    `persons` (`queries.person_means` of that field)."""
+    halves = half_widths(persons, keys) if not persons.empty else pd.DataFrame(columns=[*keys, "half", "n"])
     out = points.merge(halves, on=keys, how="left")
     half = pd.to_numeric(out["half"], errors="coerce")
     out[f"{field}_lo"] = (out[field] - half).clip(0, 1)

@@ -43,13 +43,11 @@ def test_half_width_is_196_sd_over_root_n_between_people():
             "run_id": [1] * 5,
             "track_id": [1, 2, 3, 4, 4],
             "title": ["A", "A", "A", "A", "B"],
-            "score_sum": [0.4, 0.8, 1.2, 0.8, 0.8],
-            "score_n": [2, 2, 2, 1, 1],
-            "on_sum": [0.0] * 5,
-            "on_n": [0] * 5,
+            "total": [0.4, 0.8, 1.2, 0.8, 0.8],
+            "n": [2, 2, 2, 1, 1],
         }
     )
-    out = stats.half_widths(persons, ["run_id"], "score")
+    out = stats.half_widths(persons, ["run_id"])
     sd = pd.Series([0.2, 0.4, 0.6, 0.8]).std(ddof=1)
     assert out["n"].tolist() == [4] and out["half"].iloc[0] == pytest.approx(1.96 * sd / 2)
     points = stats.with_interval(pd.DataFrame({"run_id": [1], "score": [0.5]}), persons, ["run_id"], "score")
@@ -76,8 +74,8 @@ def test_trend_points_carry_people_and_an_interval_around_them(db_url):
     store = queries.open_store(db_url)
     f = queries.Filters()
     trend = queries.trends(store, f)
-    persons = queries.person_means(store, f, trend)
     for field in ("on_screen_share", "score"):
+        persons = queries.person_means(store, f, trend, field)
         points = stats.with_interval(trend, persons, ["run_id"], field)
         assert (points[f"{field}_lo"] <= points[field]).all() and (points[field] <= points[f"{field}_hi"]).all()
         assert (points[f"{field}_n"] == 8).all()

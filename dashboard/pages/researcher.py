@@ -26,10 +26,14 @@ def _options(url: str, tz) -> dict:
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
-def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     s = ui.store()
-    trend = queries.trends(s, f)
-    return trend, queries.score_histogram(s, f), queries.agenda_sessions(s, f), queries.person_means(s, f, trend)
+    return queries.trends(s, f), queries.score_histogram(s, f), queries.agenda_sessions(s, f)
+
+
+@st.cache_data(ttl=CACHE_S, show_spinner=False)
+def _persons(url: str, f: queries.Filters, runs: pd.DataFrame, field: str) -> pd.DataFrame:
+    return queries.person_means(ui.store(), f, runs, field)
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
@@ -61,12 +65,13 @@ with st.container(border=True):
 lo: date | None = span[0] if isinstance(span, (list, tuple)) and len(span) > 0 else None
 hi: date | None = span[1] if isinstance(span, (list, tuple)) and len(span) > 1 else lo
 filters = queries.Filters(date_from=lo, date_to=hi, cohorts=tuple(cohorts), agenda_titles=tuple(titles), tz=tz)
-trend, hist, items, persons = _data(ui.db_url(), filters)
+trend, hist, items = _data(ui.db_url(), filters)
 
 if trend.empty:
     ui.empty_state("researcher.no_match")
     st.stop()
 
+persons = _persons(ui.db_url(), filters, trend[["run_id", "seconds"]], field)
 local_start = trend["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
 trend = stats.with_interval(trend.assign(local_start=local_start), persons, ["run_id"], field)
 k1, k2, k3, k4, k5 = st.columns(5)
