@@ -240,14 +240,17 @@ def _date_axis(days: pd.Series, title_key: str = "chart.date") -> alt.X:
     the sessions (`days`, their start times) when they are few, else about ten spread evenly."""
     months = json.dumps(_months())
     unique = sorted(pd.Series(days).dropna().dt.normalize().unique())
+    # Whole days from the first session's to the last one's, so every session day has its label.
+    domain = [_datetime(pd.Timestamp(unique[0])), _datetime(pd.Timestamp(unique[-1]) + pd.Timedelta(days=1))]
     if len(unique) > MAX_DAY_TICKS:
         step = (len(unique) - 1) / (MAX_DAY_TICKS - 1)
         unique = [unique[round(i * step)] for i in range(MAX_DAY_TICKS)]
-    ticks = [_datetime(pd.Timestamp(d)) for d in unique]
+    # At noon: a day's label sits under that day's sessions, never at a midnight off the axis.
+    ticks = [_datetime(pd.Timestamp(d) + pd.Timedelta(hours=12)) for d in unique]
     return alt.X(
         "day:T",
         title=t(title_key),
-        scale=alt.Scale(type="utc", padding=24),
+        scale=alt.Scale(type="utc", domain=domain),
         axis=alt.Axis(
             values=ticks,
             labelExpr=f"utcdate(datum.value) + ' ' + {months}[utcmonth(datum.value)]",
