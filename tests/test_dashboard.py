@@ -618,3 +618,10 @@ def test_page_roles_cover_every_page_file():
     stems = {p.stem for p in PAGES.glob("*.py")} - {"sign_in", "__init__"}
     assert stems == set(PAGE_ROLES)
     assert json.loads(json.dumps(PAGE_ROLES))  # plain data, reviewable at a glance
+
+
+def test_users_page_shows_local_minutes_not_raw_timestamps(db_url):
+    at = _open(_app("admin").run(), "users")
+    _no_failure(at)
+    created = at.dataframe[0].value[translate("users.created", "id")]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", v) for v in created), created.tolist()

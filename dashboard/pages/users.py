@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, services, ui
+from dashboard import auth, clock, services, ui
 from dashboard.i18n import t
 from engagement.errors import EngagementError
 
@@ -20,7 +20,7 @@ if not accounts.empty:
             {
                 t("auth.user_name"): accounts["name"],
                 t("users.role"): [t(f"role.{r}") for r in accounts["role"]],
-                t("users.created"): accounts["created_at"],
+                t("users.created"): [ui.text(clock.local_text(v)) for v in accounts["created_at"]],
                 t("users.status"): [t("users.disabled") if d else t("users.enabled") for d in accounts["disabled"]],
             }
         ),
