@@ -49,6 +49,25 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# pg_advisory_xact_lock key of `take_write_turn` (the schema upgrade uses 7403001).
+WRITE_TURN_LOCK = 7403002
+
+
+def take_write_turn(conn: Connection) -> None:
+    """Make this transaction the only writer of shared bookkeeping until it commits.
+
+    For read-then-write steps on rows every process shares (the audit chain's head, the
+    database id, the retention policy's hash): without it, two analyses starting at once (a
+    batch) both read "absent" and both insert, and one fails on the primary key. PostgreSQL: a
+    transaction-level advisory lock. SQLite: a write statement that changes nothing takes the
+    database's write lock now (later readers wait on busy_timeout and then see this commit).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_TURN_LOCK})")
+    else:
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == "\0"))
+
+
 def describe_db_error(exc: BaseException, url: str) -> str:
     """Turn a driver error into one line a user can act on."""
     text = str(getattr(exc, "orig", exc)).lower()

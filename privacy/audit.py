@@ -42,6 +42,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from engagement.config import data_dir
 from engagement import schema
 from engagement.errors import StoreError
+from engagement.store import take_write_turn
 from privacy import tables
 from privacy.errors import AuditError
 from privacy.timeutil import as_utc, for_db, iso, utcnow
@@ -328,6 +329,7 @@ class AuditLog:
 
     def _append(self, conn: Connection, when, action, actor, details_text, correlation_id) -> AuditEntry:
         t = tables.audit_log
+        take_write_turn(conn)  # the head read below must still be the head when this entry lands
         head = conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
         if head is None:
             cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 
 from engagement import schema
 from engagement.config import data_dir
+from engagement.store import take_write_turn
 from privacy import tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
@@ -184,6 +185,7 @@ def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str, re
     """Audit a policy change once: compare with the hash seen last time. True if it changed.
     `reason` (a person's edit, e.g. in the dashboard) goes into that one entry."""
     st = tables.privacy_state
+    take_write_turn(conn)  # two commands starting at once must not both record the change
     row = conn.execute(select(st.c.value).where(st.c.key == "policy_hash")).first()
     if row and row[0] == policy.hash:
         return False
