@@ -170,3 +170,11 @@ def test_the_score_is_a_measure_to_pick(db_url):
     assert at.subheader[0].value == translate("researcher.trend_score", "id")
     y = _layers(chart_specs(at)[0])[-1]["encoding"]["y"]
     assert y["field"] == "score"
+
+
+def test_a_measure_hidden_everywhere_by_k_is_an_empty_state_not_a_crash(db_url):
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE class_timeline SET on_screen_share = NULL")
+    at = _researcher()
+    assert [i.value for i in at.info].count(translate("researcher.no_values", "id")) == 2  # per session, per agenda item
+    assert not missing_words(at)

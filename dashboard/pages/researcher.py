@@ -92,14 +92,17 @@ st.subheader(t("researcher.by_agenda"))
 if items.empty:
     ui.empty_state("researcher.no_agenda")
 else:
-    items = stats.with_interval(items, persons, ["run_id", "title"], field)
-    items["local_start"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
-    left, right = st.columns([3, 2])
-    with left:
-        st.altair_chart(charts.agenda_trends(items.dropna(subset=[field]), field), width="stretch")
-    with right:
-        st.altair_chart(charts.agenda_bars(stats.across_sessions(items, field), field), width="stretch")
-    st.caption(t("researcher.by_agenda_help"))
+    items = stats.with_interval(items, persons, ["run_id", "title"], field).dropna(subset=[field])
+    if items.empty:  # every agenda second hidden by k, or no attention signals in these runs
+        ui.empty_state("researcher.no_values")
+    else:
+        items["local_start"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
+        left, right = st.columns([3, 2])
+        with left:
+            st.altair_chart(charts.agenda_trends(items, field), width="stretch")
+        with right:
+            st.altair_chart(charts.agenda_bars(stats.across_sessions(items, field), field), width="stretch")
+        st.caption(t("researcher.by_agenda_help"))
 
 # -- sessions side by side ----------------------------------------------------------------------
 st.subheader(t("researcher.compare"))
