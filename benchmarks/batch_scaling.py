@@ -1,8 +1,10 @@
 """Throughput of `engagement batch` with 1 and 2 workers, on SQLite and on PostgreSQL.
 
-    python benchmarks/batch_scaling.py [--recordings 8] [--clip PATH] [--sample-fps 10] [--postgres]
+    python benchmarks/batch_scaling.py [--recordings 8] [--clip PATH] [--repeat 4] [--sample-fps N] [--postgres]
 
-Copies one real clip under N names (so N sessions), runs `engagement batch` on them with 1 and
+Makes one recording from a real clip played --repeat times in a row (a class is longer than a
+clip: a few seconds of start-up per recording would otherwise dominate), copies it under N
+names (so N sessions), runs `engagement batch` on them with 1 and
 then 2 workers into a fresh database each time, and prints recordings per minute, the speed-up,
 the peak memory of one analysis (per worker), and the per-frame cost an analysis pays, which
 docs/scale.md turns into a capacity plan. With --postgres it starts a throw-away PostgreSQL
@@ -36,6 +38,28 @@ def frames_in(clip: Path, sample_fps: float | None) -> int:
     return int(n if sample_fps is None else n / fps * min(fps, sample_fps))
 
 
+def repeated(clip: Path, times: int, out: Path) -> Path:
+    """`clip` played `times` times in a row, re-encoded (mp4v) at its own size and rate."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for _ in range(times):
+        for img in frames:
+            writer.write(img)
+    writer.release()
+    return out
+
+
 def measure(recordings: list[Recording], db_url: str, workers: int, sample_fps: float | None) -> dict:
     opts = BatchOptions(db_url=db_url, analysis=AnalysisOptions(sample_fps=sample_fps), force=True)
     t0 = time.monotonic()
@@ -56,17 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recordings", type=int, default=8)
     ap.add_argument("--clip", type=Path, default=shared_data_dir() / "videos" / "liveportrait" / "d9.mp4")
-    ap.add_argument("--sample-fps", type=float, default=10.0)
+    ap.add_argument("--repeat", type=int, default=4, help="play the clip this many times in one recording")
+    ap.add_argument("--sample-fps", type=float, default=None, help="default: every frame")
     ap.add_argument("--postgres", action="store_true", help="also measure against a throw-away PostgreSQL server")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
+    source = repeated(args.clip, args.repeat, work / "source.mp4")
     recordings = []
     for i in range(args.recordings):
-        copy = work / f"kelas-{i:02d}{args.clip.suffix}"
-        shutil.copy(args.clip, copy)
+        copy = work / f"kelas-{i:02d}.mp4"
+        shutil.copy(source, copy)
         recordings.append(Recording(copy, copy.stem))
-    frames = frames_in(args.clip, args.sample_fps)
+    frames = frames_in(source, args.sample_fps)
     backends = [("sqlite", lambda w: f"sqlite:///{work / f'w{w}.db'}")]
     server = None
     if args.postgres:
@@ -74,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
         server = PostgresServer().start()
         backends.append(("postgres", lambda w: server.create_database()))
-    print(f"{args.recordings} recordings of {args.clip.name} ({frames} frames analysed each at "
-          f"{args.sample_fps} fps), {subprocess.check_output(['nproc']).decode().strip()} cores")
+    rate = f"{args.sample_fps:g} fps" if args.sample_fps else "every frame"
+    print(f"{args.recordings} recordings of {args.clip.name} x{args.repeat} ({frames} frames analysed each, "
+          f"{rate}), {subprocess.check_output(['nproc']).decode().strip()} cores")
     try:
         for name, url in backends:
             base = None
