@@ -1,5 +1,5 @@
-"""A session's agenda: parse a 'start,title' CSV and store it (used by the dashboard's agenda
-editor and by `engagement batch` listings)."""
+"""A session's agenda: parse a 'start,title' CSV, add, replace and delete items (the dashboard's
+agenda editor and `engagement batch` listings both write through here)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def parse_agenda_csv(data: str | bytes) -> list[AgendaRow]:
     return sorted(rows, key=lambda r: r.start_second)
 
 
+def add_agenda_item(store: Store, session_id: int, start_second: int, title: str) -> None:
+    title = title.strip()
+    if not title:
+        raise ConfigError("the title is empty")
+    with store.transaction() as conn:
+        conn.execute(insert(AG).values(session_id=session_id, start_second=int(start_second), title=title[:300]))
+
+
 def replace_agenda(store: Store, session_id: int, rows: list[AgendaRow]) -> None:
     """Replace a session's agenda in one transaction (an import never leaves half an agenda)."""
     with store.transaction() as conn:
@@ -74,3 +82,8 @@ def replace_agenda(store: Store, session_id: int, rows: list[AgendaRow]) -> None
                 insert(AG),
                 [{"session_id": session_id, "start_second": r.start_second, "title": r.title} for r in rows],
             )
+
+
+def delete_agenda_item(store: Store, item_id: int) -> None:
+    with store.transaction() as conn:
+        conn.execute(delete(AG).where(AG.c.id == item_id))

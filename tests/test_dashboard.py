@@ -25,6 +25,7 @@ from dashboard_support import missing_words as _missing_words
 from dashboard_support import no_failure as _no_failure
 from dashboard_support import open_page as _open
 from dashboard_support import session as _session
+from engagement import agenda as agenda_store
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, queries, services
@@ -299,7 +300,7 @@ def test_page_survives_k_hiding_every_agenda_item(db_url):
         con.execute("UPDATE class_timeline SET score = NULL, suppressed = 1, on_screen_share = NULL, n_absent = NULL"
                     " WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM alerts WHERE run_id = ?", (run_id,))
-    queries.replace_agenda(queries.open_store(db_url), session_id, queries.parse_agenda_csv("0:00,Pembukaan\n5:00,Materi\n"))
+    agenda_store.replace_agenda(queries.open_store(db_url), session_id, agenda_store.parse_agenda_csv("0:00,Pembukaan\n5:00,Materi\n"))
     at = _open(_app("facilitator").run(), "facilitator")
     at.selectbox(key="facilitator_session").set_value(index).run()
     _no_failure(at)
@@ -356,11 +357,11 @@ def test_live_run_shows_live_notice(db_url):
 
 def test_agenda_csv_import_and_summary(db_url):
     store = queries.open_store(db_url)
-    rows = queries.parse_agenda_csv("start,title\n0:00,Pembukaan\n5:00,Materi; bagian 1\n0:12:30,Penutup\n")
+    rows = agenda_store.parse_agenda_csv("start,title\n0:00,Pembukaan\n5:00,Materi; bagian 1\n0:12:30,Penutup\n")
     assert [(r.start_second, r.title) for r in rows] == [(0, "Pembukaan"), (300, "Materi; bagian 1"), (750, "Penutup")]
     with pytest.raises(Exception, match="line 2"):
-        queries.parse_agenda_csv("0:00,A\nsoon,B\n")
-    queries.replace_agenda(store, 1, rows)
+        agenda_store.parse_agenda_csv("0:00,A\nsoon,B\n")
+    agenda_store.replace_agenda(store, 1, rows)
     agenda = queries.agenda(store, 1)
     assert agenda["end_second"].tolist()[:2] == [300, 750]
     scores = queries.agenda_scores(store, 1, 1)

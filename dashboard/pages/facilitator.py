@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboard import alerting, auth, charts, clock, queries, report, services, summary, ui
 from dashboard.i18n import current_lang, fmt_seconds, t
+from engagement import agenda as agenda_store
 from engagement.errors import EngagementError
 
 who = ui.require("facilitator")
@@ -315,7 +316,7 @@ with st.expander(t("agenda.edit"), icon=":material/event_note:"):
         title_text = b.text_input(t("agenda.title"))
         if st.form_submit_button(t("agenda.add")):
             try:
-                queries.add_agenda_item(store, session_id, queries.parse_offset(start_text), title_text)
+                agenda_store.add_agenda_item(store, session_id, agenda_store.parse_offset(start_text), title_text)
                 services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "add"})
                 st.rerun()
             except EngagementError as exc:
@@ -323,8 +324,8 @@ with st.expander(t("agenda.edit"), icon=":material/event_note:"):
     upload = st.file_uploader(t("agenda.import"), type=["csv", "txt"], help=t("agenda.import_help"))
     if upload is not None and st.button(t("agenda.import_apply")):
         try:
-            rows = queries.parse_agenda_csv(upload.getvalue())
-            queries.replace_agenda(store, session_id, rows)
+            rows = agenda_store.parse_agenda_csv(upload.getvalue())
+            agenda_store.replace_agenda(store, session_id, rows)
             services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "import", "items": len(rows)})
             st.success(t("agenda.imported", n=len(rows)))
         except EngagementError as exc:
@@ -341,6 +342,6 @@ with st.expander(t("agenda.edit"), icon=":material/event_note:"):
             key=f"agenda_remove_{session_id}",  # per session: another session's items are not options
         )
         if st.button(t("agenda.remove")):
-            queries.delete_agenda_item(store, int(remove))
+            agenda_store.delete_agenda_item(store, int(remove))
             services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "remove"})
             st.rerun()
