@@ -186,7 +186,7 @@ def class_timeline(store: Store, run_id: int, bucket: int, since: int | None = N
             func.max(CT.c.suppressed).label("suppressed"),
         )
         .where(CT.c.run_id == run_id)
-        .group_by(CT.c.second // b)
+        .group_by(t0)  # the expression itself: PostgreSQL wants GROUP BY to match the select
         .order_by(t0)
     )
     if since is not None:
@@ -220,7 +220,7 @@ def score_band(store: Store, run_id: int, bucket: int, since: int | None = None)
         .select_from(
             per_second.join(CT, and_(CT.c.run_id == run_id, CT.c.second == per_second.c.second, CT.c.suppressed == 0))
         )
-        .group_by(per_second.c.second // b)
+        .group_by(t0)
         .order_by(t0)
     )
     with store.transaction() as conn:
