@@ -18,6 +18,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from engagement import schema
 from engagement.agenda import parse_agenda_csv, replace_agenda
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError, EngagementError
+from engagement.reaper import reap_dead_runs
 from engagement.registry import sha256_file
 from engagement.store import Store
 from privacy.profiles import get_profile
@@ -191,7 +193,14 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
     child = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
     try:
-        out, err = child.communicate()
+        # Short waits, not one long one: Ray delivers a cancel as a KeyboardInterrupt between
+        # Python steps, which a single blocking wait would postpone to the analysis's end.
+        while True:
+            try:
+                out, err = child.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     except KeyboardInterrupt:
         child.send_signal(signal.SIGTERM)
         try:
@@ -234,10 +243,14 @@ def start_ray(workers: int, address: str | None):
     # Offline and private: no usage statistics, no dashboard server.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ours = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=workers, **kwargs)
+    if threading.current_thread() is threading.main_thread():
+        # ray.init installs a SIGTERM handler that exits at once; ours cancels like Ctrl-C.
+        signal.signal(signal.SIGTERM, ours)
     return ray
 
 
@@ -304,16 +317,42 @@ def _run_tasks(ray, todo, opts: BatchOptions, store: Store, outcomes: dict, on_o
                 outcomes[i] = _outcome(ray, ref, rec, store)
                 on_outcome(outcomes[i])
     except KeyboardInterrupt:
+        # A cancelled task passes SIGTERM to its analysis, which marks its run interrupted and
+        # removes its rows. A task that has not ended within the grace period is killed, and its
+        # analysis with it (Ray kills a dead worker's children); the reaper then marks that run.
         for ref in pending:
-            ray.cancel(ref)  # KeyboardInterrupt inside the task -> SIGTERM to its analysis
-        for ref, (i, rec) in pending.items():
-            try:
-                ray.get(ref, timeout=CANCEL_GRACE_S + 10)
-            except Exception:  # cancelled tasks raise; what matters is that they have ended
-                pass
-            outcomes[i] = Outcome(rec, "cancelled", "cancelled by the user")
+            ray.cancel(ref)
+        _, stuck = ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
+        for ref in stuck:  # only tasks still running: cancelling an ended one upsets Ray
+            ray.cancel(ref, force=True)
+        final = settle(store, [rec.session for _, rec in pending.values()], CANCEL_GRACE_S)
+        for i, rec in pending.values():
+            if final.get(rec.session) == "complete":
+                outcomes[i] = Outcome(rec, "done", "finished before the cancel")
+            else:
+                outcomes[i] = Outcome(rec, "cancelled", "cancelled by the user")
             on_outcome(outcomes[i])
         raise
+
+
+def settle(store: Store, sessions: list[str], timeout_s: float) -> dict[str, str]:
+    """The newest run's status per session, once none of them is `running` any more (or after
+    `timeout_s`; a run still `running` then is reaped by the next command that opens the store)."""
+    runs, names = schema.runs, schema.sessions
+    newest = (
+        select(names.c.name, runs.c.status)
+        .join(runs, runs.c.session_id == names.c.id)
+        .where(names.c.name.in_(sessions))
+        .order_by(runs.c.id)
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reap_dead_runs(store)  # an analysis killed with its worker cannot mark its own run
+        with store.transaction() as conn:
+            status = {name: state for name, state in conn.execute(newest)}  # the newest run wins
+        if "running" not in status.values() or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
 
 
 def _outcome(ray, ref, rec: Recording, store: Store) -> Outcome:

@@ -156,3 +156,68 @@ def test_two_workers_write_one_postgres_database_while_a_reader_reads(tmp_path, 
     finally:
         store.close()
     assert sorted(statuses) == ["complete"] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path, videos_dir, sig):
+    pytest.importorskip("ray", reason="the [cluster] extra is not installed")  # third-party, optional
+    import signal
+    import time
+
+    import cv2
+
+    # A recording long enough to be interrupted: d9 played 6 times (about 2 minutes).
+    cap = cv2.VideoCapture(str(videos_dir / "liveportrait" / "d9.mp4"))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "panjang.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0,
+                             (frames[0].shape[1], frames[0].shape[0]))
+    for _ in range(6):
+        for img in frames:
+            writer.write(img)
+    writer.release()
+    db = f"sqlite:///{tmp_path / 'batch.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engagement.cli", "batch", str(folder), "--workers", "1", "--db", db],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+
+    def statuses() -> list[str]:
+        if not (tmp_path / "batch.db").exists():
+            return []
+        store = Store.open(db, create=False, read_only=True)
+        try:
+            with store.transaction() as conn:
+                return conn.execute(select(schema.runs.c.status)).scalars().all()
+        except Exception:  # the schema may not be there yet
+            return []
+        finally:
+            store.close()
+
+    deadline = time.monotonic() + 120
+    while "running" not in statuses() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert statuses() == ["running"], "the analysis never started"
+    time.sleep(2)  # some per-second rows written
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert "none is left running" in err
+    assert "cancelled" in out
+    assert statuses() == ["interrupted"]
+    store = Store.open(db)
+    try:
+        with store.transaction() as conn:
+            rows = conn.execute(select(schema.window_features.c.second)).all()
+    finally:
+        store.close()
+    assert rows == []  # an interrupted run keeps no rows

@@ -14,6 +14,7 @@ from rich.table import Table
 from engagement.batch import BatchOptions, Outcome, collect, run_batch
 from engagement.config import AnalysisOptions, default_db_url, parse_sample_fps
 from engagement.errors import ConfigError
+from engagement.interrupts import Terminated, raise_on_sigterm
 
 STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
 
@@ -56,8 +57,15 @@ def run_batch_command(args: argparse.Namespace) -> int:
         force=args.force,
     )
     err = Console(stderr=True)
-    # SIGTERM (a scheduler stopping the job) cancels like Ctrl-C: no run is left `running`.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ray's calls turn a SIGTERM's exception into a plain KeyboardInterrupt; remember which
+    # signal it was, so the exit code says SIGTERM (143) and not Ctrl-C (130).
+    terminated = []
+
+    def on_sigterm(signum, frame):
+        terminated.append(signum)
+        raise_on_sigterm()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, disable=not err.is_terminal,
@@ -75,10 +83,14 @@ def run_batch_command(args: argparse.Namespace) -> int:
         task = progress.add_task("recordings", total=len(recordings))
         try:
             run_batch(recordings, opts, workers=args.workers, ray_address=args.ray_address, on_outcome=report)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, or SIGTERM (the command line turns it into the same exception): the
+            # recordings still running were cancelled and none is left `running`.
             print_summary(outcomes)
-            print("interrupted: the recordings still running were cancelled; none is left running", file=sys.stderr)
-            return 130
+            if terminated and not isinstance(exc, Terminated):
+                exc = Terminated()
+            exc.add_note("the recordings still running were cancelled; none is left running")
+            raise exc from None
     print_summary(outcomes)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
