@@ -25,39 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from clips import read_frames, write_repeated  # noqa: E402
 from engagement.batch import BatchOptions, Recording, run_batch  # noqa: E402
 from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
 
 
 def frames_in(clip: Path, sample_fps: float | None) -> int:
-    import cv2
-
-    cap = cv2.VideoCapture(str(clip))
-    n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.release()
-    return int(n if sample_fps is None else n / fps * min(fps, sample_fps))
-
-
-def repeated(clip: Path, times: int, out: Path) -> Path:
-    """`clip` played `times` times in a row, re-encoded (mp4v) at its own size and rate."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(clip))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for _ in range(times):
-        for img in frames:
-            writer.write(img)
-    writer.release()
-    return out
+    frames, fps = read_frames(clip)
+    return int(len(frames) if sample_fps is None else len(frames) / fps * min(fps, sample_fps))
 
 
 def measure(recordings: list[Recording], db_url: str, workers: int, sample_fps: float | None) -> dict:
@@ -86,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
-    source = repeated(args.clip, args.repeat, work / "source.mp4")
+    source = write_repeated(args.clip, args.repeat, work / "source.mp4")
     recordings = []
     for i in range(args.recordings):
         copy = work / f"kelas-{i:02d}.mp4"

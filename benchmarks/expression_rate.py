@@ -21,28 +21,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from clips import read_frames  # noqa: E402
 from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
 from engagement.records import Frame  # noqa: E402
 from engagement.temporal.windows import WindowAggregator  # noqa: E402
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402
 from engagement.vision.stage import VisionStage  # noqa: E402
-
-
-def decode(path: Path) -> tuple[list[np.ndarray], float]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return frames, fps
 
 
 def mediapipe_alone(frames, fps) -> float:
@@ -77,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     args = ap.parse_args(argv)
-    frames, fps = decode(args.clip)
+    frames, fps = read_frames(args.clip)
     walls: dict[str, list[float]] = {"mediapipe": [], "every frame": [], f"{args.hz:g} Hz": []}
     means = {}
     for _ in range(args.rounds):

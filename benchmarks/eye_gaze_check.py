@@ -32,7 +32,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from clips import read_frames as read  # noqa: E402
 from engagement.config import shared_data_dir  # noqa: E402
 from engagement.vision import geometry  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402
@@ -44,19 +46,6 @@ CONTOURS = (
     [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7],
     [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249],
 )
-
-
-def read(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return frames, fps
 
 
 def raw_eye_offset(lm: np.ndarray) -> float:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from engagement.errors import ConfigError
+from engagement.reaper import reap_and_report
 
 APP = Path(__file__).resolve().parent / "app.py"
 CONFIG = APP.parent / ".streamlit" / "config.toml"
@@ -91,9 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         _ensure_demo_session(url)
     store = queries.open_store(url)  # a bad URL or locked file fails here, as one line
     try:
-        from engagement.commands.analysis import reap
-
-        reap(store)  # a run whose writer is gone must not show as "live analysis running"
+        reap_and_report(store)  # a run whose writer is gone must not show as "live analysis running"
         _startup_purge(store)
         if args.demo:
             _demo_account(store)

@@ -11,6 +11,8 @@ only a run still `running` is changed.
 
 from __future__ import annotations
 
+import sys
+
 from engagement.store import DeadRun, Store
 
 
@@ -34,3 +36,13 @@ def reap_dead_runs(store: Store, *, actor: str | None = None) -> list[DeadRun]:
             )
         reaped.append(run)
     return reaped
+
+
+def reap_and_report(store: Store) -> None:
+    """Reap, and tell the user on stderr about each run reaped (a command's start-up)."""
+    for run in reap_dead_runs(store):
+        print(
+            f"note: run {run.id} of session {run.session!r} was left running by a writer that is gone "
+            f"({run.reason}); it is now marked interrupted and its rows are removed",
+            file=sys.stderr,
+        )

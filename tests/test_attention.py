@@ -23,6 +23,7 @@ from engagement.records import FEATURE_NAMES, Frame, FrameFeatures, WindowFeatur
 from engagement.temporal.windows import WindowAggregator, attention_summary
 from engagement.vision.attention import AttentionOptions, AttentionTracker, FaceSignals
 from engagement.vision.stage import VisionStage
+from clips import read_frames
 from conftest import require_shared
 from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
@@ -335,19 +336,6 @@ def real_windows(frames: list[np.ndarray], fps: float) -> list[WindowFeatures]:
     finally:
         stage.close()
     return out + agg.flush()
-
-
-def read_frames(path, limit: int | None = None) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return frames, fps
 
 
 def test_real_clip_face_leaving_reads_absent():

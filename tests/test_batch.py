@@ -9,6 +9,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from clips import write_repeated
 from engagement import schema
 from engagement.batch import Recording, collect, read_listing, require_ray
 from engagement.errors import ConfigError
@@ -166,25 +167,10 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     import signal
     import time
 
-    import cv2
-
     # A recording long enough to be interrupted: d9 played 6 times (about 2 minutes).
-    cap = cv2.VideoCapture(str(videos_dir / "liveportrait" / "d9.mp4"))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
     folder = tmp_path / "archive"
     folder.mkdir()
-    writer = cv2.VideoWriter(str(folder / "panjang.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0,
-                             (frames[0].shape[1], frames[0].shape[0]))
-    for _ in range(6):
-        for img in frames:
-            writer.write(img)
-    writer.release()
+    write_repeated(videos_dir / "liveportrait" / "d9.mp4", 6, folder / "panjang.mp4")
     db = f"sqlite:///{tmp_path / 'batch.db'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "engagement.cli", "batch", str(folder), "--workers", "1", "--db", db],

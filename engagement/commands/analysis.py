@@ -9,6 +9,7 @@ from pathlib import Path
 from engagement.config import AnalysisOptions, data_dir, default_db_url, parse_sample_fps
 from engagement.demo import demo_db_url
 from engagement.errors import ConfigError
+from engagement.reaper import reap_and_report
 from engagement.registry import sha256_file
 
 
@@ -80,19 +81,8 @@ def open_store(url: str | None, *, create: bool = True, read_only: bool = False)
 
     store = Store.open(url or default_db_url(), create=create, read_only=read_only)
     if not read_only:
-        reap(store)
+        reap_and_report(store)
     return store
-
-
-def reap(store) -> None:
-    from engagement.reaper import reap_dead_runs
-
-    for run in reap_dead_runs(store):
-        print(
-            f"note: run {run.id} of session {run.session!r} was left running by a writer that is gone "
-            f"({run.reason}); it is now marked interrupted and its rows are removed",
-            file=sys.stderr,
-        )
 
 
 def run_analyze(args: argparse.Namespace) -> int:
