@@ -453,7 +453,13 @@ def open_live_source(spec: str, options: LiveLoopOptions = LiveLoopOptions(), *,
             raise SourceError(f"webcam index must be a number, got {num!r}") from None
         return LiveSource(CameraGrabber(index), options)
     if text == "screen" or text.startswith("screen:"):
-        return LiveSource(ScreenSource(parse_screen_region(text), fps=screen_fps, grab=screen_grab), options)
+        screen = ScreenSource(parse_screen_region(text), fps=screen_fps, grab=screen_grab)
+        # No display, or a region off the screen, is bad input: refuse it now, before the run
+        # starts, rather than retrying it forever. This also resolves a bare `screen` to the
+        # first monitor's region, which the gallery layout needs.
+        screen.open()
+        screen.close()
+        return LiveSource(screen, options)
     return LiveSource(VideoReplayGrabber(text, keep_name=keep_name), options)
 
 

@@ -1,4 +1,4 @@
-"""Frame sources: a video file or a webcam. Each yields `Frame`s with strictly increasing times.
+"""Frame sources: a video file, a webcam or a screen region. Each yields `Frame`s with strictly increasing times.
 
 Frames are streamed one at a time (never a whole video in memory), and a source checks what it
 can up front so that bad input fails before anything is written: a missing file, a file that is
@@ -22,6 +22,8 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 import cv2  # noqa: E402
+import mss  # noqa: E402
+import numpy as np  # noqa: E402
 
 cv2.setLogLevel(2)  # errors only: OpenCV warnings would bury our one-line messages
 
@@ -340,48 +342,10 @@ def open_source(spec: str | Path, sample_fps: float | None = None, *, keep_name:
 
 # -- screen capture (gallery view) -----------------------------------------------------------------
 
-# A screen grabber is a function (x, y, w, h) -> BGR or BGRA image.
-
-
-def default_screen_grabber():
-    """A function grabbing a screen region, from `mss` if installed, else Pillow's ImageGrab.
-
-    Both need a display (X11 `DISPLAY`, or a desktop session on Windows/macOS); without one the
-    error says so instead of failing later with a driver message.
-    """
-    import numpy as np
-
-    try:
-        import mss  # type: ignore[import-not-found]
-
-        grabber = mss.mss()
-
-        def grab_mss(region: tuple[int, int, int, int]) -> np.ndarray:
-            x, y, w, h = region
-            return np.asarray(grabber.grab({"left": x, "top": y, "width": w, "height": h}))  # BGRA
-
-        return grab_mss
-    except ImportError:
-        pass
-    if os.name == "posix" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise SourceError(
-            "screen capture needs a display: none is set (DISPLAY); run on the facilitator's desktop"
-        )
-    try:
-        from PIL import ImageGrab
-    except ImportError:
-        raise SourceError("screen capture needs the `mss` package or Pillow (pip install mss)") from None
-
-    def grab_pil(region: tuple[int, int, int, int]) -> np.ndarray:
-        x, y, w, h = region
-        image = ImageGrab.grab(bbox=(x, y, x + w, y + h))
-        return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
-
-    return grab_pil
-
 
 def parse_screen_region(text: str) -> tuple[int, int, int, int] | None:
-    """`screen` -> None (whole screen is not known without a display); `screen:X,Y,W,H` -> region."""
+    """`screen` -> None (the whole first monitor, known once the display is open);
+    `screen:X,Y,W,H` -> region."""
     _, _, rest = str(text).partition(":")
     if not rest:
         return None
@@ -397,20 +361,25 @@ def parse_screen_region(text: str) -> tuple[int, int, int, int] | None:
 
 
 class ScreenSource:
-    """A screen region (a meeting app's gallery view), grabbed at most `fps` times per second.
+    """A screen region (a meeting app's gallery view), grabbed with `mss` at most `fps` times a second.
 
-    The grabber is pluggable (`grab(region) -> image`): `mss` or Pillow on a desktop, a fake in
-    tests. Used directly (`frames()`, raises on failure) or as the grabber of a live source
-    (`open`/`read`/`close`), which reconnects when a grab fails.
+    `region` None means the whole first monitor. A custom grabber (`grab(region) -> BGR or BGRA
+    image`, a fake in tests) needs a region. Used directly (`frames()`, raises on failure) or as
+    the grabber of a live source (`open`/`read`/`close`), which reconnects when a grab fails:
+    `close` drops the display connection, so the next `open` connects afresh (an X server or
+    remote desktop that restarted serves again).
     """
 
     kind = "screen"
     finite = False
 
     def __init__(self, region: tuple[int, int, int, int] | None = None, fps: float = 10.0, grab=None):
-        self.region = region or (0, 0, 1280, 720)
+        if region is None and grab is not None:
+            raise ValueError("a custom screen grabber needs a region")
+        self.region = region
         self.fps = fps
         self._grab = grab
+        self._screen: mss.MSS | None = None  # our own display connection, None with a custom grabber
         self._next = 0.0
         self.frames_read = 0
         self.frames_yielded = 0
@@ -418,15 +387,43 @@ class ScreenSource:
 
     @property
     def name(self) -> str:
-        return "screen:" + ",".join(str(v) for v in self.region)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.region[2], self.region[3]
+        return "screen" if self.region is None else "screen:" + ",".join(str(v) for v in self.region)
 
     def open(self) -> None:
-        if self._grab is None:
-            self._grab = default_screen_grabber()
+        """Connect to the display and check that the region lies on it (SourceError otherwise)."""
+        if self._grab is not None and self._screen is None:
+            return  # a custom grabber
+        self.close()
+        try:
+            screen = mss.MSS()
+        except mss.ScreenShotError as exc:
+            raise SourceError(
+                f"screen capture needs a display and none could be opened ({exc}); "
+                "run on the facilitator's desktop session"
+            ) from None
+        try:
+            monitors = screen.monitors  # [0]: all monitors together, then each one
+            left, top, width, height = (monitors[0][k] for k in ("left", "top", "width", "height"))
+            if self.region is None:
+                first = monitors[1] if len(monitors) > 1 else monitors[0]
+                self.region = (first["left"], first["top"], first["width"], first["height"])
+            x, y, w, h = self.region
+            if x < left or y < top or x + w > left + width or y + h > top + height:
+                raise SourceError(
+                    f"{self.name} does not fit on the screen ({width}x{height} at {left},{top}); "
+                    "choose a region inside it"
+                )
+            if w * h > MAX_FRAME_PIXELS:
+                raise SourceError(f"{self.name} is larger than the 8K analysed here; choose a region of the screen")
+        except BaseException:
+            screen.close()
+            raise
+        self._screen = screen
+        self._grab = self._grab_screen
+
+    def _grab_screen(self, region: tuple[int, int, int, int]):
+        x, y, w, h = region
+        return np.asarray(self._screen.grab({"left": x, "top": y, "width": w, "height": h}))  # BGRA
 
     def read(self):
         """One grab as BGR, paced to `fps`; raises SourceError when the grab fails."""
@@ -445,21 +442,26 @@ class ScreenSource:
         return image
 
     def close(self) -> None:
-        return None
+        if self._screen is not None:
+            screen, self._screen, self._grab = self._screen, None, None
+            screen.close()
 
     def frames(self) -> Iterator[Frame]:
         self.open()
         start = time.monotonic()
         last_ms = -1.0
-        while True:
-            image = self.read()
-            if image is None:
-                raise SourceError(f"{self.name} returned no image")
-            self.frames_read += 1
-            t_ms = max((time.monotonic() - start) * 1000.0, last_ms + 0.001)
-            last_ms = t_ms
-            self.frames_yielded += 1
-            yield Frame(t_ms=t_ms, index=self.frames_read - 1, image=image)
+        try:
+            while True:
+                image = self.read()
+                if image is None:
+                    raise SourceError(f"{self.name} returned no image")
+                self.frames_read += 1
+                t_ms = max((time.monotonic() - start) * 1000.0, last_ms + 0.001)
+                last_ms = t_ms
+                self.frames_yielded += 1
+                yield Frame(t_ms=t_ms, index=self.frames_read - 1, image=image)
+        finally:
+            self.close()
 
     def check_complete(self) -> None:
         return None
