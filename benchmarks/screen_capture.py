@@ -257,6 +257,11 @@ def tile_second_recall(store, run_id: int, tiles: dict[str, int]) -> TileRecall:
 
 
 def run(grid: str, seconds: float, profile: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="screen-bench-") as name:
+        measure(Path(name), grid, seconds, profile)
+
+
+def measure(tmp: Path, grid: str, seconds: float, profile: str) -> None:
     from engagement.config import AnalysisOptions
     from engagement.live import LiveLoopOptions, open_live_source, run_live
     from engagement.pipeline import ConsentOptions
@@ -264,7 +269,6 @@ def run(grid: str, seconds: float, profile: str) -> None:
     from privacy.consent import import_roster, load_roster
 
     cols, rows = (int(v) for v in grid.split("x"))
-    tmp = Path(tempfile.mkdtemp(prefix="screen-bench-"))
     os.environ["ENGAGEMENT_DATA_DIR"] = str(tmp)
     empty = (cols * rows) // 2 if cols * rows > 1 else None
     layout, face_tiles = write_gallery_video(tmp / "gallery.mp4", cols, rows, empty_tile=empty)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,8 @@ import pytest
 
 from benchmarks.screen_capture import (
     COHORT,
+    FACE_CLIPS,
+    NO_FACE_CLIP,
     start_player,
     start_xvfb,
     stop,
@@ -64,7 +67,7 @@ def display(monkeypatch):
 def stored_seconds(db: Path) -> int:
     """Seconds the live run has stored so far (0 before the database or its run exists)."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)) as conn:
             top = conn.execute("SELECT max(second) FROM class_timeline").fetchone()[0]
     except sqlite3.Error:
         return 0
@@ -76,7 +79,7 @@ def test_live_command_captures_a_real_window(tmp_path, display):
     from engagement.store import Store
     from privacy.consent import import_roster, load_roster
 
-    for clip in ("pyfeat/single_face.mp4", "pyfeat/no_face.mp4", "grid/brbk7n.mpg"):
+    for clip in (*FACE_CLIPS, NO_FACE_CLIP):
         require_shared(f"videos/{clip}")
     layout, face_tiles = write_gallery_video(tmp_path / "gallery.mp4", 3, 3, seconds=SECONDS, empty_tile=4)
     roster = tmp_path / "roster.toml"
