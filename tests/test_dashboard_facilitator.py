@@ -117,6 +117,10 @@ def test_page_opens_on_the_summary_sentence_and_the_share_on_screen(db_url):
     assert re.search(r"pada \d\d:\d\d–\d\d:\d\d saat “[^”]+”: \d+% peserta", sentence), sentence
     assert any(translate(f"summary.suggest.{s}", "id") in sentence for s in ("break", "discussion", "quiz"))
     assert at.metric[0].label == translate("kpi.on_screen", "id") and at.metric[0].value.endswith("%")
+    # Every headline figure says what it means, the score above all (not a bare "0.66").
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert "ekspresi" in helps[translate("kpi.mean_score", "id")]
+    assert all(helps[translate(k, "id")] for k in ("kpi.on_screen", "kpi.cameras_off", "kpi.mean_score"))
     assert at.subheader[0].value == translate("facilitator.timeline_on_screen", "id")
     specs = chart_specs(at)
     assert specs[0]["layer"][-1]["encoding"]["y"]["field"] == "on_screen_share"

@@ -102,9 +102,10 @@ def _overview() -> None:
     st.info(headline, icon=":material/lightbulb:")
 
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.metric(t("kpi.on_screen"), ui.pct(stats["on_screen_share"]))
-    c2.metric(t("kpi.cameras_off"), ui.pct(stats["off_share"]))
-    c3.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]))
+    # Each figure says what it means (a bare "0.66" told a facilitator nothing).
+    c1.metric(t("kpi.on_screen"), ui.pct(stats["on_screen_share"]), help=t("kpi.on_screen_help"))
+    c2.metric(t("kpi.cameras_off"), ui.pct(stats["off_share"]), help=t("kpi.cameras_off_help"))
+    c3.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]), help=t("kpi.mean_score_help"))
     c4.metric(t("kpi.alerts"), len(alerts))
     c5.metric(t("kpi.length"), fmt_seconds(length))
 
