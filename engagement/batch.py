@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -266,7 +266,8 @@ def run_batch(
     time; every recording ends with an Outcome, passed to `on_outcome` as it ends."""
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[int, Recording, list[str]]] = []
-    config_hash = effective_options(opts.analysis, opts.profile).config_hash()
+    # The options a run records: the profile may switch the expression stage off.
+    config_hash = get_profile(opts.profile).analysis_options(opts.analysis).config_hash()
     store = Store.open(opts.db_url)
     try:
         for i, rec in enumerate(recordings):
@@ -366,8 +367,3 @@ def _outcome(ray, ref, rec: Recording, store: Store) -> Outcome:
         session_id = store.session_id(rec.session, cohort=rec.cohort)
         replace_agenda(store, session_id, parse_agenda_csv(rec.agenda.read_bytes()))
     return Outcome(rec, "done", detail, wall, peak_mb)
-
-
-def effective_options(options: AnalysisOptions, profile: str) -> AnalysisOptions:
-    """The options a run records (the profile may switch the expression stage off)."""
-    return replace(options, expression=options.expression and get_profile(profile).expression_allowed)

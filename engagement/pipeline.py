@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +73,7 @@ class AnalysisPipeline:
         self.store = store
         self.profile = get_profile(profile)
         # The profile decides whether the expression stage exists at all for this run.
-        self.options = replace(options, expression=options.expression and self.profile.expression_allowed)
+        self.options = self.profile.analysis_options(options)
         self.consent = consent
         self.models_dir = models_dir
         self.flush_every_s = max(1, flush_every_s)
