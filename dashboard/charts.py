@@ -277,24 +277,34 @@ def _short_title(field: str) -> str:
     return t("kpi.on_screen") if field == "on_screen_share" else t("kpi.mean_score")
 
 
+def _measure(field: str) -> tuple[str, alt.Axis, str]:
+    """Title, axis and number format of a researcher measure (on-screen share in %, score 0–1)."""
+    percent = field != "score"
+    return _short_title(field), alt.Axis(format="%") if percent else alt.Axis(), ".0%" if percent else ".2f"
+
+
+def _value_tooltips(field: str, title: str, fmt: str) -> list:
+    """The measure and its 95 % interval, for a tooltip."""
+    return [
+        alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+        alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
+        alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+    ]
+
+
 def trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """One point per session over calendar days with its 95 % interval; colour = cohort."""
-    percent = field != "score"
-    title = _short_title(field)
+    title, axis, fmt = _measure(field)
     data = dated(df)
     data["cohort_label"] = [c if isinstance(c, str) else t("common.none") for c in data["cohort"]]
     base = alt.Chart(data).encode(x=_date_axis(data["day"]), color=alt.Color("cohort_label:N", title=t("chart.cohort")))
-    axis = alt.Axis(format="%") if percent else alt.Axis()
-    fmt = ".0%" if percent else ".2f"
     rules = base.mark_rule(opacity=0.6).encode(y=alt.Y(f"{field}_lo:Q", title=title, scale=SCORE_SCALE, axis=axis), y2=f"{field}_hi:Q")
     points = base.mark_circle(size=60, opacity=0.9).encode(
         y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
         tooltip=[
             alt.Tooltip("name:N", title=t("chart.session")),
             alt.Tooltip("day_text:N", title=t("chart.date")),
-            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
-            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
-            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            *_value_tooltips(field, title, fmt),
             alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
             alt.Tooltip("off_share:Q", title=t("chart.cameras_off"), format=".0%"),
         ],
@@ -304,10 +314,7 @@ def trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
 
 def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """Per agenda item (colour) its value in each session over calendar days, with 95 % bands."""
-    percent = field != "score"
-    title = _short_title(field)
-    axis = alt.Axis(format="%") if percent else alt.Axis()
-    fmt = ".0%" if percent else ".2f"
+    title, axis, fmt = _measure(field)
     data = dated(df)
     base = alt.Chart(data).encode(
         x=_date_axis(data["day"]),
@@ -320,9 +327,7 @@ def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
             alt.Tooltip("title:N", title=t("chart.agenda_item")),
             alt.Tooltip("name:N", title=t("chart.session")),
             alt.Tooltip("day_text:N", title=t("chart.date")),
-            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
-            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
-            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            *_value_tooltips(field, title, fmt),
             alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
         ],
     )
@@ -331,8 +336,7 @@ def agenda_trends(df: pd.DataFrame, field: str) -> alt.LayerChart:
 
 def compare(df: pd.DataFrame, field: str, length_s: int) -> alt.Chart:
     """Sessions side by side on one elapsed-time axis (m:ss / h:mm:ss), one colour each."""
-    percent = field != "score"
-    title = _short_title(field)
+    title, axis, fmt = _measure(field)
     clock = Clock(None, timezone.utc, length_s)  # elapsed time: sessions started at different hours
     data = _timed(df, clock)
     return (
@@ -340,12 +344,12 @@ def compare(df: pd.DataFrame, field: str, length_s: int) -> alt.Chart:
         .mark_line(strokeWidth=1.8)
         .encode(
             x=_x(clock),
-            y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=alt.Axis(format="%") if percent else alt.Axis()),
+            y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
             color=alt.Color("name:N", title=t("chart.session"), legend=alt.Legend(orient="bottom")),
             tooltip=[
                 alt.Tooltip("name:N", title=t("chart.session")),
                 alt.Tooltip("when:N", title=t("chart.time")),
-                alt.Tooltip(f"{field}:Q", title=title, format=".0%" if percent else ".2f"),
+                alt.Tooltip(f"{field}:Q", title=title, format=fmt),
             ],
         )
         .properties(height=300)
@@ -370,17 +374,13 @@ def histogram(df: pd.DataFrame) -> alt.Chart:
 def agenda_bars(df: pd.DataFrame, field: str) -> alt.LayerChart:
     """Per agenda title the mean over sessions with its 95 % interval across sessions."""
     percent = field != "score"
-    title = _short_title(field)
-    fmt = ".0%" if percent else ".2f"
-    axis = alt.Axis(format="%") if percent else alt.Axis()
+    title, axis, fmt = _measure(field)
     base = alt.Chart(df).encode(y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelOverlap=False, labelLimit=220)))
     bars = base.mark_bar(color=ON_SCREEN if percent else SCORE, opacity=0.85).encode(
         x=alt.X(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
         tooltip=[
             alt.Tooltip("title:N", title=t("chart.agenda_item")),
-            alt.Tooltip(f"{field}:Q", title=title, format=fmt),
-            alt.Tooltip(f"{field}_lo:Q", title=t("chart.band_low"), format=fmt),
-            alt.Tooltip(f"{field}_hi:Q", title=t("chart.band_high"), format=fmt),
+            *_value_tooltips(field, title, fmt),
             alt.Tooltip("sessions:Q", title=t("kpi.sessions")),
             alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
         ],
