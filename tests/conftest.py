@@ -24,6 +24,19 @@ def require_shared(relative: str) -> Path:
     return path
 
 
+def another_programs_database(path: Path) -> bytes:
+    """An SQLite file of some other program (a contacts list) at `path`; returns its bytes, so a
+    test can check the file was left exactly as it was."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+    conn.execute("INSERT INTO contacts VALUES ('Budi', '0812')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
 @pytest.fixture
 def videos_dir() -> Path:
     return require_shared("videos")

@@ -24,7 +24,7 @@ from engagement.store import Store
 from privacy.audit import resolve_actor
 from privacy.consent import attest
 
-from conftest import require_shared
+from conftest import another_programs_database, require_shared
 
 REPO = Path(__file__).resolve().parents[1]
 ROW_TABLES = ("window_features", "engagement_estimates", "tracks", "class_timeline", "alerts")
@@ -269,12 +269,7 @@ def test_session_name_longer_than_its_column_is_refused(db):
 
 def test_another_programs_database_is_left_untouched(tmp_path):
     other = tmp_path / "contacts.sqlite"
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
-    conn.execute("INSERT INTO contacts VALUES ('Budi', '0812')")
-    conn.commit()
-    conn.close()
-    before = other.read_bytes()
+    before = another_programs_database(other)
     video = require_shared("videos/pyfeat/single_face.mp4")
     url = f"sqlite:///{other}"
     for args in (("analyze", str(video), "--session", "s", "--db", url), ("sessions", "list", "--db", url),

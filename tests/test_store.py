@@ -15,6 +15,7 @@ from engagement import schema
 from engagement.errors import ConfigError, StoreError
 from engagement.records import FEATURE_NAMES, WindowFeatures
 from engagement.store import STALE_AFTER_S, RunGone, Store, safe_url, utcnow
+from conftest import another_programs_database
 
 
 def window(second: int) -> WindowFeatures:
@@ -187,12 +188,7 @@ def test_older_database_gains_missing_columns_on_both_backends(db_url):
 
 def test_another_programs_database_is_refused_untouched(tmp_path):
     path = tmp_path / "contacts.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
-    conn.execute("INSERT INTO contacts VALUES ('Budi', '0812')")
-    conn.commit()
-    conn.close()
-    before = path.read_bytes()
+    before = another_programs_database(path)
     for kwargs in ({}, {"create": False}, {"read_only": True}):
         with pytest.raises(StoreError, match="another program's database .*contacts.*untouched"):
             Store.open(f"sqlite:///{path}", **kwargs)
