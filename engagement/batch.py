@@ -284,7 +284,7 @@ def run_batch(
         if todo:
             ray = start_ray(workers, ray_address)
             try:
-                _run_tasks(ray, todo, opts, store, outcomes, on_outcome)
+                _run_tasks(ray, todo, store, outcomes, on_outcome)
             finally:
                 ray.shutdown()
     finally:
@@ -306,7 +306,7 @@ def _precheck(rec: Recording) -> str:
     return ""
 
 
-def _run_tasks(ray, todo, opts: BatchOptions, store: Store, outcomes: dict, on_outcome) -> None:
+def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome) -> None:
     analyse = ray.remote(num_cpus=1, max_retries=0)(run_analysis)
     env = task_env()
     pending = {analyse.remote(argv, env): (i, rec) for i, rec, argv in todo}
