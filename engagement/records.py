@@ -6,9 +6,22 @@ everything from `FrameFeatures` on is numbers only, so nothing downstream can le
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+class RunningMode(enum.Enum):
+    """How frames arrive, as MediaPipe Tasks name it.
+
+    VIDEO_FILE: a recording, decoded as fast as the machine allows; every frame is analysed and
+    the run is complete only when the file ends. LIVE: a camera or screen; frames come in real
+    time, the oldest are dropped when analysis falls behind, and the run ends on a stop signal.
+    """
+
+    VIDEO_FILE = "file"
+    LIVE = "live"
 
 # Per-frame numbers measured for each face, in a fixed order. Units:
 #   head_yaw/pitch/roll: radians, camera frame (x right, y down, z away from the camera);
