@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert, select, update
 
-from dashboard.tables import dashboard_users
+from engagement.schema import dashboard_users
 from engagement.errors import ConfigError, EngagementError
 from engagement.store import Store
 

@@ -26,7 +26,7 @@ from engagement.errors import ConfigError, StoreError
 from engagement.registry import sha256_file
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 from engagement.store import Store, utcnow
-from privacy import tables
+from engagement import schema as tables
 from privacy.consent import SCOPES
 from privacy.pseudonym import ATTESTED_PREFIX
 

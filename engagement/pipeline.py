@@ -365,9 +365,6 @@ class _RunWriter:
         self._new_tracks.pop(track_id, None)
 
     def flush(self, frames_read: int, frames_analysed: int, alerts: list | None = None) -> None:
-        from engagement import schema
-        from sqlalchemy import insert
-
         with self.store.transaction() as conn:
             # First: a run reaped by another process (RunGone) gets nothing more written.
             self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
@@ -387,25 +384,15 @@ class _RunWriter:
             self.store.write_windows(
                 conn, self.run_id, [(track_ids[w.track_id], w) for w in self._windows if w.track_id in track_ids]
             )
-            now = utcnow()
             estimates, points = [], []
             for out in self._outputs:
-                for est in out.estimates:
-                    if est.track_id in track_ids:
-                        row = est.to_dict()
-                        row.update(run_id=self.run_id, track_id=track_ids[est.track_id], created_at=now)
-                        estimates.append(row)
-                row = out.class_point.to_dict()
-                row.update(run_id=self.run_id, created_at=now)
-                points.append(row)
-            if estimates:
-                conn.execute(insert(schema.engagement_estimates), estimates)
-            if points:
-                conn.execute(insert(schema.class_timeline), points)
-            for alert in alerts or ():
-                row = alert.to_dict()
-                row.update(run_id=self.run_id, created_at=now)
-                conn.execute(insert(schema.alerts), [row])
+                estimates += [
+                    {**est.to_dict(), "track_id": track_ids[est.track_id]}
+                    for est in out.estimates
+                    if est.track_id in track_ids
+                ]
+                points.append(out.class_point.to_dict())
+            self.store.write_outputs(conn, self.run_id, estimates, points, [a.to_dict() for a in alerts or ()])
             for track_id, (first_ms, last_ms) in self._seen_ms.items():
                 if track_id in track_ids:
                     self.store.set_track_span(conn, track_ids[track_id], first_ms, last_ms)

@@ -1,11 +1,21 @@
-"""The database schema of the analysis results (SQLAlchemy Core, portable SQLite/PostgreSQL).
+"""Every table of the database (SQLAlchemy Core, portable SQLite/PostgreSQL), in one place.
 
-Privacy tables (consent, audit, receipts) are declared in `privacy.tables` on the same
-`metadata`. No table has a binary column: the store never holds image bytes, and a test
-checks every column type to keep it so.
+Analysis results, the privacy tables (consent, audit, receipts, keys) and the dashboard's
+accounts, with every index the readers lean on. Nothing else declares a table or runs DDL: a
+change here comes with a revision under `engagement/migrations/versions/`.
+
+No table has a binary column: the store never holds image bytes, and a test checks every
+column type to keep it so. No table holds a participant's identity (name, e-mail, NIP): only
+keyed pseudonyms, which become unlinkable when their cohort key is destroyed.
+
+Every time column is `UtcDateTime`: whatever is bound is stored as aware UTC (PostgreSQL would
+read a naive value in its session time zone, e.g. Asia/Jakarta, 7 h off) and whatever is read
+comes back aware UTC (SQLite returns naive text, PostgreSQL the session's zone).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import (
     Column,
@@ -18,17 +28,34 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.timeutil import as_utc
 
-# Bump when a table changes; `engagement.store` refuses a database from a newer version
-# and migrates older ones (`engagement.migration`: new tables, new nullable columns, new
-# indexes, after a backup of an SQLite file).
+# Bump with a new revision `v<N>` in engagement/migrations/versions/ when a table changes;
+# `engagement.store` refuses a database from a newer version and upgrades older ones.
 #   1: first release
 #   2: runs.writer_pid / runs.writer_host (dead writers are detected and their runs reaped);
-#      attention columns of window_features and class_timeline; runs.source_sha256
+#      attention columns of window_features and class_timeline; runs.source_sha256;
+#      the dashboard's covering indexes
 SCHEMA_VERSION = 2
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware column that only ever binds and returns aware UTC (a naive value is
+    taken to be UTC already, which is how every writer of this software produced them)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return as_utc(value) if isinstance(value, datetime) else value
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value) if isinstance(value, datetime) else value
+
 
 metadata = MetaData()
 
@@ -45,8 +72,8 @@ sessions = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("cohort", String(200)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("started_at", DateTime(timezone=True)),  # wall-clock start of the recording if known
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime()),  # wall-clock start of the recording if known
 )
 
 runs = Table(
@@ -59,9 +86,9 @@ runs = Table(
     Column("status", String(16), nullable=False),
     Column("mode", String(16), nullable=False),  # file | live
     Column("source", String(300), nullable=False),  # file name or camera/screen spec, never a path
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True)),
-    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime()),
+    Column("heartbeat_at", UtcDateTime()),
     Column("software_version", String(40), nullable=False),
     Column("profile", String(32), nullable=False),
     Column("config_json", Text, nullable=False),
@@ -100,7 +127,7 @@ window_columns = [
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("track_id", Integer, ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),  # for retention
+    Column("created_at", UtcDateTime(), nullable=False),  # for retention
     Column("n_frames", Integer, nullable=False),
     Column("n_face", Integer, nullable=False),
     Column("present_ratio", Float, nullable=False),
@@ -134,7 +161,7 @@ engagement_estimates = Table(
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("track_id", Integer, ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("state", String(16), nullable=False),  # present | absent | unknown
     Column("score", Float),
     Column("level", Integer),
@@ -153,7 +180,7 @@ class_timeline = Table(
     metadata,
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("second", Integer, primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("n_present", Integer, nullable=False),
     Column("n_tracked", Integer, nullable=False),
     Column("score", Float),
@@ -175,7 +202,7 @@ alerts = Table(
     Column("start_second", Integer, nullable=False),
     Column("end_second", Integer, nullable=False),
     Column("magnitude", Float, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 agenda_items = Table(
@@ -185,4 +212,135 @@ agenda_items = Table(
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("start_second", Integer, nullable=False),
     Column("title", String(300), nullable=False),
+)
+
+
+# -- dashboard ------------------------------------------------------------------------------------
+
+# Sign-in accounts. Passwords are never stored: `password_hash` holds a self-describing scrypt
+# string ("scrypt$n$r$p$salt_hex$hash_hex"), text so the no-binary-columns rule holds.
+dashboard_users = Table(
+    "dashboard_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),  # facilitator | researcher | privacy_officer | admin
+    Column("password_hash", String(300), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("disabled", Integer, nullable=False, default=0),
+)
+
+# Indexes the dashboard's queries lean on:
+#  - class_timeline covering index: trends across 100 sessions read 720k seconds; with every
+#    column they need in the index SQLite never touches the table (benchmarks/dashboard_load.py).
+#  - window_features covering index: the attention distribution, the lanes and the sampled
+#    per-person on-screen ratios read only these columns.
+#  - agenda by session: the facilitator page and every agenda-filtered trend look it up.
+#  - alerts by run: the alerts of one session.
+#  - runs by session/status: "latest visible run of each session" for the session list.
+DASHBOARD_INDEXES = (
+    Index(
+        "ix_dash_timeline_cover2",
+        class_timeline.c.run_id, class_timeline.c.second, class_timeline.c.score, class_timeline.c.n_present,
+        class_timeline.c.n_tracked, class_timeline.c.suppressed, class_timeline.c.n_judged,
+        class_timeline.c.on_screen_share, class_timeline.c.n_absent,
+    ),
+    Index(
+        "ix_dash_window_attention",
+        window_features.c.run_id, window_features.c.second, window_features.c.track_id,
+        window_features.c.attention, window_features.c.on_screen_ratio,
+    ),
+    Index("ix_dash_agenda_session", agenda_items.c.session_id, agenda_items.c.start_second),
+    Index("ix_dash_alerts_run", alerts.c.run_id, alerts.c.start_second),
+    Index("ix_dash_runs_session", runs.c.session_id, runs.c.status, runs.c.id),
+)
+
+# -- privacy --------------------------------------------------------------------------------------
+
+# One row per consent given by a participant for one scope, or per attestation by a facilitator
+# that everyone present in a session consented. Rows are never updated except to set
+# `withdrawn_at`, so the table is itself the evidence of who consented to what and when.
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # participant | attestation
+    Column("cohort", String(64), nullable=False),
+    # participant: the participant's pseudonym; attestation: NULL (the attestation covers
+    # whoever was present; their tracks get session-scoped pseudonyms).
+    Column("participant", String(64)),
+    Column("session_name", String(200)),  # attestation only
+    Column("attested_by", String(64)),  # attestation only: the facilitator's pseudonym
+    Column("scope", String(32), nullable=False),  # facilitator_feedback | research
+    Column("notice_version", String(64), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("evidence", String(300), nullable=False),  # where the signed form / click log lives
+    Column("granted_at", UtcDateTime(), nullable=False),
+    Column("withdrawn_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_consent_participant", "participant"),
+    Index("ix_consent_session", "session_name"),
+)
+
+# Append-only, hash-chained. `seq` is assigned by the writer (last + 1) rather than by the
+# database so that two concurrent writers collide on the primary key instead of forking the chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("details", Text, nullable=False),  # canonical JSON; pseudonyms only
+    Column("correlation_id", String(64)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Where the chain starts after the audit tier's retention removed its oldest entries: the seq
+# and hash of the last removed entry, so `audit verify` can still check the first remaining link.
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+)
+
+# Receipts of purges, erasures and withdrawals: what was deleted (counts only), when, under which
+# policy. The same JSON also goes to a file under data_dir()/receipts/.
+purge_receipts = Table(
+    "purge_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # purge | erasure | withdrawal
+    Column("at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("trigger", String(32), nullable=False),  # cli | analyze | dashboard | api
+    Column("policy_hash", String(64)),
+    Column("subject", String(64)),  # pseudonym for erasure/withdrawal, NULL for purges
+    Column("counts_json", Text, nullable=False),
+    Column("cutoffs_json", Text),
+)
+
+# Lifecycle of cohort keys: created / destroyed, with a fingerprint (never the key itself), so an
+# auditor can see which key generation a pseudonym came from and that a destruction happened.
+cohort_key_events = Table(
+    "cohort_key_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cohort", String(64), nullable=False),
+    Column("event", String(16), nullable=False),  # created | destroyed
+    Column("fingerprint", String(16), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# The policy hash last seen, so a changed retention/compliance policy is audited once.
+privacy_state = Table(
+    "privacy_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )

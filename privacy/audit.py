@@ -43,7 +43,7 @@ from engagement.config import data_dir
 from engagement import schema
 from engagement.errors import StoreError
 from engagement.store import take_write_turn
-from privacy import tables
+from engagement import schema as tables
 from privacy.errors import AuditError
 from privacy.timeutil import as_utc, for_db, iso, utcnow
 

@@ -31,7 +31,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from engagement import schema
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_participant_data, delete_tracks, write_receipt_file
 from privacy.errors import ConsentError

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from engagement import schema
 from engagement.config import data_dir
-from privacy import tables
+from engagement import schema as tables
 from privacy.timeutil import for_db, iso, utcnow
 
 # Per-track tables that hold a participant's own numbers (deleted with the track).

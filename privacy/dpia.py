@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from engagement import schema
 from engagement.errors import ConfigError
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
 from privacy.pseudonym import keys_dir

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from engagement.config import data_dir
 from engagement.errors import ConfigError
-from privacy import tables
+from engagement import schema as tables
 from privacy.errors import CohortKeyError
 from privacy.timeutil import for_db, utcnow
 

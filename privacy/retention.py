@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from engagement import schema
 from engagement.config import data_dir
 from engagement.store import take_write_turn
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from engagement import schema
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file

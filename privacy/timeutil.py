@@ -1,32 +1,15 @@
-"""UTC helpers. Times are aware UTC end to end: bound aware (so PostgreSQL never reads them in
-its session time zone) and read back through `as_utc` (SQLite returns naive datetimes even for
-timezone-aware columns; they hold UTC because only UTC is ever written)."""
+"""Time text of the privacy commands: ISO 8601 out, user-given dates in. Times themselves are
+made and normalised by `engagement.timeutil` (aware UTC end to end), re-exported here."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 from engagement.errors import ConfigError
+from engagement.timeutil import as_utc, for_db, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def as_utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already (how the store keeps them)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def for_db(value: datetime) -> datetime:
-    """The value to bind in a query or store: aware UTC, like `engagement.store` writes.
-
-    A naive value would be read by PostgreSQL in the session's time zone (Asia/Jakarta shifts it
-    by 7 h); SQLite stores and compares the UTC wall-clock text, the same as for the store's rows."""
-    return as_utc(value)
+__all__ = ["as_utc", "for_db", "iso", "parse_when", "utcnow"]
 
 
 def iso(value: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ import time
 from sqlalchemy import func, select
 
 from engagement.store import Store
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog
 from privacy.retention import load_policy, note_policy
 

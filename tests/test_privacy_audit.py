@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, update
 
 from engagement.errors import StoreError
 from engagement.store import Store
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, anchor_path, database_id
 from privacy.errors import AuditError
 

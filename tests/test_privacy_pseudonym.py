@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engagement.errors import ConfigError
 from engagement.store import Store
-from privacy import tables
+from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import CohortKeyError
 from privacy.pseudonym import KeyRing, key_path

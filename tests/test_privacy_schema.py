@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import LargeBinary, PickleType, inspect, select
 from sqlalchemy.types import _Binary
 
-import privacy.tables  # noqa: F401  (registers the privacy tables)
 from engagement import schema
 from engagement.store import Store
 
