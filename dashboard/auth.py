@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
-from engagement.schema import dashboard_users
 from engagement.errors import ConfigError, EngagementError
+from engagement.repositories import accounts
+from engagement.schema import dashboard_users
 from engagement.store import Store
 
 ROLES: tuple[str, ...] = ("facilitator", "researcher", "privacy_officer", "admin")
@@ -82,15 +82,7 @@ def create_user(store: Store, name: str, role: str, password: str, *, _demo: boo
     with store.transaction() as conn:
         if conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == name)).first():
             raise AuthError(f"a user named {name!r} already exists")
-        user_id = conn.execute(
-            insert(dashboard_users).values(
-                name=name,
-                role=role,
-                password_hash=hash_password(password),
-                created_at=datetime.now(timezone.utc),
-                disabled=0,
-            )
-        ).inserted_primary_key[0]
+        user_id = accounts.add_account(conn, name, role, hash_password(password))
     return User(int(user_id), name, role)
 
 
@@ -132,10 +124,8 @@ def list_users(store: Store) -> list[dict]:
 
 def set_disabled(store: Store, name: str, disabled: bool) -> None:
     with store.transaction() as conn:
-        result = conn.execute(
-            update(dashboard_users).where(dashboard_users.c.name == name).values(disabled=int(disabled))
-        )
-    if result.rowcount == 0:
+        found = accounts.set_disabled(conn, name, disabled)
+    if not found:
         raise AuthError(f"no user named {name!r}")
 
 

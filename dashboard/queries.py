@@ -17,11 +17,10 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select, text
 from sqlalchemy.sql import Select
 
-import dashboard.tables  # noqa: F401  (registers dashboard_users before Store.open creates tables)
 from dashboard.stats import Z95
 from engagement import schema
 from engagement.store import Store
-from privacy import tables as privacy_tables
+from engagement import schema as privacy_tables
 
 S, R, T = schema.sessions, schema.runs, schema.tracks
 CT, EST, AL, AG = schema.class_timeline, schema.engagement_estimates, schema.alerts, schema.agenda_items

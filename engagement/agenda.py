@@ -1,5 +1,6 @@
 """A session's agenda: parse a 'start,title' CSV, add, replace and delete items (the dashboard's
-agenda editor and `engagement batch` listings both write through here)."""
+agenda editor and `engagement batch` listings both come through here; the rows are written by
+`engagement.repositories.agenda`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import csv
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert
-
-from engagement import schema
 from engagement.errors import ConfigError
+from engagement.repositories import agenda as agenda_rows
 from engagement.store import Store
-
-AG = schema.agenda_items
 
 
 def parse_offset(value: str) -> int:
@@ -70,20 +67,15 @@ def add_agenda_item(store: Store, session_id: int, start_second: int, title: str
     if not title:
         raise ConfigError("the title is empty")
     with store.transaction() as conn:
-        conn.execute(insert(AG).values(session_id=session_id, start_second=int(start_second), title=title[:300]))
+        agenda_rows.add_item(conn, session_id, start_second, title[:300])
 
 
 def replace_agenda(store: Store, session_id: int, rows: list[AgendaRow]) -> None:
     """Replace a session's agenda in one transaction (an import never leaves half an agenda)."""
     with store.transaction() as conn:
-        conn.execute(delete(AG).where(AG.c.session_id == session_id))
-        if rows:
-            conn.execute(
-                insert(AG),
-                [{"session_id": session_id, "start_second": r.start_second, "title": r.title} for r in rows],
-            )
+        agenda_rows.replace_items(conn, session_id, [(r.start_second, r.title) for r in rows])
 
 
 def delete_agenda_item(store: Store, item_id: int) -> None:
     with store.transaction() as conn:
-        conn.execute(delete(AG).where(AG.c.id == item_id))
+        agenda_rows.delete_item(conn, item_id)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import sys
 
 from engagement.store import DeadRun, Store
+from privacy.audit import AuditAction, AuditLog, resolve_actor
 
 
 def reap_dead_runs(store: Store, *, actor: str | None = None) -> list[DeadRun]:
     """Reap every dead run; returns the runs reaped by this call."""
-    from privacy.audit import AuditAction, AuditLog, resolve_actor
-
     audit = AuditLog(store)
     reaped = []
     for run in store.dead_runs():

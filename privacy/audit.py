@@ -29,26 +29,25 @@ import random
 import re
 import threading
 import time
-import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
-from engagement.config import data_dir
 from engagement import schema
+from engagement.config import data_dir
 from engagement.errors import StoreError
-from engagement.store import take_write_turn
-from engagement import schema as tables
+from engagement.repositories import audit as audit_rows
+from engagement.repositories.audit import database_id
+from engagement.store import describe_db_error, take_write_turn
 from privacy.errors import AuditError
-from privacy.timeutil import as_utc, for_db, iso, utcnow
+from privacy.timeutil import as_utc, iso, utcnow
 
 GENESIS = "0" * 64
-DATABASE_ID_KEY = "database_id"  # meta table: names this database's anchor file
 _DATABASE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -265,16 +264,6 @@ def _put_back(path: Path, before: str | None, written: str) -> None:
         pass
 
 
-def database_id(conn: Connection, *, create: bool = False) -> str | None:
-    """This database's id (meta table), made on the first audit entry."""
-    m = schema.meta
-    value = conn.execute(select(m.c.value).where(m.c.key == DATABASE_ID_KEY)).scalar()
-    if value is None and create:
-        value = uuid.uuid4().hex
-        conn.execute(insert(m).values(key=DATABASE_ID_KEY, value=value))
-    return value
-
-
 class AuditLog:
     def __init__(self, store):
         self.store = store
@@ -306,8 +295,6 @@ class AuditLog:
         # Microseconds survive both SQLite and PostgreSQL, so the hash recomputes exactly.
         if conn is not None:
             return self._append(conn, when, action_value, actor, details_text, correlation_id)
-        from engagement.store import describe_db_error
-
         for attempt in range(8):
             try:
                 # engine.begin(), not store.transaction(): the latter turns the collision below into
@@ -328,27 +315,14 @@ class AuditLog:
         raise AuditError("could not append to the audit log: too many concurrent writers; try again")
 
     def _append(self, conn: Connection, when, action, actor, details_text, correlation_id) -> AuditEntry:
-        t = tables.audit_log
         take_write_turn(conn)  # the head read below must still be the head when this entry lands
-        head = conn.execute(select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1)).first()
-        if head is None:
-            cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
-            seq, prev = (int(cp.seq) + 1, cp.hash) if cp else (1, GENESIS)
-        else:
-            seq, prev = int(head.seq) + 1, head.hash
+        last = audit_rows.head(conn)
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         h = entry_hash(prev, when, action, actor, details_text, correlation_id)
         db_id = database_id(conn, create=True)
-        conn.execute(
-            insert(t).values(
-                seq=seq,
-                at=for_db(when),
-                action=action,
-                actor=actor,
-                details=details_text,
-                correlation_id=correlation_id,
-                prev_hash=prev,
-                hash=h,
-            )
+        audit_rows.append(
+            conn, seq=seq, at=when, action=action, actor=actor, details=details_text,
+            correlation_id=correlation_id, prev_hash=prev, hash=h,
         )
         _pending[conn] = (db_id, seq, h)
         return AuditEntry(seq, when, action, actor, json.loads(details_text), correlation_id, prev, h)
@@ -373,7 +347,7 @@ class AuditLog:
     # -- reading -----------------------------------------------------------------------------
 
     def entries(self, *, action: str | None = None, limit: int | None = None, conn: Connection | None = None) -> list[AuditEntry]:
-        t = tables.audit_log
+        t = schema.audit_log
         q = select(t).order_by(t.c.seq)
         if action:
             q = q.where(t.c.action == AuditAction(action).value)
@@ -390,16 +364,16 @@ class AuditLog:
         return sorted(out, key=lambda e: e.seq)
 
     def verify(self) -> VerifyResult:
-        t = tables.audit_log
+        t = schema.audit_log
         with self.store.transaction() as conn:
             rows = conn.execute(select(t).order_by(t.c.seq)).all()
-            cp = conn.execute(select(tables.audit_checkpoint.c.seq, tables.audit_checkpoint.c.hash)).first()
+            cp = conn.execute(select(schema.audit_checkpoint.c.seq, schema.audit_checkpoint.c.hash)).first()
             db_id = database_id(conn)
             # Rows that are only ever written together with an audit entry: with any of them the
             # log cannot legitimately be empty and unanchored.
             audited = any(
                 conn.execute(select(table).limit(1)).first() is not None
-                for table in (tables.consent_records, tables.cohort_key_events, tables.purge_receipts)
+                for table in (schema.consent_records, schema.cohort_key_events, schema.purge_receipts)
             )
         result = VerifyResult(entries=len(rows))
         if rows:

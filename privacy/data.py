@@ -1,4 +1,6 @@
-"""Deleting a participant's rows and writing receipts: shared by withdrawal, erasure and purge."""
+"""A participant's rows and the receipts of deletions: shared by withdrawal, erasure and purge.
+
+The deletes and inserts themselves are `engagement.repositories.retention`'s."""
 
 from __future__ import annotations
 
@@ -8,17 +10,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from engagement import schema
 from engagement.config import data_dir
-from engagement import schema as tables
-from privacy.timeutil import for_db, iso, utcnow
+from engagement.repositories import retention as retention_rows
+from engagement.repositories.retention import TRACK_TABLES, delete_tracks
+from privacy.timeutil import iso, utcnow
 
-# Per-track tables that hold a participant's own numbers (deleted with the track).
-TRACK_TABLES = (schema.window_features, schema.engagement_estimates)
-
+__all__ = ["TRACK_TABLES", "add_receipt", "count_participant_rows", "delete_participant_data", "delete_tracks",
+           "receipts_dir", "track_ids_of", "write_receipt_file"]
 
 def track_ids_of(conn: Connection, pseudonyms: Iterable[str], run_id: int | None = None) -> list[int]:
     names = sorted(set(pseudonyms))
@@ -28,20 +30,6 @@ def track_ids_of(conn: Connection, pseudonyms: Iterable[str], run_id: int | None
     if run_id is not None:
         q = q.where(schema.tracks.c.run_id == run_id)
     return [int(r[0]) for r in conn.execute(q)]
-
-
-def delete_tracks(conn: Connection, track_ids: list[int]) -> dict[str, int]:
-    """Delete tracks and every per-second row that hangs off them. Explicit deletes (not only
-    ON DELETE CASCADE) so the counts are exact and a database without FK enforcement is safe."""
-    counts = {t.name: 0 for t in TRACK_TABLES}
-    counts["tracks"] = 0
-    # Chunks keep the IN list under SQLite's bound-parameter limit.
-    for i in range(0, len(track_ids), 500):
-        chunk = track_ids[i : i + 500]
-        for table in TRACK_TABLES:
-            counts[table.name] += conn.execute(delete(table).where(table.c.track_id.in_(chunk))).rowcount or 0
-        counts["tracks"] += conn.execute(delete(schema.tracks).where(schema.tracks.c.id.in_(chunk))).rowcount or 0
-    return counts
 
 
 def delete_participant_data(conn: Connection, pseudonyms: Iterable[str], run_id: int | None = None) -> dict[str, int]:
@@ -70,20 +58,12 @@ def add_receipt(
 ) -> dict:
     """Insert a receipt row; return its JSON form (write the file after the commit)."""
     when = at or utcnow()
-    result = conn.execute(
-        insert(tables.purge_receipts).values(
-            kind=kind,
-            at=for_db(when),
-            created_at=for_db(when),
-            trigger=trigger,
-            policy_hash=policy_hash,
-            subject=subject,
-            counts_json=json.dumps(counts, sort_keys=True),
-            cutoffs_json=json.dumps(cutoffs, sort_keys=True) if cutoffs is not None else None,
-        )
+    receipt_id = retention_rows.add_receipt(
+        conn, kind=kind, trigger=trigger, counts=counts, at=when, policy_hash=policy_hash, subject=subject,
+        cutoffs=cutoffs,
     )
     return {
-        "receipt_id": int(result.inserted_primary_key[0]),
+        "receipt_id": receipt_id,
         "kind": kind,
         "at": iso(when),
         "trigger": trigger,

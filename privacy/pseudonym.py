@@ -16,14 +16,13 @@ import secrets
 import stat
 from pathlib import Path
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from engagement.config import data_dir
 from engagement.errors import ConfigError
-from engagement import schema as tables
+from engagement.repositories import retention as retention_rows
+from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.errors import CohortKeyError
-from privacy.timeutil import for_db, utcnow
 
 DEFAULT_COHORT = "default"
 _COHORT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -117,8 +116,6 @@ class KeyRing:
             fh.flush()
             os.fsync(fh.fileno())
         if self.store is not None:
-            from privacy.audit import AuditAction, AuditLog, resolve_actor
-
             with self.store.transaction() as conn:
                 _key_event(conn, cohort, "created", fingerprint(key))
                 AuditLog(self.store).record(
@@ -155,8 +152,6 @@ class KeyRing:
         Recorded first, in one transaction (key event + audit entry), the file destroyed only
         after that commit: a database that cannot be written (locked, full, read-only) leaves the
         key in place and nothing changed, never a key gone without a trace."""
-        from privacy.audit import AuditAction, AuditLog, resolve_actor
-
         cohort = check_cohort(cohort)
         path = self.path(cohort)
         if not path.exists():
@@ -210,9 +205,4 @@ def _read_key(path: Path) -> bytes:
 
 
 def _key_event(conn: Connection, cohort: str, event: str, fp: str) -> None:
-    now = utcnow()
-    conn.execute(
-        insert(tables.cohort_key_events).values(
-            cohort=cohort, event=event, fingerprint=fp, at=for_db(now), created_at=for_db(now)
-        )
-    )
+    retention_rows.add_key_event(conn, cohort, event, fp)

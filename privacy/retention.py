@@ -27,19 +27,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engagement import schema
 from engagement.config import data_dir
+from engagement.repositories import audit as audit_rows
+from engagement.repositories import retention as retention_rows
 from engagement.store import take_write_turn
-from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError
 from privacy.profiles import DEFAULT_PROFILE, get_profile
 from privacy.pseudonym import ATTESTED_PREFIX
-from privacy.timeutil import as_utc, for_db, iso, utcnow
+from privacy.timeutil import as_utc, iso, utcnow
 
 TIERS = ("features", "timelines", "aggregates", "audit")
 DEFAULT_PERIODS = {
@@ -184,18 +185,14 @@ class PurgeReceipt:
 def note_policy(store, policy: RetentionPolicy, conn: Connection, actor: str, reason: str | None = None) -> bool:
     """Audit a policy change once: compare with the hash seen last time. True if it changed.
     `reason` (a person's edit, e.g. in the dashboard) goes into that one entry."""
-    st = tables.privacy_state
     take_write_turn(conn)  # two commands starting at once must not both record the change
-    row = conn.execute(select(st.c.value).where(st.c.key == "policy_hash")).first()
-    if row and row[0] == policy.hash:
+    old = retention_rows.privacy_state(conn, "policy_hash")
+    if old == policy.hash:
         return False
-    if row:
-        conn.execute(st.update().where(st.c.key == "policy_hash").values(value=policy.hash))
-    else:
-        conn.execute(st.insert().values(key="policy_hash", value=policy.hash))
+    retention_rows.set_privacy_state(conn, "policy_hash", policy.hash)
     AuditLog(store).record(
         AuditAction.POLICY_CHANGE, actor,
-        {"old_hash": row[0] if row else None, "new_hash": policy.hash, "policy": policy.to_dict(),
+        {"old_hash": old, "new_hash": policy.hash, "policy": policy.to_dict(),
          **({"reason": reason[:500]} if reason else {})},
         conn=conn,
     )
@@ -250,7 +247,7 @@ def purge(
 def _count_or_delete(conn: Connection, table, condition, dry_run: bool) -> int:
     if dry_run:
         return int(conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one())
-    return int(conn.execute(delete(table).where(condition)).rowcount or 0)
+    return retention_rows.delete_where(conn, table, condition)
 
 
 def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[str, int]:
@@ -260,7 +257,7 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
     # 1. Consent enforcement: tracks nobody consented for (no pseudonym), participants with no
     # active consent left, attested tracks whose session attestation is withdrawn.
     counts["unconsented_tracks"] = 0
-    c = tables.consent_records
+    c = schema.consent_records
     # Both subqueries are correlated with the outer track row explicitly: left to automatic
     # correlation, a subquery that names `tracks` two levels down gets its own FROM tracks and
     # checks every track against one arbitrary session.
@@ -295,11 +292,11 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
         else:
             counts["unconsented_tracks"] = delete_tracks(conn, ids)["tracks"]
 
-    # 2. Per-second personal data by tier. Bound values are aware UTC (see timeutil.for_db).
+    # 2. Per-second personal data by tier (cut-offs are aware UTC; the columns bind them as such).
     counts["window_features"] = _count_or_delete(
-        conn, s.window_features, s.window_features.c.created_at < for_db(cut["features"]), dry_run)
+        conn, s.window_features, s.window_features.c.created_at < cut["features"], dry_run)
     counts["engagement_estimates"] = _count_or_delete(
-        conn, s.engagement_estimates, s.engagement_estimates.c.created_at < for_db(cut["timelines"]), dry_run)
+        conn, s.engagement_estimates, s.engagement_estimates.c.created_at < cut["timelines"], dry_run)
 
     # 3. Tracks (they carry the pseudonym) once nothing hangs off them and their run is old enough.
     track_cut = max(cut["features"], cut["timelines"])
@@ -312,18 +309,18 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
         # In a dry run nothing was deleted above, so count tracks whose every row is past its period.
         fresh_rows = or_(
             exists().where(s.window_features.c.track_id == s.tracks.c.id,
-                           s.window_features.c.created_at >= for_db(cut["features"])),
+                           s.window_features.c.created_at >= cut["features"]),
             exists().where(s.engagement_estimates.c.track_id == s.tracks.c.id,
-                           s.engagement_estimates.c.created_at >= for_db(cut["timelines"])),
+                           s.engagement_estimates.c.created_at >= cut["timelines"]),
         )
-        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < for_db(track_cut), ~fresh_rows), True)
+        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < track_cut, ~fresh_rows), True)
     else:
-        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < for_db(track_cut), ~has_rows), False)
+        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < track_cut, ~has_rows), False)
 
     # 4. Class-level aggregates.
     counts["class_timeline"] = _count_or_delete(
-        conn, s.class_timeline, s.class_timeline.c.created_at < for_db(cut["aggregates"]), dry_run)
-    counts["alerts"] = _count_or_delete(conn, s.alerts, s.alerts.c.created_at < for_db(cut["aggregates"]), dry_run)
+        conn, s.class_timeline, s.class_timeline.c.created_at < cut["aggregates"], dry_run)
+    counts["alerts"] = _count_or_delete(conn, s.alerts, s.alerts.c.created_at < cut["aggregates"], dry_run)
 
     # 5. Finished runs past the aggregates period with nothing left under them.
     run_empty = and_(
@@ -337,13 +334,11 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
         counts["runs"] = 0  # depends on the deletions above; reported after a real purge
     else:
         counts["runs"] = _count_or_delete(
-            conn, s.runs, and_(s.runs.c.status != "running", s.runs.c.started_at < for_db(cut["aggregates"]), run_empty), False)
+            conn, s.runs, and_(s.runs.c.status != "running", s.runs.c.started_at < cut["aggregates"], run_empty), False)
 
     # 6. Audit tier: entries and receipts. The last removed entry becomes the chain's checkpoint.
-    a = tables.audit_log
-    old = conn.execute(
-        select(a.c.seq, a.c.hash).where(a.c.at < for_db(cut["audit"])).order_by(a.c.seq.desc()).limit(1)
-    ).first()
+    a = schema.audit_log
+    old = audit_rows.newest_before(conn, cut["audit"])
     if old is None:
         counts["audit_log"] = 0
     elif dry_run:
@@ -351,12 +346,9 @@ def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[st
     else:
         # Entries are removed as a prefix (every seq up to the newest expired one), so the chain
         # that remains is whole.
-        counts["audit_log"] = int(conn.execute(delete(a).where(a.c.seq <= old.seq)).rowcount or 0)
-        cp = tables.audit_checkpoint
-        conn.execute(delete(cp))
-        conn.execute(cp.insert().values(id=1, seq=int(old.seq), hash=old.hash, at=for_db(utcnow())))
+        counts["audit_log"] = audit_rows.remove_through(conn, int(old.seq), old.hash)
     counts["purge_receipts"] = _count_or_delete(
-        conn, tables.purge_receipts, tables.purge_receipts.c.created_at < for_db(cut["audit"]), dry_run)
+        conn, schema.purge_receipts, schema.purge_receipts.c.created_at < cut["audit"], dry_run)
     return counts
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from engagement import schema
-from engagement import schema as tables
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
@@ -97,7 +96,7 @@ def erase(store, participant: str, *, cohort: str | None = None, actor: str | No
     later run processes them again). Consent records stay, marked withdrawn: they are the proof
     that earlier processing was lawful (a legal obligation of the controller)."""
     pseud = resolve_subject(store, participant, cohort)
-    CR = tables.consent_records
+    CR = schema.consent_records
     c = CR.c
     now = utcnow()
     with store.transaction() as conn:

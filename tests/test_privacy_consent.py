@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from engagement import schema
 from engagement.records import FEATURE_NAMES, WindowFeatures
 from engagement.store import Store
-from privacy import consent, tables
+from engagement import schema as tables
+from privacy import consent
 from privacy.audit import AuditLog
 from privacy.consent import ConsentGate
 from privacy.errors import ConsentError

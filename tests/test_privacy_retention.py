@@ -10,7 +10,8 @@ from sqlalchemy import func, insert, select, update
 
 from engagement import schema
 from engagement.store import Store
-from privacy import consent, tables
+from engagement import schema as tables
+from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import PolicyError
 from privacy.retention import DEFAULT_PERIODS, load_policy, policy_path, purge

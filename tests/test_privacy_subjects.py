@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select
 from engagement import schema
 from engagement.cli import main
 from engagement.store import Store
-from privacy import consent, tables
+from engagement import schema as tables
+from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.dpia import render_dpia
 from privacy.profiles import get_profile
