@@ -1,0 +1,56 @@
+"""The dashboard's one query layer: every SQL statement the pages run lives in this package.
+
+Aggregation happens in the database (GROUP BY over bucketed seconds, window functions for
+agenda segments), so a page never pulls per-second rows of a whole session into Python. All
+statements are SQLAlchemy Core so the same code serves SQLite and PostgreSQL. Functions return
+pandas DataFrames (empty, with the right columns, when there is nothing) or plain dicts.
+
+Reads only: the tables and their indexes are declared in `engagement.schema`, and every write
+goes through `engagement.repositories`. Pages use `from dashboard import queries` and the names
+below; the modules hold one area each.
+"""
+
+from __future__ import annotations
+
+from dashboard.queries.base import VISIBLE_STATUSES
+from dashboard.queries.facilitator import (
+    ATTENTION_STATES,
+    agenda,
+    agenda_at,
+    agenda_scores,
+    alerts,
+    attention_distribution,
+    class_timeline,
+    individual_lanes,
+    level_distribution,
+    score_band,
+    session_stats,
+    timeline_points,
+)
+from dashboard.queries.privacy_views import AuditFilter, audit_actors, audit_log, participant_data, purge_receipts
+from dashboard.queries.researcher import (
+    MEASURES,
+    SAMPLE_POINTS,
+    Filters,
+    agenda_sessions,
+    filter_options,
+    person_means,
+    score_histogram,
+    trends,
+)
+from dashboard.queries.sessions import MAX_POINTS, bucket_for, list_sessions, run_info
+from engagement.store import Store
+
+__all__ = [
+    "ATTENTION_STATES", "MAX_POINTS", "MEASURES", "SAMPLE_POINTS", "VISIBLE_STATUSES", "AuditFilter", "Filters",
+    "agenda", "agenda_at", "agenda_scores", "agenda_sessions", "alerts", "attention_distribution", "audit_actors",
+    "audit_log", "bucket_for", "class_timeline", "filter_options", "individual_lanes", "level_distribution",
+    "list_sessions", "open_store", "participant_data", "person_means", "purge_receipts", "run_info", "score_band",
+    "score_histogram", "session_stats", "timeline_points", "trends",
+]
+
+
+def open_store(url: str) -> Store:
+    """Open (and create if needed) the results database; an older one gains the dashboard's
+    indexes with the schema upgrade."""
+    return Store.open(url)
