@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engagement.errors import ConfigError
-from engagement.vision.attention import AttentionOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +43,79 @@ def models_dir() -> Path:
 def shared_data_dir() -> Path:
     env = os.environ.get("ENGAGEMENT_SHARED_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """How attention is judged. Defaults describe a participant at a laptop.
+
+    The screen cone: a 15.6-inch 16:9 laptop screen is about 34 x 19 cm; seen from 60 cm it spans
+    +-15.8 deg across and +-9.0 deg up/down around its centre. `margin_deg` widens both for the
+    estimate's own noise (docs/attention.md: 95 % of a still participant's frames lie within
+    about 5 deg of their median gaze).
+    """
+
+    screen_width_cm: float = 34.0
+    screen_height_cm: float = 19.0
+    viewing_distance_cm: float = 60.0
+    margin_deg: float = 3.0
+    # Screen direction: median over the last `history_s` of samples taken every `sample_ms`; not
+    # judged (state unknown) until `warmup_s` of samples exist. 5 minutes means a look away must
+    # last over 2.5 minutes before it could be taken for the screen.
+    history_s: float = 300.0
+    sample_ms: float = 200.0
+    warmup_s: float = 3.0
+    # Eyes closed: openness (EAR) below `closed_fraction` of the participant's own open level (the
+    # `open_percentile` of their recent openness) for at least `min_closed_ms`; shorter is a blink.
+    # The open level is trusted only once it reaches `min_open_ear` (eyes seen open at all: open
+    # eyes on the shared clips read 0.2-0.38, closed ones under 0.12).
+    closed_fraction: float = 0.4
+    open_percentile: float = 90.0
+    min_open_ear: float = 0.15
+    min_closed_ms: float = 400.0
+    # Measurable face: inter-ocular distance, sharpness (variance of the Laplacian of the face
+    # resized to 96 px) and mean brightness (0-255) at least these (docs/attention.md).
+    min_face_px: float = 20.0
+    min_sharpness: float = 40.0
+    min_brightness: float = 30.0
+    # Camera or seat moved: for `move_confirm_s`, the head (its turning point, which a head turn
+    # leaves in place) is seen more than `move_deg` off its earlier median direction from the
+    # camera, or more than `move_scale` nearer or farther; then the screen direction is learned
+    # again from the frames since the move. A camera tilted by less than `move_deg` shifts the
+    # screen by less than that, mostly still inside the cone.
+    move_deg: float = 8.0
+    move_scale: float = 0.25
+    move_confirm_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ConfigError(f"attention option {name} must be a number, got {value!r}")
+        positive = ("screen_width_cm", "screen_height_cm", "viewing_distance_cm", "history_s", "sample_ms",
+                    "move_deg", "move_scale", "move_confirm_s")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"attention option {name} must be positive, got {getattr(self, name)}")
+        for name in ("margin_deg", "warmup_s", "min_open_ear", "min_closed_ms", "min_face_px", "min_sharpness",
+                     "min_brightness"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"attention option {name} cannot be negative, got {getattr(self, name)}")
+        if not 0 < self.closed_fraction < 1:
+            raise ConfigError(f"closed_fraction must be between 0 and 1, got {self.closed_fraction}")
+        if not 50 <= self.open_percentile <= 100:
+            raise ConfigError(f"open_percentile must be between 50 and 100, got {self.open_percentile}")
+        if self.warmup_s >= self.history_s:
+            raise ConfigError("the warm-up must be shorter than the history the screen direction is learned from")
+
+    @property
+    def half_width(self) -> float:
+        """Horizontal half-angle of the screen cone, radians."""
+        return math.atan(self.screen_width_cm / 2 / self.viewing_distance_cm) + math.radians(self.margin_deg)
+
+    @property
+    def half_height(self) -> float:
+        """Vertical half-angle of the screen cone, radians."""
+        return math.atan(self.screen_height_cm / 2 / self.viewing_distance_cm) + math.radians(self.margin_deg)
 
 
 @dataclass(frozen=True)

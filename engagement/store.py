@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAl
 
 from engagement import migrations, schema
 from engagement.errors import StoreError
-from engagement.repositories.runs import (  # noqa: F401  (re-exported: callers import them from the store)
+from engagement.repositories.runs import (
     HEARTBEAT_EVERY_S,
     SESSION_NAME_MAX,
     STALE_AFTER_S,
@@ -35,7 +35,14 @@ from engagement.repositories.runs import (  # noqa: F401  (re-exported: callers 
     host_tag,
     pid_alive,
 )
-from engagement.timeutil import as_utc, utcnow  # noqa: F401  (re-exported, as above)
+from engagement.timeutil import as_utc, utcnow
+
+# Callers import these from the store, where they were before the repositories split.
+__all__ = [
+    "HEARTBEAT_EVERY_S", "SESSION_NAME_MAX", "STALE_AFTER_S", "UPGRADE_LOCK", "WRITE_TURN_LOCK", "DeadRun", "RunGone",
+    "SessionInfo", "Store", "as_utc", "check_session_name", "describe_db_error", "host_tag", "pid_alive", "safe_url",
+    "sqlite_path", "take_write_turn", "utcnow",
+]
 
 # pg_advisory_xact_lock keys: the schema upgrade, and `take_write_turn`.
 UPGRADE_LOCK = 7403001
