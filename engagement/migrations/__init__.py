@@ -72,11 +72,11 @@ def upgrade(conn: Connection, version: int | None) -> list[str]:
         schema.metadata.create_all(conn)
         context.stamp(script, "head")
         return []
-    stamped = context.get_current_revision()
     lower = f"v{version}"
-    revisions = [r for r in reversed(list(script.iterate_revisions("head", lower)))]
-    if stamped is not None:
-        revisions = [r for r in revisions if r.revision != lower]
+    if context.get_current_revision() is None:
+        # Written before migrations ran on alembic: its own version's revision runs again too.
+        lower = script.get_revision(lower).down_revision or "base"
+    revisions = list(reversed(list(script.iterate_revisions("head", lower))))
     with Operations.context(context):
         for revision in revisions:
             revision.module.upgrade()

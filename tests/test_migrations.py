@@ -1,0 +1,78 @@
+"""Schema migrations on alembic: one revision per schema version, in a line; a new database is
+stamped at the head; a database from before the migrations gains what its version declares."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import create_engine, func, inspect, insert, select, text
+from sqlalchemy.engine import make_url
+
+from engagement import migrations, schema
+from engagement.store import Store
+
+JAKARTA = timezone(timedelta(hours=7))
+NOON_UTC = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_one_revision_per_schema_version_in_a_line():
+    script = migrations.scripts()
+    assert script.get_current_head() == migrations.HEAD == f"v{schema.SCHEMA_VERSION}"
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert chain == [f"v{n}" for n in range(1, schema.SCHEMA_VERSION + 1)]
+
+
+def test_new_database_has_every_declared_index_and_the_head_stamp(db_url):
+    store = Store.open(db_url)
+    with store.engine.connect() as conn:
+        assert migrations.stamped_revision(conn) == migrations.HEAD
+        inspector = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            have = {i["name"] for i in inspector.get_indexes(table.name)}
+            assert {i.name for i in table.indexes} <= have, table.name
+    store.close()
+
+
+def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_without_a_copy(tmp_path):
+    """Older releases made v2 files without alembic's stamp, and the dashboard made its indexes
+    itself (the first timeline index without the attention columns)."""
+    path = tmp_path / "r.db"
+    Store.open(f"sqlite:///{path}").close()
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TABLE alembic_version")
+    for index in schema.DASHBOARD_INDEXES:
+        raw.execute(f"DROP INDEX {index.name}")
+    raw.execute("CREATE INDEX ix_dash_timeline_cover ON class_timeline (run_id, second, score)")
+    raw.commit()
+    raw.close()
+    store = Store.open(f"sqlite:///{path}")
+    with store.engine.connect() as conn:
+        have = {i["name"] for i in inspect(conn).get_indexes("class_timeline")}
+        assert migrations.stamped_revision(conn) == migrations.HEAD
+    assert "ix_dash_timeline_cover2" in have and "ix_dash_timeline_cover" not in have
+    assert not list(tmp_path.glob("*.bak"))
+    store.close()
+
+
+def test_time_columns_bind_and_return_aware_utc(db_url):
+    """Whatever zone a time is given in, the same instant is stored, compared and read back as
+    aware UTC, also where PostgreSQL's session time zone is Asia/Jakarta."""
+    if db_url.startswith("postgresql"):
+        admin = create_engine(db_url)
+        with admin.begin() as conn:
+            conn.execute(text(f"ALTER DATABASE {make_url(db_url).database} SET timezone TO 'Asia/Jakarta'"))
+        admin.dispose()
+    store = Store.open(db_url)
+    s = schema.sessions
+    with store.transaction() as conn:
+        conn.execute(insert(s).values(name="jkt", created_at=NOON_UTC.astimezone(JAKARTA)))
+        conn.execute(insert(s).values(name="naive", created_at=NOON_UTC.replace(tzinfo=None)))  # taken as UTC
+        rows = conn.execute(select(s.c.created_at).order_by(s.c.id)).scalars().all()
+        at_noon = conn.execute(select(func.count()).where(s.c.created_at == NOON_UTC.astimezone(JAKARTA))).scalar_one()
+        if conn.dialect.name == "sqlite":
+            stored = conn.exec_driver_sql("SELECT created_at FROM sessions").scalars().all()
+            assert stored == ["2026-06-01 12:00:00.000000"] * 2
+    store.close()
+    assert rows == [NOON_UTC, NOON_UTC] and all(r.tzinfo == timezone.utc for r in rows)
+    assert at_noon == 2
