@@ -7,7 +7,7 @@ pandas DataFrames (empty, with the right columns, when there is nothing) or plai
 
 Reads only: the tables and their indexes are declared in `engagement.schema`, and every write
 goes through `engagement.repositories`. Pages use `from dashboard import queries` and the names
-below; the modules hold one area each.
+below (re-exported here); the modules hold one area each.
 """
 
 from __future__ import annotations
@@ -40,14 +40,6 @@ from dashboard.queries.researcher import (
 )
 from dashboard.queries.sessions import MAX_POINTS, bucket_for, list_sessions, run_info
 from engagement.store import Store
-
-__all__ = [
-    "ATTENTION_STATES", "MAX_POINTS", "MEASURES", "SAMPLE_POINTS", "VISIBLE_STATUSES", "AuditFilter", "Filters",
-    "agenda", "agenda_at", "agenda_scores", "agenda_sessions", "alerts", "attention_distribution", "audit_actors",
-    "audit_log", "bucket_for", "class_timeline", "filter_options", "individual_lanes", "level_distribution",
-    "list_sessions", "open_store", "participant_data", "person_means", "purge_receipts", "run_info", "score_band",
-    "score_histogram", "session_stats", "timeline_points", "trends",
-]
 
 
 def open_store(url: str) -> Store:

@@ -34,10 +34,6 @@ HEARTBEAT_EVERY_S = 30
 STALE_AFTER_S = 120
 
 
-class RunGone(StoreError):
-    """The run is no longer `running`: another process found its writer dead and reaped it."""
-
-
 @dataclass(frozen=True)
 class SessionInfo:
     id: int
@@ -56,6 +52,10 @@ class DeadRun:
     session_id: int
     session: str
     reason: str  # why the writer is taken as gone, for the message and the audit entry
+
+
+class RunGone(StoreError):
+    """The run is no longer `running`: another process found its writer dead and reaped it."""
 
 
 class RunRepository:
@@ -120,16 +120,8 @@ class RunRepository:
             return int(result.inserted_primary_key[0])
 
     def add_track(self, conn: Connection, run_id: int, label: str, participant: str | None, second: int) -> int:
-        result = conn.execute(
-            insert(schema.tracks).values(
-                run_id=run_id,
-                label=label,
-                participant=participant,
-                first_second=second,
-                last_second=second,
-                present_seconds=0,
-            )
-        )
+        values = dict(run_id=run_id, label=label, participant=participant, first_second=second, last_second=second)
+        result = conn.execute(insert(schema.tracks).values(**values, present_seconds=0))
         return int(result.inserted_primary_key[0])
 
     def write_windows(
