@@ -10,15 +10,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from engagement import schema
+from engagement.repositories import retention as retention_rows
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, check_cohort
-from privacy.timeutil import as_utc, for_db, iso, utcnow
+from privacy.timeutil import as_utc, iso, utcnow
 
 
 def resolve_subject(store, participant: str, cohort: str | None) -> str:
@@ -101,10 +102,7 @@ def erase(store, participant: str, *, cohort: str | None = None, actor: str | No
     now = utcnow()
     with store.transaction() as conn:
         counts = delete_participant_data(conn, [pseud])
-        ended = conn.execute(
-            update(CR).where(c.participant == pseud, c.withdrawn_at.is_(None)).values(withdrawn_at=for_db(now))
-        ).rowcount or 0
-        counts["consents_ended"] = int(ended)
+        counts["consents_ended"] = retention_rows.end_consents(conn, pseud, now)
         if not any(counts.values()):
             known = conn.execute(select(c.id).where(c.participant == pseud).limit(1)).first()
             if known is None:

@@ -59,6 +59,16 @@ def add_receipt(conn: Connection, *, kind: str, trigger: str, counts: dict, at: 
     return int(result.inserted_primary_key[0])
 
 
+def end_consents(conn: Connection, participant: str, at: datetime) -> int:
+    """Mark a participant's active consents withdrawn (an erasure: no later run processes them);
+    the rows stay as the proof that earlier processing was lawful. Returns how many ended."""
+    c = schema.consent_records.c
+    ended = conn.execute(
+        update(schema.consent_records).where(c.participant == participant, c.withdrawn_at.is_(None)).values(withdrawn_at=at)
+    )
+    return int(ended.rowcount or 0)
+
+
 def add_key_event(conn: Connection, cohort: str, event: str, fingerprint: str) -> None:
     now = utcnow()
     conn.execute(
