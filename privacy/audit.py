@@ -5,7 +5,8 @@ edited entry no longer matches its hash, a deleted one leaves a link pointing at
 reordered one points at the wrong predecessor. `verify()` walks the chain and names the entry.
 
 Deleting the newest entries leaves no broken link inside the database, so the head (seq, hash)
-is also kept in an anchor file, DATA_DIR/audit/anchor-<database id>.json, outside the database.
+is also kept in an anchor file, DATA_DIR/audit/anchor-<database id>.json, outside the database
+(`privacy.audit_anchor`).
 Every transaction that appended entries writes the anchor in its commit event, i.e. after its
 last statement and just before the database commits; a commit that then fails puts the old
 anchor back. So no entry is ever committed unanchored, whether it was written in a transaction
@@ -27,23 +28,20 @@ import json
 import os
 import random
 import re
-import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from sqlalchemy import event, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from engagement import schema
-from engagement.config import data_dir
 from engagement.errors import StoreError
 from engagement.repositories import audit as audit_rows
 from engagement.repositories.audit import database_id
 from engagement.store import describe_db_error, take_write_turn
+from privacy.audit_anchor import anchor_at_commit, anchor_path, install_commit_hooks
 from privacy.errors import AuditError
 from privacy.timeutil import as_utc, iso, utcnow
 
@@ -174,100 +172,10 @@ def entry_hash(prev_hash: str, at: datetime, action: str, actor: str, details_te
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def anchor_path(database_id: str) -> Path:
-    return data_dir() / "audit" / f"anchor-{database_id}.json"
-
-
-def _anchor_text(database_id: str, seq: int, h: str) -> str:
-    return json.dumps({"database_id": database_id, "seq": seq, "hash": h})
-
-
-def _replace_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# -- anchoring at commit ----------------------------------------------------------------------------
-# The newest entry appended on a connection and not yet committed: (database id, seq, hash).
-_pending: weakref.WeakKeyDictionary[Connection, tuple[str, int, str]] = weakref.WeakKeyDictionary()
-# A connection whose commit is under way: (anchor path, the anchor's text before, the text written).
-_committing: weakref.WeakKeyDictionary[Connection, tuple[Path, str | None, str]] = weakref.WeakKeyDictionary()
-
-
-def _install_commit_hooks(engine: Engine) -> None:
-    if event.contains(engine, "commit", _anchor_before_commit):
-        return
-    event.listen(engine, "begin", _forget)
-    event.listen(engine, "rollback", _forget)
-    event.listen(engine, "commit", _anchor_before_commit)
-    event.listen(engine, "handle_error", _restore_after_failed_commit)
-
-
-def _forget(conn: Connection) -> None:
-    _pending.pop(conn, None)
-    _committing.pop(conn, None)
-
-
-def _anchor_before_commit(conn: Connection) -> None:
-    """Runs after the transaction's last statement, before the database commits. Anchoring here
-    rather than after the commit means a crash can leave the anchor ahead of the log (verify then
-    reports it) but never an entry committed without its anchor. An anchor that cannot be
-    written stops the commit: the caller's work is rolled back with one clear error."""
-    pending = _pending.pop(conn, None)
-    if pending is None:
-        return
-    db_id, seq, h = pending
-    path = anchor_path(db_id)
-    text = _anchor_text(db_id, seq, h)
-    before = None
-    try:
-        before = path.read_text(encoding="utf-8") if path.exists() else None
-        _replace_file(path, text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AuditError(
-            f"cannot write the audit anchor {path}: {getattr(exc, 'strerror', None) or exc}; nothing was changed"
-        ) from None
-    except BaseException:
-        # Ctrl-C or SIGTERM (a KeyboardInterrupt) here stops the commit: put the anchor back if
-        # it was already replaced (only then does the file hold this entry's text).
-        _put_back(path, before, text)
-        raise
-    _committing[conn] = (path, before, text)
-
-
-def _restore_after_failed_commit(context) -> None:
-    """The commit failed (or was interrupted) after the anchor moved on: put the old one back."""
-    conn = context.connection
-    state = _committing.pop(conn, None) if conn is not None else None
-    if state is not None:
-        _put_back(*state)
-
-
-def _put_back(path: Path, before: str | None, written: str) -> None:
-    try:
-        if not path.exists() or path.read_text(encoding="utf-8") != written:
-            return  # not written yet, or another writer has anchored since
-        if before is None:
-            path.unlink()
-        else:
-            _replace_file(path, before)
-    except (OSError, UnicodeDecodeError):
-        # verify will report the anchor ahead of the log; the commit's own error is reported now.
-        pass
-
-
 class AuditLog:
     def __init__(self, store):
         self.store = store
-        _install_commit_hooks(store.engine)
+        install_commit_hooks(store.engine)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -324,7 +232,7 @@ class AuditLog:
             conn, seq=seq, at=when, action=action, actor=actor, details=details_text,
             correlation_id=correlation_id, prev_hash=prev, hash=h,
         )
-        _pending[conn] = (db_id, seq, h)
+        anchor_at_commit(conn, db_id, seq, h)
         return AuditEntry(seq, when, action, actor, json.loads(details_text), correlation_id, prev, h)
 
     def reanchor(self, reason: str, actor: str) -> tuple[AuditEntry, VerifyResult]:

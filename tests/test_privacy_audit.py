@@ -460,7 +460,7 @@ def test_read_only_commands_open_the_database_read_only(store, log, isolated_dat
 def test_an_interrupt_during_the_commit_leaves_anchor_and_log_agreeing(store, log, monkeypatch):
     """Ctrl-C or SIGTERM (a KeyboardInterrupt) right after the anchor moved, or inside the
     database's commit: the transaction is not committed and the anchor is put back."""
-    import privacy.audit as audit
+    import privacy.audit_anchor as audit
 
     path = anchor_path(db_id(store))
     before = path.read_text()
