@@ -460,22 +460,6 @@ def train_temporal(
     return report
 
 
-def train_sequences(x: np.ndarray, m: np.ndarray, y: np.ndarray, out: Path | None, seed: int = 0,
-                    folds: int = 5, config: TrainConfig | None = None, log=print) -> dict:
-    """Cross-validate (stratified folds) and train on any (N, T, N_INPUTS) sequences with labels in
-    [0, 1], e.g. DAiSEE clips from `engagement.temporal.daisee.extract_sequences`; export to `out`
-    unless None."""
-    cfg = config or TrainConfig()
-    torch.set_num_threads(1)
-    y = np.asarray(y, np.float32)
-    xs, ms = select([np.asarray(x, np.float32)], cfg.inputs), select([np.asarray(m, np.float32)], cfg.inputs)
-    report: dict = {"model": MODEL_NAME, "seed": seed, "n_videos": int(len(y)), "config": asdict(cfg)}
-    report["stratified_cv"] = cross_validate(xs, ms, y, stratified_folds(np.rint(y * 3), folds, seed), cfg, seed,
-                                             log, "stratified")
-    report.update(_train_and_export(xs, ms, y, cfg, seed, out, report, log))
-    return report
-
-
 def _train_and_export(xs: list[np.ndarray], ms: list[np.ndarray], y: np.ndarray, cfg: TrainConfig, seed: int,
                       out: Path | None, report: dict, log) -> dict:
     """The shipped members, each trained on all sequences; exported (with `report`'s
