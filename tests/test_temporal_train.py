@@ -104,13 +104,14 @@ def test_v2_recipe_beats_the_mean_predictor_on_label_shift_hold_outs():
 def test_shipped_model_card_states_its_cross_validation():
     import onnxruntime as ort
 
-    from engagement.registry import default_models_dir, resolve_model
+    from engagement.config import models_dir
+    from engagement.registry import resolve_model
 
     path = resolve_model(DEFAULT_MODEL)
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     cv = json.loads(meta["cv"])["label_shift_cv"]
     assert cv["model"]["mean"] < cv["mean_predictor"]["mean"]
-    card = (default_models_dir() / f"{DEFAULT_MODEL}.MODEL_CARD.md").read_text()
+    card = (models_dir() / f"{DEFAULT_MODEL}.MODEL_CARD.md").read_text()
     assert f"{cv['model']['mean']:.4f} ± {cv['model']['std']:.4f}" in card
     assert f"{cv['mean_predictor']['mean']:.4f}" in card
     assert "does not use" in card and "expression" in card

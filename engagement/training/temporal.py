@@ -22,7 +22,6 @@ the runtime never imports this module.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -44,6 +43,9 @@ from engagement.temporal.features import (
     SEGMENT_S,
     engagewild_inputs,
 )
+from engagement.config import models_dir, shared_data_dir
+from engagement.registry import InputSpec, ModelRecord, register, sha256_file
+from engagement.temporal.model import LEVEL_LABELS
 from engagement.vision.attention import AttentionOptions
 
 MODEL_NAME = "engagement-linear.v2"
@@ -66,6 +68,11 @@ SHIFT_TEST_SHARE = {0: 0.4, 1: 0.4, 2: 0.15, 3: 0.5}
 # A fully missing step (no face in the whole segment) drives the GRU's update gate to 1 through
 # this fixed weight, so the state passes through unchanged: missing is missing, not "low".
 HOLD_WEIGHT = 60.0
+# The citations of models.json; the model card repeats them word for word (a test checks).
+CARD_CITATIONS = (
+    'Dhall et al., "EmotiW 2019: Automatic emotion, engagement and cohesion prediction tasks", ICMI 2019',
+    'Kaur et al., "Prediction and localization of student engagement in the wild", DICTA 2018',
+)
 DATA_CITATION = (
     "EmotiW 2019 Engagement in the Wild (Dhall et al., 'EmotiW 2019: Automatic emotion, engagement "
     "and cohesion prediction tasks', ICMI 2019; Kaur et al., 'Prediction and localization of student "
@@ -546,8 +553,14 @@ def export_onnx(ensemble: Ensemble, out: Path, report: dict, cfg: TrainConfig,
     max_diff = check_streaming(ensemble, path, check_inputs)
     if max_diff > 1e-4:
         raise RuntimeError(f"exported model differs from torch by {max_diff:.2e} (> 1e-4); not registered")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    register(out / "models.json", MODEL_NAME, path.name, digest)
+    digest = sha256_file(path)
+    register(out, ModelRecord(
+        name=MODEL_NAME, version=MODEL_VERSION, kind="temporal", format="onnx", file=path.name, sha256=digest,
+        card=f"{MODEL_NAME}.MODEL_CARD.md", labels=LEVEL_LABELS,
+        input=InputSpec(("batch", "time", f), "float32", "(batch, time, features) raw per-segment statistics with a "
+                        "same-shaped mask; normalisation inside the graph", tuple(cfg.inputs)),
+        data_citation=CARD_CITATIONS,
+    ))
     return {"onnx": str(path), "sha256": digest, "onnx_vs_torch_max_abs_diff": max_diff}
 
 
@@ -579,23 +592,7 @@ def check_streaming(ensemble: Ensemble, path: Path, inputs: tuple[np.ndarray, np
     return worst
 
 
-def register(registry: Path, name: str, file: str, digest: str) -> None:
-    """Add/replace one entry in models.json, keeping every other model's entry as it is."""
-    data: dict = {}
-    if registry.exists():
-        text = registry.read_text()
-        data = json.loads(text) if text.strip() else {}
-    entry = {**data.get(name, {}), "file": file, "sha256": digest, "kind": "temporal",
-             "card": f"{name}.MODEL_CARD.md"}
-    data[name] = entry
-    tmp = registry.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    tmp.replace(registry)
-
-
 def main(argv: list[str] | None = None) -> int:
-    from engagement.config import models_dir, shared_data_dir
-
     ap = argparse.ArgumentParser(prog="python -m engagement.training.temporal", description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=shared_data_dir() / "engagewild" / "engagewild_train_test.npz")
     ap.add_argument("--out", type=Path, default=models_dir())
