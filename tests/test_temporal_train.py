@@ -125,8 +125,12 @@ def test_engagewild_evaluation_last_line_is_mse():
     lines = format_engagewild_report(result).splitlines()
     assert lines[-1] == f"mse={result['mse']:.4f}"
     assert result["n"] == 146 and result["model"] == DEFAULT_MODEL
+    # In-sample, against the mean predictor on the same labels (0.062): a model that learned
+    # nothing scores about that, so the shipped one must be clearly below (measured 0.043).
+    assert result["mse"] <= 0.8 * result["mean_baseline_mse"]
     v1 = evaluate_engagewild(npz, "train", model_name="engagement-gru.v1")
     assert v1["model"] == "engagement-gru.v1" and v1["n"] == 146
+    assert v1["mse"] < result["mean_baseline_mse"] == v1["mean_baseline_mse"]  # measured 0.048
 
 
 def test_engagewild_evaluation_without_labels_is_a_clear_error():
@@ -152,17 +156,47 @@ def test_training_command_rejects_bad_input(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"error: cannot read {npz}")
 
 
+def _random_weight_mse(npz, cfg, seeds=(0, 1, 2)) -> float:
+    """MSE of untrained members (initial weights shaken by noise, the data's own normaliser) on
+    all training videos, averaged over seeds: what the architecture gives before it learns."""
+    import torch
+
+    from engagement.training.temporal import fit_normaliser, load_engagewild, new_member, predict_final, select
+
+    xs, ms, y = load_engagewild(npz)
+    xs, ms = select(xs, cfg.inputs), select(ms, cfg.inputs)
+    mean, std = fit_normaliser(xs, ms, cfg.inputs)
+    errors = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        net = new_member(cfg, mean, std)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        pred = np.mean([predict_final(net, x, m) for x, m in zip(xs, ms)], axis=0)
+        errors.append(float(np.mean((pred - y) ** 2)))
+    return float(np.mean(errors))
+
+
 @pytest.mark.slow
-def test_training_is_seeded_and_cross_validates(tmp_path):
+@pytest.mark.parametrize("kind, epochs", [("linear", 5), ("gru", 80)])
+def test_training_is_seeded_and_cross_validates(tmp_path, kind, epochs):
+    """Seeded, and better than both baselines computed here: the training mean (in the same folds)
+    and random weights of the same architecture. The GRU needs more epochs than the linear
+    model to get there (measured: 5 epochs left it at the mean predictor's MSE)."""
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
     from engagement.training.temporal import TrainConfig, train_temporal
 
-    for kind in ("linear", "gru"):
-        cfg = TrainConfig(kind=kind, epochs=5, hidden=4, members=2)
-        a = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
-        b = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
-        assert a["stratified_cv"]["model"]["per_split"] == b["stratified_cv"]["model"]["per_split"]
-        assert len(a["label_shift_cv"]["model"]["per_split"]) == 2
-        assert 0 < a["stratified_cv"]["model"]["mean"] < 0.2
-        assert len(a["ensemble"].members) == 2
+    cfg = TrainConfig(kind=kind, epochs=epochs, hidden=4, members=2)
+    a = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
+    b = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
+    assert a["stratified_cv"]["model"]["per_split"] == b["stratified_cv"]["model"]["per_split"]
+    assert len(a["label_shift_cv"]["model"]["per_split"]) == 2
+    assert len(a["ensemble"].members) == 2
+    cv = a["stratified_cv"]
+    # Measured: linear 0.045 and GRU 0.054 against 0.062 for the mean predictor and about 0.07
+    # for random weights; a model that learned nothing lands at or above the mean predictor.
+    assert cv["model"]["mean"] <= 0.92 * cv["mean_predictor"]["mean"]
+    assert cv["model"]["mean"] <= 0.92 * _random_weight_mse(npz, cfg)
+    assert a["label_shift_cv"]["model"]["mean"] < a["label_shift_cv"]["mean_predictor"]["mean"]
