@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from engagement import schema
 from engagement.errors import ConfigError
-from engagement.i18n import catalogue, translate
+from engagement.i18n import LANGUAGES, catalogue, translate
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 from privacy import tables
 from privacy.audit import AuditLog
@@ -82,7 +82,7 @@ def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
 def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[str, list]:
     """The report as (title, sections); each section is (heading, blocks) and a block is
     ("p", text) | ("ul", [text]) | ("table", [header], [[cell]])."""
-    if lang not in ("id", "en"):
+    if lang not in LANGUAGES:
         raise ConfigError(f"DPIA language must be 'id' or 'en', got {lang!r}")
     features = ", ".join(FEATURE_NAMES)
     categories = [
@@ -98,8 +98,7 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
     ]
     rows = [[_t("tier_raw_frames", lang), _t("never_stored", lang)]]
     rows += [[_t(f"tier_{tier}", lang), format_period(policy.periods[tier])] for tier in TIERS]
-    recipients = [_t("rec_facilitator", lang) if profile.individual_views_allowed
-                  else _t("rec_facilitator", lang).split(";")[0] + ".",
+    recipients = [_t("rec_facilitator" if profile.individual_views_allowed else "rec_facilitator_class_only", lang),
                   _t("rec_research", lang), _t("rec_officer", lang), _t("rec_none", lang)]
     views = _t("views_allowed" if profile.individual_views_allowed else "views_not_allowed", lang)
     expr = _t("expression_runs" if profile.expression_allowed else "expression_never", lang)
