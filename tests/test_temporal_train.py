@@ -16,14 +16,8 @@ from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 def test_export_streaming_matches_torch_and_registry_merges(tmp_path, kind):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from engagement.training.temporal import (
-        MODEL_NAME,
-        Ensemble,
-        TrainConfig,
-        check_streaming,
-        export_onnx,
-        new_member,
-    )
+    from engagement.training.temporal_export import check_streaming, export_onnx
+    from engagement.training.temporal_nets import MODEL_NAME, Ensemble, TrainConfig, new_member
 
     torch.manual_seed(0)
     (tmp_path / "models.json").write_text(json.dumps({"expression-cnn.v1": {"file": "e.onnx", "sha256": "ab"}}))
@@ -62,7 +56,7 @@ def test_export_streaming_matches_torch_and_registry_merges(tmp_path, kind):
 def test_linear_model_is_monotone_in_every_input():
     """The shipped kind's weights are <= 0 on inputs that all grow with inattention."""
     torch = pytest.importorskip("torch")
-    from engagement.training.temporal import StreamingLinear, V2_INPUTS
+    from engagement.training.temporal_nets import V2_INPUTS, StreamingLinear
 
     net = StreamingLinear(V2_INPUTS, np.zeros(len(V2_INPUTS)), np.ones(len(V2_INPUTS)), decay=0.9)
     with torch.no_grad():
@@ -161,7 +155,8 @@ def _random_weight_mse(npz, cfg, seeds=(0, 1, 2)) -> float:
     all training videos, averaged over seeds: what the architecture gives before it learns."""
     import torch
 
-    from engagement.training.temporal import fit_normaliser, load_engagewild, new_member, predict_final, select
+    from engagement.training.temporal import fit_normaliser, load_engagewild, predict_final, select
+    from engagement.training.temporal_nets import new_member
 
     xs, ms, y = load_engagewild(npz)
     xs, ms = select(xs, cfg.inputs), select(ms, cfg.inputs)
@@ -186,7 +181,8 @@ def test_training_is_seeded_and_cross_validates(tmp_path, kind, epochs):
     model to get there (measured: 5 epochs left it at the mean predictor's MSE)."""
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
-    from engagement.training.temporal import TrainConfig, train_temporal
+    from engagement.training.temporal import train_temporal
+    from engagement.training.temporal_nets import TrainConfig
 
     cfg = TrainConfig(kind=kind, epochs=epochs, hidden=4, members=2)
     a = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)
