@@ -245,7 +245,7 @@ def test_shipped_model_accuracy_on_publictest(name):
 
 def test_tiny_random_model_onnx_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression import ExpressionCNN
+    from engagement.training.expression_nets import ExpressionCNN
     from engagement.training.export_expression import check_against_torch, export_onnx
 
     torch.manual_seed(0)
@@ -261,7 +261,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
         model = ExpressionModel.from_file(path)
         assert model.version == "0" and len(model.labels) == 7
         crops = np.random.default_rng(1).integers(0, 256, size=(33, 48, 48), dtype=np.uint8)
-        from engagement.training.expression import ExportWrapper
+        from engagement.training.expression_nets import ExportWrapper
 
         with torch.no_grad():
             ref = ExportWrapper(net.eval(), tta).eval()(torch.from_numpy(crops[:, None].astype(np.float32))).numpy()
@@ -271,7 +271,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
 @pytest.mark.slow
 def test_training_smoke_checkpoints_and_resume(tmp_path):
     pytest.importorskip("torch")
-    from engagement.training.expression import train_expression
+    from engagement.training.expression_train import train_expression
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz, n=64)
@@ -290,7 +290,7 @@ def test_training_smoke_checkpoints_and_resume(tmp_path):
 
 def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression import ExpressionCNN, ExportWrapper
+    from engagement.training.expression_nets import ExpressionCNN, ExportWrapper
     from engagement.training.export_expression import export_onnx, quantize_int8
 
     torch.manual_seed(0)

@@ -21,17 +21,16 @@ import torch
 from engagement.config import models_dir
 from engagement.registry import InputSpec, ModelRecord, sha256_file
 from engagement.registry import register as register_record
-from engagement.training.expression import (
+from engagement.training.expression_data import load_fer2013, split_arrays
+from engagement.training.expression_nets import (
     INPUT_SIZE,
     LABELS,
     PIXEL_MEAN,
     PIXEL_STD,
     ExportWrapper,
-    _git_commit,
     load_checkpoint_model,
-    load_fer2013,
-    split_arrays,
 )
+from engagement.training.expression_train import git_commit
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probs"
@@ -91,7 +90,7 @@ def export_onnx(
         "tta": "hflip-average" if tta_flip else "none",
         "data_citation": DATA_CITATION,
         "data_terms": DATA_TERMS,
-        "training_commit": _git_commit(),
+        "training_commit": git_commit(),
     }
     meta.update(extra_meta or {})
     del model.metadata_props[:]
