@@ -17,28 +17,12 @@ NPZ_NAME = "fer2013_train_publictest.npz"
 
 AUG_PRESETS: dict[str, dict] = {
     # First cycle from scratch: strong regularisation.
-    "strong": {
-        "rotate_deg": 15.0,
-        "scale": (0.85, 1.15),
-        "shift": 0.10,
-        "hflip": 0.5,
-        "erase_p": 0.5,
-        "erase_area": (0.02, 0.15),
-        "brightness": 0.25,
-        "contrast": 0.35,
-    },
+    "strong": dict(rotate_deg=15.0, scale=(0.85, 1.15), shift=0.10, hflip=0.5, erase_p=0.5,
+                   erase_area=(0.02, 0.15), brightness=0.25, contrast=0.35),
     # Second cycle: after 55 epochs of "strong" the net still underfit (train accuracy under
     # augmentation 0.735 vs 0.68 on PublicTest), so the fine-tuning cycle eases off.
-    "light": {
-        "rotate_deg": 10.0,
-        "scale": (0.9, 1.1),
-        "shift": 0.08,
-        "hflip": 0.5,
-        "erase_p": 0.25,
-        "erase_area": (0.02, 0.12),
-        "brightness": 0.2,
-        "contrast": 0.25,
-    },
+    "light": dict(rotate_deg=10.0, scale=(0.9, 1.1), shift=0.08, hflip=0.5, erase_p=0.25,
+                  erase_area=(0.02, 0.12), brightness=0.2, contrast=0.25),
 }
 # v2's fine-tuning cycle: "light" geometry plus what classroom webcams do to a face: gamma
 # (under/over-exposure), defocus blur, sensor noise and JPEG compression.
