@@ -126,6 +126,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> 
     (one small Gemm) and the softmax stay float, else the probabilities come out in steps of
     1/255 and rows stop summing to 1.
     """
+    # The quantization tool loads its own heavy modules (and onnx's shape inference); only
+    # --int8 needs it.
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

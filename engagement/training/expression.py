@@ -27,8 +27,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
+from onnx import numpy_helper
 
 from engagement.config import models_dir
 from engagement.training.expression_data import AUG_PRESETS, load_fer2013, normalise, split_arrays
@@ -61,9 +63,6 @@ def checkpoint_from_onnx(onnx_path: Path, data: Path, out_path: Path, n_calib: i
     on `n_calib` training images and whose affine part undoes them (gamma = sigma, beta = mu + b),
     so the rebuilt net computes the same function in eval mode and nearly the same in train mode.
     """
-    import onnx
-    from onnx import numpy_helper
-
     model = onnx.load(str(onnx_path))
     init = {i.name: numpy_helper.to_array(i).copy() for i in model.graph.initializer}
     convs, seen = [], set()

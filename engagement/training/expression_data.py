@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -87,8 +88,6 @@ def jpeg_roundtrip(pixels_u8: torch.Tensor, aug: dict, gen: torch.Generator) -> 
     """Re-encode a random share of a uint8 batch (N, H, W) as JPEG at a random quality."""
     if not aug.get("jpeg_p"):
         return pixels_u8
-    import cv2  # training only; OpenCV comes with the runtime install
-
     n = pixels_u8.shape[0]
     chosen = (torch.rand(n, generator=gen) < aug["jpeg_p"]).tolist()
     lo, hi = aug["jpeg_quality"]

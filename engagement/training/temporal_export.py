@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from engagement.registry import InputSpec, ModelRecord, register, sha256_file
@@ -64,7 +65,6 @@ def _metadata(report: dict, cfg: TrainConfig, n_members: int, hidden: int) -> di
 def export_onnx(ensemble: Ensemble, out: Path, report: dict, cfg: TrainConfig,
                 check_inputs: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Write models/<MODEL_NAME>.onnx with metadata and register it in models.json (merging)."""
-    import onnx  # only the export needs it; imported here so the CV-only path runs without it
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{MODEL_NAME}.onnx"
