@@ -33,6 +33,7 @@ from engagement.errors import ConfigError, EngagementError
 from engagement.reaper import reap_dead_runs
 from engagement.registry import sha256_file
 from engagement.store import Store
+from engagement.temporal.run_config import run_settings_hash
 from privacy.profiles import get_profile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv"})
@@ -267,7 +268,7 @@ def run_batch(
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[int, Recording, list[str]]] = []
     # The options a run records: the profile may switch the expression stage off.
-    config_hash = get_profile(opts.profile).analysis_options(opts.analysis).config_hash()
+    config_hash = run_settings_hash(get_profile(opts.profile).analysis_options(opts.analysis))
     store = Store.open(opts.db_url)
     try:
         for i, rec in enumerate(recordings):

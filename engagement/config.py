@@ -150,8 +150,14 @@ class AnalysisOptions:
         return asdict(self)
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        """Hash of these options alone. A run records `settings_hash` of the full record
+        (`engagement.temporal.run_config.run_settings`), which covers these options too."""
+        return settings_hash(self.to_dict())
+
+
+def settings_hash(settings: dict) -> str:
+    """sha256 of a JSON-able settings record, independent of key order."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def parse_sample_fps(text: str) -> float:

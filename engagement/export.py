@@ -232,8 +232,11 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
             "profile": run["profile"],
             "software_version": run["software_version"],
         },
+        # Everything that changed the run's results (engagement.temporal.run_config); runs made
+        # before that record existed hold their analysis options only.
         "config": json.loads(run["config_json"]),
         "config_hash": run["config_hash"],
+        "config_hash_method": "sha256 of `config` as JSON with sorted keys",
         "models": json.loads(run["models_json"]),
         "data": {"file": data_path.name, "format": fmt, "rows": int(len(frame)), "sha256": sha256_file(data_path),
                  **({"text_cells": "formula prefixes = + - @ tab CR neutralised with a leading '"} if fmt == "csv" else {})},

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engagement import __version__
-from engagement.config import AnalysisOptions
+from engagement.config import AnalysisOptions, settings_hash
 from engagement.errors import EngagementError, StoreError
 from engagement.interrupts import Terminated, deferred
 from engagement.records import RunSummary, WindowFeatures
 from engagement.store import HEARTBEAT_EVERY_S, RunGone, Store, check_session_name, utcnow
+from engagement.temporal.run_config import run_settings
 from engagement.temporal.windows import WindowAggregator
 from engagement.vision.stage import VisionStage
 
@@ -118,14 +119,15 @@ class AnalysisPipeline:
             )
             session_id = self.store.session_id(session, cohort=cohort)
             models = {**vision.model_versions(), **temporal.model_versions()}
+            settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
             run_id = self.store.begin_run(
                 session_id,
                 mode="live" if source.kind != "file" else "file",
                 source=source.name,
                 software_version=__version__,
                 profile=self.profile.name,
-                config=self.options.to_dict(),
-                config_hash=self.options.config_hash(),
+                config=settings,
+                config_hash=settings_hash(settings),
                 models=models,
                 source_sha256=source_sha256,
             )
@@ -194,7 +196,7 @@ class AnalysisPipeline:
                 "tracks": len(writer.track_ids),
                 "denied_tracks": unconsented,
                 "seconds": writer.seconds,
-                "config_hash": self.options.config_hash(),
+                "config_hash": settings_hash(settings),
             }
             self._write(
                 self._complete,

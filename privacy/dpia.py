@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from engagement import schema
 from engagement.errors import ConfigError
+from engagement.i18n import LANGUAGES, catalogue, translate
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
 from engagement import schema as tables
 from privacy.audit import AuditLog
@@ -24,179 +25,22 @@ from privacy.pseudonym import keys_dir
 from privacy.retention import TIERS, RetentionPolicy, format_period
 from privacy.timeutil import as_utc, iso, utcnow
 
-T = {
-    "title": {"en": "Data Protection Impact Assessment and Record of Processing",
-              "id": "Penilaian Dampak Pelindungan Data Pribadi dan Catatan Pemrosesan"},
-    "generated": {"en": "Generated from the live configuration on", "id": "Dibuat dari konfigurasi yang berlaku pada"},
-    "controller": {"en": "Controller", "id": "Pengendali Data Pribadi"},
-    "controller_text": {
-        "en": "[Name, address and contact of the training institute; name of the data protection officer]",
-        "id": "[Nama, alamat, dan kontak lembaga pelatihan; nama pejabat pelindungan data pribadi]",
-    },
-    "profile": {"en": "Compliance profile in force", "id": "Profil kepatuhan yang berlaku"},
-    "purposes": {"en": "Purposes of processing", "id": "Tujuan pemrosesan"},
-    "purpose_feedback": {
-        "en": "Facilitator feedback: show facilitators when the class's attention rose or fell during a "
-              "session, aligned to the agenda, so they can adjust pace and method.",
-        "id": "Umpan balik bagi fasilitator: menunjukkan kapan atensi kelas naik atau turun selama sesi, "
-              "diselaraskan dengan agenda, agar fasilitator dapat menyesuaikan tempo dan metode.",
-    },
-    "purpose_research": {
-        "en": "Research (only for participants who consented to it separately): pseudonymised per-second "
-              "data to study engagement trends and evaluate models.",
-        "id": "Penelitian (hanya untuk peserta yang memberikan persetujuan terpisah): data per detik yang "
-              "dipseudonimkan untuk mempelajari tren keterlibatan dan mengevaluasi model.",
-    },
-    "legal_basis": {"en": "Legal basis", "id": "Dasar pemrosesan"},
-    "categories": {"en": "Categories of data subjects and personal data", "id": "Kategori subjek data dan data pribadi"},
-    "subjects": {
-        "en": "Data subjects: participants of online training sessions who gave consent (or were present "
-              "in a session covered by a facilitator's attestation).",
-        "id": "Subjek data: peserta sesi pelatihan daring yang telah memberikan persetujuan (atau hadir dalam "
-              "sesi yang dicakup oleh pernyataan fasilitator).",
-    },
-    "cat_video": {
-        "en": "Video frames with faces (biometric, specific personal data): processed in memory on the device "
-              "only; never stored, never transmitted.",
-        "id": "Bingkai video yang memuat wajah (data biometrik, data pribadi yang bersifat spesifik): hanya "
-              "diproses di memori perangkat; tidak pernah disimpan dan tidak pernah dikirim.",
-    },
-    "cat_features": {
-        "en": "Per-second attention signals per participant (numbers only)",
-        "id": "Sinyal atensi per detik untuk setiap peserta (hanya angka)",
-    },
-    "cat_expression": {
-        "en": "Per-second facial expression probabilities per participant",
-        "id": "Probabilitas ekspresi wajah per detik untuk setiap peserta",
-    },
-    "cat_no_expression": {
-        "en": "No expression or emotion data: the expression stage does not run under this profile.",
-        "id": "Tidak ada data ekspresi atau emosi: tahap ekspresi tidak dijalankan pada profil ini.",
-    },
-    "cat_estimates": {
-        "en": "Per-second engagement estimates per participant (level, score, uncertainty)",
-        "id": "Estimasi keterlibatan per detik untuk setiap peserta (tingkat, skor, ketidakpastian)",
-    },
-    "cat_aggregates": {
-        "en": "Class-level timeline and alerts (suppressed below the minimum group size)",
-        "id": "Lini masa tingkat kelas dan peringatan (disembunyikan di bawah ukuran kelompok minimum)",
-    },
-    "cat_consent": {
-        "en": "Consent records: pseudonym, scope, notice version and language, times, evidence reference",
-        "id": "Catatan persetujuan: pseudonim, cakupan, versi dan bahasa pemberitahuan, waktu, rujukan bukti",
-    },
-    "cat_identity": {
-        "en": "Identities (names, e-mail, NIP) are not stored: only keyed pseudonyms (HMAC-SHA256).",
-        "id": "Identitas (nama, surel, NIP) tidak disimpan: hanya pseudonim berkunci (HMAC-SHA256).",
-    },
-    "retention": {"en": "Retention periods", "id": "Masa retensi"},
-    "tier": {"en": "Data tier", "id": "Tingkatan data"},
-    "period": {"en": "Period", "id": "Jangka waktu"},
-    "never_stored": {"en": "never stored", "id": "tidak pernah disimpan"},
-    "tier_raw_frames": {"en": "Raw video frames", "id": "Bingkai video mentah"},
-    "tier_features": {"en": "Per-second features", "id": "Fitur per detik"},
-    "tier_timelines": {"en": "Per-participant timelines", "id": "Lini masa per peserta"},
-    "tier_aggregates": {"en": "Class aggregates", "id": "Agregat kelas"},
-    "tier_audit": {"en": "Audit log and receipts", "id": "Log audit dan tanda terima"},
-    "retention_note": {
-        "en": "Data past its period is deleted by `engagement privacy purge`, which also runs when an analysis "
-              "or the dashboard starts; each purge leaves a receipt (counts, time, policy hash).",
-        "id": "Data yang melewati masa retensinya dihapus oleh `engagement privacy purge`, yang juga berjalan "
-              "setiap kali analisis atau dasbor dimulai; setiap penghapusan meninggalkan tanda terima (jumlah, "
-              "waktu, hash kebijakan).",
-    },
-    "recipients": {"en": "Recipients", "id": "Penerima"},
-    "rec_facilitator": {
-        "en": "Facilitators of the session: class-level timeline; individual views only where the profile "
-              "allows them, off by default, and each opening is audited.",
-        "id": "Fasilitator sesi: lini masa tingkat kelas; tampilan individual hanya jika profil mengizinkannya, "
-              "nonaktif secara bawaan, dan setiap pembukaan dicatat dalam log audit.",
-    },
-    "rec_research": {
-        "en": "Researchers of the institute: pseudonymised exports of participants with research consent; "
-              "each export is audited.",
-        "id": "Peneliti lembaga: ekspor data terpseudonimisasi dari peserta yang menyetujui penelitian; setiap "
-              "ekspor dicatat dalam log audit.",
-    },
-    "rec_officer": {
-        "en": "Data protection officer: consent records, audit log, purge receipts.",
-        "id": "Pejabat pelindungan data pribadi: catatan persetujuan, log audit, tanda terima penghapusan.",
-    },
-    "rec_none": {
-        "en": "No third parties and no transfer outside Indonesia: processing runs on the institute's own devices.",
-        "id": "Tidak ada pihak ketiga dan tidak ada transfer ke luar wilayah Indonesia: pemrosesan berjalan di "
-              "perangkat milik lembaga sendiri.",
-    },
-    "safeguards": {"en": "Safeguards", "id": "Langkah pengamanan"},
-    "sg": {
-        "en": [
-            "Default deny: a face not tied to a consenting participant is neither analysed nor stored.",
-            "Withdrawal of consent stops processing from that moment and deletes the participant's data.",
-            "Processing on the device; video frames never leave memory; previews and snapshots are masked and "
-            "re-checked by a face detector before they are shown or saved.",
-            "Pseudonyms are keyed HMAC-SHA256 with a per-cohort key kept apart from the database (file mode 0600); "
-            "destroying a key makes its pseudonyms unlinkable.",
-            "Append-only, hash-chained audit log of analyses, consent changes, exports, individual views, policy "
-            "changes, purges, subject requests and key destruction; `engagement privacy audit verify` detects "
-            "edits, deletions and reordering.",
-            "Class-level results are suppressed below a minimum group size.",
-            "Subject access and erasure by command, each audited, with a receipt for erasure.",
-        ],
-        "id": [
-            "Tolak secara bawaan: wajah yang tidak dapat dikaitkan dengan peserta yang memberikan persetujuan tidak "
-            "dianalisis dan tidak disimpan.",
-            "Penarikan persetujuan menghentikan pemrosesan sejak saat itu dan menghapus data peserta tersebut.",
-            "Pemrosesan dilakukan di perangkat; bingkai video tidak pernah keluar dari memori; pratinjau dan "
-            "cuplikan disamarkan dan diperiksa ulang dengan pendeteksi wajah sebelum ditampilkan atau disimpan.",
-            "Pseudonim dibuat dengan HMAC-SHA256 berkunci, dengan kunci per angkatan yang disimpan terpisah dari "
-            "basis data (mode berkas 0600); pemusnahan kunci membuat pseudonimnya tidak dapat lagi dikaitkan.",
-            "Log audit yang hanya dapat ditambah dan berantai hash untuk analisis, perubahan persetujuan, ekspor, "
-            "tampilan individual, perubahan kebijakan, penghapusan, permintaan subjek data, dan pemusnahan kunci; "
-            "`engagement privacy audit verify` mendeteksi pengubahan, penghapusan, dan perubahan urutan entri.",
-            "Hasil tingkat kelas disembunyikan di bawah ukuran kelompok minimum.",
-            "Akses dan penghapusan data oleh subjek data melalui perintah, masing-masing dicatat dalam log audit, "
-            "dengan tanda terima untuk penghapusan.",
-        ],
-    },
-    "state": {"en": "Current state", "id": "Keadaan saat ini"},
-    "item": {"en": "Item", "id": "Butir"},
-    "value": {"en": "Value", "id": "Nilai"},
-    "st_sessions": {"en": "Sessions / analysis runs", "id": "Sesi / proses analisis"},
-    "st_consents": {"en": "Active consents (facilitator feedback / research)",
-                    "id": "Persetujuan aktif (umpan balik fasilitator / penelitian)"},
-    "st_withdrawn": {"en": "Withdrawn consents", "id": "Persetujuan yang ditarik"},
-    "st_attest": {"en": "Active session attestations", "id": "Pernyataan sesi yang aktif"},
-    "st_keys": {"en": "Cohort keys in use / destroyed", "id": "Kunci angkatan yang digunakan / dimusnahkan"},
-    "st_purge": {"en": "Last purge", "id": "Penghapusan terakhir"},
-    "st_audit": {"en": "Audit log", "id": "Log audit"},
-    "st_policy": {"en": "Policy hash (source)", "id": "Hash kebijakan (sumber)"},
-    "none": {"en": "none yet", "id": "belum ada"},
-    "intact": {"en": "intact", "id": "utuh"},
-    "tampered": {"en": "TAMPERED", "id": "TELAH DIUBAH"},
-    "entries": {"en": "entries", "id": "entri"},
-    "risks": {"en": "Risks and residual risk", "id": "Risiko dan risiko sisa"},
-    "risks_text": {
-        "en": [
-            "Systematic monitoring of participants (UU 27/2022 Art. 34): mitigated by consent per purpose, "
-            "class-level default views and short retention.",
-            "Misreading attention signals as performance: results are indicative for pacing, never for assessment "
-            "of individuals.",
-            "Re-identification from pseudonyms: requires the cohort key, which is kept apart and can be destroyed.",
-        ],
-        "id": [
-            "Pemantauan sistematis terhadap peserta (UU 27/2022 Pasal 34): dimitigasi dengan persetujuan per "
-            "tujuan, tampilan bawaan tingkat kelas, dan masa retensi yang singkat.",
-            "Salah tafsir sinyal atensi sebagai kinerja: hasil hanya indikatif untuk mengatur tempo, tidak pernah "
-            "untuk menilai individu.",
-            "Identifikasi ulang dari pseudonim: memerlukan kunci angkatan, yang disimpan terpisah dan dapat "
-            "dimusnahkan.",
-        ],
-    },
-}
+# Texts live in the one catalogue (engagement/locales/*.json) under `dpia.doc.*`; lists are
+# numbered keys (`dpia.doc.safeguard_1`, ...) so a translator can add an item without code.
+_PREFIX = "dpia.doc."
 
 
-def _t(key: str, lang: str):
-    return T[key][lang]
+def _t(key: str, lang: str) -> str:
+    return translate(_PREFIX + key, lang)
+
+
+def _items(stem: str, lang: str) -> list[str]:
+    """The numbered texts `<stem>_1`, `<stem>_2`, ... of one language, in order."""
+    texts = catalogue(lang)
+    out = []
+    while (key := f"{_PREFIX}{stem}_{len(out) + 1}") in texts:
+        out.append(texts[key])
+    return out
 
 
 def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
@@ -238,7 +82,7 @@ def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
 def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[str, list]:
     """The report as (title, sections); each section is (heading, blocks) and a block is
     ("p", text) | ("ul", [text]) | ("table", [header], [[cell]])."""
-    if lang not in ("id", "en"):
+    if lang not in LANGUAGES:
         raise ConfigError(f"DPIA language must be 'id' or 'en', got {lang!r}")
     features = ", ".join(FEATURE_NAMES)
     categories = [
@@ -254,17 +98,14 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
     ]
     rows = [[_t("tier_raw_frames", lang), _t("never_stored", lang)]]
     rows += [[_t(f"tier_{tier}", lang), format_period(policy.periods[tier])] for tier in TIERS]
-    recipients = [_t("rec_facilitator", lang) if profile.individual_views_allowed
-                  else _t("rec_facilitator", lang).split(";")[0] + ".",
+    recipients = [_t("rec_facilitator" if profile.individual_views_allowed else "rec_facilitator_class_only", lang),
                   _t("rec_research", lang), _t("rec_officer", lang), _t("rec_none", lang)]
-    views = {"en": ("allowed (off by default, audited)", "not allowed"),
-             "id": ("diizinkan (nonaktif secara bawaan, dicatat dalam log audit)", "tidak diizinkan")}[lang]
-    expr = {"en": ("runs", "never runs"), "id": ("dijalankan", "tidak pernah dijalankan")}[lang]
+    views = _t("views_allowed" if profile.individual_views_allowed else "views_not_allowed", lang)
+    expr = _t("expression_runs" if profile.expression_allowed else "expression_never", lang)
     profile_rows = [
-        [{"en": "Profile", "id": "Profil"}[lang], f"{profile.name}: {profile.title[lang]}"],
-        [{"en": "Expression stage", "id": "Tahap ekspresi"}[lang], expr[0] if profile.expression_allowed else expr[1]],
-        [{"en": "Individual views", "id": "Tampilan individual"}[lang],
-         views[0] if profile.individual_views_allowed else views[1]],
+        [_t("profile_row", lang), f"{profile.name}: {profile.title[lang]}"],
+        [_t("expression_row", lang), expr],
+        [_t("views_row", lang), views],
     ]
     sections = [
         (_t("controller", lang), [("p", _t("controller_text", lang))]),
@@ -274,8 +115,8 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         (_t("categories", lang), [("ul", categories)]),
         (_t("retention", lang), [("table", [_t("tier", lang), _t("period", lang)], rows), ("p", _t("retention_note", lang))]),
         (_t("recipients", lang), [("ul", recipients)]),
-        (_t("safeguards", lang), [("ul", _t("sg", lang))]),
-        (_t("risks", lang), [("ul", _t("risks_text", lang))]),
+        (_t("safeguards", lang), [("ul", _items("safeguard", lang))]),
+        (_t("risks", lang), [("ul", _items("risk", lang))]),
         (_t("state", lang), [("table", [_t("item", lang), _t("value", lang)], [list(x) for x in _state(store, policy, lang)])]),
     ]
     return _t("title", lang), sections

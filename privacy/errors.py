@@ -17,9 +17,5 @@ class CohortKeyError(EngagementError):
     """A cohort key is missing, unreadable, too widely readable, or was destroyed."""
 
 
-class FaceLeakError(EngagementError):
-    """A masked image still shows a face; it was not saved."""
-
-
 class AuditError(EngagementError):
     """An audit entry cannot be written (e.g. it would carry personal data)."""

@@ -1,5 +1,9 @@
 """Shared fixtures. Tests that need the public data set read it by path and skip where it is
-absent (a user's fresh machine), except when ENGAGEMENT_REQUIRE_DATA=1 (CI): then they fail."""
+absent (a user's fresh machine), except when ENGAGEMENT_REQUIRE_DATA=1 (CI): then they fail.
+The same holds for the PostgreSQL server (ENGAGEMENT_REQUIRE_POSTGRES=1) and the browser
+(ENGAGEMENT_REQUIRE_BROWSER=1). As a second lock, a test marked `data`, `postgres` or `browser`
+that was skipped for any reason while its variable is set fails the whole run at the end, with
+the list of those tests: CI cannot pass having silently run fewer tests than it should."""
 
 from __future__ import annotations
 
@@ -11,6 +15,46 @@ import pytest
 
 from engagement.config import shared_data_dir
 from postgres_server import PostgresServer
+
+
+# Marker -> the variable under which a skip of a test so marked fails the run.
+REQUIRED_BY_MARKER = {
+    "data": "ENGAGEMENT_REQUIRE_DATA",
+    "postgres": "ENGAGEMENT_REQUIRE_POSTGRES",
+    "browser": "ENGAGEMENT_REQUIRE_BROWSER",
+}
+_FORBIDDEN_SKIPS_KEY = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives a real browser (Debian's system chromium)")
+    config.stash[_FORBIDDEN_SKIPS_KEY] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    for marker, variable in REQUIRED_BY_MARKER.items():
+        if os.environ.get(variable) == "1" and item.get_closest_marker(marker) is not None:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            item.config.stash[_FORBIDDEN_SKIPS_KEY].append(f"{item.nodeid} [{marker}, {variable}=1]: {reason}")
+            return
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if session.config.stash.get(_FORBIDDEN_SKIPS_KEY, None) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    skipped = config.stash.get(_FORBIDDEN_SKIPS_KEY, None)
+    if skipped:
+        terminalreporter.section("required tests that skipped (the run fails)", red=True)
+        for line in skipped:
+            terminalreporter.line(line)
 
 
 def require_shared(relative: str) -> Path:

@@ -42,7 +42,7 @@ PASSWORD = "browser-test-pass"
 DOCS = ROOT / "docs"
 IDENTITY, COHORT = "siti@example.id", "angkatan-1"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _require_browser() -> None:

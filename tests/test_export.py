@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import insert, update
 
 from engagement import schema
+from engagement.config import AnalysisOptions, settings_hash
 from engagement.export import export_session, neutralise_formula
 from engagement.store import Store
+from engagement.temporal.run_config import run_settings
 from privacy import consent
 from privacy.pseudonym import KeyRing
 
@@ -176,3 +178,18 @@ def test_consent_granted_after_the_export_moment_does_not_count(store, tmp_path)
     add_run(store, "kelas", {"T1": pseudonym(store, "siti@x.id")})
     result = export_session(store, "kelas", "csv", tmp_path)
     assert result.rows == 0 and result.excluded == 1
+
+
+def test_manifest_lists_the_full_run_record_and_its_hash_can_be_recomputed(store, tmp_path):
+    record = run_settings(AnalysisOptions(sample_fps=5))
+    sid = store.session_id("rekam", cohort="latsar")
+    run = store.begin_run(sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
+                          config=record, config_hash=settings_hash(record), models={})
+    with store.transaction() as conn:
+        conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(status="complete"))
+    manifest = json.loads(export_session(store, "rekam", "csv", tmp_path).manifest.read_text())
+    config = manifest["config"]
+    assert config["temporal"]["segment_s"] == 30 and config["k_min"] == 3 and config["attention"]["margin_deg"] == 3.0
+    assert set(config["models"]) == {"expression-cnn.v2", "engagement-linear.v2"}
+    assert settings_hash(config) == manifest["config_hash"]  # a reader can check the record against the hash
+    assert "sorted keys" in manifest["config_hash_method"]

@@ -18,31 +18,36 @@ from engagement.vision.expression import (
     ExpressionModel,
     InputError,
     align_face,
-    default_models_dir,
-    resolve_model,
-    sha256_file,
 )
 from engagement.vision.expression_eval import evaluate_fer2013, format_fer2013_report
+from engagement.config import models_dir
+from engagement.registry import load_registry, resolve_model, sha256_file
 from conftest import require_shared
 
-MODELS = default_models_dir()
-REGISTRY = json.loads((MODELS / "models.json").read_text()) if (MODELS / "models.json").exists() else {}
-EXPRESSION_MODELS = sorted(n for n in REGISTRY if n.startswith("expression-cnn"))
+MODELS = models_dir()
+# Read at collection: an unreadable or malformed registry errors here instead of collecting nothing.
+REGISTRY = load_registry(MODELS)
+EXPRESSION_MODELS = sorted(n for n, r in REGISTRY.items() if r.kind == "expression")
+ONNX_MODELS = sorted(n for n, r in REGISTRY.items() if r.format == "onnx")
 SHIPPED = DEFAULT_MODEL  # the default; every registered version is checked by the tests parametrised on EXPRESSION_MODELS
 
 
 # ----------------------------------------------------------------------------- shipped models
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_the_registry_lists_the_expression_models():
+    assert EXPRESSION_MODELS and set(EXPRESSION_MODELS) <= set(ONNX_MODELS)
+
+
+@pytest.mark.parametrize("name", ONNX_MODELS)
 def test_every_shipped_model_has_card_hash_and_metadata(name):
     import onnxruntime as ort
 
     entry = REGISTRY[name]
-    path = MODELS / entry["file"]
+    path = MODELS / entry.file
     assert path.is_file(), f"{name}: {path} missing"
-    assert sha256_file(path) == entry["sha256"], f"{name}: sha256 differs from models.json"
-    card = MODELS / entry.get("card", f"{name}.MODEL_CARD.md")
+    assert sha256_file(path) == entry.sha256, f"{name}: sha256 differs from models.json"
+    card = MODELS / entry.card
     assert card.is_file(), f"{name}: model card {card.name} missing"
     assert path.stat().st_size <= 5_000_000 or not name.startswith("expression-cnn")
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
@@ -100,10 +105,10 @@ def _registry_copy(tmp_path: Path, data: bytes, sha: str | None = None) -> Path:
 
 
 def test_corrupt_model_file_is_refused_by_sha256(tmp_path):
-    good = (MODELS / REGISTRY[SHIPPED]["file"]).read_bytes()
+    good = (MODELS / REGISTRY[SHIPPED].file).read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF  # one flipped byte in the weights
-    d = _registry_copy(tmp_path, bytes(bad), sha=REGISTRY[SHIPPED]["sha256"])
+    d = _registry_copy(tmp_path, bytes(bad), sha=REGISTRY[SHIPPED].sha256)
     with pytest.raises(ModelError, match=r"corrupt or not the registered one") as e:
         ExpressionModel.load(SHIPPED, d)
     assert "\n" not in str(e.value)
@@ -240,7 +245,7 @@ def test_shipped_model_accuracy_on_publictest(name):
 
 def test_tiny_random_model_onnx_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression import ExpressionCNN
+    from engagement.training.expression_nets import ExpressionCNN
     from engagement.training.export_expression import check_against_torch, export_onnx
 
     torch.manual_seed(0)
@@ -256,7 +261,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
         model = ExpressionModel.from_file(path)
         assert model.version == "0" and len(model.labels) == 7
         crops = np.random.default_rng(1).integers(0, 256, size=(33, 48, 48), dtype=np.uint8)
-        from engagement.training.expression import ExportWrapper
+        from engagement.training.expression_nets import ExportWrapper
 
         with torch.no_grad():
             ref = ExportWrapper(net.eval(), tta).eval()(torch.from_numpy(crops[:, None].astype(np.float32))).numpy()
@@ -266,7 +271,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
 @pytest.mark.slow
 def test_training_smoke_checkpoints_and_resume(tmp_path):
     pytest.importorskip("torch")
-    from engagement.training.expression import train_expression
+    from engagement.training.expression_train import train_expression
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz, n=64)
@@ -285,7 +290,7 @@ def test_training_smoke_checkpoints_and_resume(tmp_path):
 
 def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression import ExpressionCNN, ExportWrapper
+    from engagement.training.expression_nets import ExpressionCNN, ExportWrapper
     from engagement.training.export_expression import export_onnx, quantize_int8
 
     torch.manual_seed(0)
@@ -312,7 +317,7 @@ def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
 def test_latency_benchmark_compares_models_in_one_run(capsys):
     from benchmarks.expression_latency import main
 
-    file = MODELS / REGISTRY[SHIPPED]["file"]
+    file = MODELS / REGISTRY[SHIPPED].file
     assert main(["--model", SHIPPED, "--model", str(file), "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if "wall" in line and "cpu" in line]

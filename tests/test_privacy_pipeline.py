@@ -1,7 +1,7 @@
 """End to end through engagement.pipeline: default deny and withdrawal during a run.
 
-Skipped while the pipeline's temporal stage / models are not installed; the same behaviour is
-covered at the gate + store level in test_privacy_consent.py.
+The same behaviour is covered at the gate + store level in test_privacy_consent.py; here the
+real pipeline, models and a shared clip run, and any error (a missing model too) fails.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import require_shared
-from engagement import schema
+from engagement import pipeline, schema
 from engagement.config import AnalysisOptions
-from engagement.errors import ModelError
 from engagement.store import Store
+from engagement.vision.sources import open_source
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.timeutil import as_utc
@@ -24,16 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def run_pipeline(store, session, consent_options, hook=None):
-    pipeline = pytest.importorskip("engagement.pipeline")
-    pytest.importorskip("engagement.temporal.stage")
-    from engagement.vision.sources import open_source
-
     p = pipeline.AnalysisPipeline(store, AnalysisOptions(expression=False), profile="eu-ai-act", consent=consent_options)
     source = open_source(require_shared("videos/pyfeat/single_face.mp4"))
-    try:
-        return p.run(source, session, cohort="c1", hook=hook)
-    except ModelError as exc:
-        pytest.skip(f"pipeline models not installed: {exc}")
+    return p.run(source, session, cohort="c1", hook=hook)
 
 
 def count(store, table, **where) -> int:
@@ -52,7 +45,6 @@ def store(isolated_data_dir):
 
 
 def test_no_consent_no_rows_end_to_end(store):
-    pipeline = pytest.importorskip("engagement.pipeline")
     # Consent exists, but for somebody else: the face on this device is not theirs to analyse.
     consent.grant(store, "someone@x.id", cohort="c1", notice_version="v1", language="en", evidence="f")
     run_pipeline(store, "e2e-deny", pipeline.ConsentOptions())
@@ -62,7 +54,6 @@ def test_no_consent_no_rows_end_to_end(store):
 
 
 def test_withdrawal_during_a_run_end_to_end(store):
-    pipeline = pytest.importorskip("engagement.pipeline")
     pseud = consent.grant(store, "siti@x.id", cohort="c1", notice_version="v1", language="id", evidence="f")[0].participant
     state = {"done": False}
 

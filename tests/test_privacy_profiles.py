@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-
 import pytest
 
+from engagement import pipeline
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
-from engagement.records import FEATURE_NAMES, WindowFeatures
+from engagement.store import Store
+from engagement.vision import expression, stage
 from privacy.profiles import get_profile
 
 
@@ -19,33 +20,25 @@ def test_profiles():
         get_profile("gdpr")
 
 
-def test_eu_profile_switches_expression_off_and_guards_writes():
+def test_eu_profile_switches_expression_off():
     eu, pdp = get_profile("eu-ai-act"), get_profile("id-pdp")
     assert eu.analysis_options(AnalysisOptions()).expression is False
     assert pdp.analysis_options(AnalysisOptions()).expression is True
-    with pytest.raises(ConfigError, match="forbids"):
-        eu.require_expression()
-    n = len(FEATURE_NAMES)
-    plain = WindowFeatures(1, 0, 5, 5, 0, (0.0,) * n, (0.0,) * n)
-    with_expr = WindowFeatures(1, 1, 5, 5, 0, (0.0,) * n, (0.0,) * n, expression=(1 / 7,) * 7)
-    assert list(eu.guard_windows([(10, plain)])) == [(10, plain)]
-    with pytest.raises(ConfigError, match="forbids storing expression"):
-        list(eu.guard_windows([(10, plain), (10, with_expr)]))
-    assert len(list(pdp.guard_windows([(10, with_expr)]))) == 1
+
+
+def test_profile_texts_come_from_the_catalogue_in_both_languages():
+    for profile in (get_profile("id-pdp"), get_profile("eu-ai-act")):
+        for texts in (profile.title, profile.legal_basis):
+            assert set(texts) == {"id", "en"} and texts["id"] != texts["en"]
+            assert not any(t.startswith("dpia.profile.") for t in texts.values())  # a missing key shows as itself
 
 
 def test_eu_profile_never_loads_the_expression_model(monkeypatch, isolated_data_dir):
     """Through the lead's pipeline and vision stage: the model loader must not even be reached."""
-    pipeline = pytest.importorskip("engagement.pipeline")
-    stage = pytest.importorskip("engagement.vision.stage")
-    expression = pytest.importorskip("engagement.vision.expression")
-
     def refuse(*args, **kwargs):
         raise AssertionError("the expression model was loaded under eu-ai-act")
 
     monkeypatch.setattr(expression.ExpressionModel, "load", classmethod(refuse))
-    from engagement.store import Store
-
     store = Store.open(f"sqlite:///{isolated_data_dir / 't.db'}")
     p = pipeline.AnalysisPipeline(store, AnalysisOptions(expression=True), profile="eu-ai-act")
     assert p.options.expression is False and p.profile.name == "eu-ai-act"

@@ -9,6 +9,7 @@ share is computed with the screen cone recorded in the model. The report's last 
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,6 @@ def format_engagewild_report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m engagement.temporal.evaluate")
     ap.add_argument("npz", type=Path)
     ap.add_argument("--split", default="train")

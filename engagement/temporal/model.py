@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from engagement.errors import ModelError
-from engagement.registry import default_models_dir, onnx_session, resolve_model, sha256_file  # noqa: F401
+from engagement.registry import onnx_session, resolve_model, sha256_file
 from engagement.temporal.features import INPUT_NAMES, N_INPUTS
 
 DEFAULT_MODEL = "engagement-linear.v2"
+# The ordinal levels of the `levels` output, in order (the registry's labels of a temporal model).
+LEVEL_LABELS: tuple[str, ...] = ("disengaged", "barely engaged", "engaged", "highly engaged")
 _REQUIRED = ("version", "input_names", "normalisation", "level_values", "members", "hidden")
 
 

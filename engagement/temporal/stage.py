@@ -29,7 +29,7 @@ from engagement.records import WindowFeatures
 from engagement.temporal.features import HOP_S, MIN_PRESENT_S, SEGMENT_S, Baseline, segment_inputs
 from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate, SecondOutput
-from engagement.temporal.timeline import AlertRules, DropRule, class_alerts, class_point
+from engagement.temporal.timeline import K_MIN, AlertRules, DropRule, class_alerts, class_point
 
 # Scores from a span shorter than a segment get extra uncertainty, added in quadrature, growing
 # to this value as the span shrinks to nothing (a heuristic: short spans read as steadier).
@@ -49,7 +49,7 @@ class _Track:
 class TemporalStage:
     """Streaming engagement estimation; call `process_second` once per second in order."""
 
-    def __init__(self, model: TemporalModel, k_min: int = 3, drop_rule: DropRule | None = None) -> None:
+    def __init__(self, model: TemporalModel, k_min: int = K_MIN, drop_rule: DropRule | None = None) -> None:
         if k_min < 1:
             raise ValueError("k_min must be at least 1")
         self.model = model
@@ -60,7 +60,7 @@ class TemporalStage:
         self._last_second: int | None = None
 
     @classmethod
-    def load(cls, models_dir: Path | None = None, k_min: int = 3, model: str = DEFAULT_MODEL) -> "TemporalStage":
+    def load(cls, models_dir: Path | None = None, k_min: int = K_MIN, model: str = DEFAULT_MODEL) -> "TemporalStage":
         """The registered model `model` (sha256-checked), by default the shipped one."""
         return cls(TemporalModel.load(model, models_dir), k_min=k_min)
 

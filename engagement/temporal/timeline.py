@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from engagement.records import WindowFeatures
 from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate
 
+# The minimum group size: a class figure needs at least this many participants behind it.
+K_MIN = 3
+
 
 def class_point(
     second: int,
     estimates: Iterable[EngagementEstimate],
-    k_min: int = 3,
+    k_min: int = K_MIN,
     windows: Iterable[WindowFeatures] = (),
 ) -> ClassPoint:
     """Mean score over present tracks with a score; suppressed (score None) when fewer than k_min.

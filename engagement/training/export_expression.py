@@ -9,7 +9,6 @@ sha256 in models/models.json (the runtime refuses a file whose hash does not mat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -19,17 +18,20 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from engagement.training.expression import (
+from engagement.config import models_dir
+from engagement.registry import InputSpec, ModelRecord, sha256_file
+from engagement.registry import register as register_record
+from engagement.training.expression_data import load_fer2013, split_arrays
+from engagement.training.expression_nets import (
     INPUT_SIZE,
     LABELS,
     PIXEL_MEAN,
     PIXEL_STD,
     ExportWrapper,
-    _git_commit,
     load_checkpoint_model,
 )
+from engagement.training.expression_train import git_commit
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probs"
 DATA_CITATION = (
@@ -37,18 +39,19 @@ DATA_CITATION = (
     "machine learning contests. ICONIP 2013 / ICML 2013 Workshop. FER2013 dataset (Training split "
     "for training, PublicTest split for checkpoint selection)."
 )
+# The citations of models.json; each model card repeats them word for word (a test checks).
+CITATION_FER2013 = (
+    "Goodfellow, I. J. et al. (2013), Challenges in Representation Learning: A report on three machine "
+    "learning contests"
+)
+CITATION_FERPLUS = (
+    "Barsoum, E., Zhang, C., Canton Ferrer, C. & Zhang, Z. (2016), Training deep networks for facial "
+    "expression recognition with crowd-sourced label distribution"
+)
 DATA_TERMS = (
     "FER2013 states no license; its authors ask that the paper above be cited. "
     "Weights are derived from it; see the model card."
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_onnx(
@@ -87,7 +90,7 @@ def export_onnx(
         "tta": "hflip-average" if tta_flip else "none",
         "data_citation": DATA_CITATION,
         "data_terms": DATA_TERMS,
-        "training_commit": _git_commit(),
+        "training_commit": git_commit(),
     }
     meta.update(extra_meta or {})
     del model.metadata_props[:]
@@ -123,6 +126,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> 
     (one small Gemm) and the softmax stay float, else the probabilities come out in steps of
     1/255 and rows stop summing to 1.
     """
+    # The quantization tool loads its own heavy modules (and onnx's shape inference); only
+    # --int8 needs it.
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -172,20 +177,31 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> 
     return out_path
 
 
-def register(models_dir: Path, name: str, file: Path, **info) -> dict:
-    """Record name -> {file, sha256, ...} in models_dir/models.json, keeping other entries."""
-    reg_path = models_dir / "models.json"
-    reg = json.loads(reg_path.read_text()) if reg_path.exists() else {}
-    reg[name] = {"file": file.name, "sha256": sha256_file(file), **info}
-    reg_path.write_text(json.dumps(reg, indent=2, sort_keys=True) + "\n")
-    return reg[name]
+def register(models_dir: Path, name: str, file: Path, version: str, ferplus: bool) -> ModelRecord:
+    """Record `name` in models_dir/models.json (other entries kept) with its sha256, labels, input
+    and data citation; the card `<name>.MODEL_CARD.md` is written by hand and must cite the same."""
+    record = ModelRecord(
+        name=name,
+        version=version,
+        kind="expression",
+        format="onnx",
+        file=file.name,
+        sha256=sha256_file(file),
+        card=f"{name.removesuffix('-int8')}.MODEL_CARD.md",
+        labels=LABELS,
+        input=InputSpec(("batch", 1, INPUT_SIZE, INPUT_SIZE), "float32",
+                        "NCHW grey 0-255, one FER2013-aligned face per row (align_face); normalisation inside the graph"),
+        data_citation=(CITATION_FER2013, CITATION_FERPLUS) if ferplus else (CITATION_FER2013,),
+    )
+    register_record(models_dir, record)
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Export an expression checkpoint to ONNX and register it.")
     ap.add_argument("--ckpt", type=Path, required=True)
     ap.add_argument("--version", required=True, help="integer model version, e.g. 1")
-    ap.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ap.add_argument("--models-dir", type=Path, default=models_dir())
     ap.add_argument("--no-tta", action="store_true", help="do not bake flip averaging into the graph")
     ap.add_argument("--int8", action="store_true", help="also write an int8-quantized <name>-int8.onnx")
     ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"), help="calibration data for --int8")
@@ -204,18 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         extra["publictest_accuracy_torch"] = f"{m['val_acc_ema_flip']:.4f}"
     export_onnx(net, path, str(args.version), tta_flip=not args.no_tta, extra_meta=extra)
     err = check_against_torch(net, path, tta_flip=not args.no_tta)
-    card = f"{name}.MODEL_CARD.md"
-    entry = register(args.models_dir, name, path, kind="expression", card=card)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entry['sha256']}")
+    ferplus = float(ck["meta"]["config"].get("ferplus_weight", 0.0)) > 0
+    entry = register(args.models_dir, name, path, str(args.version), ferplus)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entry.sha256}")
     if args.int8:
-        from engagement.training.expression import load_fer2013, split_arrays
-
         x_tr, _ = split_arrays(load_fer2013(args.data), "Training")
         calib = x_tr[np.random.default_rng(0).choice(len(x_tr), 512, replace=False)]
         q_name = f"{name}-int8"
         q_path = quantize_int8(path, args.models_dir / f"{q_name}.onnx", calib)
-        q_entry = register(args.models_dir, q_name, q_path, kind="expression", card=card)
-        print(f"wrote {q_path} ({q_path.stat().st_size / 1e6:.2f} MB), sha256 {q_entry['sha256']}")
+        q_entry = register(args.models_dir, q_name, q_path, str(args.version), ferplus)
+        print(f"wrote {q_path} ({q_path.stat().st_size / 1e6:.2f} MB), sha256 {q_entry.sha256}")
     return 0
 
 

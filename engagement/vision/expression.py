@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from engagement.errors import ModelError
-from engagement.registry import default_models_dir, onnx_session, resolve_model, sha256_file  # noqa: F401
+from engagement.registry import onnx_session, resolve_model, sha256_file
 
 DEFAULT_MODEL = "expression-cnn.v2"
 CROP_SIZE = 48
@@ -113,7 +113,6 @@ def align_face(frame_bgr: np.ndarray, landmarks: np.ndarray, size: int = CROP_SI
         gray = small
     # Replicated borders where the crop leaves the frame, like FER2013's padded web images.
     return cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
 
 
 class ExpressionModel:

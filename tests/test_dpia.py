@@ -1,0 +1,38 @@
+"""The DPIA's texts come from the one catalogue, complete in both languages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engagement.i18n import LANGUAGES, catalogue
+from engagement.store import Store
+from privacy.dpia import render_dpia
+from privacy.profiles import PROFILES
+from privacy.retention import load_policy
+
+
+def _dpia_keys(lang: str) -> set[str]:
+    return {k for k in catalogue(lang) if k.startswith(("dpia.doc.", "dpia.profile."))}
+
+
+def test_every_dpia_key_exists_in_both_languages():
+    keys = {lang: _dpia_keys(lang) for lang in LANGUAGES}
+    assert keys["id"] == keys["en"] and len(keys["id"]) > 50
+    for name in PROFILES:
+        assert {f"dpia.profile.{name}.title", f"dpia.profile.{name}.legal_basis"} <= keys["en"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_the_document_shows_no_raw_keys(isolated_data_dir, lang, profile):
+    store = Store.open(f"sqlite:///{isolated_data_dir / 'dpia.db'}")
+    try:
+        md = render_dpia(store, load_policy(), PROFILES[profile], lang, "md")
+    finally:
+        store.close()
+    assert not re.search(r"dpia\.(doc|profile)\.", md)
+    # Lists are numbered keys: every safeguard and risk of the catalogue is in the document.
+    items = [v for k, v in catalogue(lang).items() if re.fullmatch(r"dpia\.doc\.(safeguard|risk)_\d+", k)]
+    assert len(items) == 10 and all(f"- {text}" in md for text in items)
