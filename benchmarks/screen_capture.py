@@ -266,7 +266,7 @@ def measure(tmp: Path, grid: str, seconds: float, profile: str) -> None:
     from engagement.live import LiveLoopOptions, open_live_source, run_live
     from engagement.pipeline import ConsentOptions
     from engagement.store import Store
-    from privacy.consent import import_roster, load_roster
+    from privacy.roster import import_roster, load_roster
 
     cols, rows = (int(v) for v in grid.split("x"))
     os.environ["ENGAGEMENT_DATA_DIR"] = str(tmp)

@@ -5,16 +5,10 @@ import numpy as np
 import pytest
 
 from engagement.errors import SourceError
-from engagement.vision.sources import (
-    MAX_FRAME_PIXELS,
-    FrameSampler,
-    VideoFileSource,
-    mpeg_cut_warning,
-    name_digest,
-    open_source,
-    parse_screen_region,
-    recorded_name,
-)
+from engagement.vision.realtime import MAX_FRAME_PIXELS, FrameSampler
+from engagement.vision.screen import parse_screen_region
+from engagement.vision.sources import VideoFileSource, name_digest, open_source, recorded_name
+from engagement.vision.video_checks import mpeg_cut_warning
 
 from conftest import require_shared
 
