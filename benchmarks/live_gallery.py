@@ -8,7 +8,7 @@ Parts (each prints its figures):
   and MediaPipe's full-range detector on the full frame; recall per tile-frame and ms per frame.
 - fps: a 640x480 single face (VisionStage observe+measure) and a 3x3 gallery at 1280x720
   (GalleryVisionStage observe+measure), frames pre-decoded so decoding is not counted.
-- live: the whole live loop (LiveSource -> AnalysisPipeline with flush_every_s=1 -> SQLite) fed
+- live: the whole live loop (LiveCapture -> AnalysisPipeline, one flush a second -> SQLite) fed
   pre-decoded gallery frames with *synthetic* capture timestamps, faster than real time (the
   loop never waits for a wall clock that is not there). Capture-to-store latency is measured on
   a real-time-paced first minute instead, where capture times are wall-clock and honest.
@@ -172,7 +172,10 @@ def fps(n: int = 60) -> None:
 
 
 def live(minutes: float, grid: str, sim_fps: float) -> None:
-    from engagement.live import LiveLoopOptions, ReplaySource, run_live
+    from benchmarks.live_simulated import SimulatedCapture
+    from engagement.live import LiveLoopOptions, run_live
+    from engagement.live_capture import LiveCapture
+    from engagement.vision.sources import FramesSource
     from engagement.store import Store
 
     cols, rows = (int(v) for v in grid.split("x"))
@@ -185,7 +188,7 @@ def live(minutes: float, grid: str, sim_fps: float) -> None:
     attest(store, "bench", facilitator="bench", notice_version="v1", language="en", evidence="benchmark", actor="bench")
 
     # 1) real-time paced: honest capture-to-store latency (wall-clock capture times).
-    paced = ReplaySource(gframes, fps=10.0, realtime=True, duration_s=20.0)
+    paced = LiveCapture(FramesSource(gframes, 10.0, 20.0))
     result = run_live(store, paced, "bench", layout=layout, options=LiveLoopOptions(status=False, measure_latency=True))
     lat = np.array(result.latencies_s) if result.latencies_s else np.array([float("nan")])
     print(
@@ -203,7 +206,7 @@ def live(minutes: float, grid: str, sim_fps: float) -> None:
             if marks[m] is None and second >= m * 60:
                 marks[m] = (rss_mb(), current_rss_mb())
 
-    sim = ReplaySource(gframes, fps=sim_fps, realtime=False, duration_s=minutes * 60.0)
+    sim = SimulatedCapture(gframes, sim_fps, minutes * 60.0)
     t0 = time.perf_counter()
     result = run_live(store, sim, "bench", layout=layout, options=LiveLoopOptions(status=False), on_second=on_second)
     wall = time.perf_counter() - t0
