@@ -67,6 +67,7 @@ class LiveCapture:
     def __init__(self, source: Source, options: LiveLoopOptions = LiveLoopOptions()):
         self.source = source
         self.options = options
+        self.fps = source.fps
         self.captured = 0
         self.analysed = 0
         self.rejected = 0
@@ -88,10 +89,6 @@ class LiveCapture:
     @property
     def name(self) -> str:
         return self.source.name
-
-    @property
-    def fps(self) -> float:
-        return self.source.fps
 
     @property
     def frame_size(self) -> tuple[int, int] | None:

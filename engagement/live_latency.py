@@ -7,7 +7,6 @@ reads the store like the dashboard does and notes when each second first becomes
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
 
@@ -15,23 +14,18 @@ import numpy as np
 from sqlalchemy import func, select
 
 from engagement import schema
+from engagement.periodic import Periodic
 
 
-class StorePoller:
+class StorePoller(Periodic):
     """Reads the store like the dashboard does, noting when each second first becomes visible."""
 
     def __init__(self, store, session: str, every_s: float = 0.05):
-        self.store, self.session, self.every_s = store, session, every_s
+        super().__init__(every_s, "live-store-poller")
+        self.store, self.session = store, session
         self.seen: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-store-poller", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._run_id: int | None = None
+        self._last = -1
 
     def latencies(self, origin: float, frame_times_ms: Sequence[float]) -> list[float]:
         """Seconds from each analysed frame's capture (`origin` + t_ms, monotonic) to its second
@@ -43,28 +37,26 @@ class StorePoller:
                 out.append(seen - (origin + t_ms / 1000.0))
         return out
 
-    def _run(self) -> None:
+    def tick(self) -> bool:
         runs, sessions, tl = schema.runs, schema.sessions, schema.class_timeline
-        run_id = None
-        last = -1
-        while not self._stop.wait(self.every_s):
-            try:
-                with self.store.engine.connect() as conn:
-                    if run_id is None:
-                        run_id = conn.execute(
-                            select(func.max(runs.c.id))
-                            .select_from(runs.join(sessions, sessions.c.id == runs.c.session_id))
-                            .where(sessions.c.name == self.session, runs.c.status == "running")
-                        ).scalar()
-                        continue
-                    top = conn.execute(select(func.max(tl.c.second)).where(tl.c.run_id == run_id)).scalar()
-            except Exception:  # noqa: BLE001 - a busy read is retried on the next poll
-                continue
-            if top is not None and top > last:
-                now = time.monotonic()
-                for s in range(last + 1, top + 1):
-                    self.seen[s] = now
-                last = top
+        try:
+            with self.store.engine.connect() as conn:
+                if self._run_id is None:
+                    self._run_id = conn.execute(
+                        select(func.max(runs.c.id))
+                        .select_from(runs.join(sessions, sessions.c.id == runs.c.session_id))
+                        .where(sessions.c.name == self.session, runs.c.status == "running")
+                    ).scalar()
+                    return True
+                top = conn.execute(select(func.max(tl.c.second)).where(tl.c.run_id == self._run_id)).scalar()
+        except Exception:  # noqa: BLE001 - a busy read is retried on the next poll
+            return True
+        if top is not None and top > self._last:
+            now = time.monotonic()
+            for s in range(self._last + 1, top + 1):
+                self.seen[s] = now
+            self._last = top
+        return True
 
 
 def percentile(values: Sequence[float], q: float) -> float:

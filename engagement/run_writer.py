@@ -6,47 +6,35 @@ that fails keeps its rows for the next try. The heartbeat tells other hosts the 
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import insert
 
 from engagement import schema
 from engagement.records import WindowFeatures
 from engagement.errors import StoreError
+from engagement.periodic import Periodic
 from engagement.store import HEARTBEAT_EVERY_S, RunGone, Store, utcnow
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Refreshes the run's heartbeat from a thread, also while no row is written (a long stretch
     without faces, a camera that is reconnecting), so that another host does not take the run
     for dead; notices when another process reaped it all the same."""
 
     def __init__(self, store: Store, run_id: int, every_s: float = HEARTBEAT_EVERY_S):
-        self.store, self.run_id, self.every_s = store, run_id, every_s
+        super().__init__(every_s, "run-heartbeat")
+        self.store, self.run_id = store, run_id
         self.gone = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
 
     def check(self) -> None:
         if self.gone:
             raise RunGone(f"run {self.run_id} was reaped by another process (no heartbeat seen in time)")
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                if not self.store.touch_run(self.run_id):
-                    self.gone = True
-                    return
-            except StoreError:
-                continue  # a busy database: the next beat tries again
+    def tick(self) -> bool:
+        try:
+            self.gone = not self.store.touch_run(self.run_id)
+        except StoreError:
+            pass  # a busy database: the next beat tries again
+        return not self.gone
 
 
 class RunWriter:

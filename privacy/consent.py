@@ -171,20 +171,9 @@ def add_participant_consents(conn: Connection, pseudonym: str, cohort: str, scop
 # -- granting and withdrawing ---------------------------------------------------------------------
 
 
-def grant(
-    store,
-    identity: str,
-    *,
-    cohort: str | None,
-    scopes: Iterable[str] | str | None = None,
-    notice_version: str,
-    language: str,
-    evidence: str,
-    at: datetime | None = None,
-    actor: str | None = None,
-    ring: KeyRing | None = None,
-    reason: str | None = None,
-) -> list[ConsentRecord]:
+def grant(store, identity: str, *, cohort: str | None, scopes: Iterable[str] | str | None = None,
+          notice_version: str, language: str, evidence: str, at: datetime | None = None, actor: str | None = None,
+          ring: KeyRing | None = None, reason: str | None = None) -> list[ConsentRecord]:
     """Record a participant's consent for each scope. Only the pseudonym is stored. `reason`
     (free text from the person recording it, e.g. in the dashboard) goes into the audit entry."""
     cohort = check_cohort(cohort)
@@ -250,21 +239,10 @@ def withdraw(
     return WithdrawalResult(pseudonym, ids, purged, receipt, path)
 
 
-def attest(
-    store,
-    session_name: str,
-    *,
-    facilitator: str,
-    cohort: str | None = None,
-    scopes: Iterable[str] | str | None = None,
-    notice_version: str,
-    language: str,
-    evidence: str,
-    at: datetime | None = None,
-    actor: str | None = None,
-    ring: KeyRing | None = None,
-    reason: str | None = None,
-) -> list[ConsentRecord]:
+def attest(store, session_name: str, *, facilitator: str, cohort: str | None = None,
+           scopes: Iterable[str] | str | None = None, notice_version: str, language: str, evidence: str,
+           at: datetime | None = None, actor: str | None = None, ring: KeyRing | None = None,
+           reason: str | None = None) -> list[ConsentRecord]:
     """Record a facilitator's attestation that everyone present in `session_name` consented."""
     session_name = check_text(session_name, "session name", limit=200)
     scopes = check_scopes(scopes)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from engagement.errors import ConfigError
+from engagement.vision.gallery import parse_grid
 from privacy.audit import AuditAction
 from privacy.consent import Notice, add_participant_consents, audit, check_language, check_scopes, check_text, check_time
 from privacy.errors import ConsentError
@@ -69,12 +71,9 @@ def _parse_grid(value, where: str) -> tuple[int, int] | None:
     if value in (None, ""):
         return None
     try:
-        cols, rows = (int(x) for x in str(value).lower().replace(" ", "").split("x"))
-    except ValueError:
-        raise ConsentError(f"{where}grid {value!r} must look like COLSxROWS, e.g. 3x2") from None
-    if not (1 <= cols <= 10 and 1 <= rows <= 10):
-        raise ConsentError(f"{where}grid {value!r} must have 1-10 columns and rows")
-    return cols, rows
+        return parse_grid(str(value))  # the same grid the gallery view is cut into
+    except ConfigError:
+        raise ConsentError(f"{where}grid {value!r} must look like COLSxROWS with 1-10 columns and rows, e.g. 3x2") from None
 
 
 def _parse_tile(value, grid, where: str) -> tuple[int, int] | None:

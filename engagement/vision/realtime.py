@@ -78,15 +78,12 @@ class RealTimeSource:
     fps = 0.0
     duration_s = 0.0
     sample_fps: float | None = None
+    frame_size: tuple[int, int] | None = None  # (width, height) where known before the first frame
 
     def __init__(self) -> None:
         self.frames_read = 0
         self.frames_yielded = 0
         self.warnings: list[str] = []
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return None
 
     def frames(self) -> Iterator[Frame]:
         self.open()

@@ -228,16 +228,9 @@ class VideoReplaySource(RealTimeSource):
     def __init__(self, path: str | Path, *, keep_name: bool = False):
         super().__init__()
         self.file = VideoFileSource(path, keep_name=keep_name)  # validates the file up front
+        self.name, self.frame_size = self.file.name, self.file.frame_size
         self.fps = self.file.fps or 25.0
         self._pacer = Pacer(self.fps, catch_up=True)
-
-    @property
-    def name(self) -> str:
-        return self.file.name
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return self.file.frame_size
 
     def redact(self, text: str) -> str:
         return self.file.redact(text)
@@ -262,12 +255,9 @@ class FramesSource(RealTimeSource):
     def __init__(self, frames: Sequence[np.ndarray], fps: float, duration_s: float):
         super().__init__()
         self.images, self.fps, self.duration_s = frames, fps, duration_s
+        self.frame_size = (frames[0].shape[1], frames[0].shape[0]) if len(frames) else None
         self._pacer = Pacer(fps, catch_up=True)
         self._i = 0
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        return (self.images[0].shape[1], self.images[0].shape[0]) if len(self.images) else None
 
     def open(self) -> None:
         return None
