@@ -35,7 +35,9 @@ class StatusLine:
         if now - self.last < self.every_s or not self.console.is_terminal:
             return
         self.last = now
-        line = Text(self.text(progress.faces, now), no_wrap=True, overflow="ellipsis")
+        # Wrapped, not cut, on a narrow terminal: the note at its end is the news (rich redraws
+        # all the lines in place).
+        line = Text(self.text(progress.faces, now))
         if self._live is None:
             self._live = Live(line, console=self.console, auto_refresh=False, transient=False)
             self._live.start()

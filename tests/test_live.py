@@ -5,11 +5,13 @@ frames, a database locked for longer than its busy timeout, a crash, Ctrl-C."""
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import sqlite3
 import threading
 import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -25,7 +27,7 @@ from engagement.live_status import StatusLine
 from engagement.records import RunningMode
 from engagement.store import Store
 from engagement.vision.screen import ScreenSource, parse_screen_region
-from engagement.vision.sources import FramesSource
+from engagement.vision.sources import FramesSource, Source
 from privacy.audit import AuditLog, resolve_actor
 from conftest import require_shared
 
@@ -289,6 +291,23 @@ def test_status_line_text(face_frames):
     source = LiveCapture(FramesSource(face_frames, 10.0, 1.0), QUIET)
     line = StatusLine(source).text(faces=3)
     assert "faces 3" in line and "dropped 0" in line and "fps (per face)" in line
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_status_line_is_drawn_on_a_terminal_only(face_frames):
+    capture = LiveCapture(FramesSource(face_frames, 10.0, 1.0), QUIET)
+    assert isinstance(capture, Source) and capture.running_mode is RunningMode.LIVE
+    piped, tty = io.StringIO(), Terminal()
+    for stream in (piped, tty):
+        line = StatusLine(capture, stream)
+        line(SimpleNamespace(faces=2))
+        line.close()
+    assert piped.getvalue() == ""  # a log or a pipe gets no line a second
+    assert "faces 2" in tty.getvalue() and "starting" in tty.getvalue()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # FFmpeg's own chatter ("moov atom not found", ...) would bury our one-line errors.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -52,6 +52,7 @@ def recorded_name(path: Path, *, keep: bool) -> str:
     return path.name if keep else f"file-{name_digest(path)}{path.suffix.lower()}"
 
 
+@runtime_checkable
 class Source(Protocol):
     """What `analyze` and `live` read from any source of frames.
 
