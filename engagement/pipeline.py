@@ -66,7 +66,7 @@ def default_vision_stage(options: AnalysisOptions, models_dir: Path | None, runn
 
 
 class AnalysisPipeline:
-    """Runs a `Source` through the stages into the store. How is the source's `running_mode`'s:
+    """Runs a `Source` through the stages into the store; the source's `running_mode` says how.
 
     VIDEO_FILE: rows are committed every `flush_every_s` seconds of video (default 10); a store
     error fails the run. LIVE: every second is committed as it ends (default 1), and a store error

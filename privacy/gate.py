@@ -34,8 +34,6 @@ from privacy.roster import Roster, load_roster
 from privacy.timeutil import as_utc, utcnow
 
 
-
-
 @dataclass
 class _Binding:
     label: str
