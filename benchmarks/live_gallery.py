@@ -8,7 +8,7 @@ Parts (each prints its figures):
   and MediaPipe's full-range detector on the full frame; recall per tile-frame and ms per frame.
 - fps: a 640x480 single face (VisionStage observe+measure) and a 3x3 gallery at 1280x720
   (GalleryVisionStage observe+measure), frames pre-decoded so decoding is not counted.
-- live: the whole live loop (LiveSource -> AnalysisPipeline with flush_every_s=1 -> SQLite) fed
+- live: the whole live loop (LiveCapture -> AnalysisPipeline, one flush a second -> SQLite) fed
   pre-decoded gallery frames with *synthetic* capture timestamps, faster than real time (the
   loop never waits for a wall clock that is not there). Capture-to-store latency is measured on
   a real-time-paced first minute instead, where capture times are wall-clock and honest.
@@ -33,9 +33,16 @@ import numpy as np  # noqa: E402
 
 cv2.setNumThreads(1)
 
+from benchmarks.live_simulated import SimulatedCapture  # noqa: E402
 from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.live import run_live  # noqa: E402
+from engagement.live_capture import LiveCapture, LiveLoopOptions  # noqa: E402
 from engagement.records import Frame  # noqa: E402
+from engagement.store import Store  # noqa: E402
 from engagement.vision.gallery import GalleryLayout, GalleryVisionStage, compose_gallery  # noqa: E402
+from engagement.vision.sources import FramesSource  # noqa: E402
+from engagement.vision.stage import VisionStage  # noqa: E402
+from privacy.consent import attest  # noqa: E402
 
 FACE_CLIPS = (
     "pyfeat/single_face.mp4",
@@ -97,7 +104,7 @@ def current_rss_mb() -> float:
 
 
 def compare(n: int = 30) -> None:
-    import mediapipe as mp
+    import mediapipe as mp  # heavy: only the detector comparison needs the raw solutions API
 
     layout, frames, truth = gallery_frames(3, 3, (1280, 720), n, empty_tile=4)
     opts = AnalysisOptions(expression=False)
@@ -143,49 +150,40 @@ def compare(n: int = 30) -> None:
     print(f"compare full-range detector  : recall {hits / expected:.3f}  {ms:.1f} ms/frame (detection only, no landmarks)")
 
 
-def fps(n: int = 60) -> None:
-    from engagement.vision.stage import VisionStage
-
-    opts = AnalysisOptions(expression=False, max_faces=1)
-    clip = read_clip(shared_data_dir() / "videos" / "liveportrait" / "d9.mp4", n)
-    frames = [cv2.resize(f, (640, 480)) for f in clip]
-    stage = VisionStage.from_options(opts)
-    stage.observe(Frame(0.0, 0, frames[0]))  # first frame runs the detector: not steady state
+def steady_fps(stage, frames: list[np.ndarray], step_ms: float) -> float:
+    """Frames per second of observe+measure after the first frame (which runs the detector: not
+    steady state); closes the stage."""
+    stage.observe(Frame(0.0, 0, frames[0]))
     t0 = time.perf_counter()
     for i, img in enumerate(frames[1:], 1):
-        frame = Frame(i * 33.3, i, img)
+        frame = Frame(i * step_ms, i, img)
         stage.measure(frame, stage.observe(frame))
-    single = (n - 1) / (time.perf_counter() - t0)
+    rate = (len(frames) - 1) / (time.perf_counter() - t0)
     stage.close()
+    return rate
+
+
+def fps(n: int = 60) -> None:
+    clip = read_clip(shared_data_dir() / "videos" / "liveportrait" / "d9.mp4", n)
+    frames = [cv2.resize(f, (640, 480)) for f in clip]
+    single = steady_fps(VisionStage.from_options(AnalysisOptions(expression=False, max_faces=1)), frames, 33.3)
     print(f"fps single face 640x480      : {single:.1f} fps (observe+measure, attention-only profile)")
 
     layout, gframes, _ = gallery_frames(3, 3, (1280, 720), n, empty_tile=None)
-    stage = GalleryVisionStage(AnalysisOptions(expression=False), layout)
-    stage.observe(Frame(0.0, 0, gframes[0]))
-    t0 = time.perf_counter()
-    for i, img in enumerate(gframes[1:], 1):
-        frame = Frame(i * 100.0, i, img)
-        stage.measure(frame, stage.observe(frame))
-    gallery = (n - 1) / (time.perf_counter() - t0)
-    stage.close()
+    gallery = steady_fps(GalleryVisionStage(AnalysisOptions(expression=False), layout), gframes, 100.0)
     print(f"fps gallery 3x3 1280x720     : {gallery:.1f} fps (9 faces, observe+measure)")
 
 
 def live(minutes: float, grid: str, sim_fps: float) -> None:
-    from engagement.live import LiveLoopOptions, ReplaySource, run_live
-    from engagement.store import Store
-
     cols, rows = (int(v) for v in grid.split("x"))
     layout, gframes, _ = gallery_frames(cols, rows, (1280, 720), 40, empty_tile=None)
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-"))
     os.environ["ENGAGEMENT_DATA_DIR"] = str(tmp)
     store = Store.open(f"sqlite:///{tmp / 'bench.db'}")
-    from privacy.consent import attest
-
     attest(store, "bench", facilitator="bench", notice_version="v1", language="en", evidence="benchmark", actor="bench")
 
     # 1) real-time paced: honest capture-to-store latency (wall-clock capture times).
-    paced = ReplaySource(gframes, fps=10.0, realtime=True, duration_s=20.0)
+    paced = LiveCapture(FramesSource(gframes, 10.0, 20.0))
     result = run_live(store, paced, "bench", layout=layout, options=LiveLoopOptions(status=False, measure_latency=True))
     lat = np.array(result.latencies_s) if result.latencies_s else np.array([float("nan")])
     print(
@@ -203,7 +201,7 @@ def live(minutes: float, grid: str, sim_fps: float) -> None:
             if marks[m] is None and second >= m * 60:
                 marks[m] = (rss_mb(), current_rss_mb())
 
-    sim = ReplaySource(gframes, fps=sim_fps, realtime=False, duration_s=minutes * 60.0)
+    sim = SimulatedCapture(gframes, sim_fps, minutes * 60.0)
     t0 = time.perf_counter()
     result = run_live(store, sim, "bench", layout=layout, options=LiveLoopOptions(status=False), on_second=on_second)
     wall = time.perf_counter() - t0

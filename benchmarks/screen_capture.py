@@ -36,8 +36,16 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from engagement.config import shared_data_dir
+from sqlalchemy import select as sql_select
+
+from engagement import schema
+from engagement.config import AnalysisOptions, shared_data_dir
+from engagement.live import LiveLoopOptions, open_live_source, run_live
+from engagement.pipeline import ConsentOptions
+from engagement.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
+from privacy.pseudonym import KeyRing
+from privacy.roster import import_roster, load_roster
 
 FACE_CLIPS = (
     "pyfeat/single_face.mp4",
@@ -223,11 +231,6 @@ def tile_second_recall(store, run_id: int, tiles: dict[str, int]) -> TileRecall:
     """Recall per tile-second of a run: a face tile's second is recalled when its participant's
     row has the face in at least half of that second's analysed frames. Seconds in which the loop
     analysed no frame at all (a starved CPU) have no rows: they are counted apart, as coverage."""
-    from sqlalchemy import select as sql_select
-
-    from engagement import schema
-    from privacy.pseudonym import KeyRing
-
     ring = KeyRing(store)
     tile_of = {ring.pseudonym(identity, COHORT): tile for identity, tile in tiles.items()}
     with store.engine.connect() as conn:
@@ -262,12 +265,6 @@ def run(grid: str, seconds: float, profile: str) -> None:
 
 
 def measure(tmp: Path, grid: str, seconds: float, profile: str) -> None:
-    from engagement.config import AnalysisOptions
-    from engagement.live import LiveLoopOptions, open_live_source, run_live
-    from engagement.pipeline import ConsentOptions
-    from engagement.store import Store
-    from privacy.consent import import_roster, load_roster
-
     cols, rows = (int(v) for v in grid.split("x"))
     os.environ["ENGAGEMENT_DATA_DIR"] = str(tmp)
     empty = (cols * rows) // 2 if cols * rows > 1 else None

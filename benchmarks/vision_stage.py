@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.records import RunningMode  # noqa: E402
 
 
 def load_frames(video: Path, n: int):
@@ -234,7 +235,9 @@ print(json.dumps({{'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_ma
 class LoopedSource:
     """A clip played again and again up to `duration_s`, with continuous timestamps (no file)."""
 
-    kind = "file"
+    running_mode = RunningMode.VIDEO_FILE
+    finite = True
+    warnings: list[str] = []
 
     def __init__(self, path: str, duration_s: float, sample_fps: float | None):
         from engagement.vision.sources import VideoFileSource
@@ -247,7 +250,8 @@ class LoopedSource:
 
     def frames(self):
         from engagement.records import Frame
-        from engagement.vision.sources import FrameSampler, VideoFileSource
+        from engagement.vision.realtime import FrameSampler
+        from engagement.vision.sources import VideoFileSource
 
         sampler = FrameSampler(self.sample_fps)
         offset = 0.0
@@ -267,6 +271,9 @@ class LoopedSource:
 
     def check_complete(self) -> None:
         return None
+
+    def redact(self, text: str) -> str:
+        return text
 
 
 def memory(video: Path, sample_fps: float) -> None:

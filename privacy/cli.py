@@ -250,10 +250,10 @@ def _consent_attest(args) -> int:
 
 
 def _consent_import(args) -> int:
-    from privacy import consent
+    from privacy.roster import import_roster, load_roster
 
-    roster = consent.load_roster(args.file, grid=args.grid)  # validated fully before anything is written
-    n = consent.import_roster(_store(args), roster, cohort=args.cohort, notice_version=args.notice_version,
+    roster = load_roster(args.file, grid=args.grid)  # validated fully before anything is written
+    n = import_roster(_store(args), roster, cohort=args.cohort, notice_version=args.notice_version,
                               language=args.language, evidence=args.evidence)
     print(f"imported {len(roster.entries)} participant(s), {n} consent record(s)")
     return 0

@@ -379,14 +379,14 @@ def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
 
 
 def test_heartbeat_thread_keeps_a_run_alive_and_notices_a_reap(tmp_path):
-    from engagement.pipeline import _Heartbeat
+    from engagement.run_writer import Heartbeat
     from engagement.store import RunGone
 
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     run = store.begin_run(store.session_id("s"), mode="live", source="webcam:0", software_version="t",
                           profile="id-pdp", config={}, config_hash="h", models={})  # fmt: skip
     first = store.latest_run("s", statuses=("running",))["heartbeat_at"]
-    beat = _Heartbeat(store, run, every_s=0.05)
+    beat = Heartbeat(store, run, every_s=0.05)
     beat.start()
     try:
         deadline = time.monotonic() + 30

@@ -33,6 +33,8 @@ LAYER_MAP = (
     ("engagement.temporal", 2),
     ("privacy", 3),
     ("engagement.pipeline", 4),
+    ("engagement.run_writer", 4),
+    ("engagement.periodic", 4),
     ("engagement.live", 4),
     ("engagement.batch", 4),
     ("engagement.export", 4),

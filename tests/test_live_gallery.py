@@ -9,10 +9,12 @@ from sqlalchemy import select
 
 from engagement import schema
 from engagement.config import AnalysisOptions
-from engagement.live import LiveLoopOptions, ReplaySource, run_live
+from engagement.live import run_live
+from engagement.live_capture import LiveCapture, LiveLoopOptions
 from engagement.pipeline import ConsentOptions
 from engagement.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
+from engagement.vision.sources import FramesSource
 from test_gallery import _clip
 from conftest import require_shared
 
@@ -35,7 +37,7 @@ tile = "1,2"
 
 @pytest.mark.slow
 def test_gallery_live_ids_and_consent_follow_swapped_tiles(tmp_path):
-    from privacy.consent import import_roster, load_roster
+    from privacy.roster import import_roster, load_roster
     from privacy.pseudonym import KeyRing
 
     n = 40
@@ -54,7 +56,7 @@ def test_gallery_live_ids_and_consent_follow_swapped_tiles(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'live.db'}")
     import_roster(store, load_roster(roster_path))
     options = LiveLoopOptions(status=False)
-    source = ReplaySource(frames, fps=10.0, realtime=True, duration_s=n / 10.0, options=options)
+    source = LiveCapture(FramesSource(frames, 10.0, n / 10.0), options)
     result = run_live(
         store,
         source,

@@ -197,10 +197,10 @@ def _withdraw_attestation(store):
 
 
 def _import(store):
-    from privacy import consent
+    from privacy.roster import import_roster, parse_roster
 
-    roster = consent.parse_roster({"cohort": "c1", "participants": [{"identity": "a@x.id"}, {"identity": "b@x.id"}]})
-    consent.import_roster(store, roster, **CONSENT)
+    roster = parse_roster({"cohort": "c1", "participants": [{"identity": "a@x.id"}, {"identity": "b@x.id"}]})
+    import_roster(store, roster, **CONSENT)
 
 
 def _purge(store):

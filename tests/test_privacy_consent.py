@@ -19,9 +19,10 @@ from engagement.store import Store
 from engagement import schema as tables
 from privacy import consent
 from privacy.audit import AuditLog
-from privacy.consent import ConsentGate
+from privacy.gate import ConsentGate
 from privacy.errors import ConsentError
 from privacy.pseudonym import KeyRing
+from privacy.roster import import_roster, load_roster, parse_roster
 
 T0 = datetime(2026, 3, 2, 1, 0, 0, tzinfo=timezone.utc)
 SIZE = (1280, 720)
@@ -135,7 +136,7 @@ def test_roster_import_is_all_or_nothing(store, tmp_path):
     )
     before = counts(store)
     with pytest.raises(ConsentError, match="participant 2: tile 3,1 is outside the 2x2 grid"):
-        consent.import_roster(store, consent.load_roster(bad))
+        import_roster(store, load_roster(bad))
     assert counts(store) == before
     for text, msg in [
         ("cohort = [", "not valid TOML"),
@@ -145,16 +146,16 @@ def test_roster_import_is_all_or_nothing(store, tmp_path):
     ]:
         bad.write_text(text)
         with pytest.raises(ConsentError, match=msg):
-            consent.load_roster(bad)
+            load_roster(bad)
     csv = tmp_path / "roster.csv"
     csv.write_text("identity,scopes,tile\na@x.id,facilitator_feedback,1;1\nb@x.id,research;facilitator_feedback,1;2\n")
-    roster = consent.load_roster(csv, grid="2x2")
-    n = consent.import_roster(store, roster, cohort="latsar", notice_version="v2", language="en", evidence="forms")
+    roster = load_roster(csv, grid="2x2")
+    n = import_roster(store, roster, cohort="latsar", notice_version="v2", language="en", evidence="forms")
     assert n == 3
     # An entry missing its notice version (no default given) fails before anything is written.
     before = counts(store)
     with pytest.raises(ConsentError, match="notice version"):
-        consent.import_roster(store, consent.load_roster(csv, grid="2x2"), cohort="other", language="en", evidence="x")
+        import_roster(store, load_roster(csv, grid="2x2"), cohort="other", language="en", evidence="x")
     assert counts(store) == before
 
 
@@ -164,7 +165,7 @@ def test_roster_import_is_all_or_nothing(store, tmp_path):
 def test_no_consent_no_rows(store):
     """Default deny: of two faces only the consenting participant's gets rows."""
     siti = grant(store)[0].participant
-    roster = consent.parse_roster({"grid": "2x2", "participants": [
+    roster = parse_roster({"grid": "2x2", "participants": [
         {"identity": "siti@example.go.id", "tile": "1,1"},
         {"identity": "budi@example.go.id", "tile": "1,2"},  # on the roster but never consented
     ]})
@@ -218,7 +219,7 @@ def test_attestation_covers_session_tracks(store):
 def test_withdrawal_mid_session_stops_rows_and_purges(store):
     siti = grant(store)[0].participant
     budi = grant(store, "budi@example.go.id")[0].participant
-    roster = consent.parse_roster({"grid": "2x2", "participants": [
+    roster = parse_roster({"grid": "2x2", "participants": [
         {"identity": "siti@example.go.id", "tile": "1,1"}, {"identity": "budi@example.go.id", "tile": "1,2"}]})
     run = FakeRun(store)
     gate = ConsentGate.for_session(store, "sesi-1", at=T0, roster=roster, refresh_s=3600)

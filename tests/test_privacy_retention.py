@@ -15,6 +15,7 @@ from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import PolicyError
 from privacy.retention import DEFAULT_PERIODS, load_policy, policy_path, purge
+from privacy.roster import import_roster, parse_roster
 from privacy.timeutil import for_db
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -186,7 +187,7 @@ def test_cli_purge(store, capsys):
 def _tie(store, session: str, *, cohort="latsar", faces=None, device=None, roster=None, scope="facilitator_feedback"):
     """One analysed second of `session`, exactly as the pipeline ties and stores faces: ask the
     consent gate for each face, store a track (and one window) only for admitted faces."""
-    from privacy.consent import ConsentGate
+    from privacy.gate import ConsentGate
 
     faces = faces or {"T1": (100.0, 100.0, 300.0, 300.0)}
     sid = store.session_id(session, cohort=cohort)
@@ -244,9 +245,9 @@ def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
         assert len(tied) == 2
         consented |= set(tied.values())
     # Roster import: two participants in a 2x2 gallery.
-    roster = consent.parse_roster({"cohort": "latsar", "grid": "2x2", "participants": [
+    roster = parse_roster({"cohort": "latsar", "grid": "2x2", "participants": [
         {"identity": "budi@x.id", "tile": "1,1"}, {"identity": "ani@x.id", "tile": "1,2"}]})
-    consent.import_roster(store, roster, **args)
+    import_roster(store, roster, **args)
     _, tied = _tie(store, "galeri", roster=roster,
                    faces={"T1": (100.0, 100.0, 300.0, 300.0), "T2": (800.0, 100.0, 1000.0, 300.0)})
     assert len(tied) == 2

@@ -77,7 +77,7 @@ def stored_seconds(db: Path) -> int:
 @pytest.mark.slow
 def test_live_command_captures_a_real_window(tmp_path, display):
     from engagement.store import Store
-    from privacy.consent import import_roster, load_roster
+    from privacy.roster import import_roster, load_roster
 
     for clip in (*FACE_CLIPS, NO_FACE_CLIP):
         require_shared(f"videos/{clip}")
@@ -155,14 +155,14 @@ def test_screen_without_a_display_is_refused(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("error: screen capture needs a display"), err
     assert not db.exists()
     with pytest.raises(ValueError, match="needs a region"):
-        from engagement.vision.sources import ScreenSource
+        from engagement.vision.screen import ScreenSource
 
         ScreenSource(None, grab=lambda region: None)
 
 
 def test_bare_screen_is_the_first_monitor(display):
     source = open_live_source("screen", LiveLoopOptions(status=False))
-    assert source.grabber.region == (0, 0, 1600, 900)
+    assert source.source.region == (0, 0, 1600, 900)
     assert source.name == "screen:0,0,1600,900"
 
 

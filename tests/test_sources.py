@@ -5,16 +5,19 @@ import numpy as np
 import pytest
 
 from engagement.errors import SourceError
+from engagement.records import RunningMode
+from engagement.vision.realtime import MAX_FRAME_PIXELS, FrameSampler
+from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import (
-    MAX_FRAME_PIXELS,
-    FrameSampler,
+    FramesSource,
+    Source,
     VideoFileSource,
-    mpeg_cut_warning,
+    VideoReplaySource,
     name_digest,
     open_source,
-    parse_screen_region,
     recorded_name,
 )
+from engagement.vision.video_checks import mpeg_cut_warning
 
 from conftest import require_shared
 
@@ -157,3 +160,33 @@ def test_run_records_a_hash_of_the_file_name_unless_asked(tmp_path):
     assert "Budi" not in hidden.name and len(hidden.name) == len("file-0123456789.avi")
     assert hidden.redact("Budi Santoso - kelas 3.avi is truncated") == f"{hidden.name} is truncated"
     assert VideoFileSource(video, keep_name=True).name == "Budi Santoso - kelas 3.avi"
+
+
+def test_every_source_is_a_source_with_its_running_mode(tmp_path):
+    video = write_video(tmp_path / "Budi Santoso.avi", frames=20)
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    cases = [
+        (VideoFileSource(video), RunningMode.VIDEO_FILE, True),
+        (VideoReplaySource(video), RunningMode.LIVE, True),
+        (FramesSource([image], 10.0, 1.0), RunningMode.LIVE, True),
+        (open_source("webcam:1"), RunningMode.LIVE, False),
+        (ScreenSource((0, 0, 64, 48), grab=lambda region: image), RunningMode.LIVE, False),
+    ]
+    for source, mode, finite in cases:
+        assert isinstance(source, Source), type(source).__name__
+        assert (source.running_mode, source.finite) == (mode, finite), type(source).__name__
+    # A replayed file is recorded like an analysed one: a hash of its name, messages redacted.
+    replay = VideoReplaySource(video)
+    assert replay.name == VideoFileSource(video).name and "Budi" not in replay.redact("Budi Santoso.avi ended")
+    assert replay.frame_size == (96, 64) and replay.fps == 25
+
+
+def test_real_time_sources_stamp_frames_by_the_wall_clock_and_end_when_finite():
+    image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    frames = list(FramesSource([image], 100.0, 0.05).frames())
+    assert len(frames) == 5 and [f.index for f in frames] == [0, 1, 2, 3, 4]
+    times = [f.t_ms for f in frames]
+    assert times == sorted(set(times)) and times[0] >= 0
+    screen = ScreenSource((0, 0, 64, 48), fps=1000, grab=lambda region: None).frames()
+    with pytest.raises(SourceError, match="returned no image"):
+        next(screen)  # a device never ends: no image is a failure

@@ -144,7 +144,7 @@ def load_roster(path: Path | None):
     """The roster, read and checked before anything is written (None without --roster)."""
     if path is None:
         return None
-    from privacy.consent import load_roster as load
+    from privacy.roster import load_roster as load
 
     return load(path)
 

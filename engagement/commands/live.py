@@ -101,12 +101,8 @@ def gallery_layout(args: argparse.Namespace, source, roster=None):
         grid = roster.grid
     if grid is None:
         return None
-    width, height = 1280, 720  # adapted to the first frame's size by the gallery stage
-    grabber = source.grabber
-    if hasattr(grabber, "region"):
-        width, height = grabber.region[2], grabber.region[3]
-    elif hasattr(grabber, "_source"):
-        width, height = grabber._source.width or width, grabber._source.height or height
+    # Unknown before the first frame (a webcam): the gallery stage adapts to the frame's size.
+    width, height = source.frame_size or (1280, 720)
     if args.grid is None:
         print(f"Gallery view: {grid[0]}x{grid[1]} grid from the roster.", file=sys.stderr)
     return GalleryLayout(grid[0], grid[1], width, height)
