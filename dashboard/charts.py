@@ -179,12 +179,16 @@ def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:
     )
 
 
+def _translated(values, prefix: str, order) -> tuple[list[str], list[str]]:
+    """The shown label of each value, and of each category in legend order."""
+    return [t(f"{prefix}.{v}") for v in values], [t(f"{prefix}.{c}") for c in order]
+
+
 def distribution(dist: pd.DataFrame, kind: str) -> alt.Chart:
     """Share of participant-seconds per attention state (`kind` "state") or engagement level."""
     order, colours, prefix = (STATE_ORDER, STATE_COLOURS, "state") if kind == "state" else (LEVEL_ORDER, LEVEL_COLOURS, "level")
     data = dist.copy()
-    data["label"] = [t(f"{prefix}.{c}") for c in data["category"]]
-    labels = [t(f"{prefix}.{c}") for c in order]
+    data["label"], labels = _translated(data["category"], prefix, order)
     return (
         alt.Chart(data)
         .mark_bar()
@@ -205,8 +209,7 @@ def lanes(df: pd.DataFrame, clock: Clock, bucket: int) -> alt.Chart:
     """One row per anonymous track, one bar per `bucket` seconds coloured by attention state."""
     tracks = list(dict.fromkeys(df["label"]))
     data = _timed(df.dropna(subset=["t"]), clock, bucket=bucket)
-    data["state_label"] = [t(f"state.{s}") for s in data["state"]]
-    labels = [t(f"state.{s}") for s in STATE_ORDER]
+    data["state_label"], labels = _translated(data["state"], "state", STATE_ORDER)
     return (
         alt.Chart(data)
         .mark_rect()

@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from sqlalchemy import func, select
 
-from engagement.store import Store
 from engagement import schema as tables
+from engagement.store import Store
 from privacy.audit import AuditAction, AuditLog
 from privacy.retention import load_policy, note_policy
 
@@ -45,37 +47,36 @@ def _overlap(store: Store, first, second) -> list:
     return outcome
 
 
-def test_a_policy_seen_by_two_writers_at_once_is_recorded_once(db_url):
+@pytest.fixture
+def store(db_url):
     store = Store.open(db_url)
+    yield store
+    store.close()
+
+
+def test_a_policy_seen_by_two_writers_at_once_is_recorded_once(store):
     policy = load_policy(None)
-    try:
-        outcome = _overlap(
-            store,
-            lambda conn: note_policy(store, policy, conn, "cli:first"),
-            lambda conn: note_policy(store, policy, conn, "cli:second"),
-        )
-        assert outcome == [False]
-        with store.transaction() as conn:
-            a = tables.audit_log
-            changes = conn.execute(
-                select(func.count()).where(a.c.action == AuditAction.POLICY_CHANGE.value)
-            ).scalar_one()
-        assert changes == 1
-    finally:
-        store.close()
+    outcome = _overlap(
+        store,
+        lambda conn: note_policy(store, policy, conn, "cli:first"),
+        lambda conn: note_policy(store, policy, conn, "cli:second"),
+    )
+    assert outcome == [False]
+    with store.transaction() as conn:
+        a = tables.audit_log
+        changes = conn.execute(
+            select(func.count()).where(a.c.action == AuditAction.POLICY_CHANGE.value)
+        ).scalar_one()
+    assert changes == 1
 
 
-def test_two_audit_entries_appended_at_once_both_land_in_one_chain(db_url):
-    store = Store.open(db_url)
+def test_two_audit_entries_appended_at_once_both_land_in_one_chain(store):
     log = AuditLog(store)
-    try:
-        outcome = _overlap(
-            store,
-            lambda conn: log.record(AuditAction.EXPORT, "cli:first", {"n": 1}, conn=conn),
-            lambda conn: log.record(AuditAction.EXPORT, "cli:second", {"n": 2}, conn=conn),
-        )
-        assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
-        result = log.verify()
-        assert result.ok and result.last_seq == 2, result
-    finally:
-        store.close()
+    outcome = _overlap(
+        store,
+        lambda conn: log.record(AuditAction.EXPORT, "cli:first", {"n": 1}, conn=conn),
+        lambda conn: log.record(AuditAction.EXPORT, "cli:second", {"n": 2}, conn=conn),
+    )
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    result = log.verify()
+    assert result.ok and result.last_seq == 2, result

@@ -10,6 +10,7 @@ the screenshots in the documentation show what the dashboard really draws.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -136,6 +137,11 @@ def _docs_screenshot(page, name: str) -> None:
         page.screenshot(path=str(DOCS / f"{name}.png"), full_page=False)
 
 
+def _assert_offline(requests: list[str]) -> None:
+    assert requests, "the page made no request at all"
+    assert all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
+
+
 def _is_loopback(url: str) -> bool:
     parsed = urlparse(url)
     if parsed.scheme in ("data", "blob", "about"):
@@ -143,89 +149,85 @@ def _is_loopback(url: str) -> bool:
     return parsed.hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_machine(server):
+@contextlib.contextmanager
+def _browser_page(**context_options):
+    """A fresh headless chromium page, and the list of every URL it and its workers request
+    ("offline always" means none of them leaves the machine)."""
     from playwright.sync_api import sync_playwright
 
-    url, tmp_path = server
-    shot = tmp_path / "facilitator.png"
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            # Every request of the page and its workers: "offline always" means none leaves.
+            context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options)
             context.on("request", lambda request: requests.append(request.url))
-            page = context.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            # Indonesian by default: the sign-in form's labels come from id.json.
-            page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
-            page.get_by_label("Kata sandi").fill(PASSWORD)
-            sign_in = page.get_by_role("button", name="Masuk")
-            # Our own theme (dashboard/.streamlit/config.toml), not Streamlit's red.
-            assert sign_in.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(31, 111, 120)"
-            sign_in.click()
-            page.get_by_role("heading", name="Sesi kelas").first.wait_for(timeout=60_000)
-            # --session opened the page on that session (not the newest one).
-            picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Pilih sesi").first
-            picker.wait_for(timeout=30_000)
-            shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
-            assert "sesi-001" in shown, shown
-            # Vega-Embed renders into a canvas (or svg): wait until the timeline has drawn.
-            chart = page.locator(".vega-embed canvas, .vega-embed svg").first
-            try:
-                chart.wait_for(state="visible", timeout=60_000)
-            except Exception:
-                page.screenshot(path=str(shot), full_page=True)
-                _keep(shot)
-                (tmp_path / "page.html").write_text(page.content())
-                _keep(tmp_path / "page.html")
-                raise
-            box = chart.bounding_box()
-            assert box and box["width"] > 200 and box["height"] > 100
-            assert page.locator(".vega-embed").count() >= 4  # on screen, cameras off, estimate, states
-            # The answer at a glance, first on the page: when attention was lowest, and what to try.
-            assert page.get_by_text("Perhatian paling rendah pada").count() == 1
-            _docs_screenshot(page, "facilitator")
-            page.screenshot(path=str(shot), full_page=True)
-            assert page.get_by_text("Traceback").count() == 0
-            assert page.locator('[data-testid="stSkillsNudge"]').count() == 0  # no promotional pop-up
-            page.reload(wait_until="networkidle")  # a second page load, as a returning user makes
+            yield context.new_page(), requests
         finally:
             browser.close()
+
+
+def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_machine(server):
+    url, tmp_path = server
+    shot = tmp_path / "facilitator.png"
+    with _browser_page() as (page, requests):
+        page.goto(url, wait_until="domcontentloaded")
+        # Indonesian by default: the sign-in form's labels come from id.json.
+        page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
+        page.get_by_label("Kata sandi").fill(PASSWORD)
+        sign_in = page.get_by_role("button", name="Masuk")
+        # Our own theme (dashboard/.streamlit/config.toml), not Streamlit's red.
+        assert sign_in.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(31, 111, 120)"
+        sign_in.click()
+        page.get_by_role("heading", name="Sesi kelas").first.wait_for(timeout=60_000)
+        # --session opened the page on that session (not the newest one).
+        picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Pilih sesi").first
+        picker.wait_for(timeout=30_000)
+        shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
+        assert "sesi-001" in shown, shown
+        # Vega-Embed renders into a canvas (or svg): wait until the timeline has drawn.
+        chart = page.locator(".vega-embed canvas, .vega-embed svg").first
+        try:
+            chart.wait_for(state="visible", timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(shot), full_page=True)
+            _keep(shot)
+            (tmp_path / "page.html").write_text(page.content())
+            _keep(tmp_path / "page.html")
+            raise
+        box = chart.bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100
+        assert page.locator(".vega-embed").count() >= 4  # on screen, cameras off, estimate, states
+        # The answer at a glance, first on the page: when attention was lowest, and what to try.
+        assert page.get_by_text("Perhatian paling rendah pada").count() == 1
+        _docs_screenshot(page, "facilitator")
+        page.screenshot(path=str(shot), full_page=True)
+        assert page.get_by_text("Traceback").count() == 0
+        assert page.locator('[data-testid="stSkillsNudge"]').count() == 0  # no promotional pop-up
+        page.reload(wait_until="networkidle")  # a second page load, as a returning user makes
     assert shot.stat().st_size > 10_000
     _keep(shot)
-    assert requests and all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
+    _assert_offline(requests)
 
 
 def test_researcher_downloads_a_zip_and_its_files_open(server):
     # Streamlit 1.60 under starlette >= 1.5 answered /media/*.zip with HTTP 500 (the browser
     # cancelled the download) while the export was already in the audit log.
-    from playwright.sync_api import sync_playwright
-
     url, tmp_path = server
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page = context.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            page.get_by_label("Nama pengguna").fill("peneliti", timeout=60_000)
-            page.get_by_label("Kata sandi").fill(PASSWORD)
-            page.get_by_role("button", name="Masuk").click()
-            button = page.get_by_role("button", name="Unduh 2 sesi (ZIP)")
-            button.wait_for(timeout=60_000)
-            page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(state="visible", timeout=60_000)
-            assert page.get_by_text("Traceback").count() == 0
-            _docs_screenshot(page, "researcher")
-            with page.expect_download(timeout=120_000) as info:
-                button.click()
-            download = info.value
-            assert download.failure() is None
-            assert download.suggested_filename == "engagement-export-csv.zip"
-            saved = tmp_path / download.suggested_filename
-            download.save_as(saved)
-        finally:
-            browser.close()
+    with _browser_page(accept_downloads=True) as (page, requests):
+        _sign_in(page, url, "peneliti")
+        button = page.get_by_role("button", name="Unduh 2 sesi (ZIP)")
+        button.wait_for(timeout=60_000)
+        page.locator(".vega-embed canvas, .vega-embed svg").first.wait_for(state="visible", timeout=60_000)
+        assert page.get_by_text("Traceback").count() == 0
+        _docs_screenshot(page, "researcher")
+        with page.expect_download(timeout=120_000) as info:
+            button.click()
+        download = info.value
+        assert download.failure() is None
+        assert download.suggested_filename == "engagement-export-csv.zip"
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+    _assert_offline(requests)
     with zipfile.ZipFile(saved) as bundle:
         names = set(bundle.namelist())
         assert {"sesi-001.csv", "sesi-001.schema.json", "sesi-001.manifest.json", "sesi-002.csv"} <= names
@@ -240,32 +242,22 @@ def test_researcher_downloads_a_zip_and_its_files_open(server):
 
 
 def test_privacy_officer_withdraws_a_consent_from_the_form(server):
-    from playwright.sync_api import sync_playwright
-
     url, tmp_path = server
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.on("request", lambda request: requests.append(request.url))
-            page = context.new_page()
-            _sign_in(page, url, "dpo")
-            page.get_by_role("heading", name="Catatan persetujuan").first.wait_for(timeout=60_000)
-            assert page.get_by_text("Traceback").count() == 0
-            _docs_screenshot(page, "privacy-officer")
-            page.get_by_role("tab", name="Tarik persetujuan").click()
-            panel = page.locator('[role="tabpanel"]:visible')
-            panel.get_by_role("textbox", name="Peserta (identitas atau pseudonim)").fill(IDENTITY)
-            panel.get_by_role("textbox", name="Angkatan (wajib jika memakai identitas)").fill(COHORT)
-            panel.get_by_role("textbox", name="Alasan (dicatat dalam log audit)").fill("asked by e-mail")
-            panel.get_by_text("Saya memahami bahwa data terkait akan dihapus permanen").click()
-            panel.get_by_role("button", name="Tarik persetujuan").click()
-            page.get_by_text("Persetujuan ditarik (1 catatan)").wait_for(timeout=60_000)
-            assert page.get_by_text("Traceback").count() == 0
-        finally:
-            browser.close()
-    assert requests and all(_is_loopback(u) for u in requests), sorted({u for u in requests if not _is_loopback(u)})
+    with _browser_page() as (page, requests):
+        _sign_in(page, url, "dpo")
+        page.get_by_role("heading", name="Catatan persetujuan").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Traceback").count() == 0
+        _docs_screenshot(page, "privacy-officer")
+        page.get_by_role("tab", name="Tarik persetujuan").click()
+        panel = page.locator('[role="tabpanel"]:visible')
+        panel.get_by_role("textbox", name="Peserta (identitas atau pseudonim)").fill(IDENTITY)
+        panel.get_by_role("textbox", name="Angkatan (wajib jika memakai identitas)").fill(COHORT)
+        panel.get_by_role("textbox", name="Alasan (dicatat dalam log audit)").fill("asked by e-mail")
+        panel.get_by_text("Saya memahami bahwa data terkait akan dihapus permanen").click()
+        panel.get_by_role("button", name="Tarik persetujuan").click()
+        page.get_by_text("Persetujuan ditarik (1 catatan)").wait_for(timeout=60_000)
+        assert page.get_by_text("Traceback").count() == 0
+    _assert_offline(requests)
     with sqlite3.connect(tmp_path / "browser.db") as con:
         actor, details = con.execute(
             "SELECT actor, details FROM audit_log WHERE action = 'consent_withdrawn' ORDER BY seq DESC"
@@ -276,8 +268,6 @@ def test_privacy_officer_withdraws_a_consent_from_the_form(server):
 
 
 def test_a_live_drop_shows_its_banner_and_plays_the_chime(server):
-    from playwright.sync_api import sync_playwright
-
     url, tmp_path = server
     db = tmp_path / "browser.db"
 
@@ -294,22 +284,18 @@ def test_a_live_drop_shows_its_banner_and_plays_the_chime(server):
         "UPDATE class_timeline SET on_screen_share = 0.8, n_absent = 0, n_judged = 8, score = 0.6, suppressed = 0"
         " WHERE run_id = 2",
     )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            _sign_in(page, f"{url}/?session=sesi-002", "fasil")  # the server opens on sesi-001 otherwise
-            page.get_by_text("Analisis langsung sedang berjalan").wait_for(timeout=60_000)
-            page.get_by_text("Bunyikan suara saat ada peringatan").click()
-            # Now the class looks away for the last 200 seconds: the next refresh (every 5 s)
-            # finds the drop, shows its banner and plays the chime made in the page.
-            write("UPDATE class_timeline SET on_screen_share = 0.3 WHERE run_id = 2 AND second >= 700")
-            page.get_by_text("Porsi yang melihat layar turun sejak").first.wait_for(timeout=60_000)
-            chime = page.locator('audio[src^="data:audio/wav;base64,"]')
-            chime.first.wait_for(state="attached", timeout=30_000)
-            assert page.get_by_text("Traceback").count() == 0
-        finally:
-            browser.close()
+    with _browser_page() as (page, requests):
+        _sign_in(page, f"{url}/?session=sesi-002", "fasil")  # the server opens on sesi-001 otherwise
+        page.get_by_text("Analisis langsung sedang berjalan").wait_for(timeout=60_000)
+        page.get_by_text("Bunyikan suara saat ada peringatan").click()
+        # Now the class looks away for the last 200 seconds: the next refresh (every 5 s)
+        # finds the drop, shows its banner and plays the chime made in the page.
+        write("UPDATE class_timeline SET on_screen_share = 0.3 WHERE run_id = 2 AND second >= 700")
+        page.get_by_text("Porsi yang melihat layar turun sejak").first.wait_for(timeout=60_000)
+        chime = page.locator('audio[src^="data:audio/wav;base64,"]')
+        chime.first.wait_for(state="attached", timeout=30_000)
+        assert page.get_by_text("Traceback").count() == 0
+    _assert_offline(requests)
 
 
 def _keep(path: Path) -> None:

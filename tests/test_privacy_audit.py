@@ -45,12 +45,24 @@ def test_chain_links_and_intact(log):
     assert log.verify().summary().startswith("audit log intact: 6 entries")
 
 
-def test_detects_edit(store, log):
+def _edit_entry_3(conn):
+    conn.execute(update(tables.audit_log).where(tables.audit_log.c.seq == 3).values(details='{"run_id":99}'))
+
+
+def _delete_entry_2(conn):
+    conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq == 2))
+
+
+@pytest.mark.parametrize(
+    "tamper, expected, message",
+    [(_edit_entry_3, (3, "edited"), "entry 3 was edited"), (_delete_entry_2, (2, "deleted"), "entry 2 deleted")],
+)
+def test_detects_edit_and_delete(store, log, tamper, expected, message):
     with store.transaction() as conn:
-        conn.execute(update(tables.audit_log).where(tables.audit_log.c.seq == 3).values(details='{"run_id":99}'))
+        tamper(conn)
     result = log.verify()
-    assert kinds(result) == [(3, "edited")]
-    assert "entry 3 was edited" in result.problems[0].message
+    assert kinds(result) == [expected]
+    assert message in result.problems[0].message
 
 
 def test_detects_edit_with_recomputed_hash(store, log):
@@ -65,14 +77,6 @@ def test_detects_edit_with_recomputed_hash(store, log):
         h = entry_hash(row.prev_hash, as_utc(row.at), row.action, row.actor, forged, row.correlation_id)
         conn.execute(update(t).where(t.c.seq == 4).values(details=forged, hash=h))
     assert kinds(log.verify()) == [(4, "edited")]
-
-
-def test_detects_delete(store, log):
-    with store.transaction() as conn:
-        conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq == 2))
-    result = log.verify()
-    assert kinds(result) == [(2, "deleted")]
-    assert "entry 2 deleted" in result.problems[0].message
 
 
 def test_detects_deleted_tail_by_anchor(store, log):
