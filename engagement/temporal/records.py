@@ -4,7 +4,7 @@ writer adds (run_id, created_at, id)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 STATES = ("present", "absent", "unknown")
 
@@ -59,16 +59,8 @@ class ClassPoint:
     n_absent: int | None = None
 
     def to_dict(self) -> dict[str, int | float | None]:
-        return {
-            "second": self.second,
-            "n_present": self.n_present,
-            "n_tracked": self.n_tracked,
-            "score": self.score,
-            "suppressed": int(self.suppressed),  # Integer column (portable to PostgreSQL)
-            "n_judged": self.n_judged,
-            "on_screen_share": self.on_screen_share,
-            "n_absent": self.n_absent,
-        }
+        # `suppressed` is an Integer column (portable to PostgreSQL).
+        return {**asdict(self), "suppressed": int(self.suppressed)}
 
 
 @dataclass(frozen=True)
@@ -83,12 +75,7 @@ class Alert:
     magnitude: float
 
     def to_dict(self) -> dict[str, int | float | str]:
-        return {
-            "kind": self.kind,
-            "start_second": self.start_second,
-            "end_second": self.end_second,
-            "magnitude": self.magnitude,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
