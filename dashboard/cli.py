@@ -21,7 +21,7 @@ import typer
 from dashboard import auth, queries, services
 from dashboard.clock import TZ_ENV, zone
 from engagement.commands.analysis import analyze
-from engagement.commands.common import command, group, say
+from engagement.commands.common import command, group, option, say
 from engagement.config import default_db_url
 from engagement.demo import DEMO_SESSION, demo_db_url
 from engagement.errors import ConfigError
@@ -42,7 +42,7 @@ class Role(str, enum.Enum):
     admin = "admin"
 
 
-UsersDb = Annotated[str | None, typer.Option("--db", metavar="URL", help=say("cli.dashboard.opt_users_db"))]
+UsersDb = Annotated[str | None, option("--db", metavar="URL", key="cli.dashboard.opt_users_db")]
 
 
 def register(app: typer.Typer) -> None:
@@ -57,12 +57,14 @@ def register(app: typer.Typer) -> None:
 
 def dashboard_command(
     ctx: typer.Context,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=say("cli.dashboard.opt_db"))] = None,
-    port: Annotated[int, typer.Option("--port", help=say("cli.dashboard.opt_port", port=DEFAULT_PORT))] = DEFAULT_PORT,
-    address: Annotated[str, typer.Option("--address", help=say("cli.dashboard.opt_address"))] = "127.0.0.1",
-    demo: Annotated[bool, typer.Option("--demo", help=say("cli.dashboard.opt_demo"))] = False,
-    session: Annotated[str | None, typer.Option("--session", metavar="NAME", help=say("cli.dashboard.opt_session"))] = None,
-    timezone: Annotated[str | None, typer.Option("--timezone", metavar="ZONE", help=say("cli.dashboard.opt_timezone"))] = None,
+    db: Annotated[str | None, option("--db", metavar="URL", key="cli.dashboard.opt_db")] = None,
+    port: Annotated[
+        int, typer.Option("--port", help=say("cli.dashboard.opt_port", port=DEFAULT_PORT), show_default=False)
+    ] = DEFAULT_PORT,
+    address: Annotated[str, option("--address", key="cli.dashboard.opt_address")] = "127.0.0.1",
+    demo: Annotated[bool, option("--demo", key="cli.dashboard.opt_demo")] = False,
+    session: Annotated[str | None, option("--session", metavar="NAME", key="cli.dashboard.opt_session")] = None,
+    timezone: Annotated[str | None, option("--timezone", metavar="ZONE", key="cli.dashboard.opt_timezone")] = None,
 ) -> int | None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"db": db}  # `dashboard --db URL users list` names the database before the action
@@ -166,7 +168,8 @@ def _check_port_free(address: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ConfigError(say("cli.dashboard.port_in_use", port=port, address=address)) from None
-            raise ConfigError(say("cli.dashboard.cannot_serve", address=address, port=port, reason=exc.strerror)) from None
+            reason = exc.strerror
+            raise ConfigError(say("cli.dashboard.cannot_serve", address=address, port=port, reason=reason)) from None
 
 
 def _has_display() -> bool:
@@ -220,7 +223,7 @@ def users_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(show_default=False)],
     role: Annotated[Role, typer.Option("--role")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help=say("cli.dashboard.opt_password_stdin"))] = False,
+    password_stdin: Annotated[bool, option("--password-stdin", key="cli.dashboard.opt_password_stdin")] = False,
     db: UsersDb = None,
 ) -> int:
     if password_stdin:

@@ -15,7 +15,9 @@ from typing import Annotated
 
 import typer
 
-from engagement.commands.common import Cohort, Db, Json, OutFile, PolicyFile, Yes, command, group, open_store, say
+from engagement.commands.common import (
+    Cohort, Db, Json, OutFile, PolicyFile, Yes, command, group, open_store, option, say,
+)
 from engagement.errors import ConfigError
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog, resolve_actor
@@ -37,12 +39,12 @@ class DocFormat(str, enum.Enum):
     html = "html"
 
 
-Scopes = Annotated[list[str] | None, typer.Option("--scope", metavar="SCOPE", help=say("cli.privacy.opt_scope"))]
-At = Annotated[str | None, typer.Option("--at", help=say("cli.privacy.opt_at"))]
-Subject = Annotated[str, typer.Argument(help=say("cli.privacy.opt_subject"), show_default=False)]
-NoticeVersion = Annotated[str, typer.Option("--notice-version", help=say("cli.privacy.opt_notice_version"))]
-Language = Annotated[str, typer.Option("--language", help=say("cli.privacy.opt_language"))]
-Evidence = Annotated[str, typer.Option("--evidence", help=say("cli.privacy.opt_evidence"))]
+Scopes = Annotated[list[str] | None, option("--scope", metavar="SCOPE", key="cli.privacy.opt_scope")]
+At = Annotated[str | None, option("--at", key="cli.privacy.opt_at")]
+Subject = Annotated[str, typer.Argument(help=say("cli.privacy.opt_subject"))]
+NoticeVersion = Annotated[str, option("--notice-version", key="cli.privacy.opt_notice_version")]
+Language = Annotated[str, option("--language", key="cli.privacy.opt_language")]
+Evidence = Annotated[str, option("--evidence", key="cli.privacy.opt_evidence")]
 
 
 def register(app: typer.Typer) -> None:
@@ -88,7 +90,7 @@ def _when(text: str | None, what: str):
 
 
 def grant(
-    participant: Annotated[str, typer.Argument(help=say("cli.privacy.opt_identity"), show_default=False)],
+    participant: Annotated[str, typer.Argument(help=say("cli.privacy.opt_identity"))],
     cohort: Annotated[str, typer.Option("--cohort")],
     notice_version: NoticeVersion,
     language: Language,
@@ -105,10 +107,10 @@ def grant(
 
 
 def withdraw(
-    participant: Annotated[str | None, typer.Argument(help=say("cli.privacy.opt_subject"), show_default=False)] = None,
+    participant: Annotated[str | None, typer.Argument(help=say("cli.privacy.opt_subject"))] = None,
     cohort: Cohort = None,
-    scopes: Annotated[list[str] | None, typer.Option("--scope", metavar="SCOPE", help=say("cli.consent.opt_scope_all"))] = None,
-    session: Annotated[str | None, typer.Option("--session", help=say("cli.consent.opt_session"))] = None,
+    scopes: Annotated[list[str] | None, option("--scope", metavar="SCOPE", key="cli.consent.opt_scope_all")] = None,
+    session: Annotated[str | None, option("--session", key="cli.consent.opt_session")] = None,
     at: At = None,
     db: Db = None,
 ) -> int:
@@ -126,7 +128,8 @@ def withdraw(
     result = consent.withdraw(store, pseudonym=pseud, scopes=scopes or "all", at=when)
     line = say("cli.consent.withdrawn", who=pseud, n=len(result.withdrawn))
     if result.receipt:
-        line += say("cli.consent.withdrawn_purged", rows=sum(result.purged.values()), receipt=result.receipt["receipt_id"])
+        rows, receipt = sum(result.purged.values()), result.receipt["receipt_id"]
+        line += say("cli.consent.withdrawn_purged", rows=rows, receipt=receipt)
     print(line)
     return 0
 
@@ -134,7 +137,7 @@ def withdraw(
 def list_consents(
     cohort: Cohort = None,
     session: Annotated[str | None, typer.Option("--session")] = None,
-    active: Annotated[bool, typer.Option("--active", help=say("cli.consent.opt_active"))] = False,
+    active: Annotated[bool, option("--active", key="cli.consent.opt_active")] = False,
     as_json: Json = False,
     db: Db = None,
 ) -> int:
@@ -156,13 +159,13 @@ def list_consents(
 
 def attest(
     session: Annotated[str, typer.Argument(show_default=False)],
-    facilitator: Annotated[str, typer.Option("--by", help=say("cli.consent.opt_by"))],
-    notice_version: Annotated[str, typer.Option("--notice-version")],
-    language: Annotated[str, typer.Option("--language")],
-    evidence: Annotated[str, typer.Option("--evidence")],
+    facilitator: Annotated[str, option("--by", key="cli.consent.opt_by")],
+    notice_version: NoticeVersion,
+    language: Language,
+    evidence: Evidence,
     cohort: Cohort = None,
-    scopes: Annotated[list[str] | None, typer.Option("--scope", metavar="SCOPE")] = None,
-    at: Annotated[str | None, typer.Option("--at")] = None,
+    scopes: Scopes = None,
+    at: At = None,
     db: Db = None,
 ) -> int:
     records = consent.attest(open_store(db), session, facilitator=facilitator, cohort=cohort, scopes=scopes or None,
@@ -178,7 +181,7 @@ def import_roster(
     notice_version: Annotated[str | None, typer.Option("--notice-version")] = None,
     language: Annotated[str | None, typer.Option("--language")] = None,
     evidence: Annotated[str | None, typer.Option("--evidence")] = None,
-    grid: Annotated[str | None, typer.Option("--grid", help=say("cli.consent.opt_grid"))] = None,
+    grid: Annotated[str | None, option("--grid", key="cli.consent.opt_grid")] = None,
     db: Db = None,
 ) -> int:
     roster = consent.load_roster(file, grid=grid)  # validated fully before anything is written
@@ -192,9 +195,9 @@ def import_roster(
 
 
 def purge_command(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=say("cli.purge.opt_dry_run"))] = False,
+    dry_run: Annotated[bool, option("--dry-run", key="cli.purge.opt_dry_run")] = False,
     yes: Yes = False,
-    before: Annotated[str | None, typer.Option("--before", help=say("cli.purge.opt_before"))] = None,
+    before: Annotated[str | None, option("--before", key="cli.purge.opt_before")] = None,
     policy: PolicyFile = None,
     db: Db = None,
 ) -> int:
@@ -221,7 +224,7 @@ def audit_verify(db: Db = None) -> int:
 
 
 def audit_reanchor(
-    reason: Annotated[str, typer.Option("--reason", help=say("cli.audit.opt_reason"))],
+    reason: Annotated[str, option("--reason", key="cli.audit.opt_reason")],
     db: Db = None,
 ) -> int:
     entry, before = AuditLog(open_store(db, create=False)).reanchor(reason, resolve_actor())
@@ -231,13 +234,14 @@ def audit_reanchor(
 
 
 def audit_list(
-    action: Annotated[str | None, typer.Option("--action", help=say("cli.audit.opt_action"))] = None,
-    limit: Annotated[int, typer.Option("--limit", help=say("cli.audit.opt_limit"))] = 50,
+    action: Annotated[str | None, option("--action", key="cli.audit.opt_action")] = None,
+    limit: Annotated[int, option("--limit", key="cli.audit.opt_limit")] = 50,
     as_json: Json = False,
     db: Db = None,
 ) -> int:
     if action and action not in {a.value for a in AuditAction}:
-        raise ConfigError(say("cli.audit.unknown_action", action=repr(action), actions=", ".join(a.value for a in AuditAction)))
+        known = ", ".join(a.value for a in AuditAction)
+        raise ConfigError(say("cli.audit.unknown_action", action=repr(action), actions=known))
     entries = AuditLog(open_store(db, create=False, read_only=True)).entries(action=action, limit=limit or None)
     if as_json:
         print(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
@@ -278,7 +282,7 @@ def dpia(
     fmt: Annotated[DocFormat, typer.Option("--format")] = DocFormat.md,
     out: OutFile = None,
     policy: PolicyFile = None,
-    profile: Annotated[str | None, typer.Option("--profile", help=say("cli.dpia.opt_profile"))] = None,
+    profile: Annotated[str | None, option("--profile", key="cli.dpia.opt_profile")] = None,
     db: Db = None,
 ) -> int:
     rules = load_policy(policy)

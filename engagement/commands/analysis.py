@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from engagement.commands.common import (
-    Cohort, Db, MaxFaces, Participant, Profile, Roster, SampleFps, StoreFileName, command, group, load_roster, open_store,
-    progress_bar, say, startup_purge, warn,
+    Cohort, Db, MaxFaces, Participant, Profile, Roster, SampleFps, StoreFileName, command, group, load_roster,
+    open_store, option, progress_bar, say, startup_purge, warn,
 )
 from engagement.config import AnalysisOptions, data_dir, parse_sample_fps
 from engagement.demo import DEMO_SESSION, demo_db_url, make_demo_video
@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
 
 
 def analyze(
-    video: Annotated[str | None, typer.Argument(metavar="VIDEO", help=say("cli.analyze.opt_video"), show_default=False)] = None,
-    session: Annotated[str | None, typer.Option("--session", help=say("cli.analyze.opt_session"))] = None,
+    video: Annotated[str | None, typer.Argument(metavar="VIDEO", help=say("cli.analyze.opt_video"))] = None,
+    session: Annotated[str | None, option("--session", key="cli.analyze.opt_session")] = None,
     cohort: Cohort = None,
     db: Db = None,
     sample_fps: SampleFps = None,
@@ -42,7 +42,7 @@ def analyze(
     participant: Participant = None,
     roster: Roster = None,
     store_file_name: StoreFileName = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help=say("cli.opt.no_progress"))] = False,
+    no_progress: Annotated[bool, option("--no-progress", key="cli.opt.no_progress")] = False,
 ) -> int:
     # Validate the input before touching the database: bad input writes nothing.
     fps = parse_sample_fps(sample_fps) if sample_fps is not None else None
@@ -75,6 +75,8 @@ def analyze(
     with progress_bar(enabled=not no_progress) as bar:
         hook = AnalysisProgress(bar) if not bar.disable else None
         summary = pipeline.run(source, name, cohort=cohort, hook=hook, source_sha256=sha256_file(path))
+        if hook:
+            hook.finish()
     if not (demo or session or store_file_name):
         summary.notes.append(say("cli.analyze.hashed_name"))
     print(format_summary(summary))
@@ -107,6 +109,11 @@ class AnalysisProgress:
         detail = say("cli.analyze.progress_detail", seconds=seconds, faces=p.faces, tracks=p.tracks)
         self.bar.update(self.task, completed=p.t_ms, total=p.duration_ms or None, detail=detail)
 
+    def finish(self) -> None:
+        """The last frame reports its start, not the video's end: show the bar full."""
+        total = self.bar.tasks[0].total  # the one task of this bar
+        self.bar.update(self.task, completed=total or 0, total=total or 1)
+
 
 def format_summary(summary) -> str:
     lines = [say("cli.summary.complete", session=repr(summary.session), run=summary.run_id)]
@@ -122,7 +129,8 @@ def format_summary(summary) -> str:
     else:
         lines.append(say("cli.summary.tracks", tracks=summary.tracks, share=f"{summary.face_present_share:.1%}"))
         for label, (first, last) in sorted(summary.track_spans.items(), key=lambda kv: int(kv[0][1:])):
-            lines.append(say("cli.summary.track_span", label=label, first=f"{first / 1000:.2f}", last=f"{last / 1000:.2f}"))
+            first_s, last_s = f"{first / 1000:.2f}", f"{last / 1000:.2f}"
+            lines.append(say("cli.summary.track_span", label=label, first=first_s, last=last_s))
     lines.extend(say("cli.summary.note", note=note) for note in summary.notes)
     return "\n".join(lines)
 
@@ -145,9 +153,9 @@ def sessions_list(db: Db = None) -> int:
 
 
 def export(
-    session: Annotated[str, typer.Argument(help=say("cli.export.opt_session"), show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", help=say("cli.export.opt_format"))] = "csv",
-    out: Annotated[Path, typer.Option("--out", help=say("cli.export.opt_out"))] = Path("exports"),
+    session: Annotated[str, typer.Argument(help=say("cli.export.opt_session"))],
+    fmt: Annotated[str, option("--format", key="cli.export.opt_format")] = "csv",
+    out: Annotated[Path, option("--out", key="cli.export.opt_out")] = Path("exports"),
     db: Db = None,
 ) -> int:
     if fmt not in FORMATS:
@@ -155,7 +163,9 @@ def export(
     store = open_store(db, create=False)
     result = export_session(store, session, fmt, out)
     AuditLog(store).record(
-        AuditAction.EXPORT, resolve_actor(), {"session": session, "format": fmt, "rows": result.rows, "file": result.data.name}
+        AuditAction.EXPORT,
+        resolve_actor(),
+        {"session": session, "format": fmt, "rows": result.rows, "file": result.data.name},
     )
     print(say("cli.export.done", rows=result.rows, data=result.data, schema=result.schema, manifest=result.manifest))
     return 0

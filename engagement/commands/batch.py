@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engagement.batch import BatchOptions, Outcome, collect, run_batch
-from engagement.commands.common import MaxFaces, Profile, SampleFps, command, progress_bar, say
+from engagement.commands.common import MaxFaces, Profile, SampleFps, command, option, progress_bar, say
 from engagement.config import AnalysisOptions, default_db_url, parse_sample_fps
 from engagement.errors import ConfigError
 from engagement.interrupts import Terminated, raise_on_sigterm
@@ -26,14 +26,14 @@ def register(app: typer.Typer) -> None:
 
 
 def batch(
-    paths: Annotated[list[str], typer.Argument(metavar="PATH...", show_default=False)],
-    workers: Annotated[int, typer.Option("--workers", metavar="N", help=say("cli.batch.opt_workers"))] = 2,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", metavar="ADDR", help=say("cli.batch.opt_ray_address"))] = None,
-    db: Annotated[str | None, typer.Option("--db", metavar="URL", help=say("cli.batch.opt_db"))] = None,
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    workers: Annotated[int, option("--workers", metavar="N", key="cli.batch.opt_workers")] = 2,
+    ray_address: Annotated[str | None, option("--ray-address", metavar="ADDR", key="cli.batch.opt_ray_address")] = None,
+    db: Annotated[str | None, option("--db", metavar="URL", key="cli.batch.opt_db")] = None,
     sample_fps: SampleFps = None,
     max_faces: MaxFaces = 8,
     profile: Profile = "id-pdp",
-    force: Annotated[bool, typer.Option("--force", help=say("cli.batch.opt_force"))] = False,
+    force: Annotated[bool, option("--force", key="cli.batch.opt_force")] = False,
 ) -> int:
     if not 1 <= workers <= 256:
         raise ConfigError(say("cli.batch.bad_workers", got=workers))

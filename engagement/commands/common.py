@@ -1,7 +1,7 @@
 """What every command shares: its options, its messages, the way into the database, the progress bar.
 
-Option help texts are looked up once, when the command tree is built, in the language of
-`cli_lang()` (ENGAGEMENT_LANG); run-time messages are looked up when they are printed.
+Help texts are looked up in the language of `cli_lang()` (ENGAGEMENT_LANG) when the command
+modules are imported (options) or the tree is built (commands); run-time messages when printed.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def group(name: str, *, key: str | None = None, bare_help: bool = False, **setti
     markup): help texts contain brackets such as `webcam[:N]` that markup would swallow.
     With `bare_help`, the group alone prints its help and succeeds (exit 0)."""
     settings.setdefault("invoke_without_command", bare_help)
-    app = typer.Typer(name=name, help=say(f"cli.{key or name}.help"), rich_markup_mode=None, add_completion=False, **settings)
+    app = typer.Typer(
+        name=name, help=say(f"cli.{key or name}.help"), rich_markup_mode=None, add_completion=False, **settings
+    )
     if bare_help:
         app.callback()(_help_when_bare)
     return app
@@ -54,18 +56,27 @@ def _help_when_bare(ctx: typer.Context) -> None:
         print(ctx.get_help())
 
 
-Db = Annotated[str | None, typer.Option("--db", metavar="URL", help=say("cli.opt.db"))]
-Cohort = Annotated[str | None, typer.Option("--cohort", help=say("cli.opt.cohort"))]
-Profile = Annotated[str, typer.Option("--profile", help=say("cli.opt.profile"))]
-SampleFps = Annotated[str | None, typer.Option("--sample-fps", metavar="N", help=say("cli.opt.sample_fps"))]
-MaxFaces = Annotated[int, typer.Option("--max-faces", metavar="N", help=say("cli.opt.max_faces"))]
-Participant = Annotated[str | None, typer.Option("--participant", help=say("cli.opt.participant"))]
-Roster = Annotated[Path | None, typer.Option("--roster", help=say("cli.opt.roster"))]
-StoreFileName = Annotated[bool, typer.Option("--store-file-name", help=say("cli.opt.store_file_name"))]
-PolicyFile = Annotated[str | None, typer.Option("--policy", help=say("cli.opt.policy"))]
-Yes = Annotated[bool, typer.Option("--yes", help=say("cli.opt.yes"))]
+def option(*decls: str, key: str | None = None, **settings):
+    """A typer option whose help is the catalogue's `key`. Its default is shown by typer only
+    where the help text does not already name it."""
+    if key is not None:
+        settings["help"] = say(key)
+        settings.setdefault("show_default", "default" not in translate(key, "en"))
+    return typer.Option(*decls, **settings)
+
+
+Db = Annotated[str | None, option("--db", metavar="URL", key="cli.opt.db")]
+Cohort = Annotated[str | None, option("--cohort", key="cli.opt.cohort")]
+Profile = Annotated[str, option("--profile", key="cli.opt.profile")]
+SampleFps = Annotated[str | None, option("--sample-fps", metavar="N", key="cli.opt.sample_fps")]
+MaxFaces = Annotated[int, option("--max-faces", metavar="N", key="cli.opt.max_faces")]
+Participant = Annotated[str | None, option("--participant", key="cli.opt.participant")]
+Roster = Annotated[Path | None, option("--roster", key="cli.opt.roster")]
+StoreFileName = Annotated[bool, option("--store-file-name", key="cli.opt.store_file_name")]
+PolicyFile = Annotated[str | None, option("--policy", key="cli.opt.policy")]
+Yes = Annotated[bool, option("--yes", key="cli.opt.yes")]
 Json = Annotated[bool, typer.Option("--json")]
-OutFile = Annotated[str | None, typer.Option("--out", help=say("cli.opt.out_file"))]
+OutFile = Annotated[str | None, option("--out", key="cli.opt.out_file")]
 
 
 def open_store(url: str | None, *, create: bool = True, read_only: bool = False) -> Store:

@@ -9,8 +9,8 @@ import typer
 
 from engagement.commands.analysis import format_summary
 from engagement.commands.common import (
-    Cohort, Db, MaxFaces, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, say, startup_purge,
-    warn,
+    Cohort, Db, MaxFaces, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, option, say,
+    startup_purge, warn,
 )
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
@@ -25,20 +25,20 @@ def register(app: typer.Typer) -> None:
 
 
 def live(
-    source: Annotated[str, typer.Option("--source", metavar="SPEC", help=say("cli.live.opt_source"))],
-    session: Annotated[str, typer.Option("--session", help=say("cli.live.opt_session"))],
+    source: Annotated[str, option("--source", metavar="SPEC", key="cli.live.opt_source")],
+    session: Annotated[str, option("--session", key="cli.live.opt_session")],
     cohort: Cohort = None,
-    grid: Annotated[str | None, typer.Option("--grid", metavar="COLSxROWS", help=say("cli.live.opt_grid"))] = None,
+    grid: Annotated[str | None, option("--grid", metavar="COLSxROWS", key="cli.live.opt_grid")] = None,
     roster: Roster = None,
     participant: Participant = None,
     profile: Profile = "id-pdp",
-    max_fps: Annotated[float, typer.Option("--max-fps", metavar="N", help=say("cli.live.opt_max_fps"))] = 15.0,
-    max_faces: Annotated[int, typer.Option("--max-faces", metavar="N", help=say("cli.live.opt_max_faces"))] = 8,
-    screen_fps: Annotated[float, typer.Option("--screen-fps", metavar="N", help=say("cli.live.opt_screen_fps"))] = 10.0,
+    max_fps: Annotated[float, option("--max-fps", metavar="N", key="cli.live.opt_max_fps")] = 15.0,
+    max_faces: Annotated[int, option("--max-faces", metavar="N", key="cli.live.opt_max_faces")] = 8,
+    screen_fps: Annotated[float, option("--screen-fps", metavar="N", key="cli.live.opt_screen_fps")] = 10.0,
     give_up_after: Annotated[
-        float | None, typer.Option("--give-up-after", metavar="S", help=say("cli.live.opt_give_up_after"))
+        float | None, option("--give-up-after", metavar="S", key="cli.live.opt_give_up_after")
     ] = None,
-    no_status: Annotated[bool, typer.Option("--no-status", help=say("cli.live.opt_no_status"))] = False,
+    no_status: Annotated[bool, option("--no-status", key="cli.live.opt_no_status")] = False,
     store_file_name: StoreFileName = False,
     db: Db = None,
 ) -> int:
