@@ -83,15 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def usage_error(exc) -> int:
     """argparse's shape, which scripts already know: the usage line, then `PROG: error: ...`."""
-    if exc.ctx is not None:
-        if getattr(exc, "message", "") == "" or type(exc).__name__ == "NoArgsIsHelpError":
-            print(exc.ctx.get_help(), file=sys.stderr)
-            return 2
-        print(exc.ctx.get_usage().replace("Usage:", "usage:", 1), file=sys.stderr)
-    prog = exc.ctx.command_path if exc.ctx is not None else "engagement"
+    ctx = exc.ctx
+    if ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":  # `engagement` alone
+        print(ctx.get_help(), file=sys.stderr)
+        return 2
+    if ctx is not None:
+        print(ctx.get_usage().replace("Usage:", "usage:", 1), file=sys.stderr)
+    prog = ctx.command_path if ctx is not None else "engagement"
     print(say("cli.usage_error", prog=prog, message=exc.format_message()), file=sys.stderr)
     return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())
