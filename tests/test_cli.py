@@ -114,3 +114,13 @@ def test_progress_bar_is_silent_off_a_terminal():
     assert progress_bar(Console(file=io.StringIO())).disable
     assert not progress_bar(Console(file=io.StringIO(), force_terminal=True)).disable
     assert progress_bar(Console(file=io.StringIO(), force_terminal=True), enabled=False).disable
+
+
+def test_dashboard_database_named_before_or_after_the_action(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["dashboard", "users", "add", "ani", "--role", "admin", "--password-stdin", "--db", url]) == 0
+    assert capsys.readouterr().out == "created admin account 'ani'\n"
+    assert main(["dashboard", "--db", url, "users", "list"]) == 0
+    assert capsys.readouterr().out.startswith("ani ")
+    assert main(["dashboard", "users", "add", "budi", "--role", "owner", "--db", url]) == 2  # a closed choice
