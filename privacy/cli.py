@@ -86,22 +86,27 @@ def _when(text: str | None, what: str):
     return parse_when(text, what=what) if text else None
 
 
+def _terms(scopes: list[str] | None, notice_version, language, evidence, at: str | None) -> dict:
+    """What a consent and an attestation both record: scopes, the notice shown, the evidence, when."""
+    return {"scopes": scopes or None, "notice_version": notice_version, "language": language,
+            "evidence": evidence, "at": _when(at, "--at")}
+
+
 # -- consent ------------------------------------------------------------------------------------
 
 
 def grant(
     participant: Annotated[str, typer.Argument(help=say("cli.privacy.opt_identity"))],
-    cohort: Annotated[str, typer.Option("--cohort")],
     notice_version: NoticeVersion,
     language: Language,
     evidence: Evidence,
+    cohort: Annotated[str, typer.Option("--cohort")],
     scopes: Scopes = None,
     at: At = None,
     db: Db = None,
 ) -> int:
-    records = consent.grant(open_store(db), participant, cohort=cohort, scopes=scopes or None,
-                            notice_version=notice_version, language=language, evidence=evidence,
-                            at=_when(at, "--at"))
+    terms = _terms(scopes, notice_version, language, evidence, at)
+    records = consent.grant(open_store(db), participant, cohort=cohort, **terms)
     print(say("cli.consent.granted", who=records[0].participant, scopes=", ".join(r.scope for r in records)))
     return 0
 
@@ -164,13 +169,12 @@ def attest(
     language: Language,
     evidence: Evidence,
     cohort: Cohort = None,
+    db: Db = None,
     scopes: Scopes = None,
     at: At = None,
-    db: Db = None,
 ) -> int:
-    records = consent.attest(open_store(db), session, facilitator=facilitator, cohort=cohort, scopes=scopes or None,
-                             notice_version=notice_version, language=language, evidence=evidence,
-                             at=_when(at, "--at"))
+    terms = _terms(scopes, notice_version, language, evidence, at)
+    records = consent.attest(open_store(db), session, facilitator=facilitator, cohort=cohort, **terms)
     print(say("cli.consent.attested", session=repr(session), scopes=", ".join(r.scope for r in records)))
     return 0
 
