@@ -9,7 +9,7 @@ import typer
 
 from engagement.commands.analysis import format_summary
 from engagement.commands.common import (
-    Cohort, Db, MaxFaces, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, option, say,
+    Cohort, Db, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, option, say,
     startup_purge, warn,
 )
 from engagement.config import AnalysisOptions
