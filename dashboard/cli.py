@@ -252,6 +252,6 @@ def users_list(ctx: typer.Context, db: UsersDb = None) -> int:
         print(say("cli.dashboard.no_users"))
         return 0
     for r in rows:
-        state = " (disabled)" if r["disabled"] else ""
+        state = say("cli.dashboard.disabled") if r["disabled"] else ""
         print(f"{r['name']:<24} {r['role']:<16} {str(r['created_at'])[:19]}{state}")
     return 0

@@ -155,10 +155,15 @@ def list_consents(
         print(say("cli.consent.none"))
         return 0
     for r in records:
-        who = r.participant if r.kind == "participant" else f"session {r.session_name!r} (attested)"
-        state = f"withdrawn {r.to_dict()['withdrawn_at']}" if r.withdrawn_at else "active"
-        print(f"{r.id:>5}  {r.cohort:<16} {who:<44} {r.scope:<21} {r.notice_version}/{r.language}  "
-              f"granted {r.to_dict()['granted_at']}  {state}")
+        row = r.to_dict()
+        who = r.participant
+        if r.kind != "participant":
+            who = say("cli.consent.row_attested", session=repr(r.session_name))
+        state = say("cli.consent.row_active")
+        if r.withdrawn_at:
+            state = say("cli.consent.row_withdrawn", at=row["withdrawn_at"])
+        granted = say("cli.consent.row_granted", at=row["granted_at"])
+        print(f"{r.id:>5}  {r.cohort:<16} {who:<44} {r.scope:<21} {r.notice_version}/{r.language}  {granted}  {state}")
     return 0
 
 
