@@ -3,117 +3,121 @@ its accounts (`engagement dashboard users add NAME --role ROLE`)."""
 
 from __future__ import annotations
 
-import argparse
+import enum
 import errno
 import getpass
 import os
 import socket
 import sys
+import threading
+import tomllib
+import urllib.request
+import webbrowser
 from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from dashboard import auth, queries, services
+from dashboard.clock import TZ_ENV, zone
+from engagement.commands.analysis import analyze
+from engagement.commands.common import command, group, option, say
+from engagement.config import default_db_url
+from engagement.demo import DEMO_SESSION, demo_db_url
 from engagement.errors import ConfigError
 from engagement.reaper import reap_and_report
+from engagement.store import safe_url
+from privacy.audit import resolve_actor
+from privacy.retention import startup_purge
 
 APP = Path(__file__).resolve().parent / "app.py"
 CONFIG = APP.parent / ".streamlit" / "config.toml"
 DEFAULT_PORT = 8501
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("dashboard", help="serve the dashboard on http://127.0.0.1:8501; manage its users")
-    parser.add_argument("--db", metavar="URL", help="database URL (default: ENGAGEMENT_DB or the data directory's SQLite file)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
-    parser.add_argument(
-        "--address",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1: this machine only; put a TLS proxy in front to share it)",
-    )
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="serve the demo's own database (analysed on first use) with its demo/demo facilitator account (loopback only)",
-    )
-    parser.add_argument("--session", metavar="NAME", help="session the facilitator page opens on")
-    parser.add_argument(
-        "--timezone",
-        metavar="ZONE",
-        help="time zone times are shown in, e.g. Asia/Jakarta, Asia/Makassar, Asia/Jayapura "
-        "(default: ENGAGEMENT_TIMEZONE, else this machine's zone)",
-    )
-    parser.set_defaults(handler=serve)
-    dsub = parser.add_subparsers(dest="dashboard_command", metavar="COMMAND")
-
-    users = dsub.add_parser("users", help="dashboard accounts")
-    usub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    add = usub.add_parser("add", help="create an account (the password is asked for, never given on the command line)")
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("facilitator", "researcher", "privacy_officer", "admin"))
-    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    add.add_argument("--db", metavar="URL", dest="users_db", help="database URL")
-    add.set_defaults(handler=users_add)
-    ls = usub.add_parser("list", help="list accounts")
-    ls.add_argument("--db", metavar="URL", dest="users_db", help="database URL")
-    ls.set_defaults(handler=users_list)
+class Role(str, enum.Enum):
+    facilitator = "facilitator"
+    researcher = "researcher"
+    privacy_officer = "privacy_officer"
+    admin = "admin"
 
 
-def _url(args: argparse.Namespace) -> str:
-    from engagement.config import default_db_url
-
-    return getattr(args, "users_db", None) or getattr(args, "db", None) or default_db_url()
+UsersDb = Annotated[str | None, option("--db", metavar="URL", key="cli.dashboard.opt_users_db")]
 
 
-def serve(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    dashboard = group("dashboard", invoke_without_command=True)
+    dashboard.callback()(dashboard_command)
+    users = group("users", key="dashboard.users")
+    command(users, "add", users_add, "cli.dashboard.users_add")
+    command(users, "list", users_list, "cli.dashboard.users_list")
+    dashboard.add_typer(users)
+    app.add_typer(dashboard)
+
+
+def dashboard_command(
+    ctx: typer.Context,
+    db: Annotated[str | None, option("--db", metavar="URL", key="cli.dashboard.opt_db")] = None,
+    port: Annotated[
+        int, typer.Option("--port", help=say("cli.dashboard.opt_port", port=DEFAULT_PORT), show_default=False)
+    ] = DEFAULT_PORT,
+    address: Annotated[str, option("--address", key="cli.dashboard.opt_address")] = "127.0.0.1",
+    demo: Annotated[bool, option("--demo", key="cli.dashboard.opt_demo")] = False,
+    session: Annotated[str | None, option("--session", metavar="NAME", key="cli.dashboard.opt_session")] = None,
+    timezone: Annotated[str | None, option("--timezone", metavar="ZONE", key="cli.dashboard.opt_timezone")] = None,
+) -> int | None:
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"db": db}  # `dashboard --db URL users list` names the database before the action
+        return None
+    return serve(db=db, port=port, address=address, demo=demo, session=session, timezone=timezone)
+
+
+def _url(ctx: typer.Context, db: str | None) -> str:
+    return db or (ctx.obj or {}).get("db") or default_db_url()
+
+
+def serve(*, db: str | None, port: int, address: str, demo: bool, session: str | None, timezone: str | None) -> int:
     """Check the port and the database, run the start-up purge, then serve in this process.
 
     Streamlit runs in-process (no child): SIGTERM/SIGINT stop it through its own handlers and a
     SIGKILL leaves nothing behind to hold the port.
     """
-    from dashboard import queries
-
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.timezone:
-        from dashboard.clock import TZ_ENV, zone
-
-        zone(args.timezone)  # an unknown name is one error line before anything starts
-        os.environ[TZ_ENV] = args.timezone
-    if args.demo:
-        if args.address not in LOOPBACK:
-            raise ConfigError("--demo creates an account with a public password; it only serves on 127.0.0.1")
-        if args.db:
-            raise ConfigError("--demo uses its own database (demo.sqlite in the data directory); leave out --db")
-        from engagement.demo import demo_db_url
-
+    if not 1 <= port <= 65535:
+        raise ConfigError(say("cli.dashboard.bad_port", got=port))
+    if timezone:
+        zone(timezone)  # an unknown name is one error line before anything starts
+        os.environ[TZ_ENV] = timezone
+    if demo:
+        if address not in LOOPBACK:
+            raise ConfigError(say("cli.dashboard.demo_loopback"))
+        if db:
+            raise ConfigError(say("cli.dashboard.demo_db"))
         url = demo_db_url()
     else:
-        url = _url(args)
-    _check_port_free(args.address, args.port)
-    if args.demo:
+        url = db or default_db_url()
+    _check_port_free(address, port)
+    if demo:
         _ensure_demo_session(url)
     store = queries.open_store(url)  # a bad URL or locked file fails here, as one line
     try:
         reap_and_report(store)  # a run whose writer is gone must not show as "live analysis running"
         _startup_purge(store)
-        if args.demo:
+        if demo:
             _demo_account(store)
     finally:
         store.close()
-    from dashboard.auth import DEMO_ENV
-
     os.environ["ENGAGEMENT_DB"] = url
-    os.environ.pop(DEMO_ENV, None)
-    if args.demo:
-        os.environ[DEMO_ENV] = "1"
-    session = args.session or (_demo_session() if args.demo else None)
+    os.environ.pop(auth.DEMO_ENV, None)
+    if demo:
+        os.environ[auth.DEMO_ENV] = "1"
+    session = session or (DEMO_SESSION if demo else None)
     if session:
         os.environ["ENGAGEMENT_DASHBOARD_SESSION"] = session
-    from engagement.store import safe_url
-
-    url_shown = f"http://{args.address}:{args.port}"
-    print(f"dashboard: {url_shown}  (database {safe_url(url)}; Ctrl+C stops)", flush=True)
-    if args.demo and _has_display():
+    url_shown = f"http://{address}:{port}"
+    print(say("cli.dashboard.serving", url=url_shown, db=safe_url(url)), flush=True)
+    if demo and _has_display():
         _open_browser_when_up(url_shown)
-    return _run_streamlit(args.address, args.port)
+    return _run_streamlit(address, port)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -121,8 +125,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def streamlit_flags(address: str, port: int) -> list[str]:
     """Every setting of dashboard/.streamlit/config.toml as a flag, plus where to listen."""
-    import tomllib
-
     with open(CONFIG, "rb") as fh:
         config = tomllib.load(fh)
     flags: list[str] = []
@@ -139,13 +141,15 @@ def streamlit_flags(address: str, port: int) -> list[str]:
 
 
 def _run_streamlit(address: str, port: int) -> int:
+    # Streamlit is imported only to serve: it takes seconds to import, and every other command
+    # (and `engagement --help`) must not wait for it.
     from streamlit.web import cli as streamlit_cli
 
     try:
         streamlit_cli.main(["run", str(APP), *streamlit_flags(address, port)], prog_name="streamlit", standalone_mode=False)
     except SystemExit as exc:  # Streamlit exits on a port taken between our check and its bind
         if exc.code not in (0, None):
-            raise ConfigError(f"the dashboard could not serve on {address}:{port}; see the message above") from None
+            raise ConfigError(say("cli.dashboard.could_not_serve", address=address, port=port)) from None
     return 0
 
 
@@ -154,7 +158,7 @@ def _check_port_free(address: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise ConfigError(f"cannot serve on address {address!r}: {exc.strerror}") from None
+        raise ConfigError(say("cli.dashboard.bad_address", address=repr(address), reason=exc.strerror)) from None
     family, _, _, _, sockaddr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # The same option the server sets: a port in TIME_WAIT from a stopped dashboard is free.
@@ -163,11 +167,9 @@ def _check_port_free(address: str, port: int) -> None:
             probe.bind(sockaddr)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"port {port} on {address} is already in use (another dashboard?); stop that program or "
-                    "choose another port with --port"
-                ) from None
-            raise ConfigError(f"cannot serve on {address}:{port}: {exc.strerror}") from None
+                raise ConfigError(say("cli.dashboard.port_in_use", port=port, address=address)) from None
+            reason = exc.strerror
+            raise ConfigError(say("cli.dashboard.cannot_serve", address=address, port=port, reason=reason)) from None
 
 
 def _has_display() -> bool:
@@ -176,9 +178,6 @@ def _has_display() -> bool:
 
 def _open_browser_when_up(url: str) -> None:
     """Open the user's browser once the server answers (the demo, on a machine with a screen)."""
-    import threading
-    import urllib.request
-    import webbrowser
 
     def wait_then_open() -> None:
         for _ in range(240):
@@ -194,18 +193,13 @@ def _open_browser_when_up(url: str) -> None:
 
 def _startup_purge(store) -> None:
     """Apply the retention policy when the dashboard starts (privacy.retention.startup_purge)."""
-    from privacy.retention import startup_purge
-
     receipt = startup_purge(store, trigger="dashboard")
     if receipt.total:
-        print(f"retention: purged {receipt.total} rows past their period (receipt {receipt.receipt_id})")
+        print(say("cli.dashboard.purged", n=receipt.total, receipt=receipt.receipt_id))
 
 
 def _ensure_demo_session(url: str) -> None:
     """Analyse the demo video into the demo database unless it already holds the demo session."""
-    from dashboard import queries
-    from engagement.demo import DEMO_SESSION
-
     store = queries.open_store(url)
     try:
         sessions = queries.list_sessions(store)
@@ -214,60 +208,50 @@ def _ensure_demo_session(url: str) -> None:
     done = sessions[(sessions["name"] == DEMO_SESSION) & (sessions["status"] == "complete")]
     if not done.empty:
         return
-    print("demo: analysing the demo video into the demo database (once, about a minute)", flush=True)
-    from engagement.cli import build_parser
-
-    analyze = build_parser().parse_args(["analyze", "--db", url, "--no-progress"])
-    analyze.handler(analyze)
+    print(say("cli.dashboard.analysing_demo"), flush=True)
+    analyze(db=url, no_progress=True)
 
 
 def _demo_account(store) -> None:
-    from dashboard import auth, services
-
     user = auth.ensure_demo_account(store)
     if user is not None:
         services.audit(store, services.USER_CREATED, "system:dashboard-demo", {"account": user.name, "role": user.role, "demo": True})
-    print(f"demo: sign in as {auth.DEMO_USER} / {auth.DEMO_PASSWORD}")
+    print(say("cli.dashboard.demo_sign_in", user=auth.DEMO_USER, password=auth.DEMO_PASSWORD))
 
 
-def _demo_session() -> str:
-    from engagement.demo import DEMO_SESSION
-
-    return DEMO_SESSION
-
-
-def users_add(args: argparse.Namespace) -> int:
-    from dashboard import auth, queries, services
-    from privacy.audit import resolve_actor
-
-    if args.password_stdin:
+def users_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(show_default=False)],
+    role: Annotated[Role, typer.Option("--role")],
+    password_stdin: Annotated[bool, option("--password-stdin", key="cli.dashboard.opt_password_stdin")] = False,
+    db: UsersDb = None,
+) -> int:
+    if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            raise ConfigError("the two passwords differ; nothing was created")
-    store = queries.open_store(_url(args))
+        password = getpass.getpass(say("cli.dashboard.password_for", name=name))
+        if getpass.getpass(say("cli.dashboard.password_again")) != password:
+            raise ConfigError(say("cli.dashboard.passwords_differ"))
+    store = queries.open_store(_url(ctx, db))
     try:
-        user = auth.create_user(store, args.name, args.role, password)
+        user = auth.create_user(store, name, role.value, password)
         services.audit(store, services.USER_CREATED, resolve_actor(), {"account": user.name, "role": user.role, "via": "cli"})
     finally:
         store.close()
-    print(f"created {user.role} account {user.name!r}")
+    print(say("cli.dashboard.user_created", role=user.role, name=repr(user.name)))
     return 0
 
 
-def users_list(args: argparse.Namespace) -> int:
-    from dashboard import auth, queries
-
-    store = queries.open_store(_url(args))
+def users_list(ctx: typer.Context, db: UsersDb = None) -> int:
+    store = queries.open_store(_url(ctx, db))
     try:
         rows = auth.list_users(store)
     finally:
         store.close()
     if not rows:
-        print("no accounts; create one with: engagement dashboard users add NAME --role admin")
+        print(say("cli.dashboard.no_users"))
         return 0
     for r in rows:
-        state = " (disabled)" if r["disabled"] else ""
+        state = say("cli.dashboard.disabled") if r["disabled"] else ""
         print(f"{r['name']:<24} {r['role']:<16} {str(r['created_at'])[:19]}{state}")
     return 0

@@ -1,45 +1,58 @@
-"""The `engagement` command: one entry point, one subcommand per job.
+"""The `engagement` command: one entry point, one command tree (typer), one subcommand per job.
 
 Every user-facing failure is an `EngagementError` and ends as one line on stderr and exit code 2;
-Ctrl-C and SIGTERM end as one line and 130 / 143; anything else is a bug and keeps its traceback.
+Ctrl-C and SIGTERM end as one line and 130 / 143; a usage error prints the usage and one
+`error:` line and exits 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
-import threading
+from typing import Annotated
 
+import typer
+
+from dashboard import cli as dashboard_cli
 from engagement import __version__
+from engagement.commands import analysis, batch, live, models
+from engagement.commands.common import say
 from engagement.errors import EngagementError
-from engagement.interrupts import Terminated, raise_on_sigterm
+from engagement.interrupts import Terminated, exit_code, sigterm_interrupts
+from privacy import cli as privacy_cli
+
+# typer >= 0.29 carries its own copy of click; older releases use click. Both name the class
+# `UsageError`, and typer.BadParameter derives from it in both.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="engagement",
-        description="Classroom engagement analytics: attention signals from video, privacy by design.",
+def _version(value: bool) -> None:
+    if value:
+        print(f"engagement {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="engagement",
+        help=say("cli.description"),
+        rich_markup_mode=None,  # plain help: option texts hold brackets (webcam[:N]) that markup would eat
+        add_completion=False,
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-    parser.add_argument("--version", action="version", version=f"engagement {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from engagement.commands import analysis, batch, live, models
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool, typer.Option("--version", callback=_version, is_eager=True, help=say("cli.opt.version"))
+        ] = False,
+    ) -> None:
+        pass
 
-    analysis.register(sub)
-    batch.register(sub)
-    live.register(sub)
-    models.register(sub)
-
-    from privacy import cli as privacy_cli
-
-    privacy_cli.register(sub)
-
-    from dashboard import cli as dashboard_cli
-
-    dashboard_cli.register(sub)
-    return parser
+    for module in (analysis, batch, live, models, privacy_cli, dashboard_cli):
+        module.register(app)
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,30 +60,38 @@ def main(argv: list[str] | None = None) -> int:
     # personal data or protects it: owner-only files (0600) and directories (0700), also for the
     # dashboard server started as a child.
     os.umask(0o077)
-    parser = build_parser()
-    # Training/evaluation subcommands hand their options to the module that owns them.
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if not getattr(args, "forward", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.args = extra + args.args
-    main_thread = threading.current_thread() is threading.main_thread()
-    # SIGTERM stops a command the way Ctrl-C does (put back afterwards for in-process callers).
-    previous = signal.signal(signal.SIGTERM, raise_on_sigterm) if main_thread else None
-    try:
-        return int(args.handler(args) or 0)
-    except EngagementError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        notes = "; ".join(getattr(exc, "__notes__", ()))
-        print(f"{what}: {notes}" if notes else what, file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    command = typer.main.get_command(build_app())
+    args = sys.argv[1:] if argv is None else list(argv)
+    with sigterm_interrupts():
+        try:
+            # Not command.main(): it turns KeyboardInterrupt into its own exit, losing SIGTERM's 143.
+            with command.make_context("engagement", args) as ctx:
+                return int(command.invoke(ctx) or 0)
+        except EngagementError as exc:
+            print(say("cli.error", message=exc), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            what = say("cli.terminated" if isinstance(exc, Terminated) else "cli.interrupted")
+            notes = "; ".join(getattr(exc, "__notes__", ()))
+            print(f"{what}: {notes}" if notes else what, file=sys.stderr)
+            return exit_code(exc)
+        except typer.Exit as exc:  # --help, --version
+            return exc.exit_code
+        except UsageError as exc:
+            return usage_error(exc)
 
+
+def usage_error(exc) -> int:
+    """argparse's shape, which scripts already know: the usage line, then `PROG: error: ...`."""
+    ctx = exc.ctx
+    if ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":  # `engagement` alone
+        print(ctx.get_help(), file=sys.stderr)
+        return 2
+    if ctx is not None:
+        print(ctx.get_usage().replace("Usage:", "usage:", 1), file=sys.stderr)
+    prog = ctx.command_path if ctx is not None else "engagement"
+    print(say("cli.usage_error", prog=prog, message=exc.format_message()), file=sys.stderr)
+    return 2
 
 if __name__ == "__main__":
     sys.exit(main())

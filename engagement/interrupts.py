@@ -18,6 +18,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived."""
 
 
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """The shell's convention: 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a command the way Ctrl-C does; the previous handler is put back afterwards
+    for in-process callers. Only the main thread can set handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def raise_on_sigterm(signum=None, frame=None) -> None:
     """The SIGTERM handler of the command line (`signal.signal(signal.SIGTERM, raise_on_sigterm)`)."""
     raise Terminated()

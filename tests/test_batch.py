@@ -180,7 +180,10 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     def statuses() -> list[str]:
         if not (tmp_path / "batch.db").exists():
             return []
-        store = Store.open(db, create=False, read_only=True)
+        try:
+            store = Store.open(db, create=False, read_only=True)
+        except Exception:  # the file is there but its schema not yet
+            return []
         try:
             with store.transaction() as conn:
                 return conn.execute(select(schema.runs.c.status)).scalars().all()

@@ -4,7 +4,6 @@ frames, a database locked for longer than its busy timeout, a crash, Ctrl-C."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import signal
@@ -312,21 +311,17 @@ def test_status_line_is_drawn_on_a_terminal_only(face_frames):
 
 @pytest.mark.slow
 def test_live_command_replays_a_video(store, capsys):
-    from engagement.commands import live as live_cmd
+    from engagement.commands.live import live
 
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    live_cmd.register(sub)
     db = store.url
-    args = parser.parse_args(
-        ["live", "--source", str(require_shared("videos/pyfeat/single_face.mp4")), "--session", "class", "--db", db, "--no-status",
-         "--profile", "eu-ai-act"]  # attention only: no expression model needed
+    code = live(
+        source=str(require_shared("videos/pyfeat/single_face.mp4")), session="class", db=db, no_status=True,
+        profile="eu-ai-act",  # attention only: no expression model needed
     )
-    assert args.handler(args) == 0
+    assert code == 0
     out = capsys.readouterr().out
     assert "complete" in out and "per face" in out and "tracks: 1" in out
     source = store.latest_run("class")["source"]  # a hash of the file name, not the name
     assert source.startswith("file-") and source.endswith(".mp4") and "single_face" not in source
-    bad = parser.parse_args(["live", "--source", "webcam:x", "--session", "s", "--db", db])
     with pytest.raises(SourceError, match="webcam index"):
-        bad.handler(bad)
+        live(source="webcam:x", session="s", db=db)

@@ -2,51 +2,50 @@
 
 Each subcommand hands its own arguments to the module that owns the job, so the options are
 defined once, next to the code they drive (`engagement train expression --help` shows them).
-Training modules import torch; they are imported only when a training command runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 
+import typer
+
+from engagement.commands.common import command, group, say
 from engagement.errors import ConfigError
 
+# Module paths, not imports: the training modules import torch at their top, and torch is an
+# optional extra that `engagement --help` (and every other command) must not need or wait for.
 TRAIN = {
-    "expression": ("engagement.training.expression", "train the FER2013 expression CNN (seeded, resumable)"),
-    "export-expression": ("engagement.training.export_expression", "export an expression checkpoint to ONNX"),
-    "temporal": ("engagement.training.temporal", "train the engagement model (label-shift and 5-fold CV) and export it"),
+    "expression": "engagement.training.expression",
+    "export-expression": "engagement.training.export_expression",
+    "temporal": "engagement.training.temporal",
 }
 EVALUATE = {
-    "fer2013": ("engagement.vision.expression_eval", "score the shipped expression model; last line accuracy=..."),
-    "images": ("engagement.vision.expression_images", "audit the expression model on your own labelled face images"),
-    "engagewild": ("engagement.temporal.evaluate", "score the shipped engagement model; last line mse=..."),
+    "fer2013": "engagement.vision.expression_eval",
+    "images": "engagement.vision.expression_images",
+    "engagewild": "engagement.temporal.evaluate",
 }
+# Everything after the job's name belongs to the job's own parser, --help included.
+FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    for verb, jobs, help_text in (
-        ("train", TRAIN, "train a model (needs the [train] extra: torch)"),
-        ("evaluate", EVALUATE, "score a shipped model on a data set"),
-    ):
-        parser = sub.add_parser(verb, help=help_text)
-        jobs_sub = parser.add_subparsers(dest=f"{verb}_job", required=True, metavar="MODEL")
-        for job, (module, job_help) in jobs.items():
-            job_parser = jobs_sub.add_parser(job, help=job_help, add_help=False)
-            job_parser.add_argument("args", nargs=argparse.REMAINDER)
-            job_parser.set_defaults(handler=_forward(module, f"engagement {verb} {job}"), forward=True)
+def register(app: typer.Typer) -> None:
+    for verb, jobs in (("train", TRAIN), ("evaluate", EVALUATE)):
+        verb_group = group(verb)
+        for job, module in jobs.items():
+            command(verb_group, job, _forward(module, f"engagement {verb} {job}"), f"cli.{verb}.{job}",
+                    context_settings=FORWARD, add_help_option=False)
+        app.add_typer(verb_group)
 
 
 def _forward(module_name: str, prog: str):
-    def handler(args: argparse.Namespace) -> int:
+    def handler(ctx: typer.Context) -> int:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name == "torch" or (exc.name or "").startswith("onnx"):
-                raise ConfigError(
-                    f"`{prog}` needs the training extra: pip install -e '.[train]' (missing {exc.name})"
-                ) from None
+                raise ConfigError(say("cli.train.needs_extra", prog=prog, missing=exc.name)) from None
             raise
-        return int(module.main(args.args) or 0)
+        return int(module.main(list(ctx.args)) or 0)
 
     return handler

@@ -1,0 +1,126 @@
+"""The command tree itself: its listing, usage errors, exit codes, languages, the progress bar."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from engagement.cli import main
+from engagement.commands.common import progress_bar
+from engagement.i18n import catalogue
+from engagement.interrupts import Terminated, exit_code
+from engagement.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard")
+
+
+def run_cli(*args: str, lang: str | None = None, code: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ENGAGEMENT_LANG"}
+    if lang:
+        env["ENGAGEMENT_LANG"] = lang
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "engagement.cli", *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_every_cli_message_in_both_languages_with_the_same_placeholders():
+    english = {k: v for k, v in catalogue("en").items() if k.startswith("cli.")}
+    indonesian = {k: v for k, v in catalogue("id").items() if k.startswith("cli.")}
+    assert english and set(english) == set(indonesian)
+    for key, text in english.items():
+        assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", indonesian[key])), key
+
+
+def test_every_message_key_in_the_code_is_in_the_catalogue():
+    sources = [REPO / "engagement" / "cli.py", REPO / "privacy" / "cli.py", REPO / "dashboard" / "cli.py",
+               *(REPO / "engagement" / "commands").glob("*.py")]
+    used = {key for path in sources for key in re.findall(r'(?:say|warn)\("(cli\.[\w.-]+)"', path.read_text())}
+    assert len(used) > 50
+    assert used <= set(catalogue("en")), used - set(catalogue("en"))
+
+
+def test_help_lists_every_command_without_the_heavy_extras():
+    probe = ("import sys; from engagement.cli import main; code = main(['--help']); "
+             "print('heavy:', sorted(m for m in ('torch', 'ray', 'streamlit') if m in sys.modules)); sys.exit(code)")
+    result = run_cli(code=probe)
+    assert result.returncode == 0, result.stderr
+    listing = result.stdout.split("Commands:", 1)[1]
+    assert [c for c in COMMANDS if re.search(rf"^\s+{c}\s", listing, re.M)] == list(COMMANDS)
+    assert "heavy: []" in result.stdout
+
+
+def test_help_in_indonesian():
+    result = run_cli("privacy", "--help", lang="id")
+    assert result.returncode == 0, result.stderr
+    assert "persetujuan, retensi dan penghapusan" in result.stdout
+    assert "musnahkan kunci kohort" not in result.stdout  # a subgroup's commands stay in the subgroup
+
+
+def test_output_and_error_lines_switch_language(isolated_data_dir, monkeypatch, capsys):
+    store = Store.open(f"sqlite:///{isolated_data_dir / 'x.db'}")
+    store.close()
+    db = ["--db", store.url]
+    assert main(["privacy", "consent", "list", *db]) == 0
+    assert capsys.readouterr().out == "no consent records\n"
+    assert main(["privacy", "audit", "list", "--action", "nonsense", *db]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown audit action 'nonsense'; one of: ")
+    monkeypatch.setenv("ENGAGEMENT_LANG", "id")
+    assert main(["privacy", "consent", "list", *db]) == 0
+    assert capsys.readouterr().out == "tidak ada catatan persetujuan\n"
+    assert main(["privacy", "audit", "list", "--action", "nonsense", *db]) == 2
+    assert capsys.readouterr().err.startswith("galat: tindakan audit 'nonsense' tidak dikenal")
+
+
+def test_usage_errors_exit_2_with_one_error_line(capsys):
+    assert main(["analyze", "--max-faces", "many"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: engagement analyze")
+    assert err[1].startswith("engagement analyze: error: ") and "--max-faces" in err[1]
+    assert main(["no-such-command"]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert main(["privacy", "dpia", "--lang", "fr"]) == 2  # a closed choice
+    assert main(["live", "--session", "s"]) == 2  # --source is required
+    assert "--source" in capsys.readouterr().err
+
+
+def test_version_and_bare_groups(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("engagement ")
+    assert main(["privacy"]) == 0  # a group alone shows its actions
+    out = capsys.readouterr().out
+    assert "consent" in out and "purge" in out
+    assert main(["privacy", "audit"]) == 0
+    assert "re-anchor" in capsys.readouterr().out
+
+
+def test_training_and_evaluation_get_their_own_arguments(tmp_path, capsys):
+    # Everything after the job's name, options included, is the job's; its errors end as usual.
+    assert main(["evaluate", "engagewild", str(tmp_path / "missing.npz"), "--split", "test"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no such file: {tmp_path / 'missing.npz'}"
+
+
+def test_signal_exit_codes():
+    assert exit_code(Terminated()) == 143
+    assert exit_code(KeyboardInterrupt()) == 130
+
+
+def test_progress_bar_is_silent_off_a_terminal():
+    assert progress_bar(Console(file=io.StringIO())).disable
+    assert not progress_bar(Console(file=io.StringIO(), force_terminal=True)).disable
+    assert progress_bar(Console(file=io.StringIO(), force_terminal=True), enabled=False).disable
+
+
+def test_dashboard_database_named_before_or_after_the_action(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["dashboard", "users", "add", "ani", "--role", "admin", "--password-stdin", "--db", url]) == 0
+    assert capsys.readouterr().out == "created admin account 'ani'\n"
+    assert main(["dashboard", "--db", url, "users", "list"]) == 0
+    assert capsys.readouterr().out.startswith("ani ")
+    assert main(["dashboard", "users", "add", "budi", "--role", "owner", "--db", url]) == 2  # a closed choice
