@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import require_shared
+from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 from privacy.anonymize import OPERATORS, mask_faces, safe_preview, save_masked, verify_no_faces
 from privacy.errors import FaceLeakError
 
@@ -33,17 +34,9 @@ def frames(relative: str, n: int = 3) -> list[np.ndarray]:
 def face_boxes(image: np.ndarray) -> list[tuple[float, float, float, float]]:
     """Boxes the way the pipeline has them: from the 478-landmark face mesh (tight around the
     features), which is what a preview of the vision stage would mask."""
-    import mediapipe as mp
-
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4) as mesh:
-        res = mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    h, w = image.shape[:2]
-    boxes = []
-    for lm in res.multi_face_landmarks or ():
-        xs = [p.x * w for p in lm.landmark]
-        ys = [p.y * h for p in lm.landmark]
-        boxes.append((min(xs), min(ys), max(xs), max(ys)))
-    return boxes
+    with FaceLandmarker(LandmarkerOptions(max_faces=4, static_images=True)) as landmarker:
+        faces = landmarker.detect(image)
+    return [(*lm[:, :2].min(axis=0), *lm[:, :2].max(axis=0)) for lm in faces]
 
 
 @pytest.mark.parametrize("video", VIDEOS)

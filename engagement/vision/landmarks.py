@@ -15,8 +15,10 @@ back on a callback thread: the live loop already drops frames itself when analys
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,9 @@ class FaceLandmarker:
 def _blendshapes(categories) -> np.ndarray:
     scores = {c.category_name: c.score for c in categories}
     return np.array([scores.get(name, math.nan) for name in BLENDSHAPE_NAMES], dtype=np.float32)
+
+
+def detector_model(models_dir: Path | None = None) -> bytes:
+    """The bundle's own face detector (BlazeFace short range, .tflite), for a detection-only pass."""
+    with zipfile.ZipFile(io.BytesIO(load_bundle(models_dir))) as bundle:
+        return bundle.read("face_detector.tflite")
