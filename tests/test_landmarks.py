@@ -4,6 +4,7 @@ running modes and clocks, blendshapes, and no network at run time."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 
@@ -14,6 +15,7 @@ import pytest
 from engagement.config import AnalysisOptions, models_dir
 from engagement.errors import ModelError
 from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_BLENDSHAPES, EYE_BLENDSHAPES, Frame
+from engagement.vision.geometry import matrix_pose
 from engagement.vision.landmarks import N_LANDMARKS, FaceLandmarker, LandmarkerOptions, load_bundle
 from engagement.vision.stage import VisionStage
 
@@ -109,3 +111,17 @@ def test_expression_blendshapes_follow_the_profile_eye_ones_never_do(astronaut, 
     row = features.to_dict()
     assert row["bs_eyeBlinkLeft"] == scores["eyeBlinkLeft"]
     assert (row["bs_mouthSmileLeft"] is None) != expression
+
+
+@pytest.mark.parametrize("turn_deg", [-20, 20])
+def test_head_roll_from_the_matrix_follows_a_face_turned_in_the_image(astronaut, turn_deg):
+    """A constructed case with a known answer: the photo turned in its own plane."""
+    h, w = astronaut.shape[:2]
+    turned = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D((w / 2, h / 2), turn_deg, 1.0), (w, h), borderMode=cv2.BORDER_REPLICATE
+    )
+    with FaceLandmarker(LandmarkerOptions(max_faces=1, static_images=True)) as landmarker:
+        (before,), (after,) = landmarker.detect_faces(astronaut), landmarker.detect_faces(turned)
+    # OpenCV turns the image counter-clockwise for a positive angle; roll > 0 is clockwise.
+    change = math.degrees(matrix_pose(after.transform)[2] - matrix_pose(before.transform)[2])
+    assert abs(change + turn_deg) < 3.0

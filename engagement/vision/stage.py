@@ -19,7 +19,7 @@ from engagement.config import AnalysisOptions
 from engagement.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
 from engagement.vision.attention import AttentionTracker, FaceSignals
 from engagement.vision.expression import ExpressionModel, align_face
-from engagement.vision.geometry import BlinkDetector, eye_features, solve_head
+from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head
 from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, load_bundle
 from engagement.vision.quality import face_box, face_quality
 from engagement.vision.tracking import FaceTracker
@@ -118,6 +118,8 @@ class VisionStage:
         out = []
         for face, expression in zip(faces, expressions):
             yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
+            if face.transform is not None and math.isfinite(yaw):
+                yaw, pitch, roll = matrix_pose(face.transform)
             eyes = eye_features(face.landmarks)
             blur, brightness = face_quality(gray, face.bbox)
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
