@@ -36,6 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from clips import read_frames  # noqa: E402
 
 SINGLE_CLIP = "liveportrait/d9.mp4"
 GALLERY_CLIPS = (
@@ -54,18 +57,8 @@ FPS = 25.0
 
 def _clip_frames(path: Path, n: int) -> list[np.ndarray]:
     """n frames of the clip, looped when it is shorter."""
-    import cv2
-
-    frames: list[np.ndarray] = []
-    while len(frames) < n:
-        cap = cv2.VideoCapture(str(path))
-        while len(frames) < n:
-            ok, img = cap.read()
-            if not ok:
-                break
-            frames.append(img)
-        cap.release()
-    return frames
+    frames, _ = read_frames(path)
+    return [frames[i % len(frames)] for i in range(n)]
 
 
 def prepare(out: Path, single_frames: int, gallery_frames: int) -> dict:

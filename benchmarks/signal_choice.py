@@ -28,6 +28,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from clips import read_frames  # noqa: E402
 
 from engagement.config import shared_data_dir  # noqa: E402
 from engagement.records import BLENDSHAPE_NAMES  # noqa: E402
@@ -67,15 +70,7 @@ def measure(frames: list[np.ndarray], fps: float, still: bool = False) -> dict[s
 
 
 def read(relative: str) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(shared_data_dir() / "videos" / relative))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    return frames, fps
+    return read_frames(shared_data_dir() / "videos" / relative)
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -240,12 +240,7 @@ class GalleryVisionStage(VisionStage):
 
     @classmethod
     def for_layout(
-        cls,
-        options: AnalysisOptions,
-        layout: GalleryLayout,
-        models_dir=None,
-        *,
-        running_mode: RunningMode = RunningMode.LIVE,
+        cls, options: AnalysisOptions, layout: GalleryLayout, models_dir=None, *, running_mode=RunningMode.LIVE
     ) -> "GalleryVisionStage":
         bundle = load_bundle(models_dir)  # checked once, shared by every tile's landmarker
         return cls(
