@@ -125,3 +125,10 @@ def test_head_roll_from_the_matrix_follows_a_face_turned_in_the_image(astronaut,
     # OpenCV turns the image counter-clockwise for a positive angle; roll > 0 is clockwise.
     change = math.degrees(matrix_pose(after.transform)[2] - matrix_pose(before.transform)[2])
     assert abs(change + turn_deg) < 3.0
+
+
+def test_the_bundle_ships_with_its_licence_and_card():
+    entry = json.loads((models_dir() / "models.json").read_text())["face-landmarker"]
+    assert (models_dir() / "face_landmarker.LICENSE").read_text().lstrip().startswith("Apache License")
+    card = (models_dir() / entry["card"]).read_text()
+    assert entry["sha256"] in card and "Model Card" in card.replace("%20", " ")
