@@ -13,7 +13,6 @@ same detector on overlapping windows of the image too, where a small face is lar
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -111,24 +110,19 @@ def mask_faces(image_bgr: np.ndarray, boxes: Iterable[Box], method: str = "pixel
 
 # -- detection (verify pass) ------------------------------------------------------------------------
 
-_detectors: dict[int, object] = {}
-_lock = threading.Lock()
-
 
 def _detector():
     # Imported lazily: mediapipe is heavy, and most users of this module never verify anything.
     from mediapipe.tasks.python import BaseOptions, vision
 
-    det = _detectors.get(0)
-    if det is None:
-        det = vision.FaceDetector.create_from_options(
-            vision.FaceDetectorOptions(
-                base_options=BaseOptions(model_asset_buffer=detector_model()),
-                min_detection_confidence=VERIFY_CONFIDENCE,
-            )
+    # One per verify call, closed by its caller: a detector kept for the process would be
+    # finalised after MediaPipe's dispatcher has shut down, which prints a traceback at exit.
+    return vision.FaceDetector.create_from_options(
+        vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=detector_model()),
+            min_detection_confidence=VERIFY_CONFIDENCE,
         )
-        _detectors[0] = det
-    return det
+    )
 
 
 def _windows(w: int, h: int, model_selection: int) -> list[tuple[int, int, int, int]]:
@@ -149,10 +143,13 @@ def detect_faces(image_bgr: np.ndarray, *, model_selection: int = 1) -> list[Box
     h, w = image_bgr.shape[:2]
     rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     boxes = []
-    for x0, y0, x1, y1 in _windows(w, h, model_selection):
-        crop = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-        with _lock:  # one detector graph, shared by every thread
-            result = _detector().detect(crop)
+    with _detector() as detector:
+        results = [
+            (x0, y0, x1, y1, detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                      data=np.ascontiguousarray(rgb[y0:y1, x0:x1]))))
+            for x0, y0, x1, y1 in _windows(w, h, model_selection)
+        ]  # fmt: skip
+    for x0, y0, x1, y1, result in results:
         floor = VERIFY_CONFIDENCE_WHOLE if (x0, y0, x1, y1) == (0, 0, w, h) else VERIFY_CONFIDENCE
         for d in result.detections:
             if d.categories and d.categories[0].score < floor:
