@@ -1,12 +1,12 @@
 """Gallery view: a meeting grid (2x2 .. 5x5 tiles) captured from a facilitator's screen.
 
-Why per-tile crops: MediaPipe's face mesh finds faces with its short-range detector on a 128x128
-rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
+Why per-tile crops: MediaPipe's face landmarker finds faces with its short-range detector on a
+128x128 rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
 missed. Running one landmarker per tile crop gives each face a detector input of its own tile
 (a face fills 20-40 % of it), and in video mode the landmarker then tracks from the previous
 frame's landmarks, so the detector only reruns when a tile loses its face. Measured against a
-full-frame mesh and the full-range detector in `benchmarks/live_gallery.py --compare`; the
-figures are in docs/live.md.
+full-frame landmarker in `benchmarks/live_gallery.py --compare` (and, with mediapipe 0.10.21,
+against the full-range detector); the figures are in docs/live.md.
 
 Track ids are tile-anchored: an id belongs to a participant's *video tile* (their feed), not to a
 screen position and not to a face embedding:
