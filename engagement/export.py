@@ -24,7 +24,7 @@ from sqlalchemy import and_, exists, or_, select
 from engagement import __version__, schema
 from engagement.errors import ConfigError, StoreError
 from engagement.registry import sha256_file
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.store import Store, utcnow
 from engagement import schema as tables
 from privacy.consent import SCOPES
@@ -73,6 +73,11 @@ def column_schema() -> list[dict[str, str]]:
          "state of the second: on_screen | looking_away | eyes_closed | absent (no face) | unknown (face "
          "seen but not measurable); a physical state, not an emotion (docs/attention.md)"),
     ]
+    for name in BLENDSHAPE_NAMES:
+        kind = "eye state (every profile)" if name in EYE_BLENDSHAPES else "expression (empty under eu-ai-act)"
+        cols.append((f"bs_{name}", "float", "score 0-1",
+                     f"mean over the second's face frames of MediaPipe Face Landmarker's '{name}' blendshape; "
+                     f"{kind}; empty when absent or not measured"))  # fmt: skip
     cols += [
         ("state", "string", "", "present | absent | unknown (absent/unknown are never low engagement)"),
         ("score", "float", "0-1", "engagement score from the temporal model; empty unless present"),

@@ -110,7 +110,7 @@ def run_live(
     vision_factory = None
     if layout is not None:
         def vision_factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
-            return GalleryVisionStage.for_layout(opts, layout, mdir)
+            return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
 
     pipeline = AnalysisPipeline(
         store, analysis, profile=profile, consent=consent or ConsentOptions(), models_dir=models_dir,

@@ -61,9 +61,7 @@ VisionFactory = Callable[[AnalysisOptions, "Path | None", RunningMode], VisionSt
 
 
 def default_vision_stage(options: AnalysisOptions, models_dir: Path | None, running_mode: RunningMode) -> VisionStage:
-    # The landmarker will take `running_mode` (VisionStage.from_options(..., running_mode=)) with
-    # the move to MediaPipe Tasks; today's face mesh runs the same way for files and live.
-    return VisionStage.from_options(options, models_dir)
+    return VisionStage.from_options(options, models_dir, running_mode=running_mode)
 
 
 class AnalysisPipeline:

@@ -53,6 +53,27 @@ FEATURE_NAMES: tuple[str, ...] = (
     "brightness",
 )
 
+# MediaPipe Face Landmarker's blendshape scores (0-1), in the model's order less `_neutral`. The
+# eye ones are physical states (closure, where the eyes look) and are kept under every profile;
+# the brow, cheek, jaw, mouth and nose ones describe expressions and are only measured where the
+# profile allows expressions (NULL under `eu-ai-act`).
+EYE_BLENDSHAPES: tuple[str, ...] = tuple(
+    f"eye{what}{side}" for what in ("Blink", "LookDown", "LookIn", "LookOut", "LookUp", "Squint", "Wide")
+    for side in ("Left", "Right")
+)
+BLENDSHAPE_NAMES: tuple[str, ...] = (
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
+    *EYE_BLENDSHAPES,
+    "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+)  # fmt: skip
+EXPRESSION_BLENDSHAPES: tuple[str, ...] = tuple(n for n in BLENDSHAPE_NAMES if n not in EYE_BLENDSHAPES)
+
 EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 # Per-second attention state of one participant (physical states, not emotions; see
@@ -62,6 +83,16 @@ EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad"
 ATTENTION_STATES: tuple[str, ...] = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
 # A frame's verdict: the same, less `absent` (a frame without the face has no verdict).
 FRAME_ATTENTION_STATES: tuple[str, ...] = ("on_screen", "looking_away", "eyes_closed", "unknown")
+
+
+def blendshape_columns(scores: tuple[float | None, ...] | None) -> dict[str, float | None]:
+    """`bs_<name>` -> score for a record's dict and table row (None throughout when unmeasured)."""
+    return {f"bs_{name}": v for name, v in zip(BLENDSHAPE_NAMES, scores or (None,) * len(BLENDSHAPE_NAMES))}
+
+
+def _check_blendshapes(scores: tuple[float | None, ...] | None) -> None:
+    if scores is not None and len(scores) != len(BLENDSHAPE_NAMES):
+        raise ValueError(f"expected {len(BLENDSHAPE_NAMES)} blendshape scores, got {len(scores)}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,8 @@ class FaceObservation:
     track_id: int
     bbox: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     landmarks: np.ndarray  # (478, 3) float32: x, y in pixels, z in the same pixel scale
+    blendshapes: np.ndarray | None = None  # (51,) scores in BLENDSHAPE_NAMES order, if measured
+    transform: np.ndarray | None = None  # (4, 4) canonical face -> camera (cm), if measured
 
 
 @dataclass(frozen=True)
@@ -98,10 +131,14 @@ class FrameFeatures:
     # The frame's attention verdict (on_screen | looking_away | eyes_closed | unknown), judged
     # against this participant's own screen direction; None when not judged (counts as unknown).
     attention: str | None = None
+    # BLENDSHAPE_NAMES order; None for the whole face when the landmarker gave none, None for
+    # one score the profile does not allow (expression blendshapes under `eu-ai-act`).
+    blendshapes: tuple[float | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
             raise ValueError(f"expected {len(FEATURE_NAMES)} feature values, got {len(self.values)}")
+        _check_blendshapes(self.blendshapes)
         if self.attention is not None and self.attention not in FRAME_ATTENTION_STATES:
             raise ValueError(f"a frame's attention must be one of {FRAME_ATTENTION_STATES}, got {self.attention!r}")
 
@@ -112,6 +149,7 @@ class FrameFeatures:
         for label, p in zip(EXPRESSION_LABELS, self.expression or (None,) * len(EXPRESSION_LABELS)):
             out[f"expr_{label}"] = p
         out["attention"] = self.attention
+        out.update(blendshape_columns(self.blendshapes))
         return out
 
 
@@ -140,8 +178,10 @@ class WindowFeatures:
     on_screen_ratio: float | None = None
     eyes_closed_ratio: float | None = None
     attention: str = "unknown"
+    blendshapes: tuple[float | None, ...] | None = None  # per-second means, BLENDSHAPE_NAMES order
 
     def __post_init__(self) -> None:
+        _check_blendshapes(self.blendshapes)
         if self.attention not in ATTENTION_STATES:
             raise ValueError(f"attention must be one of {ATTENTION_STATES}, got {self.attention!r}")
         if self.n_face == 0:
@@ -177,6 +217,7 @@ class WindowFeatures:
         out["on_screen_ratio"] = self.on_screen_ratio
         out["eyes_closed_ratio"] = self.eyes_closed_ratio
         out["attention"] = self.attention
+        out.update(blendshape_columns(self.blendshapes))
         return out
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, FEATURE_NAMES
 from engagement.timeutil import as_utc
 
 # Bump with a new revision `v<N>` in engagement/migrations/versions/ when a table changes;
@@ -40,7 +40,8 @@ from engagement.timeutil import as_utc
 #   2: runs.writer_pid / runs.writer_host (dead writers are detected and their runs reaped);
 #      attention columns of window_features and class_timeline; runs.source_sha256;
 #      the dashboard's covering indexes
-SCHEMA_VERSION = 2
+#   3: per-second blendshape means of window_features (bs_<name>, MediaPipe Face Landmarker)
+SCHEMA_VERSION = 3
 
 
 class UtcDateTime(TypeDecorator):
@@ -145,6 +146,9 @@ window_columns += [
     Column("eyes_closed_ratio", Float),
     Column("attention", String(16)),  # on_screen | looking_away | eyes_closed | absent | unknown
 ]
+# Per-second mean of each Face Landmarker blendshape score (0-1). Nullable like the above; the
+# expression ones (brow, cheek, jaw, mouth, nose) stay NULL where the profile forbids expressions.
+window_columns += [Column(f"bs_{_name}", Float) for _name in BLENDSHAPE_NAMES]
 
 window_features = Table(
     "window_features",

@@ -20,6 +20,7 @@ from engagement.vision.geometry import (
     camera_matrix,
     matrix_from_euler,
 )
+from engagement.vision.landmarks import LandmarkedFace
 
 W, H = 640, 480
 OPEN_EAR = 0.30
@@ -110,10 +111,13 @@ class ScriptedLandmarker:
         self.script = script
         self.calls = 0
 
-    def detect(self, image: np.ndarray) -> list[np.ndarray]:
+    def detect(self, image: np.ndarray, t_ms: float | None = None) -> list[np.ndarray]:
         poses = self.script(self.calls)
         self.calls += 1
         return [landmarks(p) for p in poses]
+
+    def detect_faces(self, image: np.ndarray, t_ms: float | None = None) -> list[LandmarkedFace]:
+        return [LandmarkedFace(lm) for lm in self.detect(image, t_ms)]
 
     def close(self) -> None:
         pass

@@ -164,6 +164,24 @@ def test_export_writes_data_schema_and_manifest(db_url, tmp_path):
     assert {e.actor for e in audit.entries(action="analysis_run")} == {resolve_actor()}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["id-pdp", "eu-ai-act"])
+def test_blendshape_means_per_second_and_the_profile_gate(db_url, profile):
+    """Eye blendshapes are physical states, kept under every profile; mouth and brow ones are
+    expressions, NULL in every row under eu-ai-act."""
+    video = require_shared("videos/pyfeat/single_face.mp4")
+    assert analyze(db_url, video, "shapes", "--sample-fps", "10", "--profile", profile) == 0
+    (track,) = tracks_of(db_url, latest_run(db_url, "shapes")["id"])
+    windows = windows_of(db_url, track.id)
+    assert windows and all(w.n_face > 0 for w in windows)
+    for w in windows:
+        assert 0.0 <= w.bs_eyeBlinkLeft <= 1.0 and 0.0 <= w.bs_eyeLookOutRight <= 1.0
+        if profile == "eu-ai-act":
+            assert w.bs_mouthSmileLeft is None and w.bs_browInnerUp is None and w.bs_jawOpen is None
+        else:
+            assert 0.0 <= w.bs_mouthSmileLeft <= 1.0 and 0.0 <= w.bs_browInnerUp <= 1.0
+
+
 # -- bad input: one line, exit code 2, nothing half-written -------------------------------------
 
 

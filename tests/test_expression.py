@@ -50,6 +50,8 @@ def test_every_shipped_model_has_card_hash_and_metadata(name):
     card = MODELS / entry.card
     assert card.is_file(), f"{name}: model card {card.name} missing"
     assert path.stat().st_size <= 5_000_000 or not name.startswith("expression-cnn")
+    if path.suffix != ".onnx":
+        return  # a third-party bundle (MediaPipe .task): its licence ships beside it, its card cites the maker's
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     for key in ("version", "data_citation"):
         assert meta.get(key), f"{name}: ONNX metadata lacks {key}"

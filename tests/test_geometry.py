@@ -14,6 +14,7 @@ from engagement.vision.geometry import (
     euler_from_matrix,
     head_pose,
     matrix_from_euler,
+    matrix_pose,
 )
 
 W, H = 640, 480
@@ -104,3 +105,14 @@ def test_head_pivot_stays_put_when_the_head_turns_and_moves_when_the_camera_turn
     moved = pivot(0.0, camera_deg=10.0)
     angle = math.degrees(math.acos(moved @ still / (np.linalg.norm(moved) * np.linalg.norm(still))))
     assert angle == pytest.approx(10.0, abs=0.5)
+
+
+@pytest.mark.parametrize("angles", [(0.3, -0.2, 0.1), (-0.5, 0.25, -0.3), (0.0, 0.0, 0.0)])
+def test_matrix_pose_reads_a_transform_in_the_documented_convention(angles):
+    """MediaPipe's facial transformation matrix uses y up and z towards the viewer; read back in
+    OpenCV's frame it gives the same angles as `solve_head` would."""
+    flip = np.diag([1.0, -1.0, -1.0])
+    transform = np.eye(4)
+    transform[:3, :3] = flip @ matrix_from_euler(*angles) @ flip
+    transform[:3, 3] = (1.0, -2.0, -40.0)
+    assert np.allclose(matrix_pose(transform), angles, atol=1e-9)

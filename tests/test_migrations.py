@@ -34,9 +34,10 @@ def test_new_database_has_every_declared_index_and_the_head_stamp(db_url):
     store.close()
 
 
-def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_without_a_copy(tmp_path):
+def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_and_the_v3_columns(tmp_path):
     """Older releases made v2 files without alembic's stamp, and the dashboard made its indexes
-    itself (the first timeline index without the attention columns)."""
+    itself (the first timeline index without the attention columns). Such a file is upgraded
+    through v2 (the indexes) and v3 (the blendshape columns), after a copy."""
     path = tmp_path / "r.db"
     Store.open(f"sqlite:///{path}").close()
     raw = sqlite3.connect(path)
@@ -44,14 +45,20 @@ def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_without_a_copy(
     for index in schema.DASHBOARD_INDEXES:
         raw.execute(f"DROP INDEX {index.name}")
     raw.execute("CREATE INDEX ix_dash_timeline_cover ON class_timeline (run_id, second, score)")
+    for (column,) in raw.execute("SELECT name FROM pragma_table_info('window_features') WHERE name LIKE 'bs_%'").fetchall():
+        raw.execute(f"ALTER TABLE window_features DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     store = Store.open(f"sqlite:///{path}")
     with store.engine.connect() as conn:
-        have = {i["name"] for i in inspect(conn).get_indexes("class_timeline")}
+        inspector = inspect(conn)
+        have = {i["name"] for i in inspector.get_indexes("class_timeline")}
+        columns = {c["name"] for c in inspector.get_columns("window_features")}
         assert migrations.stamped_revision(conn) == migrations.HEAD
     assert "ix_dash_timeline_cover2" in have and "ix_dash_timeline_cover" not in have
-    assert not list(tmp_path.glob("*.bak"))
+    assert {"bs_eyeBlinkLeft", "bs_mouthSmileRight"} <= columns
+    assert [p.name for p in tmp_path.glob("*.bak")] == ["r.db.v2.bak"]
     store.close()
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engagement.records import FEATURE_NAMES, FrameFeatures
+from engagement.records import BLENDSHAPE_NAMES, FEATURE_NAMES, FrameFeatures
 from engagement.temporal.windows import WindowAggregator, pooled
 from engagement.vision.tracking import FaceTracker
 
@@ -63,3 +63,20 @@ def test_pooled_statistics_match_direct_computation():
     mean, std = pooled([g.mean() for g in groups], [g.std() for g in groups], [len(g) for g in groups])
     allv = np.concatenate(groups)
     assert mean == pytest.approx(allv.mean()) and std == pytest.approx(allv.std())
+
+
+def test_blendshapes_are_averaged_per_second_and_withheld_ones_stay_none():
+    n = len(BLENDSHAPE_NAMES)
+    agg = WindowAggregator(1000)
+    values = (0.0,) * len(FEATURE_NAMES)
+    for t, score in ((0.0, 0.2), (500.0, 0.4)):
+        scores = (score,) * (n - 1) + (None,)  # the last one withheld by the profile
+        assert agg.add(t, [FrameFeatures(t, 1, values, False, blendshapes=scores)]) == []
+    agg.add(800.0, [FrameFeatures(800.0, 1, values, False)])  # a frame without blendshapes
+    (window,) = agg.add(1000.0, [])
+    assert window.blendshapes[:-1] == pytest.approx((0.3,) * (n - 1))
+    assert window.blendshapes[-1] is None
+    row = window.to_dict()
+    assert row[f"bs_{BLENDSHAPE_NAMES[0]}"] == pytest.approx(0.3) and row[f"bs_{BLENDSHAPE_NAMES[-1]}"] is None
+    with pytest.raises(ValueError, match="blendshape"):
+        FrameFeatures(0.0, 1, values, False, blendshapes=(0.1,))

@@ -19,6 +19,7 @@ from engagement.registry import model_record
 from engagement.temporal import features, stage, timeline
 from engagement.temporal.model import DEFAULT_MODEL as TEMPORAL_MODEL
 from engagement.vision.expression import DEFAULT_MODEL as EXPRESSION_MODEL
+from engagement.vision.landmarks import MODEL_NAME as LANDMARKER_MODEL
 
 __all__ = ["run_models", "run_settings", "run_settings_hash", "temporal_settings"]
 
@@ -39,7 +40,8 @@ def temporal_settings() -> dict:
 
 def run_models(options: AnalysisOptions) -> tuple[str, ...]:
     """The registered models a run with `options` loads (the expression CNN only when it runs)."""
-    return (EXPRESSION_MODEL, TEMPORAL_MODEL) if options.expression else (TEMPORAL_MODEL,)
+    always = (LANDMARKER_MODEL, TEMPORAL_MODEL)
+    return (*always, EXPRESSION_MODEL) if options.expression else always
 
 
 def run_settings(options: AnalysisOptions, models_dir: Path | None = None, *, k_min: int | None = None) -> dict:

@@ -29,6 +29,7 @@ class _Accumulator:
     expressions: list[tuple[float, ...]] = field(default_factory=list)
     blinks: int = 0
     attention: Counter = field(default_factory=Counter)  # frame verdict -> frames
+    blendshapes: list[tuple[float | None, ...]] = field(default_factory=list)
 
 
 class WindowAggregator:
@@ -67,6 +68,8 @@ class WindowAggregator:
             if f.expression is not None:
                 acc.expressions.append(f.expression)
             acc.attention[f.attention or "unknown"] += 1
+            if f.blendshapes is not None:
+                acc.blendshapes.append(f.blendshapes)
         return done
 
     def forget(self, track_id: int) -> None:
@@ -86,7 +89,16 @@ class WindowAggregator:
         for track_id in sorted(self._known):
             acc = self._acc.get(track_id, _Accumulator())
             out.append(
-                summarise(track_id, second, self._frames, acc.values, acc.blinks, acc.expressions, acc.attention)
+                summarise(
+                    track_id,
+                    second,
+                    self._frames,
+                    acc.values,
+                    acc.blinks,
+                    acc.expressions,
+                    acc.attention,
+                    blendshapes=acc.blendshapes,
+                )
             )
         self._acc = {}
         self._frames = 0
@@ -108,10 +120,14 @@ def summarise(
     blinks: int,
     expressions: list[tuple[float, ...]],
     attention: Counter | None = None,
+    *,
+    blendshapes: list[tuple[float | None, ...]] | None = None,
 ) -> WindowFeatures:
     """Mean and (population) std per feature over one window; None where nothing was measured.
 
     `attention` counts the face frames' verdicts (a frame not judged counts as unknown).
+    `blendshapes`: the face frames' scores; their per-second mean per blendshape, None for one
+    no frame measured (the profile withheld it, or the landmarker gave none).
     """
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
@@ -133,7 +149,15 @@ def summarise(
         std=tuple(s for _, s in stats),
         expression=expression,
         **attention_summary(attention or Counter({"unknown": len(values)})),
+        blendshapes=blendshape_means(blendshapes or []),
     )
+
+
+def blendshape_means(scores: list[tuple[float | None, ...]]) -> tuple[float | None, ...] | None:
+    if not scores:
+        return None
+    matrix = np.array([[math.nan if v is None else v for v in row] for row in scores], dtype=np.float64)
+    return tuple(_finite_stats(matrix[:, j])[0] for j in range(matrix.shape[1]))
 
 
 def attention_summary(verdicts: Counter) -> dict[str, float | str | None]:

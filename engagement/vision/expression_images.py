@@ -3,7 +3,7 @@
     engagement evaluate images DIR [--labels CSV] [--model NAME]
 
 This is how an institute audits the model on its own people: each image goes through what the
-pipeline does to a video frame (MediaPipe FaceMesh in image mode, the FER2013 framing of
+pipeline does to a video frame (MediaPipe Face Landmarker in IMAGE mode, the FER2013 framing of
 `align_face`, the CNN), so the figures are those the product would reach on such faces. The CSV
 (default DIR/labels.csv) has a header with columns `path` (relative to the CSV's folder) and
 `label` (one of the model's labels, any case), separated by commas, semicolons or tabs.

@@ -1,12 +1,12 @@
 """Gallery view: a meeting grid (2x2 .. 5x5 tiles) captured from a facilitator's screen.
 
-Why per-tile crops: MediaPipe's face mesh finds faces with its short-range detector on a 128x128
-rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
+Why per-tile crops: MediaPipe's face landmarker finds faces with its short-range detector on a
+128x128 rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
 missed. Running one landmarker per tile crop gives each face a detector input of its own tile
 (a face fills 20-40 % of it), and in video mode the landmarker then tracks from the previous
 frame's landmarks, so the detector only reruns when a tile loses its face. Measured against a
-full-frame mesh and the full-range detector in `benchmarks/live_gallery.py --compare`; the
-figures are in docs/live.md.
+full-frame landmarker in `benchmarks/live_gallery.py --compare` (and, with mediapipe 0.10.21,
+against the full-range detector); the figures are in docs/live.md.
 
 Track ids are tile-anchored: an id belongs to a participant's *video tile* (their feed), not to a
 screen position and not to a face embedding:
@@ -24,6 +24,7 @@ screen position and not to a face embedding:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,10 +34,10 @@ import numpy as np
 
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
-from engagement.records import FaceObservation, Frame
-from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+from engagement.records import FaceObservation, Frame, RunningMode
+from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, load_bundle
 from engagement.vision.quality import face_box
-from engagement.vision.stage import VisionStage
+from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
 
@@ -218,33 +219,42 @@ class GalleryVisionStage(VisionStage):
         expression_model=None,
         landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
         faces_per_tile: int = 1,
+        running_mode: RunningMode = RunningMode.LIVE,
+        landmarker_sha256: str | None = None,
     ):
         self.layout = layout
-        self._tile_options = LandmarkerOptions(
-            max_faces=faces_per_tile,
-            min_detection_confidence=options.min_detection_confidence,
-            min_tracking_confidence=options.min_tracking_confidence,
-        )
-        # One landmarker per tile: each keeps its own tracking state, so a tile's face is
-        # re-detected only when that tile loses it. Created lazily, on a tile's first use.
+        self._tile_options = landmarker_options(options, faces_per_tile, running_mode)
+        # One landmarker per tile: each keeps its own tracking state and its own VIDEO-mode clock,
+        # so a tile's face is re-detected only when that tile loses it. Created lazily, on a
+        # tile's first use.
         self._factory = landmarker_factory
         self._landmarkers: list[FaceLandmarker | None] = [None] * layout.n_tiles
-        super().__init__(options, landmarker=None, expression_model=expression_model)  # type: ignore[arg-type]
+        super().__init__(
+            options,
+            landmarker=None,  # type: ignore[arg-type]
+            expression_model=expression_model,
+            landmarker_sha256=landmarker_sha256,
+        )
         self.tile_ids = TileIdTracker(layout.n_tiles)
         self._tile_of_track: dict[int, int] = {}
 
     @classmethod
-    def for_layout(cls, options: AnalysisOptions, layout: GalleryLayout, models_dir=None) -> "GalleryVisionStage":
-        expression_model = None
-        if options.expression:
-            from engagement.vision.expression import ExpressionModel
-
-            expression_model = ExpressionModel.load(models_dir=models_dir)
-        return cls(options, layout, expression_model=expression_model)
+    def for_layout(
+        cls, options: AnalysisOptions, layout: GalleryLayout, models_dir=None, *, running_mode=RunningMode.LIVE
+    ) -> "GalleryVisionStage":
+        bundle = load_bundle(models_dir)  # checked once, shared by every tile's landmarker
+        return cls(
+            options,
+            layout,
+            expression_model=expression_model_for(options, models_dir),
+            landmarker_factory=lambda tile_options: FaceLandmarker(tile_options, bundle),
+            running_mode=running_mode,
+            landmarker_sha256=hashlib.sha256(bundle).hexdigest(),
+        )
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         models = super().model_versions()
-        models["face-landmarker"] = {"version": "mediapipe-0.10.21-face_mesh-refined-per-tile"}
+        models["face-landmarker"]["version"] += "-per-tile"
         return models
 
     def _landmarker(self, index: int) -> FaceLandmarker:
@@ -262,27 +272,29 @@ class GalleryVisionStage(VisionStage):
             # The captured region changed size (window resized, camera renegotiated): same grid
             # over the new size; tiles keep their indices, so ids stay with them.
             self.layout = GalleryLayout(self.layout.cols, self.layout.rows, width, height)
-        found: list[np.ndarray | None] = []
+        found: list[LandmarkedFace | None] = []
         signatures = []
         for index, (x0, y0, x1, y1) in enumerate(self.layout.tiles()):
             crop = frame.image[y0:y1, x0:x1]
             signatures.append(tile_signature(crop))
-            faces = self._landmarker(index).detect(crop)
+            faces = self._landmarker(index).detect_faces(crop, frame.t_ms)
             if faces:
                 # The biggest face is the tile's participant; anyone behind them is not tracked.
-                lm = max(faces, key=lambda f: float(np.ptp(f[:, 0]))).copy()
+                face = max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0])))
+                lm = face.landmarks.copy()
                 lm[:, 0] += x0
                 lm[:, 1] += y0
-                found.append(lm)
+                found.append(LandmarkedFace(lm, face.blendshapes, face.transform))
             else:
                 found.append(None)
         ids = self.tile_ids.update(signatures, [f is not None for f in found])
         out = []
-        for index, (track_id, lm) in enumerate(zip(ids, found)):
-            if track_id is None or lm is None:
+        for index, (track_id, face) in enumerate(zip(ids, found)):
+            if track_id is None or face is None:
                 continue
             self._tile_of_track[track_id] = index
-            out.append(FaceObservation(track_id=track_id, bbox=face_box(lm, width, height), landmarks=lm))
+            box = face_box(face.landmarks, width, height)
+            out.append(FaceObservation(track_id, box, face.landmarks, face.blendshapes, face.transform))
         return out
 
     def tile_of(self, track_id: int) -> int | None:

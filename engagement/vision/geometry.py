@@ -109,6 +109,17 @@ def solve_head(landmarks: np.ndarray, width: int, height: int) -> tuple[float, f
     return yaw, pitch, roll, float(tvec[2, 0]), rot @ HEAD_PIVOT_MM + tvec[:, 0]
 
 
+# MediaPipe's facial transformation matrix maps its canonical face (x right, y up, z towards the
+# viewer) to a camera with y up and z towards the viewer; OpenCV's camera frame has y and z flipped.
+_GL_TO_CV = np.diag([1.0, -1.0, -1.0])
+
+
+def matrix_pose(transform: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in radians of the Face Landmarker's facial transformation matrix, in
+    this module's convention (the same signs as `solve_head`)."""
+    return euler_from_matrix(_GL_TO_CV @ np.asarray(transform, np.float64)[:3, :3] @ _GL_TO_CV)
+
+
 def head_pose(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
     """(yaw, pitch, roll, tz_mm): `solve_head` without the pivot."""
     return solve_head(landmarks, width, height)[:4]

@@ -8,6 +8,7 @@ its own screen direction (vision/attention.py), one tracker per track, the same 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -15,18 +16,42 @@ import cv2
 import numpy as np
 
 from engagement.config import AnalysisOptions
-from engagement.records import FaceObservation, Frame, FrameFeatures
+from engagement.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
 from engagement.vision.attention import AttentionTracker, FaceSignals
-from engagement.vision.geometry import BlinkDetector, eye_features, solve_head
-from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+from engagement.vision.expression import ExpressionModel, align_face
+from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head
+from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, load_bundle
 from engagement.vision.quality import face_box, face_quality
 from engagement.vision.tracking import FaceTracker
 
 
+def landmarker_options(options: AnalysisOptions, max_faces: int, running_mode: RunningMode) -> LandmarkerOptions:
+    return LandmarkerOptions(
+        max_faces=max_faces,
+        min_detection_confidence=options.min_detection_confidence,
+        min_tracking_confidence=options.min_tracking_confidence,
+        running_mode=running_mode,
+    )
+
+
+def expression_model_for(options: AnalysisOptions, models_dir: Path | None) -> ExpressionModel | None:
+    """The expression CNN where the profile allows expressions, else None: under `eu-ai-act` the
+    model file is never opened."""
+    return ExpressionModel.load(models_dir=models_dir) if options.expression else None
+
+
 class VisionStage:
-    def __init__(self, options: AnalysisOptions, landmarker: FaceLandmarker, expression_model=None):
+    def __init__(
+        self,
+        options: AnalysisOptions,
+        landmarker: FaceLandmarker,
+        expression_model=None,
+        *,
+        landmarker_sha256: str | None = None,
+    ):
         self.options = options
         self.landmarker = landmarker
+        self.landmarker_sha256 = landmarker_sha256  # of the bundle the landmarker was made from
         self.tracker = FaceTracker(lost_ms=options.lost_track_s * 1000.0)
         self.expression_model = expression_model
         self._blinks: dict[int, BlinkDetector] = {}
@@ -35,25 +60,27 @@ class VisionStage:
         self._last_ms = -math.inf
 
     @classmethod
-    def from_options(cls, options: AnalysisOptions, models_dir: Path | None = None) -> "VisionStage":
-        expression_model = None
-        if options.expression:
-            # Imported only when the profile allows expressions: under `eu-ai-act` the model
-            # file is never opened.
-            from engagement.vision.expression import ExpressionModel
-
-            expression_model = ExpressionModel.load(models_dir=models_dir)
-        landmarker = FaceLandmarker.from_options(
-            LandmarkerOptions(
-                max_faces=options.max_faces,
-                min_detection_confidence=options.min_detection_confidence,
-                min_tracking_confidence=options.min_tracking_confidence,
-            )
+    def from_options(
+        cls,
+        options: AnalysisOptions,
+        models_dir: Path | None = None,
+        *,
+        running_mode: RunningMode = RunningMode.VIDEO_FILE,
+    ) -> "VisionStage":
+        bundle = load_bundle(models_dir)
+        landmarker = FaceLandmarker(landmarker_options(options, options.max_faces, running_mode), bundle)
+        return cls(
+            options,
+            landmarker,
+            expression_model_for(options, models_dir),
+            landmarker_sha256=hashlib.sha256(bundle).hexdigest(),
         )
-        return cls(options, landmarker, expression_model)
 
     def model_versions(self) -> dict[str, dict[str, str]]:
-        models = {"face-landmarker": {"version": "mediapipe-0.10.21-face_mesh-refined"}}
+        landmarker = {"version": MODEL_VERSION}
+        if self.landmarker_sha256 is not None:
+            landmarker["sha256"] = self.landmarker_sha256
+        models = {"face-landmarker": landmarker}
         if self.expression_model is not None:
             models[self.expression_model.name] = {
                 "version": str(self.expression_model.version),
@@ -66,10 +93,12 @@ class VisionStage:
             raise ValueError(f"frame times must increase: {frame.t_ms} ms after {self._last_ms} ms")
         self._last_ms = frame.t_ms
         width, height = frame.size
-        faces = self.landmarker.detect(frame.image)
-        boxes = [face_box(lm, width, height) for lm in faces]
+        faces = self.landmarker.detect_faces(frame.image, frame.t_ms)
+        boxes = [face_box(f.landmarks, width, height) for f in faces]
         ids = self.tracker.update(boxes, frame.t_ms)
-        return [FaceObservation(track_id=i, bbox=b, landmarks=lm) for i, b, lm in zip(ids, boxes, faces)]
+        return [
+            FaceObservation(i, b, f.landmarks, f.blendshapes, f.transform) for i, b, f in zip(ids, boxes, faces)
+        ]
 
     def consent_box(self, face: FaceObservation) -> tuple[float, float, float, float]:
         """The box the consent gate places on the roster; subclasses (gallery view) may anchor it."""
@@ -83,14 +112,14 @@ class VisionStage:
         expressions: list[tuple[float, ...] | None] = [None] * len(faces)
         due = [i for i, face in enumerate(faces) if self._expression_due(face.track_id, frame.t_ms)]
         if due:
-            from engagement.vision.expression import align_face
-
             crops = np.stack([align_face(frame.image, faces[i].landmarks) for i in due])
             for i, row in zip(due, self.expression_model.predict(crops)):
                 expressions[i] = tuple(float(p) for p in row)
         out = []
         for face, expression in zip(faces, expressions):
             yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
+            if face.transform is not None and math.isfinite(yaw):
+                yaw, pitch, roll = matrix_pose(face.transform)
             eyes = eye_features(face.landmarks)
             blur, brightness = face_quality(gray, face.bbox)
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
@@ -122,10 +151,21 @@ class VisionStage:
                     blink=blink,
                     expression=expression,
                     attention=attention,
+                    blendshapes=self._allowed_blendshapes(face.blendshapes),
                 )
             )
         self._forget_stale(frame.t_ms)
         return out
+
+    def _allowed_blendshapes(self, scores: np.ndarray | None) -> tuple[float | None, ...] | None:
+        """The face's blendshape scores, less the expression ones where the profile forbids
+        expressions: eye closure and eye direction are physical states, kept everywhere."""
+        if scores is None:
+            return None
+        allowed = self.options.expression
+        return tuple(
+            float(v) if allowed or name in EYE_BLENDSHAPES else None for name, v in zip(BLENDSHAPE_NAMES, scores)
+        )
 
     def _expression_due(self, track_id: int, t_ms: float) -> bool:
         """Whether the CNN runs on this face in this frame (at most `expression_hz` times a second)."""
