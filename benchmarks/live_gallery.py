@@ -44,38 +44,9 @@ from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noq
 from engagement.vision.sources import FramesSource  # noqa: E402
 from engagement.vision.stage import VisionStage  # noqa: E402
 from privacy.consent import attest  # noqa: E402
+from tests.clips import FACE_CLIPS, read_looped  # noqa: E402
 
-FACE_CLIPS = (
-    "pyfeat/single_face.mp4",
-    "liveportrait/d9.mp4",
-    "pyfeat/WolfgangLanger_Pexels.mp4",
-    "grid/brbk7n.mpg",
-    "grid/lbax4n.mpg",
-    "grid/lbbc2a.mpg",
-    "grid/lwbsza.mpg",
-    "grid/sbwe5n.mpg",
-)
 NO_FACE_CLIP = "pyfeat/no_face.mp4"
-
-
-def read_clip(path: Path, n: int, step: int = 1) -> list[np.ndarray]:
-    """Up to n frames (every `step`-th), looping the clip when it is shorter."""
-    cap = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    i = 0
-    while len(frames) < n:
-        ok, img = cap.read()
-        if not ok:
-            if not frames:
-                raise RuntimeError(f"cannot read {path}")
-            cap.release()
-            cap = cv2.VideoCapture(str(path))
-            continue
-        if i % step == 0:
-            frames.append(img)
-        i += 1
-    cap.release()
-    return frames
 
 
 def gallery_frames(cols: int, rows: int, size: tuple[int, int], n: int, empty_tile: int | None = None):
@@ -85,9 +56,9 @@ def gallery_frames(cols: int, rows: int, size: tuple[int, int], n: int, empty_ti
     clips = []
     for t in range(layout.n_tiles):
         if t == empty_tile:
-            clips.append(read_clip(videos / NO_FACE_CLIP, n, 2))
+            clips.append(read_looped(videos / NO_FACE_CLIP, n, 2))
         else:
-            frames = read_clip(videos / FACE_CLIPS[t % len(FACE_CLIPS)], n + 3 * t, 2)[3 * t :]
+            frames = read_looped(videos / FACE_CLIPS[t % len(FACE_CLIPS)], n + 3 * t, 2)[3 * t :]
             clips.append([cv2.flip(f, 1) for f in frames] if t >= len(FACE_CLIPS) else frames)
     out = [compose_gallery([c[i] for c in clips], layout) for i in range(n)]
     truth = [t != empty_tile for t in range(layout.n_tiles)]
@@ -147,7 +118,7 @@ def steady_fps(stage, frames: list[np.ndarray], step_ms: float) -> float:
 
 
 def fps(n: int = 60) -> None:
-    clip = read_clip(shared_data_dir() / "videos" / "liveportrait" / "d9.mp4", n)
+    clip = read_looped(shared_data_dir() / "videos" / "liveportrait" / "d9.mp4", n)
     frames = [cv2.resize(f, (640, 480)) for f in clip]
     single = steady_fps(VisionStage.from_options(AnalysisOptions(expression=False, max_faces=1)), frames, 33.3)
     print(f"fps single face 640x480      : {single:.1f} fps (observe+measure, attention-only profile)")

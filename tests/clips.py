@@ -23,6 +23,39 @@ def read_frames(path, limit: int | None = None) -> tuple[list[np.ndarray], float
     return frames, fps
 
 
+# Real face clips of the shared data set (under videos/) that gallery tests and benchmarks tile.
+FACE_CLIPS = (
+    "pyfeat/single_face.mp4",
+    "liveportrait/d9.mp4",
+    "pyfeat/WolfgangLanger_Pexels.mp4",
+    "grid/brbk7n.mpg",
+    "grid/lbax4n.mpg",
+    "grid/lbbc2a.mpg",
+    "grid/lwbsza.mpg",
+    "grid/sbwe5n.mpg",
+)
+
+
+def read_looped(path, n: int, step: int = 1) -> list[np.ndarray]:
+    """n frames (every `step`-th), looping the clip when it is shorter."""
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    i = 0
+    while len(frames) < n:
+        ok, img = cap.read()
+        if not ok:
+            if i == 0:  # not one frame: unreadable, looping would never end
+                raise RuntimeError(f"cannot read {path}")
+            cap.release()
+            cap = cv2.VideoCapture(str(path))
+            continue
+        if i % step == 0:
+            frames.append(img)
+        i += 1
+    cap.release()
+    return frames
+
+
 def write_repeated(clip, times: int, out: Path) -> Path:
     """`clip` played `times` times in a row, re-encoded (mp4v) at its own size and rate."""
     frames, fps = read_frames(clip)

@@ -77,12 +77,16 @@ def test_single_face_gives_one_track_present_almost_always(db_url, capsys):
     assert all(abs(w.head_yaw_mean) < math.radians(20) for w in windows)
 
 
+def _only_track(db_url, clip: str, session: str):
+    """Analyse a shared clip of one person; the run's one track."""
+    assert analyze(db_url, require_shared(clip), session) == 0
+    (track,) = tracks_of(db_url, latest_run(db_url, session)["id"])
+    return track
+
+
 @pytest.mark.slow
 def test_face_leaving_is_seen_at_the_cut_and_then_absent(db_url):
-    video = require_shared("videos/pyfeat/face_noface.mov")
-    assert analyze(db_url, video, "leaves") == 0
-    run = latest_run(db_url, "leaves")
-    (track,) = tracks_of(db_url, run["id"])
+    track = _only_track(db_url, "videos/pyfeat/face_noface.mov", "leaves")
     assert abs(track.last_seen_ms / 1000 - FACE_LEAVES_S) <= 0.5
     assert track.first_seen_ms / 1000 <= 0.5
     windows = windows_of(db_url, track.id)
@@ -92,10 +96,7 @@ def test_face_leaving_is_seen_at_the_cut_and_then_absent(db_url):
 
 @pytest.mark.slow
 def test_face_arriving_is_seen_at_the_cut(db_url):
-    video = require_shared("videos/pyfeat/noface_face.mov")
-    assert analyze(db_url, video, "arrives") == 0
-    run = latest_run(db_url, "arrives")
-    (track,) = tracks_of(db_url, run["id"])
+    track = _only_track(db_url, "videos/pyfeat/noface_face.mov", "arrives")
     assert abs(track.first_seen_ms / 1000 - FACE_ARRIVES_S) <= 0.5
     assert track.first_second == 3
 

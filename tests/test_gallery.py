@@ -25,38 +25,16 @@ from engagement.vision.gallery import (
     tile_signature,
 )
 from engagement.vision.sources import VideoFileSource
+from clips import FACE_CLIPS, read_looped
 from conftest import require_shared
 
 FPS = 10
 SECONDS = 4
-FACE_CLIPS = (
-    "pyfeat/single_face.mp4",
-    "liveportrait/d9.mp4",
-    "pyfeat/WolfgangLanger_Pexels.mp4",
-    "grid/brbk7n.mpg",
-    "grid/lbax4n.mpg",
-    "grid/lbbc2a.mpg",
-    "grid/lwbsza.mpg",
-    "grid/sbwe5n.mpg",
-)
 
 
 def _clip(path: Path, n: int, skip: int) -> list[np.ndarray]:
-    """n frames, every 2nd (15 fps content from 25-30 fps clips), looping short clips."""
-    cap = cv2.VideoCapture(str(path))
-    out: list[np.ndarray] = []
-    i = 0
-    while len(out) < n + skip:
-        ok, img = cap.read()
-        if not ok:
-            cap.release()
-            cap = cv2.VideoCapture(str(path))
-            continue
-        if i % 2 == 0:
-            out.append(img)
-        i += 1
-    cap.release()
-    return out[skip:]
+    """n frames, every 2nd (15 fps content from 25-30 fps clips), after `skip` of them."""
+    return read_looped(path, n + skip, step=2)[skip:]
 
 
 def build_gallery(tmp_path: Path, cols: int, rows: int, size: tuple[int, int], *, empty: int, swap: tuple[int, int]):

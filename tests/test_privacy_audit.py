@@ -313,20 +313,17 @@ def test_missing_or_rewritten_anchor_fails(store, log, capsys):
     rc, out = _verify_cli(store, capsys)
     assert rc == 1 and "unreadable or malformed" in out
 
-    path.write_text(good)
-    _write_anchor(store, hash="f" * 64)
-    rc, out = _verify_cli(store, capsys)
-    assert rc == 1 and "entry 6: edited: entry 6 differs from the copy anchored outside the database" in out
-
-    path.write_text(good)
-    _write_anchor(store, seq=4, hash=entries[3].hash)  # an older, genuine anchor: the last two unanchored
-    rc, out = _verify_cli(store, capsys)
-    assert rc == 1 and "entry 5: unanchored: entries 5..6 not anchored" in out
-
-    path.write_text(good)
-    _write_anchor(store, database_id="0" * 32)
-    rc, out = _verify_cli(store, capsys)
-    assert rc == 1 and "belongs to another database" in out
+    rewritten_anchors = [
+        ({"hash": "f" * 64}, "entry 6: edited: entry 6 differs from the copy anchored outside the database"),
+        # An older, genuine anchor: the last two entries are unanchored.
+        ({"seq": 4, "hash": entries[3].hash}, "entry 5: unanchored: entries 5..6 not anchored"),
+        ({"database_id": "0" * 32}, "belongs to another database"),
+    ]
+    for fields, expected in rewritten_anchors:
+        path.write_text(good)
+        _write_anchor(store, **fields)
+        rc, out = _verify_cli(store, capsys)
+        assert rc == 1 and expected in out, out
 
     path.write_text(good)
     assert _verify_cli(store, capsys)[0] == 0

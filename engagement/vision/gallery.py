@@ -264,9 +264,7 @@ class GalleryVisionStage(VisionStage):
         return lm
 
     def observe(self, frame: Frame) -> list[FaceObservation]:
-        if frame.t_ms <= self._last_ms:
-            raise ValueError(f"frame times must increase: {frame.t_ms} ms after {self._last_ms} ms")
-        self._last_ms = frame.t_ms
+        self._advance_clock(frame)
         width, height = frame.size
         if (width, height) != (self.layout.width, self.layout.height):
             # The captured region changed size (window resized, camera renegotiated): same grid

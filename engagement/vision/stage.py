@@ -88,10 +88,14 @@ class VisionStage:
             }
         return models
 
-    def observe(self, frame: Frame) -> list[FaceObservation]:
+    def _advance_clock(self, frame: Frame) -> None:
+        """Frames must come in time order: the landmarker tracks faces from frame to frame."""
         if frame.t_ms <= self._last_ms:
             raise ValueError(f"frame times must increase: {frame.t_ms} ms after {self._last_ms} ms")
         self._last_ms = frame.t_ms
+
+    def observe(self, frame: Frame) -> list[FaceObservation]:
+        self._advance_clock(frame)
         width, height = frame.size
         faces = self.landmarker.detect_faces(frame.image, frame.t_ms)
         boxes = [face_box(f.landmarks, width, height) for f in faces]
