@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from dashboard import services
 from engagement.errors import ConfigError, EngagementError
 from engagement.repositories import accounts
 from engagement.schema import dashboard_users
@@ -257,8 +258,6 @@ def sign_in(
     The actor of a failed attempt is the account when the name is one, else "dashboard:unknown":
     a name that is no account may be a password typed into the wrong field, so it is never logged.
     """
-    from dashboard import services
-
     name = name.strip()
     wait = throttle.wait_s(name, address)
     if wait > 0:

@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engagement.config import data_dir
+
 DEMO_SESSION = "demo"
 # The demo has a database of its own: its public demo/demo account never sits beside real data.
 DEMO_DB = "demo.sqlite"
@@ -67,8 +69,6 @@ def demo_frame(face: np.ndarray, t_s: float) -> np.ndarray:
 
 def demo_db_url() -> str:
     """SQLAlchemy URL of the demo's own database in the data directory."""
-    from engagement.config import data_dir
-
     return f"sqlite:///{data_dir() / DEMO_DB}"
 
 
