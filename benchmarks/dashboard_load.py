@@ -2,8 +2,8 @@
 
 Make the data first (100 sessions x 40 participants x 2 h by default):
 
-    python benchmarks/generate_dashboard_data.py --out /tmp/dash.db
-    python benchmarks/dashboard_load.py --db /tmp/dash.db [--repeat 3] [--json out.json]
+    python benchmarks/generate_dashboard_data.py --out dash.db
+    python benchmarks/dashboard_load.py --db dash.db [--repeat 3] [--json out.json]
 
 Every page is run through streamlit.testing's AppTest as a signed-in admin (who may open all
 pages), with Streamlit's data cache cleared before each run so the numbers are uncached. The

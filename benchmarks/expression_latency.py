@@ -1,6 +1,6 @@
 """Per-face latency of expression models in ONNX Runtime on ONE thread, several compared at once.
 
-    python benchmarks/expression_latency.py [--model expression-cnn.v1] [--model /tmp/other.onnx ...]
+    python benchmarks/expression_latency.py [--model expression-cnn.v1] [--model path/to/other.onnx ...]
 
 Each --model is a registered name (checked by sha256) or an .onnx file (an experiment, loaded
 without the registry). Prints milliseconds per face at batch 1 and batch 16: the median of

@@ -11,9 +11,11 @@ the charts look plausible; the class figures and alerts are computed by the prod
 
 Speed: the schema is created through `Store.open` (so the tables match the product exactly),
 then rows go in through the sqlite3 module's executemany in one transaction per session with
-the journal off; numpy draws every participant-second of a session at once.
+the journal off; numpy draws every participant-second of a session at once. This bypasses the
+product's one write path (`engagement.repositories`) on purpose: it makes a benchmark fixture,
+not data of people, so it writes no audit entries and no consent evidence worth the name.
 
-    python benchmarks/generate_dashboard_data.py --out /tmp/dash.db [--sessions 100]
+    python benchmarks/generate_dashboard_data.py --out dash.db [--sessions 100]
         [--participants 40] [--seconds 7200] [--no-estimates]
 """
 

@@ -26,7 +26,6 @@ from engagement.errors import ConfigError, StoreError
 from engagement.registry import sha256_file
 from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.store import Store, utcnow
-from engagement import schema as tables
 from privacy.consent import SCOPES
 from privacy.pseudonym import ATTESTED_PREFIX
 
@@ -100,7 +99,7 @@ def consented(scope: str, at: datetime):
     """SQL condition on `tracks`: the track's participant has a consent for `scope` active at
     `at`; an attested track (`a-...`), an attestation of its own run's session for `scope`."""
     t, r, s = schema.tracks, schema.runs, schema.sessions
-    c = tables.consent_records.c
+    c = schema.consent_records.c
     active = and_(c.scope == scope, c.granted_at <= at, or_(c.withdrawn_at.is_(None), c.withdrawn_at > at))
     personal = exists().where(active, c.kind == "participant", c.participant == t.c.participant).correlate(t)
     attested = (

@@ -28,10 +28,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlalchemy import event
-
 from engagement.config import AnalysisOptions
 from engagement.errors import StoreError
+from engagement.i18n import cli_lang, translate
 from engagement.interrupts import Terminated
 from engagement.live_capture import LiveCapture, LiveLoopOptions
 from engagement.live_latency import StorePoller
@@ -103,7 +102,7 @@ def run_live(
     def store_trouble(exc: StoreError) -> None:
         retries[0] += 1
         last_trouble[0] = time.monotonic()
-        status.store_note = f"database busy, keeping the second in memory and retrying ({exc})"
+        status.store_note = translate("cli.live.store_busy", cli_lang(), error=exc)
         if options.status:
             status.note(status.text(0))
 
@@ -134,7 +133,7 @@ def run_live(
     poller = StorePoller(store, session) if options.measure_latency else None
     started = time.monotonic()
     try:
-        with stop_signals(source), short_busy_timeout(store, LIVE_BUSY_TIMEOUT_MS):
+        with stop_signals(source), store.busy_timeout(LIVE_BUSY_TIMEOUT_MS):
             if poller:
                 poller.start()
             summary = pipeline.run(source, session, cohort=cohort, hook=hook)
@@ -159,30 +158,6 @@ def run_live(
 
 
 @contextmanager
-def short_busy_timeout(store, ms: int) -> Iterator[None]:
-    """The store's SQLite connections wait at most `ms` for a lock while the block runs.
-
-    A store-level setting would be the better home (`engagement.store` pools the connections);
-    until it has one, the live loop sets the PRAGMA on every connection it opens."""
-    if store.engine.dialect.name != "sqlite":
-        yield
-        return
-
-    def pragma(dbapi_conn, _record) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout={int(ms)}")
-        cur.close()
-
-    event.listen(store.engine, "connect", pragma)
-    store.engine.dispose()  # pooled connections were opened with the long timeout
-    try:
-        yield
-    finally:
-        event.remove(store.engine, "connect", pragma)
-        store.engine.dispose()
-
-
-@contextmanager
 def stop_signals(capture: LiveCapture) -> Iterator[None]:
     """First Ctrl-C or SIGTERM: stop capture, flush, finish (a service manager stopping a live
     session keeps the session). The second: interrupt now (the run keeps no rows). Only the main
@@ -196,7 +171,7 @@ def stop_signals(capture: LiveCapture) -> Iterator[None]:
         presses[0] += 1
         what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         if presses[0] == 1:
-            sys.stderr.write(f"\nstopping ({what}): finishing the current second (Ctrl-C again to interrupt)\n")
+            sys.stderr.write("\n" + translate("cli.live.stopping", cli_lang(), signal=what) + "\n")
             capture.stop()
         elif signum == signal.SIGTERM:
             raise Terminated

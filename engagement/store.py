@@ -224,6 +224,28 @@ class Store(RunRepository):
         except (OperationalError, DatabaseError) as exc:
             raise StoreError(describe_db_error(exc, self.url)) from None
 
+    @contextlib.contextmanager
+    def busy_timeout(self, ms: int) -> Iterator[None]:
+        """SQLite connections wait at most `ms` for a lock while the block runs (a live loop
+        would rather retry its second than stall behind a long reader); other databases as
+        they are."""
+        if self.engine.dialect.name != "sqlite":
+            yield
+            return
+
+        def pragma(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(ms)}")
+            cur.close()
+
+        event.listen(self.engine, "connect", pragma)
+        self.engine.dispose()  # pooled connections were opened with the default timeout
+        try:
+            yield
+        finally:
+            event.remove(self.engine, "connect", pragma)
+            self.engine.dispose()
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -19,9 +19,3 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
-
-
-def for_db(value: datetime) -> datetime:
-    """The value to bind in a query: aware UTC. A naive value would be read by PostgreSQL in the
-    session's time zone (Asia/Jakarta shifts it by 7 h); SQLite stores and compares UTC text."""
-    return as_utc(value)

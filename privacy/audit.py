@@ -43,7 +43,8 @@ from engagement.repositories.audit import database_id
 from engagement.store import describe_db_error, take_write_turn
 from privacy.audit_anchor import anchor_at_commit, anchor_path, install_commit_hooks
 from privacy.errors import AuditError
-from privacy.timeutil import as_utc, iso, utcnow
+from engagement.timeutil import as_utc, utcnow
+from privacy.timeutil import iso
 
 GENESIS = "0" * 64
 _DATABASE_ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -21,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engagement import schema
-from engagement import schema as tables
 from engagement.repositories import consent as repo
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_participant_data, delete_tracks, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
-from privacy.timeutil import as_utc, for_db, iso, parse_when, utcnow
+from engagement.timeutil import as_utc, utcnow
+from privacy.timeutil import iso, parse_when
 
 SCOPES = ("facilitator_feedback", "research")
 # The scope the analysis pipeline needs; research exports additionally need "research".
@@ -164,7 +164,7 @@ def add_participant_consents(conn: Connection, pseudonym: str, cohort: str, scop
                              when: datetime) -> list[int]:
     return repo.add_consents(
         conn, repo.PARTICIPANT, {"participant": pseudonym}, scopes, cohort=cohort, notice_version=notice.version,
-        language=notice.language, evidence=notice.evidence, granted_at=for_db(when),
+        language=notice.language, evidence=notice.evidence, granted_at=when,
     )
 
 
@@ -223,7 +223,7 @@ def withdraw(
     when = check_time(at, "withdrawal time")
     subject = {"participant": pseudonym}
     with store.transaction() as conn:
-        rows = repo.withdraw_consents(conn, repo.PARTICIPANT, subject, for_db(when), scope_list)
+        rows = repo.withdraw_consents(conn, repo.PARTICIPANT, subject, when, scope_list)
         if not rows:
             raise ConsentError("no active consent of that participant for the given scope(s); nothing changed")
         ids = [int(r.id) for r in rows]
@@ -258,7 +258,7 @@ def attest(store, session_name: str, *, facilitator: str, cohort: str | None = N
     with store.transaction() as conn:
         ids = repo.add_consents(
             conn, repo.ATTESTATION, {"session_name": session_name}, scopes, cohort=cohort, attested_by=by,
-            notice_version=notice.version, language=notice.language, evidence=notice.evidence, granted_at=for_db(when),
+            notice_version=notice.version, language=notice.language, evidence=notice.evidence, granted_at=when,
         )
         audit(store, conn, AuditAction.CONSENT_ATTESTED, actor,
               {"session": session_name, "cohort": cohort, "attested_by": by, "scopes": list(scopes),
@@ -273,7 +273,7 @@ def withdraw_attestation(
     """Withdraw a session's attestation: processing stops and the session's attested tracks are purged."""
     when = check_time(at, "withdrawal time")
     with store.transaction() as conn:
-        rows = repo.withdraw_consents(conn, repo.ATTESTATION, {"session_name": session_name}, for_db(when))
+        rows = repo.withdraw_consents(conn, repo.ATTESTATION, {"session_name": session_name}, when)
         if not rows:
             raise ConsentError(f"session {session_name!r} has no active attestation; nothing changed")
         ids = [int(r.id) for r in rows]
@@ -295,7 +295,7 @@ def withdraw_attestation(
 
 def list_consents(store, *, cohort: str | None = None, session_name: str | None = None,
                   participant: str | None = None, active_only: bool = False) -> list[ConsentRecord]:
-    CR = tables.consent_records
+    CR = schema.consent_records
     c = CR.c
     q = select(CR).order_by(c.id)
     if cohort:
@@ -314,7 +314,7 @@ def has_consent(store, pseudonym: str, scope: str = ANALYSIS_SCOPE, at: datetime
     """Whether `pseudonym` (participant or attested track) has consent for `scope` at `at` (now).
     Exports of research data should filter their rows through this with scope="research"."""
     when = as_utc(at) if at else utcnow()
-    CR = tables.consent_records
+    CR = schema.consent_records
     c = CR.c
     with store.transaction() as conn:
         if pseudonym.startswith(ATTESTED_PREFIX):

@@ -17,7 +17,8 @@ from engagement import schema
 from engagement.config import data_dir
 from engagement.repositories import retention as retention_rows
 from engagement.repositories.retention import TRACK_TABLES, delete_tracks
-from privacy.timeutil import iso, utcnow
+from engagement.timeutil import utcnow
+from privacy.timeutil import iso
 
 __all__ = ["TRACK_TABLES", "add_receipt", "count_participant_rows", "delete_participant_data", "delete_tracks",
            "receipts_dir", "track_ids_of", "write_receipt_file"]

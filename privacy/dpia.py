@@ -18,12 +18,12 @@ from engagement import schema
 from engagement.errors import ConfigError
 from engagement.i18n import LANGUAGES, catalogue, translate
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
-from engagement import schema as tables
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
 from privacy.pseudonym import keys_dir
 from privacy.retention import TIERS, RetentionPolicy, format_period
-from privacy.timeutil import as_utc, iso, utcnow
+from engagement.timeutil import as_utc, utcnow
+from privacy.timeutil import iso
 
 # Texts live in the one catalogue (engagement/locales/*.json) under `dpia.doc.*`; lists are
 # numbered keys (`dpia.doc.safeguard_1`, ...) so a translator can add an item without code.
@@ -44,7 +44,7 @@ def _items(stem: str, lang: str) -> list[str]:
 
 
 def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
-    c, k, pr = tables.consent_records, tables.cohort_key_events, tables.purge_receipts
+    c, k, pr = schema.consent_records, schema.cohort_key_events, schema.purge_receipts
     with store.transaction() as conn:
         n_sessions = conn.execute(select(func.count()).select_from(schema.sessions)).scalar_one()
         n_runs = conn.execute(select(func.count()).select_from(schema.runs)).scalar_one()

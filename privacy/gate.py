@@ -26,12 +26,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
 from engagement.repositories import consent as repo
-from engagement import schema as tables
+from engagement import schema
 from privacy.consent import ANALYSIS_SCOPE, check_scopes
 from privacy.data import delete_participant_data
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
 from privacy.roster import Roster, load_roster
-from privacy.timeutil import as_utc, utcnow
+from engagement.timeutil import as_utc, utcnow
 
 
 @dataclass
@@ -98,7 +98,7 @@ class ConsentGate:
 
     def refresh(self) -> None:
         """Re-read consent and attestation records (withdrawals take effect from their time)."""
-        CR = tables.consent_records
+        CR = schema.consent_records
         c = CR.c
         with self.store.transaction() as conn:
             rows = conn.execute(

@@ -77,9 +77,6 @@ class KeyRing:
     def path(self, cohort: str) -> Path:
         return self.directory / f"{check_cohort(cohort)}.key"
 
-    def has_key(self, cohort: str) -> bool:
-        return self.path(cohort).exists()
-
     def key(self, cohort: str | None, *, create: bool = True) -> bytes:
         cohort = check_cohort(cohort)
         if cohort in self._cache:

@@ -40,7 +40,8 @@ from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError
 from privacy.profiles import DEFAULT_PROFILE, get_profile
 from privacy.pseudonym import ATTESTED_PREFIX
-from privacy.timeutil import as_utc, iso, utcnow
+from engagement.timeutil import as_utc, utcnow
+from privacy.timeutil import iso
 
 TIERS = ("features", "timelines", "aggregates", "audit")
 DEFAULT_PERIODS = {

@@ -21,7 +21,7 @@ from privacy.audit import AuditAction
 from privacy.consent import Notice, add_participant_consents, audit, check_language, check_scopes, check_text, check_time
 from privacy.errors import ConsentError
 from privacy.pseudonym import KeyRing, check_cohort, normalise_identity
-from privacy.timeutil import utcnow
+from engagement.timeutil import utcnow
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, check_cohort
-from privacy.timeutil import as_utc, iso, utcnow
+from engagement.timeutil import as_utc, utcnow
+from privacy.timeutil import iso
 
 
 def resolve_subject(store, participant: str, cohort: str | None) -> str:

@@ -1,5 +1,5 @@
 """Time text of the privacy commands: ISO 8601 out, user-given dates in. Times themselves are
-made and normalised by `engagement.timeutil` (aware UTC end to end), re-exported here."""
+made and normalised by `engagement.timeutil` (aware UTC end to end)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import re
 from datetime import datetime
 
 from engagement.errors import ConfigError
-from engagement.timeutil import as_utc, for_db, utcnow
-
-__all__ = ["as_utc", "for_db", "iso", "parse_when", "utcnow"]
+from engagement.timeutil import as_utc
 
 
 def iso(value: datetime | None) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 
 from sqlalchemy import func, select
 
-from engagement import schema as tables
+from engagement import schema
 from engagement.store import Store
 from privacy.audit import AuditAction, AuditLog
 from privacy.retention import load_policy, note_policy
@@ -63,7 +63,7 @@ def test_a_policy_seen_by_two_writers_at_once_is_recorded_once(store):
     )
     assert outcome == [False]
     with store.transaction() as conn:
-        a = tables.audit_log
+        a = schema.audit_log
         changes = conn.execute(
             select(func.count()).where(a.c.action == AuditAction.POLICY_CHANGE.value)
         ).scalar_one()

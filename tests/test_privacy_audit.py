@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, update
 
 from engagement.errors import StoreError
 from engagement.store import Store
-from engagement import schema as tables
+from engagement import schema
 from privacy.audit import AuditAction, AuditLog, anchor_path, database_id
 from privacy.errors import AuditError
 
@@ -46,11 +46,11 @@ def test_chain_links_and_intact(log):
 
 
 def _edit_entry_3(conn):
-    conn.execute(update(tables.audit_log).where(tables.audit_log.c.seq == 3).values(details='{"run_id":99}'))
+    conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 3).values(details='{"run_id":99}'))
 
 
 def _delete_entry_2(conn):
-    conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq == 2))
+    conn.execute(delete(schema.audit_log).where(schema.audit_log.c.seq == 2))
 
 
 @pytest.mark.parametrize(
@@ -68,11 +68,11 @@ def test_detects_edit_and_delete(store, log, tamper, expected, message):
 def test_detects_edit_with_recomputed_hash(store, log):
     from privacy.audit import entry_hash
 
-    t = tables.audit_log
+    t = schema.audit_log
     with store.transaction() as conn:
         row = conn.execute(select(t).where(t.c.seq == 4)).one()
         forged = '{"run_id":40}'
-        from privacy.timeutil import as_utc
+        from engagement.timeutil import as_utc
 
         h = entry_hash(row.prev_hash, as_utc(row.at), row.action, row.actor, forged, row.correlation_id)
         conn.execute(update(t).where(t.c.seq == 4).values(details=forged, hash=h))
@@ -82,14 +82,14 @@ def test_detects_edit_with_recomputed_hash(store, log):
 def test_detects_deleted_tail_by_anchor(store, log):
     assert anchor_path(db_id(store)).exists()
     with store.transaction() as conn:
-        conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq >= 5))
+        conn.execute(delete(schema.audit_log).where(schema.audit_log.c.seq >= 5))
     result = log.verify()
     assert kinds(result) == [(5, "truncated")]
     assert "entries 5..6 deleted" in result.problems[0].message
 
 
 def test_detects_reorder(store, log):
-    t = tables.audit_log
+    t = schema.audit_log
     with store.transaction() as conn:
         conn.execute(update(t).where(t.c.seq == 3).values(seq=-1))
         conn.execute(update(t).where(t.c.seq == 4).values(seq=3))
@@ -126,7 +126,7 @@ def test_cli_verify_exit_codes(store, log, capsys):
 
     assert main(["privacy", "audit", "verify", "--db", store.url]) == 0
     with store.transaction() as conn:
-        conn.execute(update(tables.audit_log).where(tables.audit_log.c.seq == 5).values(actor="someone-else"))
+        conn.execute(update(schema.audit_log).where(schema.audit_log.c.seq == 5).values(actor="someone-else"))
     assert main(["privacy", "audit", "verify", "--db", store.url]) == 1
     out = capsys.readouterr().out
     assert "TAMPERED" in out and "entry 5: edited" in out
@@ -160,7 +160,7 @@ def test_concurrent_writers_keep_one_chain(store):
 
 
 def _delete_newest(store, n: int) -> None:
-    t = tables.audit_log
+    t = schema.audit_log
     with store.transaction() as conn:
         newest = [r[0] for r in conn.execute(select(t.c.seq).order_by(t.c.seq.desc()).limit(n))]
         conn.execute(delete(t).where(t.c.seq.in_(newest)))
@@ -288,7 +288,7 @@ def test_an_unwritable_anchor_stops_the_action(store, log, isolated_data_dir):
         consent.grant(store, "siti@x.id", cohort="c1", **CONSENT)
     assert len(log.entries()) == 6
     with store.transaction() as conn:
-        assert conn.execute(select(tables.consent_records)).first() is None
+        assert conn.execute(select(schema.consent_records)).first() is None
 
 
 def _write_anchor(store, **changes) -> None:
@@ -378,7 +378,7 @@ def test_reanchor_accepts_a_restore_and_is_audited(store, log, capsys):
     assert entry.actor.startswith("cli:")
     # Re-anchoring resets the outside witness only: a gap inside the chain is still reported.
     with store.transaction() as conn:
-        conn.execute(delete(tables.audit_log).where(tables.audit_log.c.seq == 2))
+        conn.execute(delete(schema.audit_log).where(schema.audit_log.c.seq == 2))
     AuditLog(store).reanchor("again", "cli:test")
     assert kinds(log.verify()) == [(2, "deleted")]
 
@@ -431,7 +431,7 @@ def test_wiping_the_whole_log_is_detected(store, log):
     _grant(store)
     last = log.entries()[-1].seq
     with store.transaction() as conn:
-        conn.execute(delete(tables.audit_log))
+        conn.execute(delete(schema.audit_log))
     result = log.verify()
     assert kinds(result) == [(1, "truncated")] and f"entries 1..{last} deleted" in result.problems[0].message
     with store.transaction() as conn:

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from engagement import schema
 from engagement.records import FEATURE_NAMES, WindowFeatures
 from engagement.store import Store
-from engagement import schema as tables
 from privacy import consent
 from privacy.audit import AuditLog
 from privacy.gate import ConsentGate
@@ -86,8 +85,8 @@ def rows_of(store, pseudonym=None) -> int:
 
 def counts(store) -> tuple[int, int]:
     with store.transaction() as conn:
-        return (conn.execute(select(func.count()).select_from(tables.consent_records)).scalar_one(),
-                conn.execute(select(func.count()).select_from(tables.audit_log)).scalar_one())
+        return (conn.execute(select(func.count()).select_from(schema.consent_records)).scalar_one(),
+                conn.execute(select(func.count()).select_from(schema.audit_log)).scalar_one())
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -98,8 +97,8 @@ def test_grant_stores_pseudonym_only(store):
     assert {r.scope for r in recs} == {"facilitator_feedback", "research"}
     assert recs[0].participant.startswith("p-") and len(recs[0].participant) == 42
     with store.transaction() as conn:
-        text = " ".join(str(v) for row in conn.execute(select(tables.consent_records)) for v in row)
-        text += " ".join(str(v) for row in conn.execute(select(tables.audit_log)) for v in row)
+        text = " ".join(str(v) for row in conn.execute(select(schema.consent_records)) for v in row)
+        text += " ".join(str(v) for row in conn.execute(select(schema.audit_log)) for v in row)
     assert "siti" not in text.lower()
     # Granting again keeps the one active record.
     assert [r.id for r in grant(store)] == [recs[0].id]

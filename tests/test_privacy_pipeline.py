@@ -18,7 +18,7 @@ from engagement.store import Store
 from engagement.vision.sources import open_source
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
-from privacy.timeutil import as_utc
+from engagement.timeutil import as_utc
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 

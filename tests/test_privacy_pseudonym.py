@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engagement.errors import ConfigError
 from engagement.store import Store
-from engagement import schema as tables
+from engagement import schema
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import CohortKeyError
 from privacy.pseudonym import KeyRing, key_path
@@ -47,7 +47,7 @@ def test_destroyed_key_breaks_the_link(store):
     # Using the cohort again makes a new key: the same identity no longer maps to the old pseudonym.
     assert KeyRing(store).pseudonym("siti@example.go.id", "latsar") != old
     with store.transaction() as conn:
-        events = [(r.event, r.fingerprint) for r in conn.execute(select(tables.cohort_key_events).order_by(tables.cohort_key_events.c.id))]
+        events = [(r.event, r.fingerprint) for r in conn.execute(select(schema.cohort_key_events).order_by(schema.cohort_key_events.c.id))]
     assert events[0][0] == "created" and ("destroyed", fp) in events and events[-1][0] == "created"
     destroyed = AuditLog(store).entries(action=AuditAction.KEY_DESTROYED)
     assert destroyed[0].details == {"cohort": "latsar", "fingerprint": fp}
@@ -109,12 +109,12 @@ def test_keys_destroy_on_a_locked_database_keeps_the_key(store, isolated_data_di
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and "locked" in done.stderr
     assert path.read_text() == key_text
     with store.transaction() as conn:
-        assert [r.event for r in conn.execute(select(tables.cohort_key_events))] == ["created"]
+        assert [r.event for r in conn.execute(select(schema.cohort_key_events))] == ["created"]
     assert AuditLog(store).entries(action=AuditAction.KEY_DESTROYED) == []
 
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
     assert done.returncode == 0, done.stderr
     assert not path.exists()
     with store.transaction() as conn:
-        assert [r.event for r in conn.execute(select(tables.cohort_key_events))] == ["created", "destroyed"]
+        assert [r.event for r in conn.execute(select(schema.cohort_key_events))] == ["created", "destroyed"]
     assert len(AuditLog(store).entries(action=AuditAction.KEY_DESTROYED)) == 1

@@ -10,13 +10,13 @@ from sqlalchemy import func, insert, select, update
 
 from engagement import schema
 from engagement.store import Store
-from engagement import schema as tables
+from engagement.timeutil import as_utc
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import PolicyError
 from privacy.retention import DEFAULT_PERIODS, load_policy, policy_path, purge
 from privacy.roster import import_roster, parse_roster
-from privacy.timeutil import for_db
+
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 US = timedelta(microseconds=1)
@@ -76,7 +76,7 @@ def test_purge_boundaries_exact(store):
     dry = purge(store, policy, now=NOW, dry_run=True)
     assert (dry.counts["window_features"], dry.counts["engagement_estimates"], dry.counts["class_timeline"]) == (4, 3, 1)
     assert count(store, schema.window_features) == 5  # a dry run changes nothing
-    assert count(store, tables.purge_receipts) == 0
+    assert count(store, schema.purge_receipts) == 0
     receipt = purge(store, policy, now=NOW)
     assert receipt.counts["window_features"] == 4
     assert receipt.counts["engagement_estimates"] == 3
@@ -89,7 +89,7 @@ def test_purge_boundaries_exact(store):
     data = json.loads(receipt.file.read_text())
     assert data["policy_hash"] == policy.hash and data["counts"]["window_features"] == 4
     assert receipt.file.parent.name == "receipts"
-    assert count(store, tables.purge_receipts) == 1
+    assert count(store, schema.purge_receipts) == 1
     purges = AuditLog(store).entries(action=AuditAction.PURGE)
     assert purges[-1].details["receipt_id"] == receipt.receipt_id
     # Purging again at the same moment deletes nothing more.
@@ -114,7 +114,7 @@ def test_purge_enforces_consent(store):
     assert receipt.counts["unconsented_tracks"] == 1
     # A row written for a participant after their consent ended goes too.
     with store.transaction() as conn:
-        conn.execute(update(tables.consent_records).values(withdrawn_at=for_db(NOW)))
+        conn.execute(update(schema.consent_records).values(withdrawn_at=NOW))
     assert purge(store, load_policy(), now=NOW).counts["unconsented_tracks"] == 1
     assert count(store, schema.window_features) == 0
 
@@ -163,7 +163,7 @@ def test_malformed_policy_changes_nothing(store, text, message, capsys):
     assert main(["privacy", "purge", "--yes", "--db", store.url]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.split()[0] in err and err.count("\n") == 1
-    assert count(store, schema.window_features) == 1 and count(store, tables.purge_receipts) == 0
+    assert count(store, schema.window_features) == 1 and count(store, schema.purge_receipts) == 0
 
 
 def test_cli_purge(store, capsys):
@@ -173,7 +173,7 @@ def test_cli_purge(store, capsys):
     assert "not a date" in capsys.readouterr().err
     assert main(["privacy", "purge", "--dry-run", "--db", store.url]) == 0
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
-    assert count(store, tables.purge_receipts) == 0
+    assert count(store, schema.purge_receipts) == 0
     assert main(["privacy", "purge", "--yes", "--db", store.url]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["receipt_id"] == 1
@@ -297,13 +297,11 @@ def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
 JAKARTA = timezone(timedelta(hours=7))
 
 
-def test_for_db_binds_aware_utc():
-    from privacy.timeutil import as_utc
-
+def test_as_utc_gives_aware_utc():
     local = datetime(2026, 6, 1, 19, 0, tzinfo=JAKARTA)
-    assert for_db(local) == NOW and for_db(local).utcoffset() == timedelta(0)
-    assert for_db(datetime(2026, 6, 1, 12, 0)) == NOW  # naive is taken as UTC
-    assert as_utc(for_db(local)).tzinfo is timezone.utc
+    assert as_utc(local) == NOW and as_utc(local).utcoffset() == timedelta(0)
+    assert as_utc(datetime(2026, 6, 1, 12, 0)) == NOW  # naive is taken as UTC
+    assert as_utc(local).tzinfo is timezone.utc
 
 
 def test_privacy_code_binds_no_naive_datetime(store):

@@ -11,14 +11,13 @@ from sqlalchemy import func, insert, select
 from engagement import schema
 from engagement.cli import main
 from engagement.store import Store
-from engagement import schema as tables
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.dpia import render_dpia
 from privacy.profiles import get_profile
 from privacy.retention import load_policy
 from privacy.subjects import access, erase
-from privacy.timeutil import for_db
+
 
 
 @pytest.fixture
@@ -38,7 +37,7 @@ def analysed(store, who="siti@x.id", seconds=3) -> str:
         track = store.add_track(conn, run, "T1", pseud, 0)
         for s in range(seconds):
             conn.execute(insert(schema.window_features).values(
-                run_id=run, track_id=track, second=s, created_at=for_db(datetime.now(timezone.utc)), n_frames=1,
+                run_id=run, track_id=track, second=s, created_at=datetime.now(timezone.utc), n_frames=1,
                 n_face=1, present_ratio=1.0, blinks=0))
         AuditLog(store).record(AuditAction.ANALYSIS_RUN, "cli", {"run_id": run, "profile": "id-pdp"}, conn=conn)
     return pseud
@@ -71,7 +70,7 @@ def test_cli_consent_and_subject_commands(store, capsys, tmp_path):
     assert main(base + ["--language", "jv"] + db) == 2
     assert "notice language" in capsys.readouterr().err
     with store.transaction() as conn:
-        assert conn.execute(select(func.count()).select_from(tables.consent_records)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(schema.consent_records)).scalar_one() == 0
     assert main(base + ["--language", "id", "--scope", "research", "--scope", "facilitator_feedback"] + db) == 0
     assert main(["privacy", "consent", "list", "--json"] + db) == 0
     capsys.readouterr()

@@ -1,4 +1,5 @@
-"""The dashboard's one query layer: every SQL statement the pages run lives in this package.
+"""The dashboard's query layer: every statement the pages run for data lives in this package
+(sign-in account lookups stay with `dashboard.auth`; writes go through `engagement.repositories`).
 
 Aggregation happens in the database (GROUP BY over bucketed seconds, window functions for
 agenda segments), so a page never pulls per-second rows of a whole session into Python. All

@@ -18,8 +18,8 @@ from engagement.config import default_db_url
 from engagement.i18n import cli_lang, translate
 from engagement.reaper import reap_and_report
 from engagement.store import Store
+from privacy import retention
 from privacy.roster import load_roster as read_roster
-from privacy.retention import load_policy, purge
 
 
 def say(key: str, **values: object) -> str:
@@ -94,7 +94,7 @@ def load_roster(path: Path | None):
 
 def startup_purge(store: Store) -> None:
     """Retention is enforced every time data is touched, not only when someone remembers."""
-    receipt = purge(store, load_policy(None), trigger="analyze")
+    receipt = retention.startup_purge(store, trigger="analyze")
     if receipt.total:
         warn("cli.analyze.purged", n=receipt.total, receipt=receipt.receipt_id)
 

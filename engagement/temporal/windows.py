@@ -47,10 +47,6 @@ class WindowAggregator:
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
 
-    @property
-    def known_tracks(self) -> dict[int, int]:
-        return dict(self._known)
-
     def add(self, t_ms: float, features: list[FrameFeatures]) -> list[WindowFeatures]:
         index = int(t_ms // self.window_ms)
         done: list[WindowFeatures] = []

@@ -25,7 +25,8 @@ DEFAULT_MODEL = "expression-cnn.v2"
 CROP_SIZE = 48
 
 # Where FER2013 puts facial points in its 48x48 images: medians over 576 FER2013 images on which
-# MediaPipe FaceMesh found a face (images upscaled x4; measured for this project). Eye centres
+# MediaPipe FaceMesh (0.10.21) found a face (images upscaled x4; measured for this project; the
+# Tasks Face Landmarker that replaced it gives the same 478 points). Eye centres
 # are the mean of the two eye corners, the mouth centre is the mean of the inner lip midpoints.
 FER_EYE_DIST = 17.2  # px between the two eye centres
 FER_EYE_MOUTH = 19.0  # px from the eyes' midpoint to the mouth centre

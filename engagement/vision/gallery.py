@@ -25,7 +25,6 @@ screen position and not to a face embedding:
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -313,8 +312,3 @@ class GalleryVisionStage(VisionStage):
             if lm is not None:
                 lm.close()
         self._landmarkers = [None] * self.layout.n_tiles
-
-
-def effective_face_rate(frames_analysed: int, wall_s: float) -> float:
-    """Every face in an analysed frame is measured, so the per-face rate is the analysed rate."""
-    return frames_analysed / wall_s if wall_s > 0 and math.isfinite(wall_s) else 0.0

@@ -22,7 +22,7 @@ import numpy as np
 # faces the camera, mirrored to be left-right symmetric, and scaled to 90 mm between the outer
 # eye corners (adult average). Matching the landmarker's own notion of depth matters more than
 # textbook anthropometry: a flatter textbook model gave +-15 degree yaw on frontal faces.
-# Keys are MediaPipe FaceMesh landmark indices; "right"/"left" are the participant's own.
+# Keys are MediaPipe face landmark indices (the FaceMesh topology the Face Landmarker keeps); "right"/"left" are the participant's own.
 MODEL_POINTS_MM: dict[int, tuple[float, float, float]] = {
     1: (0.0, 0.0, 0.0),  # nose tip
     152: (0.0, 75.6, 35.8),  # chin
