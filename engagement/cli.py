@@ -93,5 +93,6 @@ def usage_error(exc) -> int:
     print(say("cli.usage_error", prog=prog, message=exc.format_message()), file=sys.stderr)
     return 2
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -82,6 +83,9 @@ OutFile = Annotated[str | None, option("--out", key="cli.opt.out_file")]
 def open_store(url: str | None, *, create: bool = True, read_only: bool = False) -> Store:
     """Open the database; unless read-only, first reap runs whose writer is gone."""
     store = Store.open(url or default_db_url(), create=create, read_only=read_only)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)  # the command's connections end with the command
     if not read_only:
         reap_and_report(store)
     return store
