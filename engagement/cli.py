@@ -15,7 +15,7 @@ import typer
 
 from dashboard import cli as dashboard_cli
 from engagement import __version__
-from engagement.commands import analysis, batch, live, models
+from engagement.commands import analysis, batch, evaluate, live, train
 from engagement.commands.common import say
 from engagement.errors import EngagementError
 from engagement.interrupts import Terminated, exit_code, sigterm_interrupts
@@ -50,7 +50,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         pass
 
-    for module in (analysis, batch, live, models, privacy_cli, dashboard_cli):
+    for module in (analysis, batch, live, train, evaluate, privacy_cli, dashboard_cli):
         module.register(app)
     return app
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from engagement.cli import main
@@ -103,6 +104,61 @@ def test_training_and_evaluation_get_their_own_arguments(tmp_path, capsys):
     # Everything after the job's name, options included, is the job's; its errors end as usual.
     assert main(["evaluate", "engagewild", str(tmp_path / "missing.npz"), "--split", "test"]) == 2
     assert capsys.readouterr().err.strip() == f"error: no such file: {tmp_path / 'missing.npz'}"
+
+
+# Each train/evaluate job and the options (and argument) its help must show.
+JOBS = {
+    ("train", "expression"): ("--data", "--out", "--epochs", "--seed", "--resume", "--reschedule", "--lr", "--aug",
+                              "--init-from", "--limit-train", "--recipe", "--ferplus-weight"),
+    ("train", "export-expression"): ("--ckpt", "--version", "--models-dir", "--no-tta", "--int8", "--data"),
+    ("train", "temporal"): ("--data", "--out", "--seed", "--kind", "--folds", "--repeats", "--epochs", "--hidden",
+                            "--members", "--decay", "--no-export"),
+    ("evaluate", "fer2013"): ("NPZ", "--split", "--models-dir", "--model"),
+    ("evaluate", "images"): ("DIR", "--labels", "--model", "--models-dir"),
+    ("evaluate", "engagewild"): ("NPZ", "--split", "--models-dir", "--model"),
+}
+
+
+def test_train_and_evaluate_help_list_every_job_and_its_options_without_torch():
+    # One process for all the help pages: the training jobs' help must not need torch either.
+    pages = [["train", "--help"], ["evaluate", "--help"], *([*job, "--help"] for job in JOBS)]
+    probe = ("import sys; from engagement.cli import main\n"
+             f"for args in {pages!r}:\n"
+             "    print('=== ' + ' '.join(args)); print('exit', main(args))\n"
+             "print('heavy:', sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
+    result = run_cli(code=probe)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "heavy: []" in out
+    page = dict(re.findall(r"^=== (.+?)\n(.*?)^exit 0$", out, re.M | re.S))
+    assert len(page) == len(pages), out
+    for verb in ("train", "evaluate"):
+        listing = page[f"{verb} --help"].split("Commands:", 1)[1]
+        assert [job for v, job in JOBS if v == verb and re.search(rf"^\s+{job}\s", listing, re.M)] == \
+            [job for v, job in JOBS if v == verb]
+    for job, options in JOBS.items():
+        text = page[" ".join(job) + " --help"]
+        assert text.startswith(f"Usage: engagement {' '.join(job)} "), text
+        assert [o for o in options if re.search(rf"(^|\s){o}(\s|$)", text, re.M)] == list(options), text
+
+
+def test_a_bare_recipe_is_v1(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import engagement.training.expression as training
+
+    calls = []
+    monkeypatch.setitem(training.RECIPES, "v1", lambda data, out, seed, resume: calls.append(("v1", seed)) or "v1.pt")
+    monkeypatch.setitem(training.RECIPES, "v2", lambda data, out, seed, resume: calls.append(("v2", seed)) or "v2.pt")
+    out = str(tmp_path / "run")
+    assert main(["train", "expression", "--out", out, "--recipe"]) == 0
+    assert main(["train", "expression", "--recipe", "--seed", "3", "--out", out]) == 0
+    assert main(["train", "expression", "--out", out, "--recipe", "v2"]) == 0
+    assert calls == [("v1", 0), ("v1", 3), ("v2", 0)]
+    assert capsys.readouterr().out.splitlines()[-1] == "best checkpoint: v2.pt"
+    assert main(["train", "expression", "--out", out, "--recipe", "v9"]) == 2
+    assert main(["train", "expression", "--out", out, "--aug", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "'--recipe'" in err and "'--aug'" in err and "'strong'" in err
 
 
 def test_signal_exit_codes():

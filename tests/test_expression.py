@@ -216,14 +216,14 @@ def test_evaluate_on_tiny_synthetic_npz(tmp_path, shipped):
     assert "macro_f1=" in report and "recall" in report
 
 
-def test_evaluate_module_entry_point(tmp_path, capsys):
-    from engagement.vision.expression_eval import main
+def test_evaluate_command(tmp_path, capsys):
+    from engagement.cli import main
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz)
-    assert main([str(npz), "--split", "PublicTest"]) == 0
+    assert main(["evaluate", "fer2013", str(npz), "--split", "PublicTest"]) == 0
     assert capsys.readouterr().out.rstrip("\n").splitlines()[-1].startswith("accuracy=")
-    assert main([str(npz), "--split", "PrivateTest"]) == 2
+    assert main(["evaluate", "fer2013", str(npz), "--split", "PrivateTest"]) == 2
     assert "no rows" in capsys.readouterr().err
 
 
@@ -288,6 +288,29 @@ def test_training_smoke_checkpoints_and_resume(tmp_path):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     with pytest.raises(ValueError, match="resume with the same"):
         train_expression(npz, out, epochs=2, seed=3, resume=True, **kw)
+
+
+@pytest.mark.slow
+def test_export_command_writes_and_registers_both_files(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from engagement.cli import main
+    from engagement.registry import load_registry, resolve_model
+    from engagement.training.expression_train import train_expression
+
+    npz = tmp_path / "tiny.npz"
+    _synthetic_npz(npz, n=1100)  # --int8 calibrates on 512 Training faces
+    best = train_expression(npz, tmp_path / "run", epochs=1, seed=3, widths=(4, 8), convs_per_stage=1,
+                            batch_size=16, threads=1, bf16=False, limit_train=64)
+    capsys.readouterr()  # the training's own progress lines
+    models = tmp_path / "models"
+    models.mkdir()
+    args = ["train", "export-expression", "--ckpt", str(best), "--version", "0", "--models-dir", str(models)]
+    assert main([*args, "--int8", "--data", str(npz)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = ["expression-cnn.v0", "expression-cnn.v0-int8"]
+    assert [line.split()[:2] for line in out] == [["wrote", str(models / f"{name}.onnx")] for name in names]
+    assert sorted(load_registry(models)) == names
+    assert resolve_model(names[1], models) == models / f"{names[1]}.onnx"  # its sha256 matches
 
 
 def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):

@@ -57,11 +57,11 @@ def _help_when_bare(ctx: typer.Context) -> None:
         print(ctx.get_help())
 
 
-def option(*decls: str, key: str | None = None, **settings):
-    """A typer option whose help is the catalogue's `key`. Its default is shown by typer only
-    where the help text does not already name it."""
+def option(*decls: str, key: str | None = None, values: dict | None = None, **settings):
+    """A typer option whose help is the catalogue's `key` (its placeholders filled from `values`).
+    Its default is shown by typer only where the help text does not already name it."""
     if key is not None:
-        settings["help"] = say(key)
+        settings["help"] = say(key, **(values or {}))
         settings.setdefault("show_default", "default" not in translate(key, "en"))
     return typer.Option(*decls, **settings)
 

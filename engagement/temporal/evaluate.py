@@ -9,7 +9,6 @@ share is computed with the screen cone recorded in the model. The report's last 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -75,18 +74,3 @@ def format_engagewild_report(result: dict) -> str:
         f"mse={result['mse']:.4f}",
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engagement.temporal.evaluate")
-    ap.add_argument("npz", type=Path)
-    ap.add_argument("--split", default="train")
-    ap.add_argument("--models-dir", type=Path, default=None)
-    ap.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
-    args = ap.parse_args(argv)
-    print(format_engagewild_report(evaluate_engagewild(args.npz, args.split, args.models_dir, args.model)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

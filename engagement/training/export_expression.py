@@ -1,6 +1,6 @@
 """Export a trained expression checkpoint to ONNX with its metadata, and register it.
 
-    python -m engagement.training.export_expression --ckpt runs/expr-v1/best.pt --version 1
+    engagement train export-expression --ckpt runs/expr-v1/best.pt --version 1
 
 writes models/expression-cnn.v1.onnx, checks ONNX Runtime against torch, and records the file's
 sha256 in models/models.json (the runtime refuses a file whose hash does not match).
@@ -8,9 +8,7 @@ sha256 in models/models.json (the runtime refuses a file whose hash does not mat
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,6 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from engagement.config import models_dir
 from engagement.registry import InputSpec, ModelRecord, sha256_file
 from engagement.registry import register as register_record
 from engagement.training.expression_data import load_fer2013, split_arrays
@@ -197,19 +194,21 @@ def register(models_dir: Path, name: str, file: Path, version: str, ferplus: boo
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Export an expression checkpoint to ONNX and register it.")
-    ap.add_argument("--ckpt", type=Path, required=True)
-    ap.add_argument("--version", required=True, help="integer model version, e.g. 1")
-    ap.add_argument("--models-dir", type=Path, default=models_dir())
-    ap.add_argument("--no-tta", action="store_true", help="do not bake flip averaging into the graph")
-    ap.add_argument("--int8", action="store_true", help="also write an int8-quantized <name>-int8.onnx")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"), help="calibration data for --int8")
-    args = ap.parse_args(argv)
-
-    net, ck = load_checkpoint_model(args.ckpt)
-    name = f"expression-cnn.v{args.version}"
-    path = args.models_dir / f"{name}.onnx"
+def export_checkpoint(
+    ckpt: Path,
+    version: str,
+    models_dir: Path,
+    tta_flip: bool = True,
+    int8: bool = False,
+    data: Path = Path("../shared/data/fer2013"),
+    log=print,
+) -> list[ModelRecord]:
+    """Export checkpoint `ckpt` as models_dir/expression-cnn.v<version>.onnx, check ONNX Runtime
+    against torch and register it; with `int8`, also an int8 copy calibrated on 512 Training faces
+    of `data`. One `wrote ...` line per file goes to `log`; returns the registry records."""
+    net, ck = load_checkpoint_model(ckpt)
+    name = f"expression-cnn.v{version}"
+    path = Path(models_dir) / f"{name}.onnx"
     m = ck.get("metrics", {})
     extra = {
         "checkpoint_epoch": str(ck["epoch"] + 1),
@@ -218,20 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "val_acc_ema_flip" in m:
         extra["publictest_accuracy_torch"] = f"{m['val_acc_ema_flip']:.4f}"
-    export_onnx(net, path, str(args.version), tta_flip=not args.no_tta, extra_meta=extra)
-    err = check_against_torch(net, path, tta_flip=not args.no_tta)
+    export_onnx(net, path, str(version), tta_flip=tta_flip, extra_meta=extra)
+    err = check_against_torch(net, path, tta_flip=tta_flip)
     ferplus = float(ck["meta"]["config"].get("ferplus_weight", 0.0)) > 0
-    entry = register(args.models_dir, name, path, str(args.version), ferplus)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entry.sha256}")
-    if args.int8:
-        x_tr, _ = split_arrays(load_fer2013(args.data), "Training")
+    entries = [register(models_dir, name, path, str(version), ferplus)]
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entries[0].sha256}")
+    if int8:
+        x_tr, _ = split_arrays(load_fer2013(data), "Training")
         calib = x_tr[np.random.default_rng(0).choice(len(x_tr), 512, replace=False)]
         q_name = f"{name}-int8"
-        q_path = quantize_int8(path, args.models_dir / f"{q_name}.onnx", calib)
-        q_entry = register(args.models_dir, q_name, q_path, str(args.version), ferplus)
-        print(f"wrote {q_path} ({q_path.stat().st_size / 1e6:.2f} MB), sha256 {q_entry.sha256}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        q_path = quantize_int8(path, Path(models_dir) / f"{q_name}.onnx", calib)
+        entries.append(register(models_dir, q_name, q_path, str(version), ferplus))
+        log(f"wrote {q_path} ({q_path.stat().st_size / 1e6:.2f} MB), sha256 {entries[1].sha256}")
+    return entries

@@ -2,7 +2,7 @@
 
 One command reproduces the shipped model:
 
-    python -m engagement.training.expression --data ../shared/data/fer2013 --out runs/expr-v1
+    engagement train expression --data ../shared/data/fer2013 --out runs/expr-v1
 
 Design choices, and why:
 - A VGG-style net with BatchNorm (4 stages x 2 convs, widths 32-64-128-256, global average
@@ -22,8 +22,6 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +31,9 @@ import torch.nn as nn
 from onnx import numpy_helper
 
 from engagement.config import models_dir
-from engagement.training.expression_data import AUG_PRESETS, load_fer2013, normalise, split_arrays
+from engagement.training.expression_data import load_fer2013, normalise, split_arrays
 from engagement.training.expression_nets import ExpressionCNN
-from engagement.training.expression_train import TrainConfig, train_expression
+from engagement.training.expression_train import train_expression
 
 def train_expression_recipe(data: Path, out: Path, seed: int = 0, resume: bool = False) -> Path:
     """The shipped model's recipe in one call: 55 epochs with strong augmentation (lr 0.1), then
@@ -120,38 +118,3 @@ def train_expression_recipe_v2(data: Path, out: Path, seed: int = 0, resume: boo
 
 
 RECIPES = {"v1": train_expression_recipe, "v2": train_expression_recipe_v2}
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train the FER2013 expression CNN (CPU).")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013"))
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--reschedule", action="store_true", help="with --resume: allow a different --epochs")
-    ap.add_argument("--lr", type=float, default=TrainConfig.lr, help="peak learning rate of the one-cycle schedule")
-    ap.add_argument("--aug", choices=sorted(AUG_PRESETS), default="strong")
-    ap.add_argument("--init-from", default="", help="start from this checkpoint's EMA weights (fine-tuning cycle)")
-    ap.add_argument("--limit-train", type=int, default=0, help="smoke test on the first N rows")
-    ap.add_argument(
-        "--recipe", nargs="?", const="v1", choices=sorted(RECIPES),
-        help="run a shipped model's two-cycle recipe into OUT (default v1; v2 = FER+ votes + webcam augmentation)",
-    )
-    ap.add_argument("--ferplus-weight", type=float, default=0.0,
-                    help="share of the target taken from the FER+ vote shares (0 = original labels only)")
-    args = ap.parse_args(argv)
-    if args.recipe:
-        print(f"best checkpoint: {RECIPES[args.recipe](args.data, args.out, args.seed, args.resume)}")
-        return 0
-    best = train_expression(
-        args.data, args.out, args.epochs, args.seed, args.resume, args.reschedule,
-        limit_train=args.limit_train, lr=args.lr, aug_preset=args.aug, init_from=args.init_from,
-        ferplus_weight=args.ferplus_weight,
-    )
-    print(f"best checkpoint: {best}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,9 @@
 """Train the temporal engagement model on Engagement-in-the-Wild and export it to ONNX.
 
-    python -m engagement.training.temporal --data ../shared/data/engagewild/engagewild_train_test.npz \
+    engagement train temporal --data ../shared/data/engagewild/engagewild_train_test.npz \
         --out models --seed 0 [--kind linear|gru]
+
+(`python -m engagement.training.temporal ...` runs the same command.)
 
 Two model kinds, served the same way (one ONNX graph, streaming state, masks):
 - `linear` (shipped as engagement-linear.v2): an ordinal logistic model on exponentially weighted
@@ -21,8 +23,6 @@ the runtime never imports this module.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from engagement.config import models_dir, shared_data_dir
 from engagement.temporal.features import INPUT_NAMES, engagewild_inputs
 from engagement.training.temporal_export import export_onnx
 from engagement.training.temporal_nets import (
@@ -268,42 +267,9 @@ def _train_and_export(xs: list[np.ndarray], ms: list[np.ndarray], y: np.ndarray,
     return part
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engagement.training.temporal", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=shared_data_dir() / "engagewild" / "engagewild_train_test.npz")
-    ap.add_argument("--out", type=Path, default=models_dir())
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--kind", choices=("linear", "gru"), default=TrainConfig.kind)
-    ap.add_argument("--folds", type=int, default=5, help="stratified CV folds (0: skip)")
-    ap.add_argument("--repeats", type=int, default=20, help="label-shift hold-out repeats (0: skip)")
-    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    ap.add_argument("--hidden", type=int, default=TrainConfig.hidden, help="GRU hidden size")
-    ap.add_argument("--members", type=int, default=TrainConfig.members, help="seeds averaged in the shipped model")
-    ap.add_argument("--decay", type=float, default=TrainConfig.decay, help="linear: running-mean decay per segment")
-    ap.add_argument("--no-export", action="store_true", help="cross-validate only")
-    args = ap.parse_args(argv)
-    if not args.data.exists():
-        print(f"error: training data not found: {args.data}", file=sys.stderr)
-        return 2
-    try:
-        cfg = TrainConfig(kind=args.kind, epochs=args.epochs, hidden=args.hidden, decay=args.decay,
-                          members=args.members)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        _, _, y = load_engagewild(args.data)  # one clear line for a file that is not the data set
-    except (OSError, ValueError, EOFError, KeyError) as e:
-        print(f"error: cannot read {args.data}: {e}", file=sys.stderr)
-        return 2
-    if y is None:
-        print(f"error: {args.data} has no y_train labels", file=sys.stderr)
-        return 2
-    report = train_temporal(args.data, None if args.no_export else args.out, args.seed, args.folds, args.repeats, cfg)
-    report.pop("ensemble", None)
-    print(json.dumps({k: v for k, v in report.items() if k not in ("norm_mean", "norm_std")}, indent=None))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # The model cards give `python -m engagement.training.temporal` as the training command: it
+    # is `engagement train temporal`, options, output and exit codes included.
+    from engagement.cli import main
+
+    sys.exit(main(["train", "temporal", *sys.argv[1:]]))

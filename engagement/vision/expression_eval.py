@@ -7,7 +7,6 @@ FER2013-framed, so they go to the model as they are (no align_face).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -120,36 +119,31 @@ def confusion_lines(labels: list[str], cm: list[list[int]], extra_columns: tuple
     return lines
 
 
+def model_line(result: dict) -> str:
+    """The first line of an expression report: which model file was scored."""
+    return f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)"
+
+
+def figures(result: dict, *keys: str) -> list[str]:
+    """`key=value` lines, four decimals: the form scripts read from a report's last lines."""
+    return [f"{key}={result[key]:.4f}" for key in keys]
+
+
+def scores_lines(result: dict, extra_columns: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> list[str]:
+    """Per-class table, confusion matrix (with `extra_columns`), `notes` on it, then macro_f1."""
+    return [
+        *class_table(result),
+        *confusion_lines(result["labels"], result["confusion"], extra_columns),
+        *notes,
+        *figures(result, "macro_f1"),
+    ]
+
+
 def format_fer2013_report(result: dict) -> str:
     """Human-readable report; the LAST line is exactly `accuracy=<value>` for scripts."""
-    lines = [
-        f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)",
+    return "\n".join([
+        model_line(result),
         f"data {result['npz']} split {result['split']}: {result['n']} faces",
-        *class_table(result),
-        *confusion_lines(result["labels"], result["confusion"]),
-        f"macro_f1={result['macro_f1']:.4f}",
-        f"accuracy={result['accuracy']:.4f}",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engagement.vision.expression_eval NPZ --split SPLIT` (until the CLI wires it)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Score the shipped expression model on a FER2013-format npz.")
-    ap.add_argument("npz", type=Path)
-    ap.add_argument("--split", default="PublicTest")
-    ap.add_argument("--models-dir", type=Path, default=None)
-    ap.add_argument("--model", default=DEFAULT_MODEL)
-    args = ap.parse_args(argv)
-    try:
-        print(format_fer2013_report(evaluate_fer2013(args.npz, args.split, args.models_dir, args.model)))
-    except EngagementError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        *scores_lines(result),
+        *figures(result, "accuracy"),
+    ])

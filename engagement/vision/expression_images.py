@@ -16,10 +16,8 @@ out of `accuracy_detected`.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import sys
 from pathlib import Path
 
 import cv2
@@ -27,7 +25,7 @@ import numpy as np
 
 from engagement.errors import EngagementError
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel, InputError, align_face
-from engagement.vision.expression_eval import class_scores, class_table, confusion, confusion_lines
+from engagement.vision.expression_eval import class_scores, confusion, figures, model_line, scores_lines
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 
 LABELS_CSV = "labels.csv"
@@ -183,7 +181,7 @@ def format_images_report(result: dict) -> str:
         return lines
 
     lines = [
-        f"model {result['model']} (version {result['version']}, sha256 {result['sha256'][:12]}...)",
+        model_line(result),
         f"labels {result['labels_csv']}",
         f"images: {result['rows']}",
         *count("missing files", "missing", "not scored"),
@@ -196,40 +194,7 @@ def format_images_report(result: dict) -> str:
         + ("  (the largest is scored)" if result["several_faces"] else ""),
         "A missed face counts as wrong in recall, macro_f1 and accuracy (over all scored images);",
         "accuracy_detected counts only the images in which a face was found.",
-        *class_table(result),
-        *confusion_lines(result["labels"], result["confusion"], extra_columns=(MISSED,)),
-        f"  ({MISSED} = no usable face found)",
-        f"macro_f1={result['macro_f1']:.4f}",
-        f"accuracy_detected={result['accuracy_detected']:.4f}",
-        f"accuracy={result['accuracy']:.4f}",
+        *scores_lines(result, extra_columns=(MISSED,), notes=(f"  ({MISSED} = no usable face found)",)),
+        *figures(result, "accuracy_detected", "accuracy"),
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="engagement evaluate images",
-        description="Score the expression model on your own labelled face images, through the same path as "
-        "the pipeline (MediaPipe landmarks, FER2013 framing, CNN). The last line is accuracy=<value>.",
-    )
-    ap.add_argument(
-        "dir", type=Path, help=f"folder of face images (its {LABELS_CSV} is read unless --labels says otherwise)"
-    )
-    ap.add_argument("--labels", type=Path, default=None,
-                    help=f"CSV with columns path (relative to the CSV's folder) and label (default DIR/{LABELS_CSV})")
-    ap.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model name (default {DEFAULT_MODEL})")
-    ap.add_argument("--models-dir", type=Path, default=None)
-    args = ap.parse_args(argv)
-    try:
-        if not args.dir.is_dir():
-            raise EngagementError(f"image folder not found: {args.dir}")
-        result = evaluate_images(args.labels or args.dir / LABELS_CSV, args.model, args.models_dir)
-        print(format_images_report(result))
-    except EngagementError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
