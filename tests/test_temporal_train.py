@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,15 +149,6 @@ def test_training_command_rejects_bad_input(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: decay")
     assert main(["train", "temporal", "--data", str(npz), "--no-export"]) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot read {npz}")
-
-
-def test_training_module_runs_as_the_command(tmp_path):
-    # The model cards give `python -m engagement.training.temporal` as the training command.
-    pytest.importorskip("torch")
-    missing = tmp_path / "missing.npz"
-    result = subprocess.run([sys.executable, "-m", "engagement.training.temporal", "--data", str(missing)],
-                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip() == f"error: training data not found: {missing}"
 
 
 def _random_weight_mse(npz, cfg, seeds=(0, 1, 2)) -> float:

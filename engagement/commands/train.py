@@ -71,7 +71,8 @@ def expression(
     ferplus_weight: Annotated[float, option("--ferplus-weight", key="cli.train.expression.opt_ferplus_weight")] = 0.0,
 ) -> int:
     recipes = _training_module("engagement.training.expression", ctx).RECIPES
-    # Past the line above, torch is known to be there.
+    # Past the line above, torch is known to be there; these modules import it, so they are
+    # imported here and not at the top (`engagement --help` must work without the [train] extra).
     from engagement.training.expression_data import AUG_PRESETS
     from engagement.training.expression_train import TrainConfig, train_expression
 

@@ -23,7 +23,6 @@ the runtime never imports this module.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -265,11 +264,3 @@ def _train_and_export(xs: list[np.ndarray], ms: list[np.ndarray], y: np.ndarray,
         part.update(export_onnx(ensemble, Path(out), {**report, **part}, cfg, check_inputs=(trx[-1], trm[-1])))
         log(f"exported {part['onnx']} (ONNX vs torch, streamed: {part['onnx_vs_torch_max_abs_diff']:.1e})")
     return part
-
-
-if __name__ == "__main__":
-    # The model cards give `python -m engagement.training.temporal` as the training command: it
-    # is `engagement train temporal`, options, output and exit codes included.
-    from engagement.cli import main
-
-    sys.exit(main(["train", "temporal", *sys.argv[1:]]))
