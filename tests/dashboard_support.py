@@ -48,8 +48,20 @@ def db_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
+# The dashboard as the server runs it: every run goes through app.py and its st.navigation. AppTest
+# takes a main script with a pages/ folder beside it for a pages-directory app on every run (the
+# server only until st.navigation is first called), and from 1.63 it then runs the page shown
+# last on its own, without app.py: no sign-in switch after st.rerun, no sidebar, no navigation.
+# A main script in a folder of its own that runs app.py keeps AppTest on the server's path.
+ENTRY = f"import runpy\n\nrunpy.run_path({str(APP)!r}, run_name='__main__')\n"
+
+
+def main_app() -> AppTest:
+    return AppTest.from_string(ENTRY, default_timeout=TIMEOUT)
+
+
 def app(role: str | None = None, lang: str = "id") -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = main_app()
     at.session_state["lang"] = lang
     if role:
         at.session_state["user"] = {"name": ROLE_USERS[role], "role": role}
@@ -57,7 +69,7 @@ def app(role: str | None = None, lang: str = "id") -> AppTest:
 
 
 def open_page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(str(PAGES / f"{page}.py"))
     return at.run()
 
 

@@ -15,12 +15,13 @@ import zipfile
 from datetime import timezone
 
 import pytest
-from dashboard_support import APP, PAGES, PASSWORD, ROOT, TIMEOUT, make_db
+from dashboard_support import PAGES, PASSWORD, ROOT, TIMEOUT, make_db
 from dashboard_support import app as _app
 from dashboard_support import audit_actions as _audit_actions
 from dashboard_support import block_labels as _block_labels
 from dashboard_support import charts as _charts
 from dashboard_support import generator as _generator
+from dashboard_support import main_app as _main_app
 from dashboard_support import missing_words as _missing_words
 from dashboard_support import no_failure as _no_failure
 from dashboard_support import open_page as _open
@@ -56,7 +57,7 @@ def empty_url(tmp_path, monkeypatch) -> str:
 
 
 def test_sign_in_and_out_are_audited(db_url):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = _main_app().run()
     assert at.title[0].value == translate("app.title", "id")
     at.text_input(key="sign_in_name").input("fasil")
     at.text_input(key="sign_in_password").input(PASSWORD)
@@ -89,7 +90,7 @@ def _sign_in(at: AppTest, name: str, password: str) -> AppTest:
 
 
 def test_wrong_password_is_refused_and_audited(db_url):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = _main_app().run()
     at.text_input(key="sign_in_name").input("fasil")
     at.text_input(key="sign_in_password").input("wrong-password")
     at.button[0].click().run()
@@ -176,7 +177,7 @@ def test_a_name_that_is_no_account_is_never_logged(db_url):
 
 
 def test_sign_in_page_locks_after_five_failures(db_url):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = _main_app().run()
     for _ in range(4):
         _sign_in(at, "fasil", "wrong-password")
         assert at.error[0].value == translate("auth.failed", "id")
@@ -242,7 +243,12 @@ def test_researcher_and_facilitator_cannot_open_privacy_pages(db_url, role):
     at = _app(role).run()
     privacy_titles = {translate(k, "id") for k in ("consent.title", "retention.title", "audit.title", "requests.title")}
     for page in ("privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests", "users"):
-        _open(at, page)
+        try:
+            _open(at, page)  # up to Streamlit 1.62: an unknown page falls back to the role's own
+        except ValueError:
+            # From 1.63 AppTest refuses a page st.navigation did not register: the role has no
+            # address for it. What the role sees then is still checked below.
+            at.run()
         assert not at.exception
         assert not privacy_titles & {t.value for t in at.title}
         assert not at.dataframe or translate("audit.seq", "id") not in at.dataframe[0].value.columns
@@ -495,7 +501,7 @@ def test_privacy_pages_empty_states(empty_url):
 
 
 def test_empty_database_shows_how_to_create_the_first_account(empty_url):
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = _main_app().run()
     _no_failure(at)
     assert at.info[0].value == translate("auth.no_users", "id")
     assert "users add" in at.code[0].value
@@ -517,7 +523,7 @@ def test_unreadable_database_is_one_calm_line(tmp_path, monkeypatch):
     bad = tmp_path / "not-a-db.db"
     bad.write_bytes(b"this is not sqlite" * 100)
     monkeypatch.setenv("ENGAGEMENT_DB", f"sqlite:///{bad}")
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = _main_app().run()
     assert not at.exception
     assert at.error[0].value.startswith(translate("error.db", "id", detail="")[:20])
 

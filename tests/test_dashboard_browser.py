@@ -210,7 +210,7 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
 
 
 def test_researcher_downloads_a_zip_and_its_files_open(server):
-    # Streamlit 1.60 under starlette >= 1.5 answered /media/*.zip with HTTP 500 (the browser
+    # Streamlit 1.60 and 1.61 under starlette >= 1.5 answered /media/*.zip with HTTP 500 (the browser
     # cancelled the download) while the export was already in the audit log.
     url, tmp_path = server
     with _browser_page(accept_downloads=True) as (page, requests):

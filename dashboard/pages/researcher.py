@@ -182,10 +182,11 @@ actor = who.actor
 picked = list(chosen)
 
 
-# Not "application/zip": Streamlit 1.60's gzip middleware never sends the response head for the
-# content types it skips compressing (zip, images, audio, video) under starlette >= 1.5, so the
-# download fails with HTTP 500. A generic binary type takes the working path; the browser still
-# saves the file under its .zip name (the response says attachment; filename=...).
+# Not "application/zip": the gzip middleware of Streamlit 1.60 and 1.61 (the dependency floor)
+# never sends the response head for the content types it skips compressing (zip, images, audio,
+# video) under starlette >= 1.5, so the download fails with HTTP 500. A generic binary type takes
+# the working path; the browser still saves the file under its .zip name (the response says
+# attachment; filename=...).
 ZIP_MIME = "application/octet-stream"
 
 
