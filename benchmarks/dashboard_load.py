@@ -90,7 +90,7 @@ def page_timings(url: str, repeat: int) -> dict[str, float]:
     at.run()  # first run: imports and opening the store, not counted
     out: dict[str, float] = {}
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         times = []
         for _ in range(repeat):
             st.cache_data.clear()
@@ -101,7 +101,7 @@ def page_timings(url: str, repeat: int) -> dict[str, float]:
                 raise SystemExit(f"page {page} raised: {at.exception[0].value}")
         out[page] = statistics.median(times)
     # The researcher page on the engagement score (its intervals read the per-participant estimates).
-    at.switch_page("pages/researcher.py")
+    at.switch_page("views/researcher.py")
     at.run()
     at.radio(key="researcher_measure").set_value("score")
     st.cache_data.clear()
@@ -114,7 +114,7 @@ def page_timings(url: str, repeat: int) -> dict[str, float]:
 
     sessions = queries.list_sessions(queries.open_store(url))
     allowed = [i for i, p in zip(sessions.index, sessions["profile"]) if services.individual_views_allowed(p)]
-    at.switch_page("pages/facilitator.py")
+    at.switch_page("views/facilitator.py")
     at.run()
     if allowed:
         at.selectbox(key="facilitator_session").set_value(allowed[0])

@@ -40,7 +40,7 @@ who = ui.user()
 
 
 def _page(stem: str, title_key: str, icon: str) -> st.Page:
-    return st.Page(HERE / "pages" / f"{stem}.py", title=t(title_key), icon=icon)
+    return st.Page(HERE / "views" / f"{stem}.py", title=t(title_key), icon=icon)
 
 
 if who is None:

@@ -14,7 +14,7 @@ from dashboard import auth, queries, services
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-PAGES = ROOT / "dashboard" / "pages"
+PAGES = ROOT / "dashboard" / "views"
 PASSWORD = "correct-horse-9"
 ROLE_USERS = {"facilitator": "fasil", "researcher": "peneliti", "privacy_officer": "dpo", "admin": "admin"}
 TIMEOUT = 60  # two shared cores: generous, the pages themselves take well under a second
@@ -48,11 +48,11 @@ def db_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
-# The dashboard as the server runs it: every run goes through app.py and its st.navigation. AppTest
-# takes a main script with a pages/ folder beside it for a pages-directory app on every run (the
-# server only until st.navigation is first called), and from 1.63 it then runs the page shown
-# last on its own, without app.py: no sign-in switch after st.rerun, no sidebar, no navigation.
-# A main script in a folder of its own that runs app.py keeps AppTest on the server's path.
+# The dashboard as the server runs it: every run goes through app.py and its st.navigation. A
+# main script with a `pages/` folder beside it would be a pages-directory app to AppTest on every
+# run (and to the server until st.navigation is first called: a first request for a page's address
+# would run that page without app.py). The page files live in `views/` so that never happens; the
+# main script here also sits in a folder of its own, so AppTest stays on the server's path.
 ENTRY = f"import runpy\n\nrunpy.run_path({str(APP)!r}, run_name='__main__')\n"
 
 

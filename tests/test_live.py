@@ -101,6 +101,13 @@ def stored_seconds(store: Store, run_id: int) -> list[int]:
         )]
 
 
+def face_seconds(store: Store, run_id: int) -> set[int]:
+    """The seconds of the run in which a face was analysed."""
+    w = schema.window_features
+    with store.engine.connect() as conn:
+        return {r[0] for r in conn.execute(select(w.c.second).where(w.c.run_id == run_id, w.c.n_face > 0))}
+
+
 def run_status(store: Store, run_id: int) -> tuple[str, str, int]:
     with store.engine.connect() as conn:
         row = conn.execute(select(schema.runs.c.status, schema.runs.c.mode, schema.runs.c.seconds).where(schema.runs.c.id == run_id)).one()
@@ -135,7 +142,8 @@ def test_source_stops_mid_stream_reports_and_resumes(store, face_frames):
     status, _, seconds = run_status(store, result.summary.run_id)
     assert status == "complete"
     # Frames before and after the outage were analysed and stored; the outage is just missing.
-    assert result.summary.frames_analysed >= 30
+    # (How many frames depends on the machine: a live loop drops what it cannot keep up with.)
+    assert face_seconds(store, result.summary.run_id) >= {0, seconds - 1}
     assert stored_seconds(store, result.summary.run_id)[-1] == seconds - 1
 
 
