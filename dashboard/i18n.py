@@ -7,9 +7,7 @@ downloadable HTML summary) passes `lang` explicitly to `translate`.
 
 from __future__ import annotations
 
-from engagement.i18n import DEFAULT_LANG, LANGUAGES, catalogue, fmt_seconds, translate
-
-__all__ = ["LANGUAGES", "catalogue", "current_lang", "fmt_seconds", "t", "translate"]
+from engagement.i18n import DEFAULT_LANG, LANGUAGES, translate
 
 
 def current_lang() -> str:

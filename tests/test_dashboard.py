@@ -26,11 +26,11 @@ from dashboard_support import missing_words as _missing_words
 from dashboard_support import no_failure as _no_failure
 from dashboard_support import open_page as _open
 from dashboard_support import session as _session
-from engagement import agenda as agenda_store
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, queries, services
-from dashboard.i18n import catalogue, translate
+from engagement import agenda as agenda_store
+from engagement.i18n import catalogue, translate
 
 ALL_PAGES = ("facilitator", "researcher", "privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests", "users")
 ALLOWED = {
@@ -555,7 +555,7 @@ def test_catalogues_have_the_same_keys_and_cover_every_key_used():
     assert not missing, missing
     # dynamic keys built from known sets
     from dashboard.auth import ROLES
-    from dashboard.i18n import LANGUAGES
+    from engagement.i18n import LANGUAGES
     from privacy.audit import AuditAction
 
     dynamic = [f"role.{r}" for r in ROLES] + [f"lang.{code}" for code in LANGUAGES]

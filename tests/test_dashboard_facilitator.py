@@ -25,7 +25,7 @@ from dashboard_support import (
 
 from dashboard import alerting, charts, queries, summary
 from dashboard.clock import Clock, zone
-from dashboard.i18n import translate
+from engagement.i18n import translate
 from engagement.temporal.records import ClassPoint
 
 JAKARTA = zone("Asia/Jakarta")

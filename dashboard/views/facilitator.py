@@ -11,9 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import alerting, auth, charts, clock, queries, report, services, summary, ui
-from dashboard.i18n import current_lang, fmt_seconds, t
+from dashboard.i18n import current_lang, t
 from engagement import agenda as agenda_store
 from engagement.errors import EngagementError
+from engagement.i18n import fmt_seconds
 
 who = ui.require("facilitator")
 store = ui.store()
