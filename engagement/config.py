@@ -151,11 +151,6 @@ class AnalysisOptions:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def config_hash(self) -> str:
-        """Hash of these options alone. A run records `settings_hash` of the full record
-        (`engagement.temporal.run_config.run_settings`), which covers these options too."""
-        return settings_hash(self.to_dict())
-
 
 def settings_hash(settings: dict) -> str:
     """sha256 of a JSON-able settings record, independent of key order."""

@@ -18,11 +18,11 @@ from engagement import schema
 from engagement.errors import ConfigError
 from engagement.i18n import LANGUAGES, catalogue, translate
 from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.timeutil import utcnow
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
 from privacy.pseudonym import keys_dir
 from privacy.retention import TIERS, RetentionPolicy, format_period
-from engagement.timeutil import as_utc, utcnow
 from privacy.timeutil import iso
 
 # Texts live in the one catalogue (engagement/locales/*.json) under `dpia.doc.*`; lists are
@@ -63,7 +63,7 @@ def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
     verify = AuditLog(store).verify()
     if last:
         total = sum(json.loads(last.counts_json).values())
-        last_text = f"{iso(as_utc(last.at))} ({total})"
+        last_text = f"{iso(last.at)} ({total})"
     else:
         last_text = _t("none", lang)
     audit_text = f"{_t('intact' if verify.ok else 'tampered', lang)}, {verify.entries} {_t('entries', lang)}"

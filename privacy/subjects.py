@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from engagement import schema
 from engagement.repositories import retention as retention_rows
+from engagement.timeutil import utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, check_cohort
-from engagement.timeutil import as_utc, utcnow
 from privacy.timeutil import iso
 
 
@@ -33,7 +33,7 @@ def resolve_subject(store, participant: str, cohort: str | None) -> str:
 
 def _jsonable(value):
     if hasattr(value, "isoformat"):
-        return iso(as_utc(value))
+        return iso(value)
     return value
 
 

@@ -16,16 +16,17 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
+from clips import read_frames
+from conftest import require_shared
+from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
 from engagement.records import FEATURE_NAMES, Frame, FrameFeatures, WindowFeatures
+from engagement.temporal.run_config import run_settings_hash
 from engagement.temporal.windows import WindowAggregator, attention_summary
 from engagement.vision.attention import AttentionOptions, AttentionTracker, FaceSignals
 from engagement.vision.stage import VisionStage
-from clips import read_frames
-from conftest import require_shared
-from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
 FPS = 15
 GAZE = FEATURE_NAMES.index("gaze_yaw"), FEATURE_NAMES.index("gaze_pitch")
@@ -252,7 +253,7 @@ def test_bad_attention_options_are_one_clear_error(bad):
 def test_attention_options_are_part_of_the_run_configuration():
     a = AnalysisOptions(attention=AttentionOptions(screen_width_cm=60.0))
     assert a.to_dict()["attention"]["screen_width_cm"] == 60.0
-    assert a.config_hash() != AnalysisOptions().config_hash()
+    assert run_settings_hash(a) != run_settings_hash(AnalysisOptions())
 
 
 def test_tracker_refuses_time_going_backwards():

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
 from engagement.records import EXPRESSION_LABELS, Frame
+from engagement.temporal.run_config import run_settings_hash
 from engagement.temporal.windows import WindowAggregator
 from engagement.vision.stage import VisionStage
-from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
 
 class CountingModel:
@@ -49,6 +50,6 @@ def test_cnn_runs_five_times_a_second_per_face_not_on_every_frame():
 
 
 def test_the_rate_is_part_of_the_run_configuration_and_checked():
-    assert AnalysisOptions(expression_hz=5.0).config_hash() != AnalysisOptions(expression_hz=None).config_hash()
+    assert run_settings_hash(AnalysisOptions(expression_hz=5.0)) != run_settings_hash(AnalysisOptions(expression_hz=None))
     with pytest.raises(ConfigError, match="expression rate"):
         AnalysisOptions(expression_hz=0)

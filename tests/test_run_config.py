@@ -25,7 +25,7 @@ def test_the_record_holds_options_temporal_constants_k_and_model_hashes():
     assert record["k_min"] == 3
     assert set(record["models"]) == set(run_models(BASE)) and all(len(h) == 64 for h in record["models"].values())
     assert json.loads(json.dumps(record)) == record  # stored as JSON without loss
-    assert run_settings_hash(BASE) == settings_hash(record) != BASE.config_hash()
+    assert run_settings_hash(BASE) == settings_hash(record) != settings_hash(BASE.to_dict())
 
 
 @pytest.mark.parametrize("constant", ["SEGMENT_S", "HOP_S", "BASELINE_S", "MIN_PRESENT_S"])

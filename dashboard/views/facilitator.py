@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +15,7 @@ from dashboard.i18n import current_lang, t
 from engagement import agenda as agenda_store
 from engagement.errors import EngagementError
 from engagement.i18n import fmt_seconds
+from engagement.timeutil import as_utc, utcnow
 
 who = ui.require("facilitator")
 store = ui.store()
@@ -74,8 +75,7 @@ def _overview() -> None:
         st.info(t("facilitator.live", seconds=fmt_seconds(length)), icon=":material/radio_button_checked:")
         beat = info.get("heartbeat_at")
         if beat is not None:
-            beat = beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-            quiet = (datetime.now(timezone.utc) - beat).total_seconds()
+            quiet = (utcnow() - as_utc(beat)).total_seconds()  # as_utc: a value read through a query of its own
             if quiet > STALE_AFTER_S:
                 # A crashed analysis leaves its run 'running'; say so instead of waiting forever.
                 st.warning(t("facilitator.stale", minutes=int(quiet // 60)))

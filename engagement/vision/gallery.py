@@ -24,7 +24,6 @@ screen position and not to a face embedding:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +33,8 @@ import numpy as np
 from engagement.config import AnalysisOptions
 from engagement.errors import ConfigError
 from engagement.records import FaceObservation, Frame, RunningMode
-from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, load_bundle
+from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
+from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
 
@@ -248,12 +248,12 @@ class GalleryVisionStage(VisionStage):
             expression_model=expression_model_for(options, models_dir),
             landmarker_factory=lambda tile_options: FaceLandmarker(tile_options, bundle),
             running_mode=running_mode,
-            landmarker_sha256=hashlib.sha256(bundle).hexdigest(),
+            landmarker_sha256=bundle_sha256(models_dir),
         )
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         models = super().model_versions()
-        models["face-landmarker"]["version"] += "-per-tile"
+        models[LANDMARKER]["version"] += "-per-tile"
         return models
 
     def _landmarker(self, index: int) -> FaceLandmarker:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from engagement.records import BLENDSHAPE_NAMES, RunningMode
-from engagement.registry import resolve_model
+from engagement.registry import model_record, resolve_model
 
 # Silence TFLite/absl start-up INFO lines that would interleave with the progress bar.
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -59,6 +59,11 @@ class LandmarkedFace:
 def load_bundle(models_dir: Path | None = None) -> bytes:
     """The registered bundle's bytes after its sha256 check (ModelError otherwise)."""
     return resolve_model(MODEL_NAME, models_dir).read_bytes()
+
+
+def bundle_sha256(models_dir: Path | None = None) -> str:
+    """The sha256 the bundle was checked against when it loaded (its registry entry's)."""
+    return model_record(MODEL_NAME, models_dir).sha256
 
 
 def _rgb_image(image_bgr: np.ndarray):

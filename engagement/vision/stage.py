@@ -8,7 +8,6 @@ its own screen direction (vision/attention.py), one tracker per track, the same 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from engagement.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservatio
 from engagement.vision.attention import AttentionTracker, FaceSignals
 from engagement.vision.expression import ExpressionModel, align_face
 from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head
-from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, load_bundle
+from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
+from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box, face_quality
 from engagement.vision.tracking import FaceTracker
 
@@ -38,6 +38,12 @@ def expression_model_for(options: AnalysisOptions, models_dir: Path | None) -> E
     """The expression CNN where the profile allows expressions, else None: under `eu-ai-act` the
     model file is never opened."""
     return ExpressionModel.load(models_dir=models_dir) if options.expression else None
+
+
+# Which blendshapes pass, with expressions allowed (True) or not (False): eye ones always.
+_KEPT_BLENDSHAPES = {
+    allowed: tuple(allowed or name in EYE_BLENDSHAPES for name in BLENDSHAPE_NAMES) for allowed in (False, True)
+}
 
 
 class VisionStage:
@@ -73,14 +79,14 @@ class VisionStage:
             options,
             landmarker,
             expression_model_for(options, models_dir),
-            landmarker_sha256=hashlib.sha256(bundle).hexdigest(),
+            landmarker_sha256=bundle_sha256(models_dir),
         )
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         landmarker = {"version": MODEL_VERSION}
         if self.landmarker_sha256 is not None:
             landmarker["sha256"] = self.landmarker_sha256
-        models = {"face-landmarker": landmarker}
+        models = {LANDMARKER: landmarker}
         if self.expression_model is not None:
             models[self.expression_model.name] = {
                 "version": str(self.expression_model.version),
@@ -166,10 +172,7 @@ class VisionStage:
         expressions: eye closure and eye direction are physical states, kept everywhere."""
         if scores is None:
             return None
-        allowed = self.options.expression
-        return tuple(
-            float(v) if allowed or name in EYE_BLENDSHAPES else None for name, v in zip(BLENDSHAPE_NAMES, scores)
-        )
+        return tuple(float(v) if keep else None for keep, v in zip(_KEPT_BLENDSHAPES[self.options.expression], scores))
 
     def _expression_due(self, track_id: int, t_ms: float) -> bool:
         """Whether the CNN runs on this face in this frame (at most `expression_hz` times a second)."""
