@@ -24,17 +24,24 @@ def exit_code(exc: KeyboardInterrupt) -> int:
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a command the way Ctrl-C does; the previous handler is put back afterwards
-    for in-process callers. Only the main thread can set handlers; elsewhere nothing changes."""
+def signal_handlers(handlers: dict[int, object]) -> Iterator[None]:
+    """Install `handlers` ({signal: handler}) while the block runs, then put the previous ones
+    back (the default where there was none), for in-process callers. Only the main thread can
+    set handlers; elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def sigterm_interrupts():
+    """SIGTERM stops a command the way Ctrl-C does."""
+    return signal_handlers({signal.SIGTERM: raise_on_sigterm})
 
 
 def raise_on_sigterm(signum=None, frame=None) -> None:
@@ -42,16 +49,7 @@ def raise_on_sigterm(signum=None, frame=None) -> None:
     raise Terminated()
 
 
-@contextlib.contextmanager
-def deferred() -> Iterator[None]:
+def deferred():
     """Run a short clean-up (a run being marked and emptied) without SIGINT/SIGTERM breaking in;
     a signal arriving meanwhile is dropped: the program is already on its way out."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+    return signal_handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})

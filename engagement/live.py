@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engagement.config import AnalysisOptions
 from engagement.errors import StoreError
 from engagement.i18n import cli_lang, translate
-from engagement.interrupts import Terminated
+from engagement.interrupts import Terminated, signal_handlers
 from engagement.live_capture import LiveCapture, LiveLoopOptions
 from engagement.live_latency import StorePoller
 from engagement.live_status import StatusLine
@@ -157,14 +155,9 @@ def run_live(
     )
 
 
-@contextmanager
-def stop_signals(capture: LiveCapture) -> Iterator[None]:
+def stop_signals(capture: LiveCapture):
     """First Ctrl-C or SIGTERM: stop capture, flush, finish (a service manager stopping a live
-    session keeps the session). The second: interrupt now (the run keeps no rows). Only the main
-    thread can handle signals; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    session keeps the session). The second: interrupt now (the run keeps no rows)."""
     presses = [0]
 
     def handler(signum, frame) -> None:
@@ -178,9 +171,4 @@ def stop_signals(capture: LiveCapture) -> Iterator[None]:
         else:
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, signal.SIG_DFL if old is None else old)
+    return signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
