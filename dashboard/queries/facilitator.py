@@ -151,6 +151,7 @@ def attention_distribution(store: Store, run_id: int) -> pd.DataFrame:
             per_second.join(CT, and_(CT.c.run_id == run_id, CT.c.second == per_second.c.second, CT.c.n_absent.is_not(None)))
         )
         .group_by(per_second.c.state)
+        .order_by(per_second.c.state)  # the same rows in the same order on every database
     )
     with store.transaction() as conn:
         df = rows_frame(conn, stmt, ["category", "n"])
@@ -171,6 +172,7 @@ def level_distribution(store: Store, run_id: int) -> pd.DataFrame:
         .select_from(EST.join(CT, and_(CT.c.run_id == EST.c.run_id, CT.c.second == EST.c.second, CT.c.suppressed == 0)))
         .where(EST.c.run_id == run_id)
         .group_by(EST.c.state, category)
+        .order_by(EST.c.state, category)
     )
     with store.transaction() as conn:
         df = rows_frame(conn, stmt, ["state", "level", "n"])
@@ -205,6 +207,7 @@ def individual_lanes(store: Store, run_id: int, bucket: int) -> pd.DataFrame:
         select(WF.c.track_id, t0.label("t"), state.label("state"), func.count().label("n"))
         .where(WF.c.run_id == run_id)
         .group_by(WF.c.track_id, t0, state)
+        .order_by(WF.c.track_id, t0, state)
     )
     with store.transaction() as conn:
         counts = rows_frame(conn, stmt, ["track_id", "t", "state", "n"])

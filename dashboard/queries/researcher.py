@@ -188,6 +188,9 @@ def person_means(store: Store, f: Filters, runs: pd.DataFrame, field: str) -> pd
         select(samples.c.run_id, samples.c.track_id, seg.c.title, func.sum(samples.c.value), func.count(samples.c.value))
         .select_from(joined)
         .group_by(samples.c.run_id, samples.c.track_id, seg.c.id, seg.c.title)
+        # A stated order: PostgreSQL's hash aggregate returns groups in any order (NULL segment,
+        # outside the agenda, first on both databases).
+        .order_by(samples.c.run_id, samples.c.track_id, seg.c.id.nulls_first())
     )
     with store.transaction() as conn:
         return rows_frame(conn, stmt, cols, numeric=("total", "n"))
