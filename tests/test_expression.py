@@ -351,3 +351,106 @@ def test_latency_benchmark_compares_models_in_one_run(capsys):
     assert rows[1].strip().startswith(str(file))
     assert main(["--model", "expression-cnn.v99"]) == 2
     assert capsys.readouterr().err.startswith("error: model 'expression-cnn.v99' is not registered")
+
+
+# ----------------------------------------------------------------------------- the product's framing
+
+
+def _fer_like_face() -> np.ndarray:
+    """A 48x48 grey face, framed more loosely than FER2013, cut from scikit-image's astronaut photo."""
+    skimage_data = pytest.importorskip("skimage.data")
+    import cv2
+
+    gray = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray[30:250, 100:320], (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def test_product_crops_frame_faces_and_flag_misses():
+    import cv2
+
+    from engagement.training.expression_align import product_crops
+    from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+
+    face = _fer_like_face()  # a loose crop: eyes 9.6 px apart where FER2013 has 17.2
+    pixels = np.stack([face, face[:, ::-1].copy(), np.full((48, 48), 128, np.uint8)])
+    crops, found = product_crops(pixels, progress_every=0)
+    assert crops.shape == pixels.shape and crops.dtype == np.uint8
+    assert found.tolist() == [True, True, False]  # the flat grey image has no face
+    assert not crops[2].any()
+    # Found again in the framed crop, the eyes sit level, at FER2013's distance and centre.
+    with FaceLandmarker.from_options(LandmarkerOptions(max_faces=1, static_images=True)) as landmarker:
+        big = cv2.cvtColor(cv2.resize(crops[0], (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+        (points,) = landmarker.detect(big)
+    eye_a, eye_b = points[[33, 133], :2].mean(0) / 4, points[[362, 263], :2].mean(0) / 4
+    assert np.hypot(*(eye_b - eye_a)) == pytest.approx(FER_EYE_DIST, rel=0.15)
+    assert abs(eye_b[1] - eye_a[1]) < 1.0 and abs((eye_a + eye_b)[0] / 2 - FER_FACE_CENTRE[0]) < 1.5
+    # The mirrored face gives the mirrored framing.
+    assert np.corrcoef(crops[0][:, ::-1].ravel(), crops[1].ravel())[0, 1] > 0.9
+
+
+def test_framed_crops_are_cached_and_refreshed_when_the_data_changes(tmp_path):
+    from engagement.training.expression_align import cached_product_crops
+
+    face = _fer_like_face()
+    arrays = {"pixels": np.stack([face, face])}
+    cache = tmp_path / "framed.npz"
+    crops, found = cached_product_crops(arrays, cache)
+    assert cache.is_file() and found.tolist() == [True, True]
+    np.savez_compressed(cache, crops=crops * 0 + 7, found=found)  # a cache is read, not recomputed
+    assert (cached_product_crops(arrays, cache)[0] == 7).all()
+    arrays = {"pixels": np.stack([face, face, face])}  # other data: framed again
+    crops, found = cached_product_crops(arrays, cache)
+    assert len(crops) == 3 and found.all() and not (crops == 7).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["framed.npz"]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_training_with_the_product_framing_scores_both_framings(tmp_path):
+    pytest.importorskip("torch")
+    from engagement.training.expression_train import train_expression
+
+    face = _fer_like_face()
+    rng = np.random.default_rng(0)
+    pixels = np.stack([np.clip(face.astype(int) + rng.integers(-8, 9, face.shape), 0, 255).astype(np.uint8)
+                       for _ in range(16)])
+    npz = tmp_path / "faces.npz"
+    np.savez_compressed(npz, pixels=pixels, usage=np.array(["Training", "PublicTest"] * 8),
+                        fer_label=rng.integers(0, 7, 16).astype(np.int8))
+    out = tmp_path / "run"
+    train_expression(npz, out, epochs=1, seed=0, widths=(4, 8), convs_per_stage=1, batch_size=8,
+                     threads=1, bf16=False, framed_share=0.5)
+    rec = json.loads((out / "metrics.jsonl").read_text())
+    # Checkpoints are chosen by the mean accuracy over FER2013's crops and the product's framing.
+    assert rec["selected_by"] == pytest.approx(0.5 * (rec["val_acc_ema_flip"] + rec["val_acc_framed_flip"]))
+    assert (out / "fer2013-framed.npz").is_file()
+
+
+def test_checkpoint_rebuilt_from_an_int8_export_computes_the_same_function(tmp_path):
+    torch = pytest.importorskip("torch")
+    from engagement.training.expression import checkpoint_from_onnx
+    from engagement.training.expression_nets import ExpressionCNN, ExportWrapper
+    from engagement.training.export_expression import export_onnx, quantize_int8
+
+    npz = tmp_path / "tiny.npz"
+    _synthetic_npz(npz, n=256)
+    torch.manual_seed(0)
+    net = ExpressionCNN()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, as after training
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    net.eval()
+    fp32 = export_onnx(net, tmp_path / "fp32.onnx", "0")
+    calib = np.random.default_rng(1).integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
+    int8 = quantize_int8(fp32, tmp_path / "int8.onnx", calib)
+    for source, tolerance in ((fp32, 1e-4), (int8, 0.02)):
+        ck = checkpoint_from_onnx(source, npz, tmp_path / f"{source.stem}.pt", n_calib=64)
+        rebuilt = ExpressionCNN()
+        rebuilt.load_state_dict(torch.load(ck, weights_only=False)["ema"])
+        crops = np.random.default_rng(2).integers(0, 256, size=(16, 1, 48, 48)).astype(np.float32)
+        with torch.no_grad():
+            ref = ExportWrapper(net)(torch.from_numpy(crops)).numpy()
+            got = ExportWrapper(rebuilt.eval())(torch.from_numpy(crops)).numpy()
+        assert np.abs(got - ref).max() < tolerance, (source.name, np.abs(got - ref).max())

@@ -67,8 +67,9 @@ def expression(
     aug: Annotated[str, typer.Option("--aug", metavar="PRESET")] = "strong",
     init_from: Annotated[str, option("--init-from", key="cli.train.expression.opt_init_from")] = "",
     limit_train: Annotated[int, option("--limit-train", metavar="N", key="cli.train.expression.opt_limit_train")] = 0,
-    recipe: Annotated[str | None, option("--recipe", metavar="[v1|v2]", key="cli.train.expression.opt_recipe")] = None,
+    recipe: Annotated[str | None, option("--recipe", metavar="[v1|v2|v3]", key="cli.train.expression.opt_recipe")] = None,
     ferplus_weight: Annotated[float, option("--ferplus-weight", key="cli.train.expression.opt_ferplus_weight")] = 0.0,
+    framed_share: Annotated[float, option("--framed-share", key="cli.train.expression.opt_framed_share")] = 0.0,
 ) -> int:
     recipes = _training_module("engagement.training.expression", ctx).RECIPES
     # Past the line above, torch is known to be there; these modules import it, so they are
@@ -84,7 +85,7 @@ def expression(
     best = train_expression(
         data, out, TrainConfig.epochs if epochs is None else epochs, seed, resume, reschedule,
         limit_train=limit_train, lr=TrainConfig.lr if lr is None else lr, aug_preset=aug, init_from=init_from,
-        ferplus_weight=ferplus_weight,
+        ferplus_weight=ferplus_weight, framed_share=framed_share,
     )
     print(f"best checkpoint: {best}")
     return 0

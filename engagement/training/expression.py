@@ -52,17 +52,37 @@ def train_expression_recipe(data: Path, out: Path, seed: int = 0, resume: bool =
     )
 
 
+def _constant_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The graph's initializers, plus the float value of every DequantizeLinear of initializers:
+    an int8 export stores each conv weight and bias that way ((q - zero_point) * scale, per
+    channel along the node's axis)."""
+    tensors = {i.name: numpy_helper.to_array(i).copy() for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or not all(name in tensors for name in node.input):
+            continue
+        q, scale = tensors[node.input[0]], tensors[node.input[1]]
+        zero = tensors[node.input[2]] if len(node.input) > 2 else np.zeros_like(scale)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        if scale.ndim == 1 and q.ndim > 0:
+            shape[axis] = -1
+        tensors[node.output[0]] = (
+            (q.astype(np.float32) - zero.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        ).astype(np.float32)
+    return tensors
+
+
 def checkpoint_from_onnx(onnx_path: Path, data: Path, out_path: Path, n_calib: int = 2048) -> Path:
-    """Rebuild a trainable checkpoint from a shipped expression ONNX file (v1's training
-    checkpoint was not kept; the ONNX graph holds its weights with BatchNorm folded into the
-    convolutions).
+    """Rebuild a trainable checkpoint from a shipped expression ONNX file, float32 or int8 (the
+    training checkpoints of v1 and v2 were not kept; the ONNX graph holds the weights with
+    BatchNorm folded into the convolutions).
 
     Each folded conv (W, b) becomes conv W followed by a BatchNorm whose statistics are measured
     on `n_calib` training images and whose affine part undoes them (gamma = sigma, beta = mu + b),
     so the rebuilt net computes the same function in eval mode and nearly the same in train mode.
     """
     model = onnx.load(str(onnx_path))
-    init = {i.name: numpy_helper.to_array(i).copy() for i in model.graph.initializer}
+    init = _constant_tensors(model)
     convs, seen = [], set()
     for node in model.graph.node:  # the first (unmirrored) branch, in graph order
         if node.op_type == "Conv" and node.input[1] in init and node.input[1] not in seen:
@@ -117,4 +137,21 @@ def train_expression_recipe_v2(data: Path, out: Path, seed: int = 0, resume: boo
     )
 
 
-RECIPES = {"v1": train_expression_recipe, "v2": train_expression_recipe_v2}
+def train_expression_recipe_v3(data: Path, out: Path, seed: int = 0, resume: bool = False) -> Path:
+    """expression-cnn.v3's recipe: a fine-tuning cycle from v2's weights (rebuilt from its int8
+    ONNX file) with v2's targets and augmentation, where half of the training faces the
+    landmarker finds are shown in the product's framing (engagement.training.expression_align);
+    checkpoints are chosen by the mean PublicTest accuracy over both framings. 30 epochs, peak
+    lr 0.03. Returns OUT/best.pt."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = out / "v2-rebuilt.pt"
+    if not start.exists():
+        checkpoint_from_onnx(models_dir() / "expression-cnn.v2.onnx", data, start)
+    return train_expression(
+        data, out, epochs=30, seed=seed + 3, resume=resume, lr=0.03, aug_preset="webcam",
+        ferplus_weight=0.3, framed_share=0.5, init_from=str(start),
+    )
+
+
+RECIPES = {"v1": train_expression_recipe, "v2": train_expression_recipe_v2, "v3": train_expression_recipe_v3}

@@ -122,7 +122,8 @@ class VisionStage:
         expressions: list[tuple[float, ...] | None] = [None] * len(faces)
         due = [i for i, face in enumerate(faces) if self._expression_due(face.track_id, frame.t_ms)]
         if due:
-            crops = np.stack([align_face(frame.image, faces[i].landmarks) for i in due])
+            # The grey frame, converted once above for the quality figures, serves every crop.
+            crops = np.stack([align_face(gray, faces[i].landmarks) for i in due])
             for i, row in zip(due, self.expression_model.predict(crops)):
                 expressions[i] = tuple(float(p) for p in row)
         out = []
