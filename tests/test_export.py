@@ -18,6 +18,7 @@ from engagement.config import AnalysisOptions, settings_hash
 from engagement.export import export_session, neutralise_formula
 from engagement.store import Store
 from engagement.temporal.run_config import run_settings
+from engagement.vision.expression import DEFAULT_MODEL
 from privacy import consent
 from privacy.pseudonym import KeyRing
 
@@ -190,6 +191,6 @@ def test_manifest_lists_the_full_run_record_and_its_hash_can_be_recomputed(store
     manifest = json.loads(export_session(store, "rekam", "csv", tmp_path).manifest.read_text())
     config = manifest["config"]
     assert config["temporal"]["segment_s"] == 30 and config["k_min"] == 3 and config["attention"]["margin_deg"] == 3.0
-    assert set(config["models"]) == {"face-landmarker", "expression-cnn.v2", "engagement-linear.v2"}
+    assert set(config["models"]) == {"face-landmarker", DEFAULT_MODEL, "engagement-linear.v2"}
     assert settings_hash(config) == manifest["config_hash"]  # a reader can check the record against the hash
     assert "sorted keys" in manifest["config_hash_method"]
