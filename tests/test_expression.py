@@ -396,11 +396,13 @@ def test_framed_crops_are_cached_and_refreshed_when_the_data_changes(tmp_path):
     cache = tmp_path / "framed.npz"
     crops, found = cached_product_crops(arrays, cache)
     assert cache.is_file() and found.tolist() == [True, True]
-    np.savez_compressed(cache, crops=crops * 0 + 7, found=found)  # a cache is read, not recomputed
+    with np.load(cache) as z:  # a cache of these faces is read, not recomputed
+        np.savez_compressed(cache, crops=crops * 0 + 7, found=found, pixels_sha256=z["pixels_sha256"])
     assert (cached_product_crops(arrays, cache)[0] == 7).all()
-    arrays = {"pixels": np.stack([face, face, face])}  # other data: framed again
+    arrays = {"pixels": np.stack([face, face[:, ::-1]])}  # other faces, same count: framed again
     crops, found = cached_product_crops(arrays, cache)
-    assert len(crops) == 3 and found.all() and not (crops == 7).all()
+    assert len(crops) == 2 and found.all() and not (crops == 7).all()
+    assert (cached_product_crops(arrays, cache)[0] == crops).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["framed.npz"]  # no temporary file left
 
 
