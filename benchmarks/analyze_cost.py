@@ -31,11 +31,16 @@ from engagement.config import shared_data_dir  # noqa: E402
 from engagement.store import Store  # noqa: E402
 from privacy.consent import attest  # noqa: E402
 
+# The landmarker set up exactly as `analyze` sets it up, from the same default options.
 MEDIAPIPE_ALONE = """
 import sys
-from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
+from engagement.config import AnalysisOptions
+from engagement.records import RunningMode
+from engagement.vision.landmarks import FaceLandmarker
 from engagement.vision.sources import VideoFileSource
-with FaceLandmarker.from_options(LandmarkerOptions(max_faces=8, min_detection_confidence=0.6)) as landmarker:
+from engagement.vision.stage import landmarker_options
+options = AnalysisOptions()
+with FaceLandmarker.from_options(landmarker_options(options, options.max_faces, RunningMode.VIDEO_FILE)) as landmarker:
     for frame in VideoFileSource(sys.argv[1]).frames():
         landmarker.detect_faces(frame.image, frame.t_ms)
 """
