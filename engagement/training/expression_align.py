@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engagement.vision.expression import InputError, align_face
+from engagement.vision.expression_images import largest_face_crop
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 
 UPSCALE = 4
@@ -40,13 +40,9 @@ def product_crops(pixels: np.ndarray, progress_every: int = 2000) -> tuple[np.nd
         for i, face in enumerate(pixels):
             side = face.shape[0] * UPSCALE
             big = cv2.cvtColor(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
-            faces = landmarker.detect(big)
-            if faces:
-                try:
-                    crops[i] = align_face(big, faces[0])
-                    found[i] = True
-                except InputError:  # landmarks that put the face outside the image
-                    pass
+            crop, _ = largest_face_crop(landmarker, big)
+            if crop is not None:
+                crops[i], found[i] = crop, True
             if progress_every and (i + 1) % progress_every == 0:
                 print(f"framed {i + 1}/{len(pixels)} faces, {found[: i + 1].mean():.3f} found, "
                       f"{time.time() - t0:.0f}s", flush=True)

@@ -81,6 +81,19 @@ def read_image(path: Path) -> np.ndarray | None:
         return None
 
 
+def largest_face_crop(landmarker: FaceLandmarker, image: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """The CNN's crop (`align_face`) of the largest face the landmarker finds in a still, or None
+    where there is no usable face; and how many faces it found."""
+    faces = landmarker.detect(image)
+    if not faces:
+        return None, 0
+    face = max(faces, key=lambda lm: np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]))
+    try:
+        return align_face(image, face), len(faces)
+    except InputError:  # e.g. the face lies outside the frame: no usable face
+        return None, len(faces)
+
+
 def evaluate_images(
     labels_csv: Path,
     name: str = DEFAULT_MODEL,
@@ -119,15 +132,8 @@ def evaluate_images(
                 # A second face turns up only by accident (a poster behind the person): find a
                 # few and score the largest.
                 landmarker = FaceLandmarker.from_options(LandmarkerOptions(max_faces=4, static_images=True))
-            faces = landmarker.detect(image)
-            several_faces += len(faces) > 1
-            crop = None
-            if faces:
-                face = max(faces, key=lambda lm: np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]))
-                try:
-                    crop = align_face(image, face)
-                except InputError:  # e.g. the face lies outside the frame: no usable face
-                    crop = None
+            crop, n_faces = largest_face_crop(landmarker, image)
+            several_faces += n_faces > 1
             if crop is None:
                 problems["no_face"].append(rel)
                 missed_truth.append(y)
