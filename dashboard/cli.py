@@ -18,8 +18,9 @@ from typing import Annotated
 
 import typer
 
-from dashboard import auth, queries, services
-from dashboard.clock import TZ_ENV, zone
+# dashboard.auth, .clock, .queries and .services (pandas, the query layer) are imported by the
+# functions that use them: every `engagement` command builds this command group, and
+# `engagement analyze` on a short clip would otherwise spend a third of a second importing them.
 from engagement.commands.analysis import analyze
 from engagement.commands.common import command, group, option, say
 from engagement.config import default_db_url
@@ -82,6 +83,9 @@ def serve(*, db: str | None, port: int, address: str, demo: bool, session: str |
     Streamlit runs in-process (no child): SIGTERM/SIGINT stop it through its own handlers and a
     SIGKILL leaves nothing behind to hold the port.
     """
+    from dashboard import auth, queries
+    from dashboard.clock import TZ_ENV, zone
+
     if not 1 <= port <= 65535:
         raise ConfigError(say("cli.dashboard.bad_port", got=port))
     if timezone:
@@ -200,6 +204,8 @@ def _startup_purge(store) -> None:
 
 def _ensure_demo_session(url: str) -> None:
     """Analyse the demo video into the demo database unless it already holds the demo session."""
+    from dashboard import queries
+
     store = queries.open_store(url)
     try:
         sessions = queries.list_sessions(store)
@@ -213,6 +219,8 @@ def _ensure_demo_session(url: str) -> None:
 
 
 def _demo_account(store) -> None:
+    from dashboard import auth, services
+
     user = auth.ensure_demo_account(store)
     if user is not None:
         services.audit(store, services.USER_CREATED, "system:dashboard-demo", {"account": user.name, "role": user.role, "demo": True})
@@ -232,6 +240,8 @@ def users_add(
         password = getpass.getpass(say("cli.dashboard.password_for", name=name))
         if getpass.getpass(say("cli.dashboard.password_again")) != password:
             raise ConfigError(say("cli.dashboard.passwords_differ"))
+    from dashboard import auth, queries, services
+
     store = queries.open_store(_url(ctx, db))
     try:
         user = auth.create_user(store, name, role.value, password)
@@ -243,6 +253,8 @@ def users_add(
 
 
 def users_list(ctx: typer.Context, db: UsersDb = None) -> int:
+    from dashboard import auth, queries
+
     store = queries.open_store(_url(ctx, db))
     try:
         rows = auth.list_users(store)

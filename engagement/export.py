@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import and_, exists, or_, select
 
 from engagement import __version__, schema
@@ -28,6 +28,9 @@ from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHA
 from engagement.store import Store, utcnow
 from privacy.consent import SCOPES
 from privacy.pseudonym import ATTESTED_PREFIX
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: `engagement analyze` never needs it
+    import pandas as pd
 
 FORMATS = ("csv", "parquet")
 RESEARCH_SCOPE = "research"
@@ -139,6 +142,8 @@ def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, 
 def session_frame(store: Store, session: str, at: datetime | None = None) -> tuple[pd.DataFrame, dict]:
     """The tidy table of a session's newest complete run, research-consented participants only
     (consent active at `at`, default now), and that run's row."""
+    import pandas as pd
+
     run = store.latest_run(session)
     at = at or utcnow()
     w, t, e = schema.window_features, schema.tracks, schema.engagement_estimates

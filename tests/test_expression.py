@@ -456,3 +456,79 @@ def test_checkpoint_rebuilt_from_an_int8_export_computes_the_same_function(tmp_p
             ref = ExportWrapper(net)(torch.from_numpy(crops)).numpy()
             got = ExportWrapper(rebuilt.eval())(torch.from_numpy(crops)).numpy()
         assert np.abs(got - ref).max() < tolerance, (source.name, np.abs(got - ref).max())
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def _register_constant_teacher(models: Path, label: str) -> str:
+    """A registered expression model that answers `label` for every face (about 0.9996)."""
+    torch = pytest.importorskip("torch")
+    from engagement.training.expression_nets import LABELS, ExpressionCNN
+    from engagement.training.export_expression import export_onnx, register
+
+    net = ExpressionCNN(widths=(4,), convs_per_stage=1, dropout=0.0).eval()
+    with torch.no_grad():
+        net.head[-1].weight.zero_()
+        net.head[-1].bias.copy_(torch.tensor([8.0 if name == label else 0.0 for name in LABELS]))
+    name = f"expression-cnn.v{label.lower()}"
+    register(models, name, export_onnx(net, models / f"{name}.onnx", label.lower()), label.lower(), ferplus=False)
+    return name
+
+
+def test_teacher_probs_are_the_models_mean_and_cached_for_these_faces_and_teachers(tmp_path):
+    from engagement.training.expression_teacher import cached_teacher_probs
+
+    models = tmp_path / "models"
+    models.mkdir()
+    sad, happy = _register_constant_teacher(models, "Sad"), _register_constant_teacher(models, "Happy")
+    faces = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48), dtype=np.uint8)
+    cache = tmp_path / "teacher.npz"
+    probs = cached_teacher_probs((sad, happy), faces, cache, models)
+    assert probs.shape == (5, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(probs[:, 4], probs[:, 3]) and (probs[:, 4] > 0.49).all()  # half Sad, half Happy
+    with np.load(cache) as z:  # the cache of these faces and teachers is read, not recomputed
+        np.savez_compressed(cache, probs=probs * 0, digest=z["digest"])
+    assert not cached_teacher_probs((sad, happy), faces, cache, models).any()
+    assert (cached_teacher_probs((sad,), faces, cache, models)[:, 4] > 0.99).all()  # other teachers
+    assert (cached_teacher_probs((sad,), faces[:4], cache, models)[:, 4] > 0.99).all()  # other faces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "teacher.npz"]  # no temporary file
+
+
+@pytest.mark.slow
+def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mirror(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from engagement.training.export_expression import export_checkpoint
+    from engagement.training.expression_nets import LABELS, load_checkpoint_model
+    from engagement.training.expression_train import train_expression
+
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("ENGAGEMENT_MODELS_DIR", str(models))
+    teacher = _register_constant_teacher(models, "Sad")
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(64, 48, 48), dtype=np.uint8)
+    npz = tmp_path / "faces.npz"
+    # Every face is labelled Happy; the teacher says Sad to all of them.
+    np.savez_compressed(npz, pixels=pixels, usage=np.array(["Training", "PublicTest"] * 32),
+                        fer_label=np.full(64, LABELS.index("Happy"), np.int8))
+    kw = dict(epochs=3, seed=0, widths=(4, 8), convs_per_stage=1, batch_size=8, threads=1, bf16=False,
+              label_smoothing=0.0, lr=0.05)
+    answers = {}
+    for weight in (0.0, 0.75):
+        out = tmp_path / f"run-{weight}"
+        teach = dict(teacher=(teacher,), teacher_weight=weight) if weight else {}
+        train_expression(npz, out, tta_flip=False, **teach, **kw)
+        net, _ = load_checkpoint_model(out / "last.pt")
+        with torch.no_grad():
+            x = (torch.from_numpy(pixels[1::2, None]).float() / 255.0 - 0.5076) / 0.2544
+            answers[weight] = {LABELS[i] for i in net(x).argmax(1).tolist()}
+        rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+        assert rec["selected_by"] == rec["val_acc_ema"]  # chosen on the single pass it will export
+    assert answers == {0.0: {"Happy"}, 0.75: {"Sad"}}
+    assert (tmp_path / "run-0.75" / "teacher-raw.npz").is_file()
+    # The export follows the checkpoint: no mirror pass in the graph.
+    (record,) = export_checkpoint(tmp_path / "run-0.75" / "best.pt", "9", models)
+    model = ExpressionModel.load(record.name, models)
+    assert model.metadata["tta"] == "none"
+    assert sum(node.op_type == "Conv" for node in __import__("onnx").load(str(model.path)).graph.node) == 2

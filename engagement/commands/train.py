@@ -67,7 +67,7 @@ def expression(
     aug: Annotated[str, typer.Option("--aug", metavar="PRESET")] = "strong",
     init_from: Annotated[str, option("--init-from", key="cli.train.expression.opt_init_from")] = "",
     limit_train: Annotated[int, option("--limit-train", metavar="N", key="cli.train.expression.opt_limit_train")] = 0,
-    recipe: Annotated[str | None, option("--recipe", metavar="[v1|v2|v3]", key="cli.train.expression.opt_recipe")] = None,
+    recipe: Annotated[str | None, option("--recipe", metavar="[v1|v2|v3|v4]", key="cli.train.expression.opt_recipe")] = None,
     ferplus_weight: Annotated[float, option("--ferplus-weight", key="cli.train.expression.opt_ferplus_weight")] = 0.0,
     framed_share: Annotated[float, option("--framed-share", key="cli.train.expression.opt_framed_share")] = 0.0,
 ) -> int:
@@ -101,7 +101,7 @@ def export_expression(
     data: Annotated[Path, option("--data", key="cli.train.export-expression.opt_data")] = FER2013,
 ) -> int:
     export = _training_module("engagement.training.export_expression", ctx)
-    export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=not no_tta, int8=int8, data=data)
+    export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=False if no_tta else None, int8=int8, data=data)
     return 0
 
 

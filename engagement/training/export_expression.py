@@ -198,15 +198,18 @@ def export_checkpoint(
     ckpt: Path,
     version: str,
     models_dir: Path,
-    tta_flip: bool = True,
+    tta_flip: bool | None = None,
     int8: bool = False,
     data: Path = Path("../shared/data/fer2013"),
     log=print,
 ) -> list[ModelRecord]:
     """Export checkpoint `ckpt` as models_dir/expression-cnn.v<version>.onnx, check ONNX Runtime
     against torch and register it; with `int8`, also an int8 copy calibrated on 512 Training faces
-    of `data`. One `wrote ...` line per file goes to `log`; returns the registry records."""
+    of `data`. One `wrote ...` line per file goes to `log`; returns the registry records.
+    `tta_flip` None: the mirror average is in the graph if the checkpoint was chosen with it."""
     net, ck = load_checkpoint_model(ckpt)
+    if tta_flip is None:
+        tta_flip = bool(ck["meta"]["config"].get("tta_flip", True))
     name = f"expression-cnn.v{version}"
     path = Path(models_dir) / f"{name}.onnx"
     m = ck.get("metrics", {})
@@ -215,8 +218,9 @@ def export_checkpoint(
         "checkpoint_git_commit": ck["meta"].get("git_commit", "unknown"),
         "training_config": json.dumps(ck["meta"]["config"]),
     }
-    if "val_acc_ema_flip" in m:
-        extra["publictest_accuracy_torch"] = f"{m['val_acc_ema_flip']:.4f}"
+    selected = "val_acc_ema_flip" if tta_flip else "val_acc_ema"
+    if selected in m:
+        extra["publictest_accuracy_torch"] = f"{m[selected]:.4f}"
     export_onnx(net, path, str(version), tta_flip=tta_flip, extra_meta=extra)
     err = check_against_torch(net, path, tta_flip=tta_flip)
     ferplus = float(ck["meta"]["config"].get("ferplus_weight", 0.0)) > 0

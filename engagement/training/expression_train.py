@@ -27,8 +27,10 @@ from engagement.training.expression_data import (
     split_arrays,
 )
 from engagement.training.expression_nets import INPUT_SIZE, LABELS, PIXEL_MEAN, PIXEL_STD, ExpressionCNN
+from engagement.training.expression_teacher import cached_teacher_probs, teacher_probs
 
 FRAMED_CACHE = "fer2013-framed.npz"  # in the run's folder: the product-path crops, computed once
+TEACHER_CACHE = "teacher-{framing}.npz"  # in the run's folder: the teachers' view of each training face
 
 @dataclass
 class TrainConfig:
@@ -57,8 +59,19 @@ class TrainConfig:
     # engagement.training.expression_align) instead of FER2013's own crop: 0 = FER2013 crops only
     # (v1, v2). Faces the landmarker misses always keep their FER2013 crop.
     framed_share: float = 0.0
+    # Distillation (engagement.training.expression_teacher): registered expression models whose
+    # mean probabilities on each training face, in the framing it is shown in, make up
+    # `teacher_weight` of the target. () = no teacher (v1-v3).
+    teacher: tuple[str, ...] = ()
+    teacher_weight: float = 0.0
+    # Whether the exported graph averages the mirrored face (twice the cost a face): checkpoints
+    # are chosen on the accuracy of the graph that will be exported.
+    tta_flip: bool = True
 
     def __post_init__(self) -> None:
+        self.teacher = tuple(self.teacher)
+        if bool(self.teacher) != (self.teacher_weight > 0):
+            raise ValueError("teacher and teacher_weight go together: name teacher models and a weight > 0")
         if not self.aug:
             if self.aug_preset not in AUG_PRESETS:
                 raise ValueError(f"aug_preset must be one of {sorted(AUG_PRESETS)}, got {self.aug_preset!r}")
@@ -182,6 +195,22 @@ def train_expression(
         framed_tr_t, found_tr_t = torch.from_numpy(framed_tr), torch.from_numpy(found_tr)
         # PublicTest in the product's framing: the faces it finds, with their labels.
         framed_va_t, y_va_framed = torch.from_numpy(framed_va[found_va]), y_va[found_va]
+    teacher_tr_t = teacher_framed_tr_t = None
+    if cfg.teacher:
+        if cfg.limit_train:  # a smoke test asks its teachers directly, and keeps no cache
+            teacher_tr = teacher_probs(cfg.teacher, x_tr)
+        else:
+            teacher_tr = cached_teacher_probs(cfg.teacher, x_tr, out / TEACHER_CACHE.format(framing="raw"))
+        teacher_tr_t = torch.from_numpy(teacher_tr)
+        if framed_tr_t is not None:
+            found = found_tr_t.numpy()
+            teacher_framed = teacher_tr.copy()  # faces never framed keep their raw-crop target
+            if cfg.limit_train:
+                teacher_framed[found] = teacher_probs(cfg.teacher, framed_tr[found])
+            else:
+                teacher_framed[found] = cached_teacher_probs(
+                    cfg.teacher, framed_tr[found], out / TEACHER_CACHE.format(framing="framed"))
+            teacher_framed_tr_t = torch.from_numpy(teacher_framed)
 
     net = build_model(cfg).to(memory_format=torch.channels_last)
     ema = build_model(cfg).to(memory_format=torch.channels_last)
@@ -271,6 +300,7 @@ def train_expression(
             if len(idx) < 2:
                 continue  # BatchNorm needs more than one sample
             pixels = x_tr_t[idx]
+            framed = None
             if framed_tr_t is not None:
                 framed = found_tr_t[idx] & (torch.rand(len(idx), generator=gen) < cfg.framed_share)
                 pixels = torch.where(framed.view(-1, 1, 1), framed_tr_t[idx], pixels)
@@ -280,6 +310,13 @@ def train_expression(
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = net(xb)
             target = yb if target_tr_t is None else target_tr_t[idx]
+            if teacher_tr_t is not None:
+                taught = teacher_tr_t[idx]
+                if framed is not None:
+                    taught = torch.where(framed.view(-1, 1), teacher_framed_tr_t[idx], taught)
+                if target.ndim == 1:
+                    target = F.one_hot(target, len(LABELS)).float()
+                target = (1.0 - cfg.teacher_weight) * target + cfg.teacher_weight * taught
             loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -318,14 +355,16 @@ def train_expression(
             name: summarise(confusion_matrix(y_va, p.argmax(1).numpy()))
             for name, p in (("ema", p_ema), ("ema_flip", 0.5 * (p_ema + p_mir)))
         }
-        sel = res["ema_flip"]["accuracy"]  # the exported graph = EMA weights + flip averaging
+        # The exported graph: EMA weights, with or without the mirror average.
+        sel = res["ema_flip" if cfg.tta_flip else "ema"]["accuracy"]
         if framed_va_t is not None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                p_framed = predict_probs(ema, framed_va_t, flip=True)
-            res["framed_flip"] = summarise(confusion_matrix(y_va_framed, p_framed.argmax(1).numpy()))
+                p_framed = predict_probs(ema, framed_va_t, flip=cfg.tta_flip)
+            framed_key = "framed_flip" if cfg.tta_flip else "framed"
+            res[framed_key] = summarise(confusion_matrix(y_va_framed, p_framed.argmax(1).numpy()))
             # Both framings count: FER2013's own crops (what `evaluate fer2013` and the
             # acceptance split score) and the product's (what the pipeline serves).
-            sel = 0.5 * (sel + res["framed_flip"]["accuracy"])
+            sel = 0.5 * (sel + res[framed_key]["accuracy"])
         rec = {
             "epoch": epoch + 1,
             "lr": sched.get_last_lr()[0],
@@ -335,8 +374,8 @@ def train_expression(
             "val_acc_ema_flip": res["ema_flip"]["accuracy"],
             "val_macro_f1_ema_flip": res["ema_flip"]["macro_f1"],
             "val_recall_ema_flip": res["ema_flip"]["recall"],
-            **({"val_acc_framed_flip": res["framed_flip"]["accuracy"],
-                "val_macro_f1_framed_flip": res["framed_flip"]["macro_f1"]} if "framed_flip" in res else {}),
+            **{f"val_acc_{key}": res[key]["accuracy"] for key in ("framed", "framed_flip") if key in res},
+            **{f"val_macro_f1_{key}": res[key]["macro_f1"] for key in ("framed", "framed_flip") if key in res},
             "selected_by": sel,
             "train_s": round(train_s, 1),
             "epoch_s": round(time.time() - t0, 1),
@@ -351,7 +390,7 @@ def train_expression(
             os.replace(out / "best.pt.tmp", best_path)
         print(
             f"== epoch {epoch + 1}: val ema {rec['val_acc_ema']:.4f} "
-            f"ema+flip {rec['val_acc_ema_flip']:.4f} framed {rec.get('val_acc_framed_flip', float('nan')):.4f} "
+            f"ema+flip {rec['val_acc_ema_flip']:.4f} framed {rec.get('val_acc_framed_flip', rec.get('val_acc_framed', float('nan'))):.4f} "
             f"selected by {sel:.4f} (best {best_acc:.4f}) f1 {rec['val_macro_f1_ema_flip']:.4f} "
             f"{rec['epoch_s']:.0f}s, total {time.time() - t_run:.0f}s",
             flush=True,
