@@ -164,10 +164,10 @@ def train_expression_recipe_v4(data: Path, out: Path, seed: int = 0, resume: boo
     augmentation), where half of the target is the mean probability of v1, v2 and v3 (each with
     its mirror pass) on the face as shown (engagement.training.expression_teacher), and
     checkpoints are chosen on the single pass, without the mirror: one network that answers like
-    three, at half of one's cost. 30 epochs, peak lr 0.03. Returns OUT/best.pt."""
+    three, at half of one's cost. 20 epochs, peak lr 0.03. Returns OUT/best.pt."""
     start = _rebuilt_once("v3", data, out)
     return train_expression(
-        data, out, epochs=30, seed=seed + 4, resume=resume, lr=0.03, aug_preset="webcam",
+        data, out, epochs=20, seed=seed + 4, resume=resume, lr=0.03, aug_preset="webcam",
         ferplus_weight=0.3, framed_share=0.5, init_from=str(start),
         teacher=("expression-cnn.v1", "expression-cnn.v2", "expression-cnn.v3"), teacher_weight=0.5,
         tta_flip=False,
