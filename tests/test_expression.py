@@ -305,12 +305,16 @@ def test_export_command_writes_and_registers_both_files(tmp_path, capsys):
     models = tmp_path / "models"
     models.mkdir()
     args = ["train", "export-expression", "--ckpt", str(best), "--version", "0", "--models-dir", str(models)]
-    assert main([*args, "--int8", "--data", str(npz)]) == 0
+    assert main([*args, "--int8", "--calibrate", "--data", str(npz)]) == 0
     out = capsys.readouterr().out.splitlines()
     names = ["expression-cnn.v0", "expression-cnn.v0-int8"]
     assert [line.split()[:2] for line in out] == [["wrote", str(models / f"{name}.onnx")] for name in names]
     assert sorted(load_registry(models)) == names
     assert resolve_model(names[1], models) == models / f"{names[1]}.onnx"  # its sha256 matches
+    # --calibrate: the fitted temperature is in the graph and said in both files' metadata.
+    temperature = float(re.search(r"temperature (\d\.\d\d)", out[0]).group(1))
+    for name in names:
+        assert ExpressionModel.load(name, models).metadata["temperature"].startswith(f"{temperature:.2f} ")
 
 
 def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
@@ -532,3 +536,33 @@ def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mi
     model = ExpressionModel.load(record.name, models)
     assert model.metadata["tta"] == "none"
     assert sum(node.op_type == "Conv" for node in __import__("onnx").load(str(model.path)).graph.node) == 2
+
+
+def test_fitted_temperature_recovers_how_over_confident_a_net_is_and_keeps_its_answers():
+    torch = pytest.importorskip("torch")
+    from engagement.training.expression_nets import PIXEL_MEAN, PIXEL_STD, ExpressionCNN
+    from engagement.training.export_expression import fit_temperature, fold_temperature
+
+    torch.manual_seed(0)
+    net = ExpressionCNN(widths=(4,), convs_per_stage=1, dropout=0.0).eval()
+    with torch.no_grad():
+        net.head[-1].weight.normal_(0, 3.0)
+        net.head[-1].bias.zero_()
+    rng = np.random.default_rng(0)
+    # Faces of every brightness, so that the logits differ from face to face by several units.
+    levels = rng.integers(0, 256, size=3000)
+    pixels = np.clip(levels[:, None, None] + rng.normal(0, 20, (3000, 48, 48)), 0, 255).astype(np.uint8)
+    x = (torch.from_numpy(pixels[:, None].astype(np.float32)) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    with torch.no_grad():
+        logits = net(x)
+    assert float(logits.std(0).min()) > 0.3
+    # Labels drawn as if the truth were softmax(logits / 2): the net is twice as sure as it should be.
+    truth = torch.softmax(logits / 2.0, dim=1).numpy().astype(np.float64)
+    labels = np.array([rng.choice(7, p=p / p.sum()) for p in truth])
+    t = fit_temperature(net, pixels, labels, tta_flip=False)
+    assert 1.6 < t < 2.5, t
+    fold_temperature(net, t)
+    with torch.no_grad():
+        folded = net(x)
+    torch.testing.assert_close(folded, logits / t, rtol=1e-5, atol=1e-5)
+    assert torch.equal(folded.argmax(1), logits.argmax(1))  # no answer changes

@@ -99,9 +99,11 @@ def export_expression(
     no_tta: Annotated[bool, option("--no-tta", key="cli.train.export-expression.opt_no_tta")] = False,
     int8: Annotated[bool, option("--int8", key="cli.train.export-expression.opt_int8")] = False,
     data: Annotated[Path, option("--data", key="cli.train.export-expression.opt_data")] = FER2013,
+    calibrate: Annotated[bool, option("--calibrate", key="cli.train.export-expression.opt_calibrate")] = False,
 ) -> int:
     export = _training_module("engagement.training.export_expression", ctx)
-    export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=False if no_tta else None, int8=int8, data=data)
+    export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=False if no_tta else None, int8=int8,
+                             data=data, calibrate=calibrate)
     return 0
 
 

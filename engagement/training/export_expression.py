@@ -174,6 +174,37 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> 
     return out_path
 
 
+def fit_temperature(net: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray, tta_flip: bool) -> float:
+    """The temperature T (0.30..3.00, steps of 0.01) whose softmax(logits / T) gives the lowest
+    negative log-likelihood of `labels` through the exported graph (mirror average included).
+
+    A distilled network learns its teachers' spread-out probabilities and comes out
+    under-confident; dividing its logits by T < 1 restores calibration without changing any
+    prediction's top class.
+    """
+    net = net.eval()
+    x = (torch.from_numpy(pixels[:, None].astype(np.float32)) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    with torch.no_grad():
+        passes = [net(x)] + ([net(torch.flip(x, dims=[3]))] if tta_flip else [])
+    rows = torch.arange(len(labels))
+    target = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    grid = np.round(np.arange(0.30, 3.001, 0.01), 2)
+    nll = []
+    for t in grid:
+        probs = sum(torch.softmax(logits / float(t), dim=1) for logits in passes) / len(passes)
+        nll.append(float(-torch.log(probs[rows, target].clamp_min(1e-12)).mean()))
+    return float(grid[int(np.argmin(nll))])
+
+
+def fold_temperature(net: torch.nn.Module, temperature: float) -> torch.nn.Module:
+    """`net` with its classifier divided by `temperature`: the graph stays the same shape."""
+    head = net.head[-1]
+    with torch.no_grad():
+        head.weight.div_(temperature)
+        head.bias.div_(temperature)
+    return net
+
+
 def register(models_dir: Path, name: str, file: Path, version: str, ferplus: bool) -> ModelRecord:
     """Record `name` in models_dir/models.json (other entries kept) with its sha256, labels, input
     and data citation; the card `<name>.MODEL_CARD.md` is written by hand and must cite the same."""
@@ -201,15 +232,23 @@ def export_checkpoint(
     tta_flip: bool | None = None,
     int8: bool = False,
     data: Path = Path("../shared/data/fer2013"),
+    calibrate: bool = False,
     log=print,
 ) -> list[ModelRecord]:
     """Export checkpoint `ckpt` as models_dir/expression-cnn.v<version>.onnx, check ONNX Runtime
     against torch and register it; with `int8`, also an int8 copy calibrated on 512 Training faces
     of `data`. One `wrote ...` line per file goes to `log`; returns the registry records.
-    `tta_flip` None: the mirror average is in the graph if the checkpoint was chosen with it."""
+    `tta_flip` None: the mirror average is in the graph if the checkpoint was chosen with it.
+    `calibrate`: fold into the classifier the temperature that best fits the PublicTest split of
+    `data` (fit_temperature), the split that chose the checkpoint."""
     net, ck = load_checkpoint_model(ckpt)
     if tta_flip is None:
         tta_flip = bool(ck["meta"]["config"].get("tta_flip", True))
+    temperature = 1.0
+    if calibrate:
+        x_va, y_va = split_arrays(load_fer2013(data), "PublicTest")
+        temperature = fit_temperature(net, x_va, y_va, tta_flip)
+        fold_temperature(net, temperature)
     name = f"expression-cnn.v{version}"
     path = Path(models_dir) / f"{name}.onnx"
     m = ck.get("metrics", {})
@@ -221,11 +260,14 @@ def export_checkpoint(
     selected = "val_acc_ema_flip" if tta_flip else "val_acc_ema"
     if selected in m:
         extra["publictest_accuracy_torch"] = f"{m[selected]:.4f}"
+    if calibrate:
+        extra["temperature"] = f"{temperature:.2f} (lowest PublicTest NLL; folded into the classifier)"
     export_onnx(net, path, str(version), tta_flip=tta_flip, extra_meta=extra)
     err = check_against_torch(net, path, tta_flip=tta_flip)
     ferplus = float(ck["meta"]["config"].get("ferplus_weight", 0.0)) > 0
     entries = [register(models_dir, name, path, str(version), ferplus)]
-    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}, sha256 {entries[0].sha256}")
+    calibrated = f", temperature {temperature:.2f}" if calibrate else ""
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}{calibrated}, sha256 {entries[0].sha256}")
     if int8:
         x_tr, _ = split_arrays(load_fer2013(data), "Training")
         calib = x_tr[np.random.default_rng(0).choice(len(x_tr), 512, replace=False)]

@@ -21,7 +21,7 @@ import numpy as np
 from engagement.errors import ModelError
 from engagement.registry import onnx_session, resolve_model, sha256_file
 
-DEFAULT_MODEL = "expression-cnn.v3"
+DEFAULT_MODEL = "expression-cnn.v4"
 CROP_SIZE = 48
 
 # Where FER2013 puts facial points in its 48x48 images: medians over 576 FER2013 images on which
