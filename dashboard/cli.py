@@ -20,7 +20,7 @@ import typer
 
 # dashboard.auth, .clock, .queries and .services (pandas, the query layer) are imported by the
 # functions that use them: every `engagement` command builds this command group, and
-# `engagement analyze` on a short clip would otherwise spend a third of a second importing them.
+# `engagement analyze` on a short clip would otherwise spend about half a second importing them.
 from engagement.commands.analysis import analyze
 from engagement.commands.common import command, group, option, say
 from engagement.config import default_db_url

@@ -27,11 +27,12 @@ def teacher_probs(names: tuple[str, ...], pixels: np.ndarray, models_dir: Path |
     """(N, 48, 48) uint8 faces -> (N, 7) float32: the mean probabilities of the named models."""
     if not names:
         raise ValueError("a teacher needs at least one model name")
-    total = np.zeros((len(pixels), 7), dtype=np.float64)
+    total = None
     for name in names:
         t0 = time.time()
         model = ExpressionModel.load(name, models_dir, threads=threads)
-        total += model.predict(pixels, batch_size=256)
+        probs = model.predict(pixels, batch_size=256).astype(np.float64)
+        total = probs if total is None else total + probs
         print(f"teacher {name}: {len(pixels)} faces in {time.time() - t0:.0f}s", flush=True)
     return (total / len(names)).astype(np.float32)
 
