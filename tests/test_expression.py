@@ -503,6 +503,7 @@ def test_teacher_probs_are_the_models_mean_and_cached_for_these_faces_and_teache
 def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mirror(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     from engagement.training.export_expression import export_checkpoint
+    from engagement.training.expression_data import normalise
     from engagement.training.expression_nets import LABELS, load_checkpoint_model
     from engagement.training.expression_train import train_expression
 
@@ -525,8 +526,7 @@ def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mi
         train_expression(npz, out, tta_flip=False, **teach, **kw)
         net, _ = load_checkpoint_model(out / "last.pt")
         with torch.no_grad():
-            x = (torch.from_numpy(pixels[1::2, None]).float() / 255.0 - 0.5076) / 0.2544
-            answers[weight] = {LABELS[i] for i in net(x).argmax(1).tolist()}
+            answers[weight] = {LABELS[i] for i in net(normalise(torch.from_numpy(pixels[1::2]))).argmax(1).tolist()}
         rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
         assert rec["selected_by"] == rec["val_acc_ema"]  # chosen on the single pass it will export
     assert answers == {0.0: {"Happy"}, 0.75: {"Sad"}}
@@ -540,7 +540,8 @@ def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mi
 
 def test_fitted_temperature_recovers_how_over_confident_a_net_is_and_keeps_its_answers():
     torch = pytest.importorskip("torch")
-    from engagement.training.expression_nets import PIXEL_MEAN, PIXEL_STD, ExpressionCNN
+    from engagement.training.expression_data import normalise
+    from engagement.training.expression_nets import ExpressionCNN
     from engagement.training.export_expression import fit_temperature, fold_temperature
 
     torch.manual_seed(0)
@@ -552,7 +553,7 @@ def test_fitted_temperature_recovers_how_over_confident_a_net_is_and_keeps_its_a
     # Faces of every brightness, so that the logits differ from face to face by several units.
     levels = rng.integers(0, 256, size=3000)
     pixels = np.clip(levels[:, None, None] + rng.normal(0, 20, (3000, 48, 48)), 0, 255).astype(np.uint8)
-    x = (torch.from_numpy(pixels[:, None].astype(np.float32)) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    x = normalise(torch.from_numpy(pixels))
     with torch.no_grad():
         logits = net(x)
     assert float(logits.std(0).min()) > 0.3

@@ -18,7 +18,7 @@ import torch
 
 from engagement.registry import InputSpec, ModelRecord, sha256_file
 from engagement.registry import register as register_record
-from engagement.training.expression_data import load_fer2013, split_arrays
+from engagement.training.expression_data import load_fer2013, normalise, split_arrays
 from engagement.training.expression_nets import (
     INPUT_SIZE,
     LABELS,
@@ -183,7 +183,7 @@ def fit_temperature(net: torch.nn.Module, pixels: np.ndarray, labels: np.ndarray
     prediction's top class.
     """
     net = net.eval()
-    x = (torch.from_numpy(pixels[:, None].astype(np.float32)) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    x = normalise(torch.from_numpy(pixels))
     with torch.no_grad():
         passes = [net(x)] + ([net(torch.flip(x, dims=[3]))] if tta_flip else [])
     rows = torch.arange(len(labels))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engagement.registry import resolve_model, sha256_file
+from engagement.training.expression_align import pixels_digest
 from engagement.vision.expression import ExpressionModel
 
 
@@ -39,8 +40,7 @@ def teacher_probs(names: tuple[str, ...], pixels: np.ndarray, models_dir: Path |
 
 def teachers_digest(names: tuple[str, ...], pixels: np.ndarray, models_dir: Path | None = None) -> str:
     """sha256 over the faces and each teacher's file: the cache belongs to exactly these."""
-    digest = hashlib.sha256(repr(pixels.shape).encode())
-    digest.update(np.ascontiguousarray(pixels).tobytes())
+    digest = hashlib.sha256(pixels_digest(pixels).encode())
     for name in names:
         digest.update(f"{name}:{sha256_file(resolve_model(name, models_dir))}".encode())
     return digest.hexdigest()

@@ -197,19 +197,17 @@ def train_expression(
         framed_va_t, y_va_framed = torch.from_numpy(framed_va[found_va]), y_va[found_va]
     teacher_tr_t = teacher_framed_tr_t = None
     if cfg.teacher:
-        if cfg.limit_train:  # a smoke test asks its teachers directly, and keeps no cache
-            teacher_tr = teacher_probs(cfg.teacher, x_tr)
-        else:
-            teacher_tr = cached_teacher_probs(cfg.teacher, x_tr, out / TEACHER_CACHE.format(framing="raw"))
+        def taught(pixels: np.ndarray, framing: str) -> np.ndarray:
+            if cfg.limit_train:  # a smoke test asks its teachers directly, and keeps no cache
+                return teacher_probs(cfg.teacher, pixels)
+            return cached_teacher_probs(cfg.teacher, pixels, out / TEACHER_CACHE.format(framing=framing))
+
+        teacher_tr = taught(x_tr, "raw")
         teacher_tr_t = torch.from_numpy(teacher_tr)
         if framed_tr_t is not None:
             found = found_tr_t.numpy()
             teacher_framed = teacher_tr.copy()  # faces never framed keep their raw-crop target
-            if cfg.limit_train:
-                teacher_framed[found] = teacher_probs(cfg.teacher, framed_tr[found])
-            else:
-                teacher_framed[found] = cached_teacher_probs(
-                    cfg.teacher, framed_tr[found], out / TEACHER_CACHE.format(framing="framed"))
+            teacher_framed[found] = taught(framed_tr[found], "framed")
             teacher_framed_tr_t = torch.from_numpy(teacher_framed)
 
     net = build_model(cfg).to(memory_format=torch.channels_last)
