@@ -244,9 +244,10 @@ def export_checkpoint(
     net, ck = load_checkpoint_model(ckpt)
     if tta_flip is None:
         tta_flip = bool(ck["meta"]["config"].get("tta_flip", True))
+    arrays = load_fer2013(data) if calibrate or int8 else None  # read once for both uses
     temperature = 1.0
     if calibrate:
-        x_va, y_va = split_arrays(load_fer2013(data), "PublicTest")
+        x_va, y_va = split_arrays(arrays, "PublicTest")
         temperature = fit_temperature(net, x_va, y_va, tta_flip)
         fold_temperature(net, temperature)
     name = f"expression-cnn.v{version}"
@@ -269,7 +270,7 @@ def export_checkpoint(
     calibrated = f", temperature {temperature:.2f}" if calibrate else ""
     log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), max |ort-torch| {err:.1e}{calibrated}, sha256 {entries[0].sha256}")
     if int8:
-        x_tr, _ = split_arrays(load_fer2013(data), "Training")
+        x_tr, _ = split_arrays(arrays, "Training")
         calib = x_tr[np.random.default_rng(0).choice(len(x_tr), 512, replace=False)]
         q_name = f"{name}-int8"
         q_path = quantize_int8(path, Path(models_dir) / f"{q_name}.onnx", calib)
