@@ -11,8 +11,6 @@ import socket
 import sys
 import threading
 import tomllib
-import urllib.request
-import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -182,6 +180,9 @@ def _has_display() -> bool:
 
 def _open_browser_when_up(url: str) -> None:
     """Open the user's browser once the server answers (the demo, on a machine with a screen)."""
+    # Imported here: every `engagement` command loads this module, and only the demo opens a browser.
+    import urllib.request
+    import webbrowser
 
     def wait_then_open() -> None:
         for _ in range(240):

@@ -47,9 +47,9 @@ def test_every_message_key_in_the_code_is_in_the_catalogue():
 
 
 def test_help_lists_every_command_without_the_heavy_extras():
-    # pandas and the dashboard's query layer too: every command, `analyze` of a short clip
-    # included, would pay for importing them at start-up.
-    heavy = ("torch", "ray", "streamlit", "pandas", "dashboard.queries")
+    # pandas, the dashboard's query layer, alembic (upgrades only) and the browser opener too:
+    # every command, `analyze` of a short clip included, would pay for importing them at start-up.
+    heavy = ("torch", "ray", "streamlit", "pandas", "dashboard.queries", "alembic", "webbrowser")
     probe = ("import sys; from engagement.cli import main; code = main(['--help']); "
              f"print('heavy:', sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(code)")
     result = run_cli(code=probe)

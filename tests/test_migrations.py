@@ -4,6 +4,8 @@ stamped at the head; a database from before the migrations gains what its versio
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import create_engine, func, inspect, insert, select, text
@@ -32,6 +34,33 @@ def test_new_database_has_every_declared_index_and_the_head_stamp(db_url):
             have = {i["name"] for i in inspector.get_indexes(table.name)}
             assert {i.name for i in table.indexes} <= have, table.name
     store.close()
+
+
+def test_stamp_is_read_as_alembic_reads_it(db_url):
+    """The store reads alembic's stamp with plain SQL (so that opening a database needs no
+    alembic); it must name what alembic names: the head, no stamp, an empty stamp table."""
+    from alembic.runtime.migration import MigrationContext
+
+    store = Store.open(db_url)
+    with store.engine.begin() as conn:
+        assert migrations.stamped_revision(conn) == MigrationContext.configure(conn).get_current_revision() == migrations.HEAD
+        conn.execute(text(f"DELETE FROM {migrations.VERSION_TABLE}"))
+        assert migrations.stamped_revision(conn) is MigrationContext.configure(conn).get_current_revision() is None
+        conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
+        assert migrations.stamped_revision(conn) is MigrationContext.configure(conn).get_current_revision() is None
+    store.close()
+
+
+def test_opening_an_up_to_date_database_imports_no_alembic(tmp_path):
+    """Every command opens the store; alembic is for upgrades only (start-up time)."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    Store.open(url).close()
+    probe = (
+        "import sys; from engagement.store import Store; Store.open(sys.argv[1]).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_and_the_v3_columns(tmp_path):

@@ -23,24 +23,40 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Table, inspect
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Column, Table, inspect, text
 from sqlalchemy.engine import Connection
 
 from engagement import schema
 from engagement.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
 HEAD = f"v{schema.SCHEMA_VERSION}"
+# Alembic's own name for its stamp table (MigrationContext's default version_table).
+VERSION_TABLE = "alembic_version"
 
 
 def scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(Path(__file__).parent / "versions"), version_locations=[str(Path(__file__).parent / "versions")])
+    # alembic is imported only where a revision may run: every command opens the store, and
+    # importing alembic (and mako) would add about a tenth of a second to each start.
+    from alembic.script import ScriptDirectory
+
+    versions = str(Path(__file__).parent / "versions")
+    return ScriptDirectory(versions, version_locations=[versions])
 
 
 def stamped_revision(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The revision alembic's stamp names; None for a database it never stamped. Read with plain
+    SQL, as alembic reads it, so that opening an up-to-date database needs no alembic."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:  # branches, which this line of revisions never makes: not the head
+        return ",".join(sorted(rows))
+    return rows[0] if rows else None
 
 
 def needs_upgrade(conn: Connection, version: int) -> bool:
@@ -66,6 +82,9 @@ def upgrade(conn: Connection, version: int | None) -> list[str]:
 
     `version`: the schema version its meta table declares, None for an empty database. Returns
     the revisions that ran."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(conn)
     script = scripts()
     if version is None:
