@@ -30,9 +30,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from engagement.config import shared_data_dir  # noqa: E402
 from engagement.store import Store  # noqa: E402
+from clips import write_repeated  # noqa: E402
 from privacy.consent import attest  # noqa: E402
 
 # The landmarker set up exactly as `analyze` sets it up, from the same default options.
@@ -62,27 +64,6 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def looped(clip: Path, loops: int, target: Path) -> Path:
-    """`clip` played `loops` times over, as one mp4 file at the clip's own size and rate."""
-    import cv2
-
-    source = cv2.VideoCapture(str(clip))
-    fps = source.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while (got := source.read())[0]:
-        frames.append(got[1])
-    source.release()
-    if not frames:
-        sys.exit(f"error: no frame could be read from {clip}")
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    for _ in range(loops):
-        for frame in frames:
-            writer.write(frame)
-    writer.release()
-    return target
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", type=Path, default=shared_data_dir() / "videos" / "pyfeat" / "WolfgangLanger_Pexels.mp4")
@@ -97,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store.open(db)
         attest(store, "bench", facilitator="benchmark", notice_version="bench", language="id", evidence="benchmark")
         store.close()
-        clip = args.clip if args.loops <= 1 else looped(args.clip, args.loops, Path(tmp) / "looped.mp4")
+        clip = args.clip if args.loops <= 1 else write_repeated(args.clip, args.loops, Path(tmp) / "looped.mp4")
         analyze = [sys.executable, "-m", "engagement.cli", "analyze", str(clip), "--session", "bench",
                    "--db", db, "--no-progress"]
         runs = {
