@@ -21,9 +21,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
-
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sqlalchemy import Column, Table, inspect, text
 from sqlalchemy.engine import Connection
