@@ -32,16 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from engagement.config import shared_data_dir  # noqa: E402
-from engagement.store import Store  # noqa: E402
+from engagement.core.config import shared_data_dir  # noqa: E402
+from engagement.core.store import Store  # noqa: E402
 from clips import write_repeated  # noqa: E402
 from privacy.consent import attest  # noqa: E402
 
 # The landmarker set up exactly as `analyze` sets it up, from the same default options.
 MEDIAPIPE_ALONE = """
 import sys
-from engagement.config import AnalysisOptions
-from engagement.records import RunningMode
+from engagement.core.config import AnalysisOptions
+from engagement.core.records import RunningMode
 from engagement.vision.landmarks import FaceLandmarker
 from engagement.vision.sources import VideoFileSource
 from engagement.vision.stage import landmarker_options
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         attest(store, "bench", facilitator="benchmark", notice_version="bench", language="id", evidence="benchmark")
         store.close()
         clip = args.clip if args.loops <= 1 else write_repeated(args.clip, args.loops, Path(tmp) / "looped.mp4")
-        analyze = [sys.executable, "-m", "engagement.cli", "analyze", str(clip), "--session", "bench",
+        analyze = [sys.executable, "-m", "engagement.cli.main", "analyze", str(clip), "--session", "bench",
                    "--db", db, "--no-progress"]
         runs = {
             "mediapipe": [sys.executable, "-c", MEDIAPIPE_ALONE, str(clip)],

@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from clips import read_frames, write_repeated  # noqa: E402
-from engagement.batch import BatchOptions, Recording, run_batch  # noqa: E402
-from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.app.batch import BatchOptions, Recording, run_batch  # noqa: E402
+from engagement.core.config import AnalysisOptions, shared_data_dir  # noqa: E402
 
 
 def frames_in(clip: Path, sample_fps: float | None) -> int:

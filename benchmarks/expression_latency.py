@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engagement.errors import EngagementError  # noqa: E402
+from engagement.core.errors import EngagementError  # noqa: E402
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel  # noqa: E402
 
 BATCHES = ((1, 50), (16, 8))  # (batch size, predict calls per timed sample)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clips import read_frames  # noqa: E402
-from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
-from engagement.records import Frame  # noqa: E402
+from engagement.core.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.core.records import Frame  # noqa: E402
 from engagement.temporal.windows import WindowAggregator  # noqa: E402
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from clips import read_frames as read  # noqa: E402
-from engagement.config import shared_data_dir  # noqa: E402
+from engagement.core.config import shared_data_dir  # noqa: E402
 from engagement.vision import geometry  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402
 from engagement.vision.quality import face_box, face_quality  # noqa: E402

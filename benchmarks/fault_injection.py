@@ -73,7 +73,7 @@ class Bench:
         self.started = 0
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "engagement.cli", *args]
+        return [sys.executable, "-m", "engagement.cli.main", *args]
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args), cwd=REPO, env=self.env, capture_output=True, text=True, timeout=600)
@@ -110,7 +110,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         clip = args.clip
         if clip is None:
-            from engagement.config import shared_data_dir
+            from engagement.core.config import shared_data_dir
 
             clip = looped_clip(shared_data_dir() / "videos/pyfeat/single_face.mp4", work / "clip.mp4", args.seconds)
         report = run_bench(Bench(work, clip, args.sample_fps), args.rounds, args.parallel, rng)

@@ -12,7 +12,7 @@ the charts look plausible; the class figures and alerts are computed by the prod
 Speed: the schema is created through `Store.open` (so the tables match the product exactly),
 then rows go in through the sqlite3 module's executemany in one transaction per session with
 the journal off; numpy draws every participant-second of a session at once. This bypasses the
-product's one write path (`engagement.repositories`) on purpose: it makes a benchmark fixture,
+product's one write path (`engagement.core.repositories`) on purpose: it makes a benchmark fixture,
 not data of people, so it writes no audit entries and no consent evidence worth the name.
 
     python benchmarks/generate_dashboard_data.py --out dash.db [--sessions 100]
@@ -69,7 +69,7 @@ def _class_curve(rng: np.random.Generator, seconds: int, agenda_scale: float) ->
 def generate(out: Path, sessions: int, participants: int, seconds: int, estimates: bool, seed: int) -> dict:
     # Create the schema with the product's own code: same tables, types and indexes.
     from dashboard.queries import open_store
-    from engagement.temporal.records import ClassPoint
+    from engagement.temporal.outputs import ClassPoint
     from engagement.temporal.timeline import class_alerts
 
     url = f"sqlite:///{out}"

@@ -63,7 +63,7 @@ def _clip_frames(path: Path, n: int) -> list[np.ndarray]:
 
 def prepare(out: Path, single_frames: int, gallery_frames: int) -> dict:
     """Write the scenes' frames as raw uint8 files; return their shapes and ground truth."""
-    from engagement.config import shared_data_dir
+    from engagement.core.config import shared_data_dir
     from engagement.vision.gallery import GalleryLayout, compose_gallery
 
     data = shared_data_dir() / "videos"

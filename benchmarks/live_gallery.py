@@ -34,11 +34,11 @@ import numpy as np  # noqa: E402
 cv2.setNumThreads(1)
 
 from benchmarks.live_simulated import SimulatedCapture  # noqa: E402
-from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
-from engagement.live import run_live  # noqa: E402
-from engagement.live_capture import LiveCapture, LiveLoopOptions  # noqa: E402
-from engagement.records import Frame  # noqa: E402
-from engagement.store import Store  # noqa: E402
+from engagement.app.live.capture import LiveCapture, LiveLoopOptions  # noqa: E402
+from engagement.app.live.session import run_live  # noqa: E402
+from engagement.core.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.core.records import Frame  # noqa: E402
+from engagement.core.store import Store  # noqa: E402
 from engagement.vision.gallery import GalleryLayout, GalleryVisionStage, compose_gallery  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402
 from engagement.vision.sources import FramesSource  # noqa: E402

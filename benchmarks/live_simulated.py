@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engagement.live_capture import LiveLoopOptions
-from engagement.records import Frame, RunningMode
+from engagement.app.live.capture import LiveLoopOptions
+from engagement.core.records import Frame, RunningMode
 
 
 class SimulatedCapture:

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 
 from benchmarks.live_simulated import SimulatedCapture
-from engagement.config import shared_data_dir
-from engagement.live import run_live
-from engagement.live_capture import LiveCapture, LiveLoopOptions
-from engagement.live_latency import percentile
-from engagement.store import Store
+from engagement.app.live.capture import LiveCapture, LiveLoopOptions
+from engagement.app.live.latency import percentile
+from engagement.app.live.session import run_live
+from engagement.core.config import shared_data_dir
+from engagement.core.store import Store
 from engagement.vision.sources import FramesSource
 from privacy.consent import attest
 

@@ -38,11 +38,11 @@ import numpy as np
 
 from sqlalchemy import select as sql_select
 
-from engagement import schema
-from engagement.config import AnalysisOptions, shared_data_dir
-from engagement.live import LiveLoopOptions, open_live_source, run_live
-from engagement.pipeline import ConsentOptions
-from engagement.store import Store
+from engagement.app.live.session import LiveLoopOptions, open_live_source, run_live
+from engagement.app.pipeline import ConsentOptions
+from engagement.core import schema
+from engagement.core.config import AnalysisOptions, shared_data_dir
+from engagement.core.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
 from privacy.pseudonym import KeyRing
 from privacy.roster import import_roster, load_roster

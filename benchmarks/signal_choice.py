@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from clips import read_frames  # noqa: E402
 
-from engagement.config import shared_data_dir  # noqa: E402
-from engagement.records import BLENDSHAPE_NAMES  # noqa: E402
+from engagement.core.config import shared_data_dir  # noqa: E402
+from engagement.core.records import BLENDSHAPE_NAMES  # noqa: E402
 from engagement.vision.geometry import eye_features, matrix_pose, solve_head  # noqa: E402
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions  # noqa: E402
 

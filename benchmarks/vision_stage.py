@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engagement.config import AnalysisOptions, shared_data_dir  # noqa: E402
-from engagement.records import RunningMode  # noqa: E402
+from engagement.core.config import AnalysisOptions, shared_data_dir  # noqa: E402
+from engagement.core.records import RunningMode  # noqa: E402
 
 
 def load_frames(video: Path, n: int):
@@ -105,7 +105,7 @@ def _stage(expression: bool, attention: str):
 
 def time_stage(frames, expression: bool, attention: str = "on") -> float:
     """Seconds for the stage over `frames`."""
-    from engagement.records import Frame
+    from engagement.core.records import Frame
 
     stage = _stage(expression, attention)
     stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
@@ -123,7 +123,7 @@ def time_interleaved(frames, a: str, b: str) -> tuple[float, float]:
     through both back to back, the order alternating). CPU time, not wall time: on a shared
     machine, other programs' load moves wall time by +-10 % between identical stages, CPU time
     by about 1 %."""
-    from engagement.records import Frame
+    from engagement.core.records import Frame
 
     stages = (_stage(False, a), _stage(False, b))
     spent = [0.0, 0.0]
@@ -206,9 +206,9 @@ def child_peak_rss(video: Path, minutes: float, sample_fps: float) -> dict:
 import json, resource, sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from benchmarks.vision_stage import LoopedSource
-from engagement.config import AnalysisOptions
-from engagement.pipeline import AnalysisPipeline
-from engagement.store import Store
+from engagement.app.pipeline import AnalysisPipeline
+from engagement.core.config import AnalysisOptions
+from engagement.core.store import Store
 from privacy.consent import attest
 store = Store.open('sqlite:///' + sys.argv[1])
 attest(store, 'bench', facilitator='bench', notice_version='bench', language='en', evidence='benchmark')
@@ -247,7 +247,7 @@ class LoopedSource:
         self.name = f"loop:{Path(path).name}"
 
     def frames(self):
-        from engagement.records import Frame
+        from engagement.core.records import Frame
         from engagement.vision.realtime import FrameSampler
         from engagement.vision.sources import VideoFileSource
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from engagement.temporal.records import ClassPoint
+from engagement.temporal.outputs import ClassPoint
 from engagement.temporal.timeline import class_alerts
 
 ALERT_COLUMNS = ["kind", "start_second", "end_second", "magnitude"]

@@ -12,9 +12,9 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from dashboard import services, ui
-from dashboard.i18n import t
-from engagement.errors import EngagementError
-from engagement.i18n import LANGUAGES
+from dashboard.page_text import t
+from engagement.core.errors import EngagementError
+from engagement.core.i18n import LANGUAGES
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,8 +16,8 @@ import pandas as pd
 
 from dashboard import ui
 from dashboard.clock import local_text
-from dashboard.i18n import t
-from engagement.export import neutralise_formula
+from dashboard.page_text import t
+from engagement.app.export import neutralise_formula
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from dashboard import services
-from engagement.errors import ConfigError, EngagementError
-from engagement.repositories import accounts
-from engagement.schema import dashboard_users
-from engagement.store import Store
+from engagement.core.errors import ConfigError, EngagementError
+from engagement.core.repositories import accounts
+from engagement.core.schema import dashboard_users
+from engagement.core.store import Store
 
 ROLES: tuple[str, ...] = ("facilitator", "researcher", "privacy_officer", "admin")
 

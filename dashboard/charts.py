@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.clock import Clock
-from dashboard.i18n import t
+from dashboard.page_text import t
 
 SCORE_SCALE = alt.Scale(domain=[0, 1])
 ON_SCREEN = "#1F6F78"  # the theme's primary: the facilitator's first number

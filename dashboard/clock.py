@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from engagement.errors import ConfigError
-from engagement.i18n import fmt_seconds
+from engagement.core.errors import ConfigError
+from engagement.core.i18n import fmt_seconds
 
 TZ_ENV = "ENGAGEMENT_TIMEZONE"
 # Elapsed time is drawn as the time of day of a fixed date (only the time of day shows).

@@ -12,7 +12,7 @@ from datetime import datetime
 import pandas as pd
 
 from dashboard.clock import Clock, local_text
-from engagement.i18n import fmt_seconds, translate
+from engagement.core.i18n import fmt_seconds, translate
 
 
 def _svg_timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, clock: Clock, field: str) -> str:

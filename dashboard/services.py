@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dashboard import queries
-from engagement import export as exporter
-from engagement.errors import EngagementError
-from engagement.store import Store
+from engagement.app import export as exporter
+from engagement.core.errors import EngagementError
+from engagement.core.store import Store
 from privacy import consent, retention, subjects
 from privacy import pseudonym as pseudonyms
 from privacy.audit import AuditAction, AuditLog
@@ -285,7 +285,7 @@ def dpia(store: Store, lang: str, fmt: str, actor: str) -> bytes:
 def export_bundle(store: Store, session_names: list[str], fmt: str, actor: str) -> bytes:
     """A zip of the chosen sessions' tidy per-second data, each with its schema and manifest.
 
-    Built by engagement.export (the same files `engagement export` writes), zipped in memory;
+    Built by engagement.app.export (the same files `engagement export` writes), zipped in memory;
     the download is audited with the sessions and format.
     """
     buf = io.BytesIO()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dashboard.clock import Clock
-from engagement.i18n import translate
+from engagement.core.i18n import translate
 
 BREAK_OFF_SHARE = 0.30
 BREAK_AFTER_S = 50 * 60

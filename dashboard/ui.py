@@ -15,11 +15,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from dashboard import auth, queries
-from dashboard.i18n import current_lang, t
-from engagement.config import default_db_url
-from engagement.errors import EngagementError
-from engagement.i18n import catalogue
-from engagement.store import Store
+from dashboard.page_text import current_lang, t
+from engagement.core.config import default_db_url
+from engagement.core.errors import EngagementError
+from engagement.core.i18n import catalogue
+from engagement.core.store import Store
 
 log = logging.getLogger("engagement.dashboard")
 

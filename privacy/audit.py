@@ -36,15 +36,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
-from engagement import schema
-from engagement.errors import StoreError
-from engagement.repositories import audit as audit_rows
-from engagement.repositories.audit import database_id
-from engagement.store import describe_db_error, take_write_turn
+from engagement.core import schema
+from engagement.core.errors import StoreError
+from engagement.core.repositories import audit as audit_rows
+from engagement.core.repositories.audit import database_id
+from engagement.core.store import describe_db_error, take_write_turn
+from engagement.core.time import as_utc, iso, utcnow
 from privacy.audit_anchor import anchor_at_commit, anchor_path, install_commit_hooks
 from privacy.errors import AuditError
-from engagement.timeutil import as_utc, utcnow
-from privacy.timeutil import iso
 
 GENESIS = "0" * 64
 _DATABASE_ID_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from engagement.config import data_dir
+from engagement.core.config import data_dir
 from privacy.errors import AuditError
 
 def anchor_path(database_id: str) -> Path:

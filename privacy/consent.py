@@ -5,7 +5,7 @@ active record (see `privacy.gate`). Only pseudonyms are stored, never an identit
 consents per scope; a facilitator may instead attest that everyone present in a session
 consented. Withdrawal takes effect from its time and, once no scope of the participant remains,
 purges everything stored for them (with a receipt). The SQL lives in
-`engagement.repositories.consent`; the rules (what is valid, what a withdrawal purges, what is
+`engagement.core.repositories.consent`; the rules (what is valid, what a withdrawal purges, what is
 audited) live here.
 """
 
@@ -20,14 +20,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engagement import schema
-from engagement.repositories import consent as repo
+from engagement.core import schema
+from engagement.core.repositories import consent as repo
+from engagement.core.time import as_utc, iso, parse_when, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_participant_data, delete_tracks, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
-from engagement.timeutil import as_utc, utcnow
-from privacy.timeutil import iso, parse_when
 
 SCOPES = ("facilitator_feedback", "research")
 # The scope the analysis pipeline needs; research exports additionally need "research".

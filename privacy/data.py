@@ -1,6 +1,6 @@
 """A participant's rows and the receipts of deletions: shared by withdrawal, erasure and purge.
 
-The deletes and inserts themselves are `engagement.repositories.retention`'s."""
+The deletes and inserts themselves are `engagement.core.repositories.retention`'s."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from engagement import schema
-from engagement.config import data_dir
-from engagement.repositories import retention as retention_rows
-from engagement.repositories.retention import TRACK_TABLES, delete_tracks
-from engagement.timeutil import utcnow
-from privacy.timeutil import iso
+from engagement.core import schema
+from engagement.core.config import data_dir
+from engagement.core.repositories import retention as retention_rows
+from engagement.core.repositories.retention import TRACK_TABLES, delete_tracks
+from engagement.core.time import iso, utcnow
 
 __all__ = ["TRACK_TABLES", "add_receipt", "count_participant_rows", "delete_participant_data", "delete_tracks",
            "receipts_dir", "track_ids_of", "write_receipt_file"]

@@ -14,18 +14,17 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from engagement import schema
-from engagement.errors import ConfigError
-from engagement.i18n import LANGUAGES, catalogue, translate
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES
-from engagement.timeutil import utcnow
+from engagement.core import schema
+from engagement.core.errors import ConfigError
+from engagement.core.i18n import LANGUAGES, catalogue, translate
+from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.core.time import iso, utcnow
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
 from privacy.pseudonym import keys_dir
 from privacy.retention import TIERS, RetentionPolicy, format_period
-from privacy.timeutil import iso
 
-# Texts live in the one catalogue (engagement/locales/*.json) under `dpia.doc.*`; lists are
+# Texts live in the one catalogue (engagement/core/locales/*.json) under `dpia.doc.*`; lists are
 # numbered keys (`dpia.doc.safeguard_1`, ...) so a translator can add an item without code.
 _PREFIX = "dpia.doc."
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engagement.errors import ConfigError, EngagementError
+from engagement.core.errors import ConfigError, EngagementError
 
 
 class ConsentError(ConfigError):

@@ -25,13 +25,13 @@ from pathlib import Path
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from engagement.repositories import consent as repo
-from engagement import schema
+from engagement.core import schema
+from engagement.core.repositories import consent as repo
+from engagement.core.time import as_utc, utcnow
 from privacy.consent import ANALYSIS_SCOPE, check_scopes
 from privacy.data import delete_participant_data
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
 from privacy.roster import Roster, load_roster
-from engagement.timeutil import as_utc, utcnow
 
 
 @dataclass

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from engagement.errors import ConfigError
-from engagement.i18n import LANGUAGES, translate
+from engagement.core.errors import ConfigError
+from engagement.core.i18n import LANGUAGES, translate
 
 DEFAULT_PROFILE = "id-pdp"
 

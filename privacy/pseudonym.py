@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection
 
-from engagement.config import data_dir
-from engagement.errors import ConfigError
-from engagement.repositories import retention as retention_rows
+from engagement.core.config import data_dir
+from engagement.core.errors import ConfigError
+from engagement.core.repositories import retention as retention_rows
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.errors import CohortKeyError
 

@@ -30,18 +30,17 @@ from pathlib import Path
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
-from engagement import schema
-from engagement.config import data_dir
-from engagement.repositories import audit as audit_rows
-from engagement.repositories import retention as retention_rows
-from engagement.store import take_write_turn
+from engagement.core import schema
+from engagement.core.config import data_dir
+from engagement.core.repositories import audit as audit_rows
+from engagement.core.repositories import retention as retention_rows
+from engagement.core.store import take_write_turn
+from engagement.core.time import as_utc, iso, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError
 from privacy.profiles import DEFAULT_PROFILE, get_profile
 from privacy.pseudonym import ATTESTED_PREFIX
-from engagement.timeutil import as_utc, utcnow
-from privacy.timeutil import iso
 
 TIERS = ("features", "timelines", "aggregates", "audit")
 DEFAULT_PERIODS = {

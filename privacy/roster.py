@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engagement.errors import ConfigError
+from engagement.core.errors import ConfigError
+from engagement.core.time import utcnow
 from engagement.vision.gallery import parse_grid
 from privacy.audit import AuditAction
 from privacy.consent import Notice, add_participant_consents, audit, check_language, check_scopes, check_text, check_time
 from privacy.errors import ConsentError
 from privacy.pseudonym import KeyRing, check_cohort, normalise_identity
-from engagement.timeutil import utcnow
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engagement import schema
-from engagement.repositories import retention as retention_rows
-from engagement.timeutil import utcnow
+from engagement.core import schema
+from engagement.core.repositories import retention as retention_rows
+from engagement.core.time import iso, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
 from privacy.errors import ConsentError
 from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, check_cohort
-from privacy.timeutil import iso
 
 
 def resolve_subject(store, participant: str, cohort: str | None) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engagement.config import shared_data_dir
+from engagement.core.config import shared_data_dir
 from postgres_server import PostgresServer
 
 

@@ -14,9 +14,9 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from engagement import schema
-from engagement.cli import main
-from engagement.store import Store
+from engagement.cli.main import main
+from engagement.core import schema
+from engagement.core.store import Store
 from privacy.audit import AuditLog, resolve_actor
 from privacy.consent import attest
 
@@ -188,7 +188,7 @@ def test_blendshape_means_per_second_and_the_profile_gate(db_url, profile):
 
 def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engagement.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "engagement.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
     )
 
 

@@ -20,9 +20,9 @@ from clips import read_frames
 from conftest import require_shared
 from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
-from engagement.config import AnalysisOptions
-from engagement.errors import ConfigError
-from engagement.records import FEATURE_NAMES, Frame, FrameFeatures, WindowFeatures
+from engagement.core.config import AnalysisOptions
+from engagement.core.errors import ConfigError
+from engagement.core.records import FEATURE_NAMES, Frame, FrameFeatures, WindowFeatures
 from engagement.temporal.run_config import run_settings_hash
 from engagement.temporal.windows import WindowAggregator, attention_summary
 from engagement.vision.attention import AttentionOptions, AttentionTracker, FaceSignals

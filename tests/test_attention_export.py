@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from engagement import schema
-from engagement.cli import main
-from engagement.records import ATTENTION_STATES
-from engagement.store import Store
+from engagement.cli.main import main
+from engagement.core import schema
+from engagement.core.records import ATTENTION_STATES
+from engagement.core.store import Store
 from privacy.consent import attest
 
 from conftest import require_shared

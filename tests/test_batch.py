@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from clips import write_repeated
-from engagement import schema
-from engagement.batch import Recording, collect, read_listing, require_ray
-from engagement.errors import ConfigError
-from engagement.store import Store
+from engagement.app.batch import Recording, collect, read_listing, require_ray
+from engagement.core import schema
+from engagement.core.errors import ConfigError
+from engagement.core.store import Store
 
 
 def _touch(path, data=b"x"):
@@ -75,7 +75,7 @@ def test_without_ray_it_says_how_to_install(monkeypatch):
 
 def _batch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engagement.cli", "batch", *args],
+        [sys.executable, "-m", "engagement.cli.main", "batch", *args],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )
 
@@ -173,7 +173,7 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     write_repeated(videos_dir / "liveportrait" / "d9.mp4", 6, folder / "panjang.mp4")
     db = f"sqlite:///{tmp_path / 'batch.db'}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engagement.cli", "batch", str(folder), "--workers", "1", "--db", db],
+        [sys.executable, "-m", "engagement.cli.main", "batch", str(folder), "--workers", "1", "--db", db],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engagement.records import FEATURE_NAMES, WindowFeatures
-from engagement.schema import alerts, class_timeline
-from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate
+from engagement.core.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.schema import alerts, class_timeline
+from engagement.temporal.outputs import Alert, ClassPoint, EngagementEstimate
 from engagement.temporal.timeline import AlertRules, DropRule, class_alerts, class_point
 
 N = len(FEATURE_NAMES)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engagement.cli import main
-from engagement.commands.common import progress_bar
-from engagement.i18n import catalogue
-from engagement.interrupts import Terminated, exit_code
-from engagement.store import Store
+from engagement.cli.common import progress_bar
+from engagement.cli.main import main
+from engagement.core.i18n import catalogue
+from engagement.core.interrupts import Terminated, exit_code
+from engagement.core.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard")
@@ -26,7 +26,7 @@ def run_cli(*args: str, lang: str | None = None, code: str | None = None) -> sub
     env = {k: v for k, v in os.environ.items() if k != "ENGAGEMENT_LANG"}
     if lang:
         env["ENGAGEMENT_LANG"] = lang
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "engagement.cli", *args]
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "engagement.cli.main", *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -39,8 +39,7 @@ def test_every_cli_message_in_both_languages_with_the_same_placeholders():
 
 
 def test_every_message_key_in_the_code_is_in_the_catalogue():
-    sources = [REPO / "engagement" / "cli.py", REPO / "privacy" / "cli.py", REPO / "dashboard" / "cli.py",
-               *(REPO / "engagement" / "commands").glob("*.py")]
+    sources = sorted((REPO / "engagement" / "cli").glob("*.py"))
     used = {key for path in sources for key in re.findall(r'(?:say|warn)\("(cli\.[\w.-]+)"', path.read_text())}
     assert len(used) > 50
     assert used <= set(catalogue("en")), used - set(catalogue("en"))
@@ -50,7 +49,7 @@ def test_help_lists_every_command_without_the_heavy_extras():
     # pandas, the dashboard's query layer, alembic (upgrades only) and the browser opener too:
     # every command, `analyze` of a short clip included, would pay for importing them at start-up.
     heavy = ("torch", "ray", "streamlit", "pandas", "dashboard.queries", "alembic", "webbrowser")
-    probe = ("import sys; from engagement.cli import main; code = main(['--help']); "
+    probe = ("import sys; from engagement.cli.main import main; code = main(['--help']); "
              f"print('heavy:', sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(code)")
     result = run_cli(code=probe)
     assert result.returncode == 0, result.stderr
@@ -125,7 +124,7 @@ JOBS = {
 def test_train_and_evaluate_help_list_every_job_and_its_options_without_torch():
     # One process for all the help pages: the training jobs' help must not need torch either.
     pages = [["train", "--help"], ["evaluate", "--help"], *([*job, "--help"] for job in JOBS)]
-    probe = ("import sys; from engagement.cli import main\n"
+    probe = ("import sys; from engagement.cli.main import main\n"
              f"for args in {pages!r}:\n"
              "    print('=== ' + ' '.join(args)); print('exit', main(args))\n"
              "print('heavy:', sorted(m for m in ('torch', 'onnx') if m in sys.modules))")
@@ -147,7 +146,7 @@ def test_train_and_evaluate_help_list_every_job_and_its_options_without_torch():
 
 def test_a_bare_recipe_is_v1(tmp_path, monkeypatch, capsys):
     pytest.importorskip("torch")
-    import engagement.training.expression as training
+    import engagement.app.training.expression as training
 
     calls = []
     monkeypatch.setitem(training.RECIPES, "v1", lambda data, out, seed, resume: calls.append(("v1", seed)) or "v1.pt")

@@ -11,8 +11,8 @@ import pytest
 
 from sqlalchemy import func, select
 
-from engagement import schema
-from engagement.store import Store
+from engagement.core import schema
+from engagement.core.store import Store
 from privacy.audit import AuditAction, AuditLog
 from privacy.retention import load_policy, note_policy
 

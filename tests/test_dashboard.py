@@ -29,8 +29,8 @@ from dashboard_support import session as _session
 from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, queries, services
-from engagement import agenda as agenda_store
-from engagement.i18n import catalogue, translate
+from engagement.app import agenda as agenda_store
+from engagement.core.i18n import catalogue, translate
 
 ALL_PAGES = ("facilitator", "researcher", "privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests", "users")
 ALLOWED = {
@@ -202,7 +202,7 @@ def test_passwords_are_salted_scrypt_hashes(db_url):
 
 
 def test_cli_users_add_reads_password_from_stdin(empty_url, monkeypatch, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
     assert main(["dashboard", "users", "add", "siti", "--role", "researcher", "--password-stdin"]) == 0
@@ -421,7 +421,7 @@ def test_download_selection_defaults_to_the_newest_ten_of_many_sessions(tmp_path
 
 
 def test_a_failed_export_is_not_audited(db_url, monkeypatch):
-    from engagement import export as exporter
+    from engagement.app import export as exporter
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -555,7 +555,7 @@ def test_catalogues_have_the_same_keys_and_cover_every_key_used():
     assert not missing, missing
     # dynamic keys built from known sets
     from dashboard.auth import ROLES
-    from engagement.i18n import LANGUAGES
+    from engagement.core.i18n import LANGUAGES
     from privacy.audit import AuditAction
 
     dynamic = [f"role.{r}" for r in ROLES] + [f"lang.{code}" for code in LANGUAGES]

@@ -86,7 +86,7 @@ def server(tmp_path):
     # The same data directory as this test process (cohort keys, audit anchor), one time zone.
     env = dict(os.environ, ENGAGEMENT_DB=f"sqlite:///{db}", ENGAGEMENT_TIMEZONE="Asia/Jakarta")
     _consenting_participant(db)
-    engagement = [sys.executable, "-m", "engagement.cli"]
+    engagement = [sys.executable, "-m", "engagement.cli.main"]
     for name, role in (("fasil", "facilitator"), ("peneliti", "researcher"), ("dpo", "privacy_officer")):
         subprocess.run(
             [*engagement, "dashboard", "users", "add", name, "--role", role, "--password-stdin"],

@@ -25,8 +25,8 @@ from dashboard_support import (
 
 from dashboard import alerting, charts, queries, summary
 from dashboard.clock import Clock, zone
-from engagement.i18n import translate
-from engagement.temporal.records import ClassPoint
+from engagement.core.i18n import translate
+from engagement.temporal.outputs import ClassPoint
 
 JAKARTA = zone("Asia/Jakarta")
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, insert, select
 
 from dashboard import queries
 from dashboard_support import generator
-from engagement import schema
+from engagement.core import schema
 
 pytestmark = pytest.mark.postgres
 

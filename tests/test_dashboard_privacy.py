@@ -16,7 +16,7 @@ from dashboard_support import app, audit_actions, audit_entries, db_path, make_d
 
 from dashboard import auditview, queries, services
 from dashboard.clock import zone
-from engagement.i18n import translate
+from engagement.core.i18n import translate
 from privacy import consent
 
 IDENTITY, COHORT = "siti@example.id", "angkatan-1"

@@ -12,7 +12,7 @@ from dashboard_support import app, chart_specs, db_path, make_db, missing_words,
 
 from dashboard import queries, stats
 from dashboard.clock import zone
-from engagement.i18n import translate
+from engagement.core.i18n import translate
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from dashboard import auth, queries
-from dashboard.cli import CONFIG, streamlit_flags
+from engagement.cli.dashboard import CONFIG, streamlit_flags
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGAGEMENT = [sys.executable, "-m", "engagement.cli"]
+ENGAGEMENT = [sys.executable, "-m", "engagement.cli.main"]
 
 
 def _free_port() -> int:
@@ -211,7 +211,7 @@ def _seed_demo_database(path: Path) -> None:
 
 
 def test_demo_needs_loopback_and_its_own_database(tmp_path, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["dashboard", "--demo", "--address", "0.0.0.0"]) == 2
     assert "127.0.0.1" in capsys.readouterr().err
@@ -260,7 +260,7 @@ def test_server_settings_headless_private_and_our_own_calm_theme():
 
 
 def test_an_unknown_time_zone_is_one_error_line_and_exit_2(tmp_path, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["dashboard", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--timezone", "Asia/Bandung"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

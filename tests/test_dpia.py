@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from engagement.i18n import LANGUAGES, catalogue
-from engagement.store import Store
+from engagement.core.i18n import LANGUAGES, catalogue
+from engagement.core.store import Store
 from privacy.dpia import render_dpia
 from privacy.profiles import PROFILES
 from privacy.retention import load_policy

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from engagement.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.records import FEATURE_NAMES, WindowFeatures
 from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 from engagement.temporal.stage import TemporalStage
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, update
 
-from engagement import schema
-from engagement.config import AnalysisOptions, settings_hash
-from engagement.export import export_session, neutralise_formula
-from engagement.store import Store
+from engagement.app.export import export_session, neutralise_formula
+from engagement.core import schema
+from engagement.core.config import AnalysisOptions, settings_hash
+from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings
 from engagement.vision.expression import DEFAULT_MODEL
 from privacy import consent
@@ -77,7 +77,7 @@ def class_of_five(store):
 
 
 def test_export_keeps_only_research_consented_people(store, class_of_five, tmp_path, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["export", "kelas", "--db", store.url, "--out", str(tmp_path)]) == 0
     capsys.readouterr()

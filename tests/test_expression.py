@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engagement.errors import ModelError
+from engagement.core.config import models_dir
+from engagement.core.errors import ModelError
+from engagement.core.registry import load_registry, resolve_model, sha256_file
 from engagement.vision.expression import (
     DEFAULT_MODEL,
     FER_EYE_DIST,
@@ -20,8 +22,6 @@ from engagement.vision.expression import (
     align_face,
 )
 from engagement.vision.expression_eval import evaluate_fer2013, format_fer2013_report
-from engagement.config import models_dir
-from engagement.registry import load_registry, resolve_model, sha256_file
 from conftest import require_shared
 
 MODELS = models_dir()
@@ -217,7 +217,7 @@ def test_evaluate_on_tiny_synthetic_npz(tmp_path, shipped):
 
 
 def test_evaluate_command(tmp_path, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz)
@@ -247,8 +247,8 @@ def test_shipped_model_accuracy_on_publictest(name):
 
 def test_tiny_random_model_onnx_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression_nets import ExpressionCNN
-    from engagement.training.export_expression import check_against_torch, export_onnx
+    from engagement.app.training.export_expression import check_against_torch, export_onnx
+    from engagement.app.training.expression_nets import ExpressionCNN
 
     torch.manual_seed(0)
     net = ExpressionCNN(widths=(4, 8), convs_per_stage=1, dropout=0.0)
@@ -263,7 +263,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
         model = ExpressionModel.from_file(path)
         assert model.version == "0" and len(model.labels) == 7
         crops = np.random.default_rng(1).integers(0, 256, size=(33, 48, 48), dtype=np.uint8)
-        from engagement.training.expression_nets import ExportWrapper
+        from engagement.app.training.expression_nets import ExportWrapper
 
         with torch.no_grad():
             ref = ExportWrapper(net.eval(), tta).eval()(torch.from_numpy(crops[:, None].astype(np.float32))).numpy()
@@ -273,7 +273,7 @@ def test_tiny_random_model_onnx_matches_torch(tmp_path):
 @pytest.mark.slow
 def test_training_smoke_checkpoints_and_resume(tmp_path):
     pytest.importorskip("torch")
-    from engagement.training.expression_train import train_expression
+    from engagement.app.training.expression_train import train_expression
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz, n=64)
@@ -293,9 +293,9 @@ def test_training_smoke_checkpoints_and_resume(tmp_path):
 @pytest.mark.slow
 def test_export_command_writes_and_registers_both_files(tmp_path, capsys):
     pytest.importorskip("torch")
-    from engagement.cli import main
-    from engagement.registry import load_registry, resolve_model
-    from engagement.training.expression_train import train_expression
+    from engagement.app.training.expression_train import train_expression
+    from engagement.cli.main import main
+    from engagement.core.registry import load_registry, resolve_model
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz, n=1100)  # --int8 calibrates on 512 Training faces
@@ -319,8 +319,8 @@ def test_export_command_writes_and_registers_both_files(tmp_path, capsys):
 
 def test_no_flip_export_quantizes_to_int8_with_its_metadata(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression_nets import ExpressionCNN, ExportWrapper
-    from engagement.training.export_expression import export_onnx, quantize_int8
+    from engagement.app.training.export_expression import export_onnx, quantize_int8
+    from engagement.app.training.expression_nets import ExpressionCNN, ExportWrapper
 
     torch.manual_seed(0)
     net = ExpressionCNN(widths=(8, 16), convs_per_stage=1, dropout=0.0).eval()
@@ -372,7 +372,7 @@ def _fer_like_face() -> np.ndarray:
 def test_product_crops_frame_faces_and_flag_misses():
     import cv2
 
-    from engagement.training.expression_align import product_crops
+    from engagement.app.training.expression_align import product_crops
     from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions
 
     face = _fer_like_face()  # a loose crop: eyes 9.6 px apart where FER2013 has 17.2
@@ -393,7 +393,7 @@ def test_product_crops_frame_faces_and_flag_misses():
 
 
 def test_framed_crops_are_cached_and_refreshed_when_the_data_changes(tmp_path):
-    from engagement.training.expression_align import cached_product_crops
+    from engagement.app.training.expression_align import cached_product_crops
 
     face = _fer_like_face()
     arrays = {"pixels": np.stack([face, face])}
@@ -413,7 +413,7 @@ def test_framed_crops_are_cached_and_refreshed_when_the_data_changes(tmp_path):
 @pytest.mark.slow
 def test_training_with_the_product_framing_scores_both_framings(tmp_path):
     pytest.importorskip("torch")
-    from engagement.training.expression_train import train_expression
+    from engagement.app.training.expression_train import train_expression
 
     face = _fer_like_face()
     rng = np.random.default_rng(0)
@@ -433,9 +433,9 @@ def test_training_with_the_product_framing_scores_both_framings(tmp_path):
 
 def test_checkpoint_rebuilt_from_an_int8_export_computes_the_same_function(tmp_path):
     torch = pytest.importorskip("torch")
-    from engagement.training.expression import checkpoint_from_onnx
-    from engagement.training.expression_nets import ExpressionCNN, ExportWrapper
-    from engagement.training.export_expression import export_onnx, quantize_int8
+    from engagement.app.training.export_expression import export_onnx, quantize_int8
+    from engagement.app.training.expression import checkpoint_from_onnx
+    from engagement.app.training.expression_nets import ExpressionCNN, ExportWrapper
 
     npz = tmp_path / "tiny.npz"
     _synthetic_npz(npz, n=256)
@@ -468,8 +468,8 @@ def test_checkpoint_rebuilt_from_an_int8_export_computes_the_same_function(tmp_p
 def _register_constant_teacher(models: Path, label: str) -> str:
     """A registered expression model that answers `label` for every face (about 0.9996)."""
     torch = pytest.importorskip("torch")
-    from engagement.training.expression_nets import LABELS, ExpressionCNN
-    from engagement.training.export_expression import export_onnx, register
+    from engagement.app.training.export_expression import export_onnx, register
+    from engagement.app.training.expression_nets import LABELS, ExpressionCNN
 
     net = ExpressionCNN(widths=(4,), convs_per_stage=1, dropout=0.0).eval()
     with torch.no_grad():
@@ -481,7 +481,7 @@ def _register_constant_teacher(models: Path, label: str) -> str:
 
 
 def test_teacher_probs_are_the_models_mean_and_cached_for_these_faces_and_teachers(tmp_path):
-    from engagement.training.expression_teacher import cached_teacher_probs
+    from engagement.app.training.expression_teacher import cached_teacher_probs
 
     models = tmp_path / "models"
     models.mkdir()
@@ -502,10 +502,10 @@ def test_teacher_probs_are_the_models_mean_and_cached_for_these_faces_and_teache
 @pytest.mark.slow
 def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mirror(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    from engagement.training.export_expression import export_checkpoint
-    from engagement.training.expression_data import normalise
-    from engagement.training.expression_nets import LABELS, load_checkpoint_model
-    from engagement.training.expression_train import train_expression
+    from engagement.app.training.export_expression import export_checkpoint
+    from engagement.app.training.expression_data import normalise
+    from engagement.app.training.expression_nets import LABELS, load_checkpoint_model
+    from engagement.app.training.expression_train import train_expression
 
     models = tmp_path / "models"
     models.mkdir()
@@ -540,9 +540,9 @@ def test_a_distilled_student_answers_like_its_teacher_and_exports_without_the_mi
 
 def test_fitted_temperature_recovers_how_over_confident_a_net_is_and_keeps_its_answers():
     torch = pytest.importorskip("torch")
-    from engagement.training.expression_data import normalise
-    from engagement.training.expression_nets import ExpressionCNN
-    from engagement.training.export_expression import fit_temperature, fold_temperature
+    from engagement.app.training.export_expression import fit_temperature, fold_temperature
+    from engagement.app.training.expression_data import normalise
+    from engagement.app.training.expression_nets import ExpressionCNN
 
     torch.manual_seed(0)
     net = ExpressionCNN(widths=(4,), convs_per_stage=1, dropout=0.0).eval()

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engagement.errors import EngagementError
+from engagement.core.errors import EngagementError
 from engagement.vision.expression import ExpressionModel, align_face
 from engagement.vision.expression_eval import class_scores
 from engagement.vision.expression_images import evaluate_images, read_labels_csv
@@ -22,7 +22,7 @@ LABELS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engagement.cli", "evaluate", "images", *args],
+        [sys.executable, "-m", "engagement.cli.main", "evaluate", "images", *args],
         capture_output=True, text=True, timeout=300,
     )
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from synthetic_face import Pose, ScriptedLandmarker, textured_image
 
-from engagement.config import AnalysisOptions
-from engagement.errors import ConfigError
-from engagement.records import EXPRESSION_LABELS, Frame
+from engagement.core.config import AnalysisOptions
+from engagement.core.errors import ConfigError
+from engagement.core.records import EXPRESSION_LABELS, Frame
 from engagement.temporal.run_config import run_settings_hash
 from engagement.temporal.windows import WindowAggregator
 from engagement.vision.stage import VisionStage

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from engagement.store import Store
+from engagement.core.store import Store
 from privacy.audit import resolve_actor
 from privacy.consent import attest
 
@@ -60,7 +60,7 @@ def db(isolated_data_dir) -> Path:
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engagement.cli", *args]
+    return [sys.executable, "-m", "engagement.cli.main", *args]
 
 
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -343,9 +343,9 @@ def unprivileged() -> list[str]:
 
 
 def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
-    from engagement import schema
-    from engagement.reaper import reap_dead_runs
-    from engagement.records import FEATURE_NAMES, WindowFeatures
+    from engagement.app.reaper import reap_dead_runs
+    from engagement.core import schema
+    from engagement.core.records import FEATURE_NAMES, WindowFeatures
     from privacy.audit import AuditLog
     from sqlalchemy import func, select, update
 
@@ -379,8 +379,8 @@ def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
 
 
 def test_heartbeat_thread_keeps_a_run_alive_and_notices_a_reap(tmp_path):
-    from engagement.run_writer import Heartbeat
-    from engagement.store import RunGone
+    from engagement.app.run_writer import Heartbeat
+    from engagement.core.store import RunGone
 
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     run = store.begin_run(store.session_id("s"), mode="live", source="webcam:0", software_version="t",
@@ -413,7 +413,7 @@ FULL_DISK_PATCH = """
 import sys
 import sqlite3
 from sqlalchemy.exc import OperationalError
-from engagement.store import Store
+from engagement.core.store import Store
 real, calls = Store.write_windows, []
 def write_windows(self, *args, **kwargs):
     calls.append(1)
@@ -421,7 +421,7 @@ def write_windows(self, *args, **kwargs):
         raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
     return real(self, *args, **kwargs)
 Store.write_windows = write_windows
-from engagement.cli import main
+from engagement.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

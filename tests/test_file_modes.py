@@ -12,7 +12,7 @@ from pathlib import Path
 
 def _engagement(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engagement.cli", *args],
+        [sys.executable, "-m", "engagement.cli.main", *args],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engagement.config import AnalysisOptions
-from engagement.errors import ConfigError
+from engagement.core.config import AnalysisOptions
+from engagement.core.errors import ConfigError
 from engagement.vision.gallery import (
     GalleryLayout,
     GalleryVisionStage,
@@ -154,7 +154,7 @@ def test_consent_box_is_the_home_tile(tmp_path):
     a, b = np.zeros((240, 320, 3), np.uint8), np.full((240, 320, 3), 200, np.uint8)
     stage.tile_ids.update([tile_signature(a), tile_signature(b)], [True, True])
     stage.tile_ids.update([tile_signature(b), tile_signature(a)], [True, True])
-    from engagement.records import FaceObservation
+    from engagement.core.records import FaceObservation
 
     face = FaceObservation(track_id=1, bbox=(330.0, 10.0, 400.0, 80.0), landmarks=np.zeros((478, 3), np.float32))
     x0, y0, x1, y1 = stage.consent_box(face)

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engagement.config import AnalysisOptions, models_dir
-from engagement.errors import ModelError
-from engagement.records import BLENDSHAPE_NAMES, EXPRESSION_BLENDSHAPES, EYE_BLENDSHAPES, Frame
+from engagement.core.config import AnalysisOptions, models_dir
+from engagement.core.errors import ModelError
+from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_BLENDSHAPES, EYE_BLENDSHAPES, Frame
 from engagement.vision.geometry import matrix_pose
 from engagement.vision.landmarks import N_LANDMARKS, FaceLandmarker, LandmarkerOptions, load_bundle
 from engagement.vision.stage import VisionStage

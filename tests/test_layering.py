@@ -1,146 +1,139 @@
-"""Imports point down the layers (docs: the target architecture): core <- vision, temporal <-
-privacy <- application <- interface. Every import of every module of `engagement`, `privacy`
-and `dashboard` is checked, also one inside a function; a module in no layer fails too, so a
-new module is placed on the map when it is made."""
+"""Imports point down the layers, and the layer is the path: the contract is import-linter's
+layers contract in pyproject.toml ([tool.importlinter]), run here with `lint-imports` over every
+import of `engagement`, `privacy` and `dashboard`, also one inside a function. The checks below
+prove that it can fail, that every module of `engagement` sits in a layer (import-linter itself
+passes over a module in no layer), and that docs/architecture.md lists the same layers."""
 
 from __future__ import annotations
 
 import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("engagement", "privacy", "dashboard")
-LAYER_NAMES = {1: "core", 2: "vision/temporal", 3: "privacy", 4: "application", 5: "interface"}
-# (module or package, layer). The longest match wins; a package covers its submodules, except
-# `engagement` itself, which is placed on its own so that a new module of it is never placed
-# by default.
-LAYER_MAP = (
-    ("engagement", 1),
-    ("engagement.errors", 1),
-    ("engagement.config", 1),
-    ("engagement.records", 1),
-    ("engagement.schema", 1),
-    ("engagement.store", 1),
-    ("engagement.timeutil", 1),
-    ("engagement.repositories", 1),
-    ("engagement.migrations", 1),
-    ("engagement.registry", 1),
-    ("engagement.interrupts", 1),
-    ("engagement.i18n", 1),
-    ("engagement.vision", 2),
-    ("engagement.temporal", 2),
-    ("privacy", 3),
-    ("engagement.pipeline", 4),
-    ("engagement.run_writer", 4),
-    ("engagement.periodic", 4),
-    ("engagement.live", 4),
-    ("engagement.batch", 4),
-    ("engagement.export", 4),
-    ("engagement.agenda", 4),
-    ("engagement.reaper", 4),
-    ("engagement.demo", 4),
-    ("engagement.training", 4),
-    ("engagement.cli", 5),
-    ("engagement.commands", 5),
-    ("privacy.cli", 5),
-    ("dashboard", 5),
+# The venv's own executable (the dev extra installs import-linter), not whichever is on PATH.
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def importlinter_config() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)["tool"]["importlinter"]
+
+
+def contract_layers() -> list[list[str]]:
+    """The layers contract, top to bottom: each layer as the list of its sibling modules."""
+    (contract,) = [c for c in importlinter_config()["contracts"] if c["type"] == "layers"]
+    return [[name.strip() for name in re.split(r"[|:]", layer)] for layer in contract["layers"]]
+
+
+def lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_the_contracts_hold():
+    assert importlinter_config()["root_packages"] == list(PACKAGES)
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+# Imports that point up a layer, each added to a copy of the packages: (module, line to add,
+# the pair of layers lint-imports must name).
+VIOLATIONS = (
+    ("engagement/core/records.py", "def _up():\n    from engagement.cli import main\n", ("engagement.core", "engagement.cli")),
+    ("engagement/vision/geometry.py", "import privacy.consent\n", ("engagement.vision", "privacy")),
+    ("privacy/audit.py", "def _up():\n    from engagement.app import export\n", ("privacy", "engagement.app")),
+    ("engagement/app/reaper.py", "from dashboard import queries\n", ("engagement.app", "dashboard")),
+    ("dashboard/charts.py", "from engagement.cli import common\n", ("dashboard", "engagement.cli")),
 )
-# Modules split from engagement.live (engagement.live_<part>) sit where it sits.
-SPLIT_FROM = {"engagement.live_": "engagement.live"}
 
 
-def layer_of(module: str) -> int | None:
-    for prefix, parent in SPLIT_FROM.items():
-        if module.startswith(prefix):
-            module = parent
-    best = None
-    for name, layer in LAYER_MAP:
-        covers = module == name or (module.startswith(name + ".") and name != "engagement")
-        if covers and (best is None or len(name) > len(best[0])):
-            best = (name, layer)
-    return best[1] if best else None
+def test_the_contract_finds_imports_up_the_layers(tmp_path):
+    """The same contract on a copy of the packages with an import up a layer added at each level
+    (one inside a function) fails and names each pair of layers."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    for path, line, _ in VIOLATIONS:
+        with open(tmp_path / path, "a", encoding="utf-8") as fh:
+            fh.write("\n\n" + line)
+    # The copy comes first on the path, ahead of the installed (editable) packages.
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = lint_imports(tmp_path, env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Imports point down the layers BROKEN" in result.stdout
+    for _, _, (importer, imported) in VIOLATIONS:
+        assert f"{importer} is not allowed to import {imported}:" in result.stdout, result.stdout
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+def unplaced(children: list[str], layers: list[list[str]]) -> list[str]:
+    """The modules and packages directly under `engagement` that are in no layer."""
+    placed = {name for layer in layers for name in layer}
+    return [child for child in children if child not in placed]
 
 
-def first_party_modules() -> dict[str, Path]:
-    return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+def engagement_children() -> list[str]:
+    here = ROOT / "engagement"
+    modules = [f"engagement.{p.stem}" for p in here.glob("*.py") if p.name != "__init__.py"]
+    packages = [f"engagement.{p.name}" for p in here.iterdir() if (p / "__init__.py").is_file()]
+    return sorted(modules + packages)
 
 
-def imported_modules(module: str, source: str, known: set[str], is_package: bool = False) -> set[str]:
-    """First-party modules `source` imports, at any depth: `from a import b` names a.b when that
-    is a module, else a; relative imports are resolved against `module`."""
-    found = set()
+def test_every_module_of_engagement_is_in_a_layer():
+    """A new module or package directly under engagement/ belongs in a layer's folder (or is a new
+    layer of the contract): import-linter does not check a module that is in no layer."""
+    assert engagement_children(), "found nothing under engagement/"
+    assert unplaced(engagement_children(), contract_layers()) == []
+
+
+def test_the_check_finds_a_module_in_no_layer():
+    layers = [["engagement.cli"], ["engagement.vision", "engagement.temporal"], ["engagement.core"]]
+    assert unplaced(["engagement.core", "engagement.temporal", "engagement.records"], layers) == ["engagement.records"]
+
+
+def first_party_imports(source: str) -> list[str]:
+    found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = module.split(".")
-                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
-                base = ".".join(anchor + ([base] if base else []))
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            if target.split(".")[0] not in PACKAGES:
-                continue
-            while target not in known and "." in target:
-                target = target.rsplit(".", 1)[0]
-            found.add(target)
-    return found
+            found.append("." * node.level + (node.module or ""))
+    return [name for name in found if name.startswith(".") or name.split(".")[0] in PACKAGES]
 
 
-def violations(modules: dict[str, str], known: set[str], packages: set[str] = frozenset()) -> list[str]:
-    """`module -> imported (layer a -> layer b)` for each import that points up a layer, and each
-    module that is in no layer."""
-    out = []
-    for module, source in sorted(modules.items()):
-        here = layer_of(module)
-        if here is None:
-            out.append(f"{module} is in no layer: add it to LAYER_MAP")
-            continue
-        for target in sorted(imported_modules(module, source, known, module in packages)):
-            there = layer_of(target)
-            if there is not None and there > here:
-                out.append(
-                    f"{module} -> {target} (layer {here} {LAYER_NAMES[here]} -> layer {there} {LAYER_NAMES[there]})"
-                )
-    return out
+def test_the_engagement_package_itself_imports_nothing_of_the_project():
+    # `engagement/__init__.py` is in no layer (every layer imports it, for __version__).
+    assert first_party_imports((ROOT / "engagement" / "__init__.py").read_text(encoding="utf-8")) == []
+    assert first_party_imports("def f():\n    from .core import store\n") == [".core"]
 
 
-def test_imports_point_down_the_layers():
-    paths = first_party_modules()
-    packages = {name for name, path in paths.items() if path.name == "__init__.py"}
-    sources = {name: path.read_text(encoding="utf-8") for name, path in paths.items()}
-    found = violations(sources, set(paths), packages)
-    assert not found, "imports that point up a layer:\n" + "\n".join(found)
+def documented_layers(markdown: str) -> list[list[str]]:
+    """The `package` column of the table under `## Layers`, bottom layer first."""
+    section = markdown.split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    column = header.index("package")
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+    return [re.findall(r"`([\w.]+)`", row[column]) for row in cells]
 
 
-@pytest.mark.parametrize(
-    ("module", "source", "expected"),
-    [
-        ("engagement.store", "import dashboard.ui", ["engagement.store -> dashboard.ui (layer 1 core -> layer 5 interface)"]),
-        (
-            "engagement.config",
-            "def f():\n    from engagement.vision import attention\n",
-            ["engagement.config -> engagement.vision.attention (layer 1 core -> layer 2 vision/temporal)"],
-        ),
-        ("privacy.audit", "from . import cli", ["privacy.audit -> privacy.cli (layer 3 privacy -> layer 5 interface)"]),
-        ("dashboard.ui", "from engagement.store import Store\nimport privacy.audit", []),
-        ("engagement.live_view", "from engagement import pipeline", []),
-        ("engagement.unplaced", "", ["engagement.unplaced is in no layer: add it to LAYER_MAP"]),
-    ],
-)
-def test_the_check_finds_imports_up_the_layers(module, source, expected):
-    known = {"engagement.store", "engagement.config", "engagement.vision", "engagement.vision.attention", "dashboard.ui",
-             "privacy.audit", "privacy.cli", "privacy", "engagement.pipeline", "engagement", "dashboard"}
-    assert violations({module: source}, known) == expected
+def test_the_architecture_page_lists_the_contract_layers():
+    documented = documented_layers((ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"))
+    assert [sorted(layer) for layer in documented] == [sorted(layer) for layer in reversed(contract_layers())]
+
+
+def test_the_table_check_sees_a_missing_layer():
+    page = ("# A\n\n## Layers\n\n| layer | package | job |\n|---|---|---|\n| 1 | `engagement.core` | x |\n"
+            "| 2 | `engagement.vision`, `engagement.temporal` | y |\n\n## Next\n| package |\n")
+    assert documented_layers(page) == [["engagement.core"], ["engagement.vision", "engagement.temporal"]]
+    with pytest.raises(AssertionError):
+        assert documented_layers(page) == [sorted(layer) for layer in reversed(contract_layers())]

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from engagement import schema
-from engagement.errors import SourceError
-from engagement.live import run_live
-from engagement.live_capture import LiveCapture, LiveLoopOptions, valid_image
-from engagement.live_rate import RateController
-from engagement.live_status import StatusLine
-from engagement.records import RunningMode
-from engagement.store import Store
+from engagement.app.live.capture import LiveCapture, LiveLoopOptions, valid_image
+from engagement.app.live.rate import RateController
+from engagement.app.live.session import run_live
+from engagement.app.live.status import StatusLine
+from engagement.core import schema
+from engagement.core.errors import SourceError
+from engagement.core.records import RunningMode
+from engagement.core.store import Store
 from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import FramesSource, Source
 from privacy.audit import AuditLog, resolve_actor
@@ -319,7 +319,7 @@ def test_status_line_is_drawn_on_a_terminal_only(face_frames):
 
 @pytest.mark.slow
 def test_live_command_replays_a_video(store, capsys):
-    from engagement.commands.live import live
+    from engagement.cli.live import live
 
     db = store.url
     code = live(

@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engagement import schema
-from engagement.config import AnalysisOptions
-from engagement.live import run_live
-from engagement.live_capture import LiveCapture, LiveLoopOptions
-from engagement.pipeline import ConsentOptions
-from engagement.store import Store
+from engagement.app.live.capture import LiveCapture, LiveLoopOptions
+from engagement.app.live.session import run_live
+from engagement.app.pipeline import ConsentOptions
+from engagement.core import schema
+from engagement.core.config import AnalysisOptions
+from engagement.core.store import Store
 from engagement.vision.gallery import GalleryLayout, compose_gallery
 from engagement.vision.sources import FramesSource
 from test_gallery import _clip
@@ -37,8 +37,8 @@ tile = "1,2"
 
 @pytest.mark.slow
 def test_gallery_live_ids_and_consent_follow_swapped_tiles(tmp_path):
-    from privacy.roster import import_roster, load_roster
     from privacy.pseudonym import KeyRing
+    from privacy.roster import import_roster, load_roster
 
     n = 40
     layout = GalleryLayout(2, 2, 1280, 720)

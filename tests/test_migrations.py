@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import create_engine, func, inspect, insert, select, text
 from sqlalchemy.engine import make_url
 
-from engagement import migrations, schema
-from engagement.store import Store
+from engagement.core import migrations, schema
+from engagement.core.store import Store
 
 JAKARTA = timezone(timedelta(hours=7))
 NOON_UTC = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -56,7 +56,7 @@ def test_opening_an_up_to_date_database_imports_no_alembic(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     Store.open(url).close()
     probe = (
-        "import sys; from engagement.store import Store; Store.open(sys.argv[1]).close(); "
+        "import sys; from engagement.core.store import Store; Store.open(sys.argv[1]).close(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
     )
     done = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)

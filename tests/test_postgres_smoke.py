@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from engagement.store import Store
+from engagement.core.store import Store
 
 
 def test_store_creates_schema_and_round_trips_a_session(db_url):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, update
 
-from engagement.errors import StoreError
-from engagement.store import Store
-from engagement import schema
+from engagement.core import schema
+from engagement.core.errors import StoreError
+from engagement.core.store import Store
 from privacy.audit import AuditAction, AuditLog, anchor_path, database_id
 from privacy.errors import AuditError
 
@@ -72,7 +72,7 @@ def test_detects_edit_with_recomputed_hash(store, log):
     with store.transaction() as conn:
         row = conn.execute(select(t).where(t.c.seq == 4)).one()
         forged = '{"run_id":40}'
-        from engagement.timeutil import as_utc
+        from engagement.core.time import as_utc
 
         h = entry_hash(row.prev_hash, as_utc(row.at), row.action, row.actor, forged, row.correlation_id)
         conn.execute(update(t).where(t.c.seq == 4).values(details=forged, hash=h))
@@ -122,7 +122,7 @@ def test_refuses_personal_data(log, details):
 
 
 def test_cli_verify_exit_codes(store, log, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["privacy", "audit", "verify", "--db", store.url]) == 0
     with store.transaction() as conn:
@@ -167,7 +167,7 @@ def _delete_newest(store, n: int) -> None:
 
 
 def _verify_cli(store, capsys) -> tuple[int, str]:
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     rc = main(["privacy", "audit", "verify", "--db", store.url])
     return rc, capsys.readouterr().out
@@ -330,7 +330,7 @@ def test_missing_or_rewritten_anchor_fails(store, log, capsys):
 
 
 def test_missing_database_id_fails(store, log):
-    from engagement import schema
+    from engagement.core import schema
 
     with store.transaction() as conn:
         conn.execute(delete(schema.meta).where(schema.meta.c.key == "database_id"))
@@ -361,7 +361,7 @@ def test_anchor_follows_a_moved_database(store, log, isolated_data_dir):
 
 
 def test_reanchor_accepts_a_restore_and_is_audited(store, log, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     _delete_newest(store, 2)  # e.g. the database restored from a backup two entries old
     assert _verify_cli(store, capsys)[0] == 1
@@ -391,7 +391,7 @@ def test_actions_must_come_from_the_enum(log):
 
 def test_command_line_actions_name_the_os_account(store, capsys):
     """One actor resolution: every command-line action records resolve_actor()."""
-    from engagement.cli import main
+    from engagement.cli.main import main
     from privacy.audit import resolve_actor
     from privacy.pseudonym import KeyRing
 
@@ -426,7 +426,7 @@ def test_anchor_on_postgres(pg_url):
 def test_wiping_the_whole_log_is_detected(store, log):
     """Everything deleted: with the database id left, the anchor names the lost entries; with the
     id removed too, consent records (always written with an entry) give it away."""
-    from engagement import schema
+    from engagement.core import schema
 
     _grant(store)
     last = log.entries()[-1].seq
@@ -443,8 +443,8 @@ def test_wiping_the_whole_log_is_detected(store, log):
 def test_read_only_commands_open_the_database_read_only(store, log, isolated_data_dir, capsys):
     """verify, list and consent list write nothing: an older schema stays as it is (a writing
     open would upgrade it and leave a backup beside it)."""
-    from engagement import schema
-    from engagement.cli import main
+    from engagement.cli.main import main
+    from engagement.core import schema
 
     with store.transaction() as conn:
         conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version").values(value="1"))

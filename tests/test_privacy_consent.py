@@ -1,9 +1,9 @@
 """Consent records, rosters and the consent gate, at the gate + store level.
 
 The pipeline-level behaviour ("no consent -> no rows", "withdrawal mid-session") is simulated
-here exactly as engagement.pipeline does it: ask the gate for every face, write windows through
+here exactly as engagement.app.pipeline does it: ask the gate for every face, write windows through
 Store.write_windows only for admitted faces, call gate.sweep in every write transaction.
-An end-to-end run through engagement.pipeline is in test_privacy_pipeline.py.
+An end-to-end run through engagement.app.pipeline is in test_privacy_pipeline.py.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from engagement import schema
-from engagement.records import FEATURE_NAMES, WindowFeatures
-from engagement.store import Store
+from engagement.core import schema
+from engagement.core.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.store import Store
 from privacy import consent
 from privacy.audit import AuditLog
-from privacy.gate import ConsentGate
 from privacy.errors import ConsentError
+from privacy.gate import ConsentGate
 from privacy.pseudonym import KeyRing
 from privacy.roster import import_roster, load_roster, parse_roster
 

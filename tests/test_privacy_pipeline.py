@@ -1,4 +1,4 @@
-"""End to end through engagement.pipeline: default deny and withdrawal during a run.
+"""End to end through engagement.app.pipeline: default deny and withdrawal during a run.
 
 The same behaviour is covered at the gate + store level in test_privacy_consent.py; here the
 real pipeline, models and a shared clip run, and any error (a missing model too) fails.
@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import require_shared
-from engagement import pipeline, schema
-from engagement.config import AnalysisOptions
-from engagement.store import Store
+from engagement.app import pipeline
+from engagement.core import schema
+from engagement.core.config import AnalysisOptions
+from engagement.core.store import Store
+from engagement.core.time import as_utc
 from engagement.vision.sources import open_source
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
-from engagement.timeutil import as_utc
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engagement import pipeline
-from engagement.config import AnalysisOptions
-from engagement.errors import ConfigError
-from engagement.store import Store
+from engagement.app import pipeline
+from engagement.core.config import AnalysisOptions
+from engagement.core.errors import ConfigError
+from engagement.core.store import Store
 from engagement.vision import expression, stage
 from privacy.profiles import get_profile
 

@@ -8,9 +8,9 @@ import stat
 import pytest
 from sqlalchemy import select
 
-from engagement.errors import ConfigError
-from engagement.store import Store
-from engagement import schema
+from engagement.core import schema
+from engagement.core.errors import ConfigError
+from engagement.core.store import Store
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import CohortKeyError
 from privacy.pseudonym import KeyRing, key_path
@@ -75,7 +75,7 @@ def test_cohort_names_cannot_escape(bad):
 
 
 def test_cli_keys_destroy(store, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     KeyRing(store).pseudonym("a", "c1")
     # Without --yes and without a terminal: refused, nothing destroyed.
@@ -96,7 +96,7 @@ def test_keys_destroy_on_a_locked_database_keeps_the_key(store, isolated_data_di
     KeyRing(store).pseudonym("a", "c1")
     path = key_path("c1")
     key_text = path.read_text()
-    command = [sys.executable, "-m", "engagement.cli", "privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]
+    command = [sys.executable, "-m", "engagement.cli.main", "privacy", "keys", "destroy", "c1", "--yes", "--db", store.url]
     env = {**os.environ, "ENGAGEMENT_DATA_DIR": str(isolated_data_dir)}
     root = Path(__file__).resolve().parent.parent
     locker = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from engagement import schema
-from engagement.store import Store
-from engagement.timeutil import as_utc
+from engagement.core import schema
+from engagement.core.store import Store
+from engagement.core.time import as_utc
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.errors import PolicyError
@@ -42,7 +42,7 @@ def setup_run(store, started: datetime) -> tuple[int, int, str]:
 
 
 def add_rows(store, run: int, track: int, second: int, created: datetime) -> None:
-    # Written aware, as engagement.store writes every row.
+    # Written aware, as engagement.core.store writes every row.
     assert created.tzinfo is not None
     with store.transaction() as conn:
         conn.execute(insert(schema.window_features).values(
@@ -151,7 +151,7 @@ def test_before_date_and_audit_tier(store, isolated_data_dir):
     ],
 )
 def test_malformed_policy_changes_nothing(store, text, message, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     run, track, _ = setup_run(store, NOW - timedelta(days=400))
     add_rows(store, run, track, 0, NOW - timedelta(days=400))
@@ -167,7 +167,7 @@ def test_malformed_policy_changes_nothing(store, text, message, capsys):
 
 
 def test_cli_purge(store, capsys):
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["privacy", "purge", "--before", "01/02/2026", "--yes", "--db", store.url]) == 2
     assert "not a date" in capsys.readouterr().err
@@ -228,7 +228,7 @@ def any_store(db_url):
 
 def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
     store = any_store
-    from engagement.cli import main
+    from engagement.cli.main import main
     from privacy.pseudonym import KeyRing
 
     args = dict(notice_version="v1", language="id", evidence="form")

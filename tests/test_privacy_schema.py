@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import LargeBinary, PickleType, inspect, select
 from sqlalchemy.types import _Binary
 
-from engagement import schema
-from engagement.store import Store
+from engagement.core import schema
+from engagement.core.store import Store
 
 
 def _is_binary(col_type) -> bool:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, insert, select
 
-from engagement import schema
-from engagement.cli import main
-from engagement.store import Store
+from engagement.cli.main import main
+from engagement.core import schema
+from engagement.core.store import Store
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
 from privacy.dpia import render_dpia

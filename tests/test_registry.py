@@ -8,9 +8,9 @@ from dataclasses import fields, replace
 
 import pytest
 
-from engagement.config import models_dir
-from engagement.errors import ModelError
-from engagement.registry import FORMATS, KINDS, InputSpec, ModelRecord, load_registry, model_record, register, sha256_file
+from engagement.core.config import models_dir
+from engagement.core.errors import ModelError
+from engagement.core.registry import FORMATS, KINDS, InputSpec, ModelRecord, load_registry, model_record, register, sha256_file
 from engagement.temporal.features import INPUT_NAMES
 from engagement.temporal.model import LEVEL_LABELS
 

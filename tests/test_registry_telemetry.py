@@ -29,7 +29,7 @@ def test_model_loaders_leave_no_telemetry_store(tmp_path):
 
 
 def test_factory_session_runs_single_threaded_cpu():
-    from engagement.registry import onnx_session, resolve_model
+    from engagement.core.registry import onnx_session, resolve_model
 
     session = onnx_session(resolve_model("engagement-gru.v1"))
     assert session.get_providers() == ["CPUExecutionProvider"]

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from engagement.config import AnalysisOptions, models_dir, settings_hash
+from engagement.core.config import AnalysisOptions, models_dir, settings_hash
 from engagement.temporal import features, stage
 from engagement.temporal.run_config import run_models, run_settings, run_settings_hash
 from engagement.vision.attention import AttentionOptions

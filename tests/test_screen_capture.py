@@ -38,8 +38,8 @@ from benchmarks.screen_capture import (
     write_roster,
 )
 from conftest import require_shared
-from engagement.cli import main
-from engagement.live import LiveLoopOptions, open_live_source
+from engagement.app.live.session import LiveLoopOptions, open_live_source
+from engagement.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 # Over the seconds the live loop analysed; measured 1.000 on every run here, loaded or not
@@ -76,7 +76,7 @@ def stored_seconds(db: Path) -> int:
 
 @pytest.mark.slow
 def test_live_command_captures_a_real_window(tmp_path, display):
-    from engagement.store import Store
+    from engagement.core.store import Store
     from privacy.roster import import_roster, load_roster
 
     for clip in (*FACE_CLIPS, NO_FACE_CLIP):
@@ -96,7 +96,7 @@ def test_live_command_captures_a_real_window(tmp_path, display):
         assert (w, h) == (layout.width, layout.height)
         spec = f"screen:{x},{y},{w},{h}"
         live = subprocess.Popen(
-            [sys.executable, "-m", "engagement.cli", "live", "--source", spec, "--roster", str(roster),
+            [sys.executable, "-m", "engagement.cli.main", "live", "--source", spec, "--roster", str(roster),
              "--cohort", COHORT, "--session", "screen-class", "--db", url, "--no-status", "--profile", "eu-ai-act"],
             cwd=ROOT, stdout=out, stderr=err, text=True,
         )

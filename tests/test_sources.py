@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engagement.errors import SourceError
-from engagement.records import RunningMode
+from engagement.core.errors import SourceError
+from engagement.core.records import RunningMode
 from engagement.vision.realtime import MAX_FRAME_PIXELS, FrameSampler
 from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import (

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from engagement import schema
-from engagement.errors import ConfigError, StoreError
-from engagement.records import FEATURE_NAMES, WindowFeatures
-from engagement.store import STALE_AFTER_S, RunGone, Store, safe_url, utcnow
+from engagement.core import schema
+from engagement.core.errors import ConfigError, StoreError
+from engagement.core.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.store import STALE_AFTER_S, RunGone, Store, safe_url, utcnow
 from conftest import another_programs_database
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, WindowFeatures
-from engagement.schema import alerts, class_timeline, engagement_estimates
+from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES, WindowFeatures
+from engagement.core.schema import alerts, class_timeline, engagement_estimates
 from engagement.temporal.features import (
     BASELINE_MIN_S,
     INPUT_NAMES,
@@ -21,7 +21,7 @@ from engagement.temporal.features import (
     segment_inputs,
 )
 from engagement.temporal.model import TemporalModel
-from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate
+from engagement.temporal.outputs import Alert, ClassPoint, EngagementEstimate
 from engagement.temporal.stage import TemporalStage
 from engagement.temporal.timeline import DropRule, class_point, detect_drops
 

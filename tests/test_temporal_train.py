@@ -17,8 +17,8 @@ from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 def test_export_streaming_matches_torch_and_registry_merges(tmp_path, kind):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from engagement.training.temporal_export import check_streaming, export_onnx
-    from engagement.training.temporal_nets import MODEL_NAME, Ensemble, TrainConfig, new_member
+    from engagement.app.training.temporal_export import check_streaming, export_onnx
+    from engagement.app.training.temporal_nets import MODEL_NAME, Ensemble, TrainConfig, new_member
 
     torch.manual_seed(0)
     (tmp_path / "models.json").write_text(json.dumps({"expression-cnn.v1": {"file": "e.onnx", "sha256": "ab"}}))
@@ -57,7 +57,7 @@ def test_export_streaming_matches_torch_and_registry_merges(tmp_path, kind):
 def test_linear_model_is_monotone_in_every_input():
     """The shipped kind's weights are <= 0 on inputs that all grow with inattention."""
     torch = pytest.importorskip("torch")
-    from engagement.training.temporal_nets import V2_INPUTS, StreamingLinear
+    from engagement.app.training.temporal_nets import V2_INPUTS, StreamingLinear
 
     net = StreamingLinear(V2_INPUTS, np.zeros(len(V2_INPUTS)), np.ones(len(V2_INPUTS)), decay=0.9)
     with torch.no_grad():
@@ -68,7 +68,7 @@ def test_linear_model_is_monotone_in_every_input():
 def test_label_shift_splits_hold_out_more_extreme_labels():
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
-    from engagement.training.temporal import label_shift_splits
+    from engagement.app.training.temporal import label_shift_splits
 
     y = np.load(npz, allow_pickle=False)["y_train"].astype(np.float64)
     splits = label_shift_splits(y, 3, seed=0)
@@ -87,7 +87,7 @@ def test_v2_recipe_beats_the_mean_predictor_on_label_shift_hold_outs():
     by a clear margin on average."""
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
-    from engagement.training.temporal import train_temporal
+    from engagement.app.training.temporal import train_temporal
 
     report = train_temporal(npz, None, seed=1, folds=0, repeats=4, log=lambda *_: None)
     cv = report["label_shift_cv"]
@@ -99,8 +99,8 @@ def test_v2_recipe_beats_the_mean_predictor_on_label_shift_hold_outs():
 def test_shipped_model_card_states_its_cross_validation():
     import onnxruntime as ort
 
-    from engagement.config import models_dir
-    from engagement.registry import resolve_model
+    from engagement.core.config import models_dir
+    from engagement.core.registry import resolve_model
 
     path = resolve_model(DEFAULT_MODEL)
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
@@ -130,7 +130,7 @@ def test_engagewild_evaluation_last_line_is_mse():
 
 def test_engagewild_evaluation_without_labels_is_a_clear_error():
     npz = require_shared("engagewild/engagewild_train_test.npz")
-    from engagement.errors import ConfigError
+    from engagement.core.errors import ConfigError
     from engagement.temporal.evaluate import evaluate_engagewild
 
     with pytest.raises(ConfigError, match="y_test"):
@@ -139,7 +139,7 @@ def test_engagewild_evaluation_without_labels_is_a_clear_error():
 
 def test_training_command_rejects_bad_input(tmp_path, capsys):
     pytest.importorskip("torch")
-    from engagement.cli import main
+    from engagement.cli.main import main
 
     assert main(["train", "temporal", "--data", str(tmp_path / "missing.npz")]) == 2
     assert capsys.readouterr().err.startswith("error: training data not found")
@@ -156,8 +156,8 @@ def _random_weight_mse(npz, cfg, seeds=(0, 1, 2)) -> float:
     all training videos, averaged over seeds: what the architecture gives before it learns."""
     import torch
 
-    from engagement.training.temporal import fit_normaliser, load_engagewild, predict_final, select
-    from engagement.training.temporal_nets import new_member
+    from engagement.app.training.temporal import fit_normaliser, load_engagewild, predict_final, select
+    from engagement.app.training.temporal_nets import new_member
 
     xs, ms, y = load_engagewild(npz)
     xs, ms = select(xs, cfg.inputs), select(ms, cfg.inputs)
@@ -182,8 +182,8 @@ def test_training_is_seeded_and_cross_validates(tmp_path, kind, epochs):
     model to get there (measured: 5 epochs left it at the mean predictor's MSE)."""
     pytest.importorskip("torch")
     npz = require_shared("engagewild/engagewild_train_test.npz")
-    from engagement.training.temporal import train_temporal
-    from engagement.training.temporal_nets import TrainConfig
+    from engagement.app.training.temporal import train_temporal
+    from engagement.app.training.temporal_nets import TrainConfig
 
     cfg = TrainConfig(kind=kind, epochs=epochs, hidden=4, members=2)
     a = train_temporal(npz, None, seed=3, folds=2, repeats=2, config=cfg, log=lambda *_: None)

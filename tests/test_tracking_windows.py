@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engagement.records import BLENDSHAPE_NAMES, FEATURE_NAMES, FrameFeatures
+from engagement.core.records import BLENDSHAPE_NAMES, FEATURE_NAMES, FrameFeatures
 from engagement.temporal.windows import WindowAggregator, pooled
 from engagement.vision.tracking import FaceTracker
 

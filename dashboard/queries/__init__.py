@@ -1,13 +1,13 @@
 """The dashboard's query layer: every statement the pages run for data lives in this package
-(sign-in account lookups stay with `dashboard.auth`; writes go through `engagement.repositories`).
+(sign-in account lookups stay with `dashboard.auth`; writes go through `engagement.core.repositories`).
 
 Aggregation happens in the database (GROUP BY over bucketed seconds, window functions for
 agenda segments), so a page never pulls per-second rows of a whole session into Python. All
 statements are SQLAlchemy Core so the same code serves SQLite and PostgreSQL. Functions return
 pandas DataFrames (empty, with the right columns, when there is nothing) or plain dicts.
 
-Reads only: the tables and their indexes are declared in `engagement.schema`, and every write
-goes through `engagement.repositories`. Pages use `from dashboard import queries` and the names
+Reads only: the tables and their indexes are declared in `engagement.core.schema`, and every write
+goes through `engagement.core.repositories`. Pages use `from dashboard import queries` and the names
 below (re-exported here); the modules hold one area each.
 """
 
@@ -40,7 +40,7 @@ from dashboard.queries.researcher import (
     trends,
 )
 from dashboard.queries.sessions import MAX_POINTS, bucket_for, list_sessions, run_info
-from engagement.store import Store
+from engagement.core.store import Store
 
 
 def open_store(url: str) -> Store:

@@ -7,7 +7,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.sql import Select
 
-from engagement import schema
+from engagement.core import schema
 
 S, R, T = schema.sessions, schema.runs, schema.tracks
 CT, EST, AL, AG = schema.class_timeline, schema.engagement_estimates, schema.alerts, schema.agenda_items

@@ -8,8 +8,8 @@ from sqlalchemy import and_, case, func, literal, or_, select
 
 from dashboard.queries.base import AG, AL, CT, EST, T, WF, agenda_segments, cameras_off, off_share_of, rows_frame
 from dashboard.stats import Z95
-from engagement.store import Store
-from engagement.temporal.records import ClassPoint
+from engagement.core.store import Store
+from engagement.temporal.outputs import ClassPoint
 
 
 def class_timeline(store: Store, run_id: int, bucket: int, since: int | None = None) -> pd.DataFrame:

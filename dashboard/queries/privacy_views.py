@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from dashboard.queries.base import EST, R, S, T, WF, rows_frame
 from dashboard.queries.timetext import json_or_empty, utc_bound
-from engagement import schema
-from engagement.store import Store
+from engagement.core import schema
+from engagement.core.store import Store
 
 
 def purge_receipts(store: Store, limit: int = 200) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from dashboard.queries.base import (
     AG, CT, EST, S, T, WF, agenda_segments, cameras_off, in_segment, latest_run_ids, rows_frame,
 )
 from dashboard.queries.timetext import local_date, utc_bound
-from engagement.store import Store
+from engagement.core.store import Store
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from dashboard.queries.base import CT, VISIBLE_STATUSES, R, S, T, latest_run_ids, rows_frame
-from engagement.store import Store
+from engagement.core.store import Store
 
 # Enough points for a smooth line at any screen width, few enough to ship and draw fast.
 MAX_POINTS = 720

@@ -11,11 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import alerting, auth, charts, clock, queries, report, services, summary, ui
-from dashboard.i18n import current_lang, t
-from engagement import agenda as agenda_store
-from engagement.errors import EngagementError
-from engagement.i18n import fmt_seconds
-from engagement.timeutil import as_utc, utcnow
+from dashboard.page_text import current_lang, t
+from engagement.app import agenda as agenda_store
+from engagement.core.errors import EngagementError
+from engagement.core.i18n import fmt_seconds
+from engagement.core.time import as_utc, utcnow
 
 who = ui.require("facilitator")
 store = ui.store()

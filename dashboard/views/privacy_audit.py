@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auditview, clock, queries, services, ui
-from dashboard.i18n import t
+from dashboard.page_text import t
 from privacy.audit import AuditAction
 
 who = ui.require("privacy_audit")

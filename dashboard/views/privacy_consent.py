@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import clock, queries, services, ui
-from dashboard.i18n import t
-from engagement.errors import EngagementError
+from dashboard.page_text import t
+from engagement.core.errors import EngagementError
 from privacy.consent import LANGUAGES as NOTICE_LANGUAGES
 from privacy.consent import SCOPES
 

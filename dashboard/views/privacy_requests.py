@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import services, ui
-from dashboard.i18n import current_lang, t
-from engagement.errors import EngagementError
-from engagement.i18n import LANGUAGES
+from dashboard.page_text import current_lang, t
+from engagement.core.errors import EngagementError
+from engagement.core.i18n import LANGUAGES
 
 who = ui.require("privacy_requests")
 store = ui.store()

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import clock, queries, services, ui
-from dashboard.i18n import t
-from engagement.errors import EngagementError
+from dashboard.page_text import t
+from engagement.core.errors import EngagementError
 from privacy.profiles import PROFILES
 
 who = ui.require("privacy_retention")

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, clock, queries, services, stats, ui
-from dashboard.i18n import t
-from engagement.i18n import fmt_seconds
+from dashboard.page_text import t
+from engagement.core.i18n import fmt_seconds
 
 who = ui.require("researcher")
 store = ui.store()

@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from dashboard import auth, ui
-from dashboard.i18n import t
+from dashboard.page_text import t
 
 store = ui.store()
 st.title(t("app.title"))

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, clock, services, ui
-from dashboard.i18n import t
-from engagement.errors import EngagementError
+from dashboard.page_text import t
+from engagement.core.errors import EngagementError
 
 who = ui.require("users")
 store = ui.store()

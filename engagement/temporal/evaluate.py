@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engagement.errors import ConfigError
+from engagement.core.errors import ConfigError
 from engagement.temporal.features import engagewild_inputs
 from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
 

@@ -59,7 +59,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from engagement.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.records import FEATURE_NAMES, WindowFeatures
 
 INPUT_NAMES: tuple[str, ...] = (
     "on_screen_share",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engagement.errors import ModelError
-from engagement.registry import onnx_session, resolve_model, sha256_file
+from engagement.core.errors import ModelError
+from engagement.core.registry import onnx_session, resolve_model, sha256_file
 from engagement.temporal.features import INPUT_NAMES, N_INPUTS
 
 DEFAULT_MODEL = "engagement-linear.v2"

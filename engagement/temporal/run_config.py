@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from engagement.config import AnalysisOptions, settings_hash
-from engagement.registry import model_record
+from engagement.core.config import AnalysisOptions, settings_hash
+from engagement.core.registry import model_record
 from engagement.temporal import features, stage, timeline
 from engagement.temporal.model import DEFAULT_MODEL as TEMPORAL_MODEL
 from engagement.vision.expression import DEFAULT_MODEL as EXPRESSION_MODEL

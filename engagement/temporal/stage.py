@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engagement.records import WindowFeatures
+from engagement.core.records import WindowFeatures
 from engagement.temporal.features import HOP_S, MIN_PRESENT_S, SEGMENT_S, Baseline, segment_inputs
 from engagement.temporal.model import DEFAULT_MODEL, TemporalModel
-from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate, SecondOutput
+from engagement.temporal.outputs import Alert, ClassPoint, EngagementEstimate, SecondOutput
 from engagement.temporal.timeline import K_MIN, AlertRules, DropRule, class_alerts, class_point
 
 # Scores from a span shorter than a segment get extra uncertainty, added in quadrature, growing

@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from engagement.records import WindowFeatures
-from engagement.temporal.records import Alert, ClassPoint, EngagementEstimate
+from engagement.core.records import WindowFeatures
+from engagement.temporal.outputs import Alert, ClassPoint, EngagementEstimate
 
 # The minimum group size: a class figure needs at least this many participants behind it.
 K_MIN = 3

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engagement.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engagement.config import AttentionOptions  # core, since AnalysisOptions holds one
+from engagement.core.config import AttentionOptions  # core, since AnalysisOptions holds one
 
 # When less than this share of a track's recent eyes-open gaze lies inside its screen cone, the
 # direction is learned again from all of it (docs/attention.md).

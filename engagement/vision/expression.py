@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engagement.errors import ModelError
-from engagement.registry import onnx_session, resolve_model, sha256_file
+from engagement.core.errors import ModelError
+from engagement.core.registry import onnx_session, resolve_model, sha256_file
 
 DEFAULT_MODEL = "expression-cnn.v4"
 CROP_SIZE = 48

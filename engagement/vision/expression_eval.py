@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engagement.errors import EngagementError
+from engagement.core.errors import EngagementError
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engagement.errors import EngagementError
+from engagement.core.errors import EngagementError
 from engagement.vision.expression import DEFAULT_MODEL, ExpressionModel, InputError, align_face
 from engagement.vision.expression_eval import class_scores, confusion, figures, model_line, scores_lines
 from engagement.vision.landmarks import FaceLandmarker, LandmarkerOptions

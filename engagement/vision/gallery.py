@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from engagement.config import AnalysisOptions
-from engagement.errors import ConfigError
-from engagement.records import FaceObservation, Frame, RunningMode
+from engagement.core.config import AnalysisOptions
+from engagement.core.errors import ConfigError
+from engagement.core.records import FaceObservation, Frame, RunningMode
 from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engagement.records import BLENDSHAPE_NAMES, RunningMode
-from engagement.registry import model_record, resolve_model
+from engagement.core.records import BLENDSHAPE_NAMES, RunningMode
+from engagement.core.registry import model_record, resolve_model
 
 # Silence TFLite/absl start-up INFO lines that would interleave with the progress bar.
 os.environ.setdefault("GLOG_minloglevel", "2")

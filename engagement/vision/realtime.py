@@ -7,8 +7,8 @@ import math
 import time
 from collections.abc import Iterator
 
-from engagement.errors import SourceError
-from engagement.records import Frame, RunningMode
+from engagement.core.errors import SourceError
+from engagement.core.records import Frame, RunningMode
 
 # Largest frame analysed: 8K UHD. One BGR frame of this size is already 100 MB; a 16000x16000
 # frame would be 768 MB before any copy, and no face analysis needs more than a 4K screen gives.

@@ -6,7 +6,7 @@ import cv2
 import mss
 import numpy as np
 
-from engagement.errors import SourceError
+from engagement.core.errors import SourceError
 from engagement.vision.realtime import MAX_FRAME_PIXELS, Pacer, RealTimeSource
 
 

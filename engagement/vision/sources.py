@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 
 cv2.setLogLevel(2)  # errors only: OpenCV warnings would bury our one-line messages
 
-from engagement.errors import SourceError  # noqa: E402
-from engagement.records import Frame, RunningMode  # noqa: E402
+from engagement.core.errors import SourceError  # noqa: E402
+from engagement.core.records import Frame, RunningMode  # noqa: E402
 from engagement.vision.realtime import MAX_FRAME_PIXELS, FrameSampler, Pacer, RealTimeSource  # noqa: E402
 from engagement.vision.video_checks import mpeg_cut_warning, still_image_kind  # noqa: E402
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engagement.config import AnalysisOptions
-from engagement.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
+from engagement.core.config import AnalysisOptions
+from engagement.core.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
 from engagement.vision.attention import AttentionTracker, FaceSignals
 from engagement.vision.expression import ExpressionModel, align_face
 from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head

@@ -1,0 +1,257 @@
+"""Tidy per-second exports (one row per track and second) with a schema and a manifest.
+
+An export is research use: it keeps only participants with an active `research` consent at the
+moment of export (their own consent, or for an attested track its session's attestation),
+filtered in the query; the manifest says how many were left out and why (docs/privacy.md).
+
+The manifest makes an export reproducible: software version, the run's configuration and its
+hash, the models (version, sha256) that produced the numbers, and the sha256 of the data file.
+It describes the run only from the run's row (`runs.source` holds no file name), never from
+the recording itself. CSV text cells are neutralised against spreadsheet formula injection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, exists, or_, select
+
+from engagement import __version__
+from engagement.core import schema
+from engagement.core.errors import ConfigError, StoreError
+from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
+from engagement.core.registry import sha256_file
+from engagement.core.store import Store, utcnow
+from privacy.consent import SCOPES
+from privacy.pseudonym import ATTESTED_PREFIX
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: `engagement analyze` never needs it
+    import pandas as pd
+
+FORMATS = ("csv", "parquet")
+RESEARCH_SCOPE = "research"
+# OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+_UNITS = {
+    "head_yaw": "rad", "head_pitch": "rad", "head_roll": "rad", "head_tz": "mm",
+    "gaze_yaw": "rad", "gaze_pitch": "rad", "eye_open_left": "ratio", "eye_open_right": "ratio",
+    "face_size": "px", "blur": "laplacian variance", "brightness": "grey level 0-255",
+}  # fmt: skip
+
+
+def column_schema() -> list[dict[str, str]]:
+    """Name, type, unit and meaning of every exported column, in order."""
+    cols = [
+        ("session", "string", "", "session name"),
+        ("run_id", "int", "", "analysis run that produced the row"),
+        ("track", "string", "", "anonymous track label within the run (T1, T2, ...)"),
+        ("participant", "string", "", "pseudonym of the consenting participant (keyed HMAC), never a name"),
+        ("second", "int", "s", "window index from the start of the recording (window = [second, second+1))"),
+        ("n_frames", "int", "frames", "frames analysed in the window"),
+        ("n_face", "int", "frames", "frames in which this participant's face was found"),
+        ("present_ratio", "float", "ratio", "n_face / n_frames"),
+        ("blinks", "int", "count", "blinks completed in the window"),
+    ]
+    for name in FEATURE_NAMES:
+        unit = _UNITS.get(name, "ratio of inter-ocular distance" if name.startswith("lid_") else "")
+        cols.append((f"{name}_mean", "float", unit, f"mean of {name} over the window's face frames; empty when absent"))
+        cols.append((f"{name}_std", "float", unit, f"population std of {name} over the window; empty when absent"))
+    for label in EXPRESSION_LABELS:
+        cols.append((f"expr_{label}", "float", "probability", f"mean probability of '{label}'; empty when not computed"))
+    cols += [
+        ("on_screen_ratio", "float", "ratio 0-1",
+         "share of the second's judged frames whose gaze (head pose + eyes) lies inside the participant's "
+         "screen cone; empty when no frame could be judged (absent, unmeasurable face, screen direction "
+         "still being learned)"),
+        ("eyes_closed_ratio", "float", "ratio 0-1",
+         "share of judged frames with the eyes closed longer than a blink (openness below a fraction of the "
+         "participant's own open-eye level); empty when no frame could be judged"),
+        ("attention", "string", "",
+         "state of the second: on_screen | looking_away | eyes_closed | absent (no face) | unknown (face "
+         "seen but not measurable); a physical state, not an emotion (docs/attention.md)"),
+    ]
+    for name in BLENDSHAPE_NAMES:
+        kind = "eye state (every profile)" if name in EYE_BLENDSHAPES else "expression (empty under eu-ai-act)"
+        cols.append((f"bs_{name}", "float", "score 0-1",
+                     f"mean over the second's face frames of MediaPipe Face Landmarker's '{name}' blendshape; "
+                     f"{kind}; empty when absent or not measured"))  # fmt: skip
+    cols += [
+        ("state", "string", "", "present | absent | unknown (absent/unknown are never low engagement)"),
+        ("score", "float", "0-1", "engagement score from the temporal model; empty unless present"),
+        ("level", "int", "0-3", "most likely engagement level (0 disengaged ... 3 highly engaged)"),
+        ("uncertainty", "float", "", "model uncertainty of the score"),
+    ]
+    return [{"name": n, "type": t, "unit": u, "description": d} for n, t, u, d in cols]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    data: Path
+    manifest: Path
+    schema: Path
+    rows: int
+    excluded: int = 0  # participants left out for want of research consent
+
+
+def consented(scope: str, at: datetime):
+    """SQL condition on `tracks`: the track's participant has a consent for `scope` active at
+    `at`; an attested track (`a-...`), an attestation of its own run's session for `scope`."""
+    t, r, s = schema.tracks, schema.runs, schema.sessions
+    c = schema.consent_records.c
+    active = and_(c.scope == scope, c.granted_at <= at, or_(c.withdrawn_at.is_(None), c.withdrawn_at > at))
+    personal = exists().where(active, c.kind == "participant", c.participant == t.c.participant).correlate(t)
+    attested = (
+        exists()
+        .where(active, c.kind == "attestation", c.session_name == s.c.name, s.c.id == r.c.session_id, r.c.id == t.c.run_id)
+        .correlate(t)
+    )
+    is_attested = t.c.participant.startswith(ATTESTED_PREFIX)
+    return and_(t.c.participant.is_not(None), or_(and_(~is_attested, personal), and_(is_attested, attested)))
+
+
+def _any_active_consent(at: datetime):
+    """Like `consented`, for any scope: tells "facilitator feedback only" from "no consent left"."""
+    return or_(*(consented(scope, at) for scope in SCOPES))
+
+
+def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, int]:
+    """How many of the run's participants a research export leaves out, by reason."""
+    t = schema.tracks
+    query = (
+        select(t.c.participant, consented(RESEARCH_SCOPE, at).label("research"), _any_active_consent(at).label("other"))
+        .where(t.c.run_id == run_id)
+        .distinct()
+    )
+    with store.transaction() as conn:
+        people: dict[str | None, tuple[bool, bool]] = {}
+        for row in conn.execute(query):
+            seen = people.get(row.participant, (False, False))
+            people[row.participant] = (seen[0] or bool(row.research), seen[1] or bool(row.other))
+    out = {"no_research_consent": 0, "no_active_consent": 0}
+    for research, other in people.values():
+        if not research:
+            out["no_research_consent" if other else "no_active_consent"] += 1
+    return out
+
+
+def session_frame(store: Store, session: str, at: datetime | None = None) -> tuple[pd.DataFrame, dict]:
+    """The tidy table of a session's newest complete run, research-consented participants only
+    (consent active at `at`, default now), and that run's row."""
+    import pandas as pd
+
+    run = store.latest_run(session)
+    at = at or utcnow()
+    w, t, e = schema.window_features, schema.tracks, schema.engagement_estimates
+    window_cols = [c for c in w.c if c.name not in ("run_id", "track_id", "created_at")]
+    query = (
+        select(
+            t.c.label.label("track"),
+            t.c.participant,
+            *window_cols,
+            e.c.state,
+            e.c.score,
+            e.c.level,
+            e.c.uncertainty,
+        )
+        .join(t, t.c.id == w.c.track_id)
+        .outerjoin(e, (e.c.track_id == w.c.track_id) & (e.c.second == w.c.second))
+        .where(w.c.run_id == run["id"], consented(RESEARCH_SCOPE, at))
+        .order_by(t.c.id, w.c.second)
+    )
+    with store.transaction() as conn:
+        frame = pd.DataFrame(conn.execute(query).mappings().all())
+    if frame.empty:
+        frame = pd.DataFrame(columns=[c["name"] for c in column_schema() if c["name"] not in ("session", "run_id")])
+    frame.insert(0, "session", session)
+    frame.insert(1, "run_id", run["id"])
+    return frame[[c["name"] for c in column_schema()]], run
+
+
+def safe_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "session"
+
+
+def neutralise_formula(value):
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP), which
+    spreadsheets display as text; anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    text = [c["name"] for c in column_schema() if c["type"] == "string" and c["name"] in frame.columns]
+    out = frame.copy()
+    for name in text:
+        out[name] = out[name].map(neutralise_formula)
+    return out
+
+
+def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> ExportResult:
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    at = utcnow()
+    frame, run = session_frame(store, session, at)
+    excluded = excluded_participants(store, int(run["id"]), at)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the export directory {out_dir}: {exc.strerror}") from None
+    stem = safe_stem(session)
+    data_path = out_dir / f"{stem}.{fmt}"
+    tmp = data_path.with_suffix(data_path.suffix + ".part")
+    try:
+        # Write to a temporary name and rename, so an interrupted export never leaves a file
+        # that looks complete.
+        if fmt == "csv":
+            _csv_safe(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(data_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {data_path}: {exc.strerror}") from None
+    schema_path = out_dir / f"{stem}.schema.json"
+    schema_path.write_text(json.dumps({"columns": column_schema()}, indent=2))
+    manifest = {
+        "software": {"name": "engagement", "version": __version__},
+        "exported_at": at.isoformat(),
+        "session": session,
+        "consent": {
+            "rule": "research use: only participants with an active research consent at export time "
+                    "(their own, or their session's attestation for research)",
+            "participants_included": int(frame["participant"].nunique()),
+            "participants_excluded": sum(excluded.values()),
+            "excluded_because": {
+                "no_research_consent": excluded["no_research_consent"],  # consented to facilitator feedback only
+                "no_active_consent": excluded["no_active_consent"],  # withdrawn, or never tied to a consent
+            },
+        },
+        # Only the run's own row: runs.source is a hash and suffix, never the recording's file name.
+        "run": {
+            "id": run["id"],
+            "status": run["status"],
+            "source": run["source"],
+            "started_at": str(run["started_at"]),
+            "profile": run["profile"],
+            "software_version": run["software_version"],
+        },
+        # Everything that changed the run's results (engagement.temporal.run_config); runs made
+        # before that record existed hold their analysis options only.
+        "config": json.loads(run["config_json"]),
+        "config_hash": run["config_hash"],
+        "config_hash_method": "sha256 of `config` as JSON with sorted keys",
+        "models": json.loads(run["models_json"]),
+        "data": {"file": data_path.name, "format": fmt, "rows": int(len(frame)), "sha256": sha256_file(data_path),
+                 **({"text_cells": "formula prefixes = + - @ tab CR neutralised with a leading '"} if fmt == "csv" else {})},
+        "schema": {"file": schema_path.name, "sha256": sha256_file(schema_path)},
+    }
+    manifest_path = out_dir / f"{stem}.manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    return ExportResult(data_path, manifest_path, schema_path, int(len(frame)), sum(excluded.values()))

@@ -1,0 +1,297 @@
+"""One analysis run: source -> vision -> consent gate -> windows -> temporal -> store.
+
+Data flows one way. Everything that can be refused (video, roster, cohort key, session name)
+is checked before the run is recorded as `running`; per-second rows are then committed in
+batches (so a live dashboard sees them), and the run ends `complete`. Any failure, including
+Ctrl-C, SIGTERM and a video found truncated at its end, marks the run `failed`/`interrupted` and
+removes every row it wrote: a run is either whole or clearly marked and empty, never silent
+half-data. A writer that cannot mark its run (SIGKILL, a database that refuses the last write)
+leaves it to the next command, which reaps it (`engagement.app.reaper`). Every outcome is audited.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engagement import __version__
+from engagement.app.run_writer import Heartbeat, RunWriter
+from engagement.core.config import AnalysisOptions, settings_hash
+from engagement.core.errors import EngagementError, StoreError
+from engagement.core.interrupts import Terminated, deferred
+from engagement.core.records import RunningMode, RunSummary
+from engagement.core.store import RunGone, Store, check_session_name, utcnow
+from engagement.temporal.run_config import run_settings
+from engagement.temporal.stage import TemporalStage
+from engagement.temporal.windows import WindowAggregator
+from engagement.vision.sources import Source
+from engagement.vision.stage import VisionStage
+from privacy.audit import AuditAction, AuditLog, resolve_actor
+from privacy.gate import ConsentGate
+from privacy.profiles import get_profile
+from privacy.roster import Roster
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the pipeline reports to its hook after each analysed frame."""
+
+    frames_read: int
+    frames_analysed: int
+    t_ms: float
+    duration_ms: float  # 0 when unknown (live sources)
+    faces: int
+    tracks: int
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ConsentOptions:
+    """How faces are tied to consenting participants for this run (see `privacy.gate`)."""
+
+    device_participant: str | None = None  # one participant on their own device
+    roster: Roster | Path | None = None  # gallery tile positions -> participants (a roster or its file)
+
+
+VisionFactory = Callable[[AnalysisOptions, "Path | None", RunningMode], VisionStage]
+
+
+def default_vision_stage(options: AnalysisOptions, models_dir: Path | None, running_mode: RunningMode) -> VisionStage:
+    return VisionStage.from_options(options, models_dir, running_mode=running_mode)
+
+
+class AnalysisPipeline:
+    """Runs a `Source` through the stages into the store; the source's `running_mode` says how.
+
+    VIDEO_FILE: rows are committed every `flush_every_s` seconds of video (default 10); a store
+    error fails the run. LIVE: every second is committed as it ends (default 1), and a store error
+    (a locked database) keeps the second buffered for the next flush; `on_store_error` hears of it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        options: AnalysisOptions,
+        *,
+        profile: str = "id-pdp",
+        consent: ConsentOptions = ConsentOptions(),
+        models_dir: Path | None = None,
+        flush_every_s: int | None = None,
+        actor: str | None = None,
+        vision_factory: VisionFactory | None = None,
+        on_store_error: Callable[[StoreError], None] | None = None,
+    ):
+        self.store = store
+        self.profile = get_profile(profile)
+        # The profile decides whether the expression stage exists at all for this run.
+        self.options = self.profile.analysis_options(options)
+        self.consent = consent
+        self.models_dir = models_dir
+        self.flush_every_s = flush_every_s
+        self.actor = actor
+        # Gallery view brings its own vision stage (engagement/app/live/session.py).
+        self.vision_factory = vision_factory or default_vision_stage
+        self.on_store_error = on_store_error
+
+    def run(
+        self,
+        source: Source,
+        session: str,
+        *,
+        cohort: str | None = None,
+        hook: ProgressHook | None = None,
+        source_sha256: str | None = None,
+    ) -> RunSummary:
+        check_session_name(session)
+        mode = source.running_mode
+        live = mode is RunningMode.LIVE
+        flush_every_s = max(1, self.flush_every_s or (1 if live else 10))
+        write = self._retrying_write if live else self._write
+        actor = self.actor or resolve_actor()
+        audit = AuditLog(self.store)
+        vision = self.vision_factory(self.options, self.models_dir, mode)
+        try:
+            temporal = TemporalStage.load(self.models_dir)
+            # Everything that can be refused is checked before the run row exists, so a refusal
+            # leaves no run behind: the consent gate reads the roster, creates the cohort key (an
+            # unwritable key directory fails here) and turns identities into pseudonyms. An
+            # existing session keeps its own cohort, as it always has.
+            gate = ConsentGate.for_session(
+                self.store,
+                session,
+                at=utcnow(),
+                roster=self.consent.roster,
+                device_participant=self.consent.device_participant,
+                cohort=None if self.store.session_exists(session) else cohort,
+            )
+            session_id = self.store.session_id(session, cohort=cohort)
+            models = {**vision.model_versions(), **temporal.model_versions()}
+            settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
+            run_id = self.store.begin_run(
+                session_id,
+                mode=mode.value,
+                source=source.name,
+                software_version=__version__,
+                profile=self.profile.name,
+                config=settings,
+                config_hash=settings_hash(settings),
+                models=models,
+                source_sha256=source_sha256,
+            )
+        except BaseException:
+            vision.close()
+            raise
+        summary = RunSummary(session=session, run_id=run_id)
+        writer = RunWriter(self.store, run_id, temporal, gate)
+        aggregator = WindowAggregator(self.options.window_ms)
+        heartbeat = Heartbeat(self.store, run_id)
+        denied: set[int] = set()
+        allowed: dict[int, str] = {}
+        seen: set[int] = set()
+        frames_with_face = 0
+        clock = time.perf_counter()
+        duration_ms = source.duration_s * 1000.0
+        try:
+            heartbeat.start()
+            for frame in source.frames():
+                heartbeat.check()
+                faces = vision.observe(frame)
+                admitted = []
+                for face in faces:
+                    seen.add(face.track_id)
+                    participant = gate.participant_for(
+                        f"T{face.track_id}", vision.consent_box(face), frame.size, frame.t_ms
+                    )
+                    if participant is None:
+                        # Default deny: no consent, nothing measured, nothing stored.
+                        denied.add(face.track_id)
+                        if face.track_id in allowed:  # consent withdrawn during the run
+                            del allowed[face.track_id]
+                            aggregator.forget(face.track_id)
+                            writer.forget(face.track_id)
+                        continue
+                    allowed[face.track_id] = participant
+                    admitted.append(face)
+                    writer.note_seen(face.track_id, frame.t_ms)
+                frames_with_face += bool(admitted)
+                writer.last_ms = frame.t_ms
+                features = vision.measure(frame, admitted)
+                summary.frames_analysed += 1
+                windows = aggregator.add(frame.t_ms, features)
+                if windows:
+                    writer.add(windows, allowed)
+                    if writer.pending_seconds >= flush_every_s:
+                        write(writer.flush, source.frames_read, summary.frames_analysed)
+                if hook:
+                    hook(
+                        Progress(
+                            source.frames_read, summary.frames_analysed, frame.t_ms, duration_ms, len(faces), len(seen)
+                        )
+                    )
+            source.check_complete()
+            writer.add(aggregator.flush(), allowed)
+            if summary.frames_analysed:
+                # Seconds of video looked at, also when no face (and so no window) was found.
+                writer.seconds = max(writer.seconds, int(writer.last_ms // self.options.window_ms) + 1)
+            write(writer.finish, source.frames_read, summary.frames_analysed, final=True)
+            unconsented = len(denied - set(allowed))
+            outcome = {
+                "run_id": run_id,
+                "session_id": session_id,
+                "profile": self.profile.name,
+                "status": "complete",
+                "tracks": len(writer.track_ids),
+                "denied_tracks": unconsented,
+                "seconds": writer.seconds,
+                "config_hash": settings_hash(settings),
+            }
+            write(
+                self._complete,
+                audit,
+                actor,
+                outcome,
+                frames_read=source.frames_read,
+                frames_analysed=summary.frames_analysed,
+                final=True,
+            )
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if isinstance(exc, KeyboardInterrupt):
+                message = "stopped by SIGTERM" if isinstance(exc, Terminated) else "stopped by Ctrl-C"
+            else:
+                message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
+            with deferred():
+                self._abandon(audit, actor, run_id, session_id, status, source.redact(message), exc)
+            raise
+        finally:
+            heartbeat.stop()
+            vision.close()
+        summary.frames_read = source.frames_read
+        summary.seconds = writer.seconds
+        summary.tracks = len(writer.track_ids)
+        summary.face_present_share = frames_with_face / summary.frames_analysed if summary.frames_analysed else 0.0
+        summary.wall_s = time.perf_counter() - clock
+        summary.track_spans = writer.spans()
+        summary.notes.extend(source.warnings)
+        if unconsented:
+            summary.notes.append(f"{unconsented} face track(s) had no recorded consent and were not analysed")
+        return summary
+
+    def _complete(self, audit, actor: str, outcome: dict, *, frames_read: int, frames_analysed: int) -> None:
+        """The run ends `complete` and is audited in one transaction: no outcome goes unrecorded."""
+        with self.store.transaction() as conn:
+            self.store.finish_run(
+                outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
+                seconds=outcome["seconds"], conn=conn,
+            )  # fmt: skip
+            audit.record(AuditAction.ANALYSIS_RUN, actor, outcome, conn=conn)
+
+    def _abandon(self, audit, actor: str, run_id: int, session_id: int, status: str, message: str,
+                 exc: BaseException) -> None:  # fmt: skip
+        """A run that stops short keeps no rows (live runs too): mark it, empty it, audit it."""
+        try:
+            with self.store.transaction() as conn:
+                if not self.store.abandon_run(run_id, status=status, error=message, conn=conn):
+                    return  # already complete, or reaped by another process
+                audit.record(
+                    AuditAction.ANALYSIS_RUN,
+                    actor,
+                    {"run_id": run_id, "session_id": session_id, "profile": self.profile.name, "status": status,
+                     "error": type(exc).__name__},
+                    conn=conn,
+                )  # fmt: skip
+            exc.add_note(f"run {run_id} was marked {status} and its rows removed")
+        except EngagementError as problem:
+            # The database refuses even this (locked, full): the run stays `running` until the
+            # next command that opens the database finds its process gone and reaps it.
+            exc.add_note(f"run {run_id} could not be marked {status} ({problem}); the next command will")
+
+    @staticmethod
+    def _write(action: Callable, *args, final: bool = False, **kwargs) -> None:
+        """One store write of a file run: a failure fails the run."""
+        action(*args, **kwargs)
+
+    def _retrying_write(self, action: Callable, *args, final: bool = False, **kwargs) -> None:
+        """One store write of a live run: a failure is reported and the data kept for a retry;
+        a periodic flush retries with the next second, the final one a few times here."""
+        for attempt in range(FINAL_WRITE_ATTEMPTS if final else 1):
+            try:
+                action(*args, **kwargs)
+                return
+            except RunGone:
+                raise  # reaped by another process: retrying cannot help
+            except StoreError as exc:
+                if self.on_store_error is not None:
+                    self.on_store_error(exc)
+                if final and attempt == FINAL_WRITE_ATTEMPTS - 1:
+                    raise
+                if final:
+                    time.sleep(1.0)
+
+
+# Live runs: how often the closing write is tried (each try waits out SQLite's busy timeout).
+FINAL_WRITE_ATTEMPTS = 10

@@ -1,0 +1,1 @@
+"""The `engagement` command (`main`) and its subcommands, one module per command group."""
