@@ -275,6 +275,29 @@ def test_eyes_never_seen_open_are_not_judged():
     assert tracker.direction[1] == pytest.approx(0.3)
 
 
+def test_closure_whose_frames_are_now_and_then_too_soft_still_reads_eyes_closed():
+    # Closing the eyes lowers a face's sharpness (the open eyes are its sharpest detail), so on a
+    # soft webcam image some closed frames fall under `min_sharpness`. Such a frame must not
+    # restart the closure: before, every other soft frame kept the 2 s closure a "blink" and
+    # each closed frame repeated the verdict from before it (on_screen).
+    tracker = AttentionTracker()
+    dt = 1000.0 / 24
+    for i in range(240):  # 10 s open, looking at the screen: learned
+        tracker.update(i * dt, signals())
+    closure = [
+        tracker.update((240 + i) * dt, signals(ear=0.03, sharp=300.0 if i % 2 else 20.0)) for i in range(48)
+    ]
+    judged = [v for v in closure if v != "unknown"]
+    assert "on_screen" not in closure[12:]  # from 0.5 s on, no closed frame reads on screen
+    assert judged.count("eyes_closed") >= 0.7 * len(judged)
+    # A frame without readable eyes (face too small) leaves the closure running, unjudged.
+    assert tracker.update(288 * dt, signals(ear=0.03, size=5.0)) == "unknown"
+    assert tracker.update(289 * dt, signals(ear=0.03)) == "eyes_closed"
+    # Seen open again: the closure is over, and a blink afterwards keeps the gaze verdict.
+    assert tracker.update(290 * dt, signals()) == "on_screen"
+    assert [tracker.update((291 + i) * dt, signals(ear=0.03)) for i in range(5)] == ["on_screen"] * 5
+
+
 def test_tracker_memory_is_bounded():
     o = AttentionOptions(history_s=10.0, warmup_s=1.0)
     tracker = AttentionTracker(o)
@@ -371,3 +394,31 @@ def test_real_clip_eyes_closed_and_eyes_only_aversion():
     assert by_second[19].attention == "eyes_closed"
     assert by_second[9].attention == "looking_away" and by_second[15].attention == "looking_away"
     assert by_second[13].attention == "on_screen"
+
+
+def closure_clip(blur_sigma: float) -> tuple[list[np.ndarray], float, tuple[float, float]]:
+    """WolfgangLanger's open-eyed middle (6-17.7 s: four blinks, labelled by eye at frames
+    153-154, 248, 288 and 386-387) followed by her real closure (frames 440-471, labelled by eye)
+    played forward and back, 2.7 s of closed eyes, then 2 s of open eyes; blurred like a soft
+    webcam image. Returns the frames, the rate and the closure's start and end in seconds."""
+    frames, fps = read_frames(require_shared("videos/pyfeat/WolfgangLanger_Pexels.mp4"))
+    closed = frames[440:472]
+    clip = frames[140:425] + closed + closed[::-1] + frames[300:348]
+    clip = [cv2.GaussianBlur(f, (0, 0), blur_sigma) for f in clip] if blur_sigma else clip
+    return clip, fps, (285 / fps, (285 + 2 * len(closed)) / fps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blur_sigma", [0.0, 3.6])
+def test_real_closure_reads_eyes_closed_and_real_blinks_do_not(blur_sigma):
+    # At blur sigma 3.6 the open face's sharpness is 48-66 and the closed one's 40-46, beside the
+    # 40 limit: some closed frames are too soft for the gaze. Before the fix the fully closed
+    # second read looking_away with eyes_closed_ratio 0.23 (the stored on_screen of the issue).
+    frames, fps, (start, end) = closure_clip(blur_sigma)
+    by_second = {w.second: w for w in real_windows(frames, fps)}
+    closed = range(math.ceil(start), math.floor(end) + 1)  # seconds at least half closed: 12-14
+    assert [by_second[s].attention for s in closed] == ["eyes_closed"] * len(closed)
+    assert by_second[13].eyes_closed_ratio == 1.0
+    # The blinks before it, and the open eyes after it, never count.
+    others = [w for s, w in by_second.items() if s not in closed and s != int(start)]
+    assert all(not w.eyes_closed_ratio for w in others)
