@@ -1,5 +1,11 @@
-"""The facilitator's answer at a glance: when the class's attention was lowest, during which
-agenda item, and what to try next time.
+"""The facilitator's answer at a glance: whether the class's attention dropped at all, and if it
+did, when it was lowest, during which agenda item, and what to try next time.
+
+A drop is notable only when the measure, smoothed over `SMOOTH_S` (30 s, as for alerts), stayed
+at least `DROP_POINTS` (10 percentage points of the on-screen share, 0.10 of the score) below the
+session's own median for at least `DROP_MIN_S` (a minute) (`notable`). A class on screen 99 % of the time has a lowest minute too; naming it and advising a
+break told the facilitator something that was not there. Without a notable drop the sentence
+says so and suggests nothing.
 
 The lowest span is the window of `window_s` seconds (a tenth of the session, between 1 and 10
 minutes) whose mean on-screen share (the engagement score for runs without attention signals)
@@ -26,6 +32,9 @@ from engagement.core.i18n import translate
 BREAK_OFF_SHARE = 0.30
 BREAK_AFTER_S = 50 * 60
 DISCUSSION_STRETCH_S = 10 * 60
+DROP_POINTS = 0.10  # how far below the session median the smoothed measure must fall ...
+DROP_MIN_S = 60  # ... and for how long, to count as a drop
+SMOOTH_S = 30  # trailing mean first, so one noisy second neither makes nor breaks a drop
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,8 @@ class LowestSpan:
     off_share: float | None
     score: float | None
     stretch_s: int  # how long the measure stayed below the session median around the span
+    level: float  # the session median of the measure
+    drop_s: int  # the longest time the smoothed measure stayed `DROP_POINTS` or more below `level`
 
 
 def window_for(length_s: int) -> int:
@@ -63,7 +74,7 @@ def lowest_span(tl: pd.DataFrame, bucket: int, length_s: int, measure: str) -> L
             return None
         return float(rows[column].mean())
 
-    median = series.median()
+    median = float(series.median())
     below = (series < median).to_numpy()
     lo, hi = first, last
     while lo > 0 and below[lo - 1]:
@@ -80,7 +91,26 @@ def lowest_span(tl: pd.DataFrame, bucket: int, length_s: int, measure: str) -> L
         off_share=mean("off_share"),
         score=mean("score"),
         stretch_s=stretch,
+        level=median,
+        drop_s=_longest_drop(series, median, bucket),
     )
+
+
+def _longest_drop(series: pd.Series, level: float, bucket: int) -> int:
+    """Seconds of the longest run of buckets whose trailing `SMOOTH_S` mean is `DROP_POINTS` or
+    more below `level`; a bucket hidden by k breaks the run (missing is not low)."""
+    smooth = series.rolling(max(1, round(SMOOTH_S / max(1, bucket))), min_periods=1).mean()
+    low = ((smooth <= level - DROP_POINTS + 1e-9) & series.notna()).to_numpy()  # 1e-9: float rounding
+    longest = run = 0
+    for flag in low:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    return longest * max(1, bucket)
+
+
+def notable(span: LowestSpan) -> bool:
+    """Whether the class's measure fell meaningfully below its own level (module docstring)."""
+    return span.drop_s >= DROP_MIN_S
 
 
 def suggestion(span: LowestSpan) -> str:
@@ -100,6 +130,10 @@ def sentence(span: LowestSpan | None, item: str | None, clock: Clock, lang: str)
     def pct(value: float | None) -> str:
         return "–" if value is None else f"{value:.0%}"
 
+    if not notable(span):
+        key = "summary.no_drop_on_screen" if span.measure == "on_screen_share" else "summary.no_drop_score"
+        level = pct(span.level) if span.measure == "on_screen_share" else f"{span.level:.2f}"
+        return translate(key, lang, level=level)
     during = translate("summary.during", lang, title=item) if item else ""
     key = "summary.lowest_on_screen" if span.measure == "on_screen_share" else "summary.lowest_score"
     score = "–" if span.score is None else f"{span.score:.2f}"

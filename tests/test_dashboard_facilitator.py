@@ -93,17 +93,63 @@ def test_lowest_span_is_the_lowest_window_and_ignores_hidden_seconds():
     ],
 )
 def test_suggestion_rules(start, off, stretch, advice):
-    span = summary.LowestSpan(start, start + 239, "on_screen_share", 0.4, 0.4, off, 0.5, stretch)
+    span = summary.LowestSpan(start, start + 239, "on_screen_share", 0.4, 0.4, off, 0.5, stretch, 0.8, 240)
     assert summary.suggestion(span) == advice
 
 
 def test_summary_sentence_names_span_item_share_cameras_off_and_advice():
     clock = Clock.for_session(datetime(2025, 1, 6, 3, 0, tzinfo=timezone.utc), 3600, JAKARTA)
-    span = summary.LowestSpan(300, 719, "on_screen_share", 0.48, 0.48, 0.12, 0.5, 420)
+    span = summary.LowestSpan(300, 719, "on_screen_share", 0.48, 0.48, 0.12, 0.5, 420, 0.8, 240)
     text = summary.sentence(span, "Diskusi kelompok", clock, "id")
     assert text.startswith("Perhatian paling rendah pada 10:05–10:11 saat “Diskusi kelompok”: 48%")
     assert "kamera mati/wajah hilang 12%" in text and translate("summary.suggest.quiz", "id") in text
     assert "10:05–10:11" in summary.sentence(span, None, clock, "en") and "during" not in summary.sentence(span, None, clock, "en")
+
+
+def _session(share: list[float | None], bucket: int = 60) -> pd.DataFrame:
+    return _tl({"on_screen_share": share, "off_share": [0.02] * len(share), "score": [0.6] * len(share)}, bucket)
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_flat_99_percent_session_has_no_notable_drop(lang):
+    # 40 minutes at 98-100 % on screen: its lowest minute is 1 point under the median, no drop.
+    share = [0.99, 0.98, 1.0, 0.99] * 10
+    clock = Clock.for_session(None, 2400, JAKARTA)
+    span = summary.lowest_span(_session(share), 60, 2400, "on_screen_share")
+    assert span.level == pytest.approx(0.99) and span.drop_s == 0
+    assert not summary.notable(span)
+    text = summary.sentence(span, "Materi inti", clock, lang)
+    assert text == translate("summary.no_drop_on_screen", lang, level="99%")
+    assert not any(translate(f"summary.suggest.{s}", lang) in text for s in ("break", "discussion", "quiz"))
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_real_drop_is_named_with_its_time_item_and_advice(lang):
+    # The same class falls to 70-80 % for three minutes from minute 20: 20+ points, a drop.
+    share = [0.99, 0.98, 1.0, 0.99] * 5 + [0.75, 0.7, 0.8] + [0.99, 0.98, 1.0, 0.99] * 4 + [0.99]
+    clock = Clock.for_session(None, 2400, JAKARTA)
+    span = summary.lowest_span(_session(share), 60, 2400, "on_screen_share")
+    assert summary.notable(span) and span.drop_s == 180
+    text = summary.sentence(span, "Materi inti", clock, lang)
+    assert text.startswith(translate("summary.lowest_on_screen", lang, span=clock.span(span.start, span.end),
+                                     during=translate("summary.during", lang, title="Materi inti"),
+                                     on_screen=f"{span.on_screen_share:.0%}", off="2%"))
+    assert any(translate(f"summary.suggest.{s}", lang) in text for s in ("break", "discussion", "quiz"))
+
+
+def test_a_drop_under_ten_points_or_under_a_minute_is_not_notable():
+    level = [0.9] * 40
+    nine_points = level[:20] + [0.81] * 5 + level[25:]
+    assert not summary.notable(summary.lowest_span(_session(nine_points), 60, 2400, "on_screen_share"))
+    ten_points = level[:20] + [0.8] * 5 + level[25:]
+    assert summary.notable(summary.lowest_span(_session(ten_points), 60, 2400, "on_screen_share"))
+    # Per second: 40 s at 50 % in a session at 90 % is under a minute (55 s once smoothed over
+    # 30 s); 60 s is a drop.
+    seconds = [0.9] * 600
+    short = seconds[:300] + [0.5] * 40 + seconds[340:]
+    assert not summary.notable(summary.lowest_span(_session(short, 1), 1, 600, "on_screen_share"))
+    minute = seconds[:300] + [0.5] * 60 + seconds[360:]
+    assert summary.notable(summary.lowest_span(_session(minute, 1), 1, 600, "on_screen_share"))
 
 
 # -- the page ---------------------------------------------------------------------------------------
