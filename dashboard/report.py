@@ -110,10 +110,11 @@ small{{color:#666}}
 <div>
 <span class="kpi"><b>{pct(stats.get('on_screen_share'))}</b>{tr('kpi.on_screen')}</span>
 <span class="kpi"><b>{pct(stats.get('off_share'))}</b>{tr('kpi.cameras_off')}</span>
-<span class="kpi"><b>{num(stats.get('mean_score'))}</b>{tr('kpi.mean_score')}</span>
 <span class="kpi"><b>{len(alerts)}</b>{tr('kpi.alerts')}</span>
 <span class="kpi"><b>{fmt_seconds(clock.length_s)}</b>{tr('kpi.length')}</span>
 </div>
+<p><small>{tr('facilitator.researcher_measures')}: {tr('kpi.mean_score')} {num(stats.get('mean_score'))}.
+{tr('estimate.measured_error')}</small></p>
 <h2>{tr(timeline_title)}</h2>
 {_svg_timeline(tl, agenda, alerts, clock, field)}
 <p><small>{tr('report.timeline_note')}</small></p>
