@@ -134,6 +134,10 @@ class FrameFeatures:
     # BLENDSHAPE_NAMES order; None for the whole face when the landmarker gave none, None for
     # one score the profile does not allow (expression blendshapes under `eu-ai-act`).
     blendshapes: tuple[float | None, ...] | None = None
+    # On an `eyes_closed` frame: when the closure began. Its first frames kept the verdict from
+    # before them (they could still have been a blink); now that it is a closure, the window
+    # counts them closed too.
+    closed_since_ms: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
@@ -141,6 +145,8 @@ class FrameFeatures:
         _check_blendshapes(self.blendshapes)
         if self.attention is not None and self.attention not in FRAME_ATTENTION_STATES:
             raise ValueError(f"a frame's attention must be one of {FRAME_ATTENTION_STATES}, got {self.attention!r}")
+        if self.closed_since_ms is not None and (self.attention != "eyes_closed" or self.closed_since_ms > self.t_ms):
+            raise ValueError("closed_since_ms belongs to an eyes_closed frame and cannot be later than it")
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         out: dict[str, float | int | bool | None] = {"t_ms": self.t_ms, "track_id": self.track_id}

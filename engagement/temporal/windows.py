@@ -9,7 +9,8 @@ Attention per window (docs/attention.md): `absent` when the face was never found
 ratios) when fewer than half of the face frames could be judged (face measurable, screen
 direction known); otherwise the shares of the judged frames on screen and with eyes closed, and
 the most frequent judged verdict as the state (ties go to the earlier of on_screen,
-looking_away, eyes_closed).
+looking_away, eyes_closed). A closure counts from its first frame once it is confirmed within the
+open window (`FrameFeatures.closed_since_ms`): its first 0.4 s waited as a possible blink.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class _Accumulator:
     values: list[tuple[float, ...]] = field(default_factory=list)
     expressions: list[tuple[float, ...]] = field(default_factory=list)
     blinks: int = 0
-    attention: Counter = field(default_factory=Counter)  # frame verdict -> frames
+    verdicts: list[tuple[float, str]] = field(default_factory=list)  # (t_ms, attention) per face frame
     blendshapes: list[tuple[float | None, ...]] = field(default_factory=list)
 
 
@@ -63,7 +64,9 @@ class WindowAggregator:
             acc.blinks += int(f.blink)
             if f.expression is not None:
                 acc.expressions.append(f.expression)
-            acc.attention[f.attention or "unknown"] += 1
+            if f.closed_since_ms is not None:
+                _count_closed_since(acc.verdicts, f.closed_since_ms)
+            acc.verdicts.append((f.t_ms, f.attention or "unknown"))
             if f.blendshapes is not None:
                 acc.blendshapes.append(f.blendshapes)
         return done
@@ -92,13 +95,24 @@ class WindowAggregator:
                     acc.values,
                     acc.blinks,
                     acc.expressions,
-                    acc.attention,
+                    Counter(v for _, v in acc.verdicts),
                     blendshapes=acc.blendshapes,
                 )
             )
         self._acc = {}
         self._frames = 0
         return out
+
+
+def _count_closed_since(verdicts: list[tuple[float, str]], since_ms: float) -> None:
+    """Relabel this window's frames from `since_ms` on as eyes_closed: a closure just confirmed
+    began there, and its first frames kept the verdict from before it while they could still have
+    been a blink. Frames of an earlier, already emitted window keep their verdict (causal)."""
+    for i in range(len(verdicts) - 1, -1, -1):
+        t, verdict = verdicts[i]
+        if t < since_ms or verdict == "eyes_closed":
+            break  # earlier frames precede the closure, or were relabelled already
+        verdicts[i] = (t, "eyes_closed")
 
 
 def _finite_stats(column: np.ndarray) -> tuple[float | None, float | None]:

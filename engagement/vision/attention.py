@@ -139,6 +139,12 @@ class AttentionTracker:
         self._closed_last = t_ms
         return "eyes_closed" if t_ms - self._closed_since >= o.min_closed_ms else "closing"
 
+    @property
+    def closed_since(self) -> float | None:
+        """When the current closure began (None with the eyes open): after an `eyes_closed`
+        verdict, the frames since then were closed too, though each kept the verdict from before."""
+        return self._closed_since
+
     def _add(self, t_ms: float, s: FaceSignals) -> None:
         if self._end == len(self._buffer):
             kept = self._end - self._start

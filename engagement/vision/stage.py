@@ -136,7 +136,8 @@ class VisionStage:
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
             blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
             gaze_yaw, gaze_pitch = yaw + eyes["eye_yaw"], pitch + eyes["eye_pitch"]
-            attention = self._tracker(face.track_id).update(
+            tracker = self._tracker(face.track_id)
+            attention = tracker.update(
                 frame.t_ms, FaceSignals(gaze_yaw, gaze_pitch, ear, eyes["iod"], blur, brightness, tuple(pivot))
             )
             values = (
@@ -163,6 +164,7 @@ class VisionStage:
                     expression=expression,
                     attention=attention,
                     blendshapes=self._allowed_blendshapes(face.blendshapes),
+                    closed_since_ms=tracker.closed_since if attention == "eyes_closed" else None,
                 )
             )
         self._forget_stale(frame.t_ms)
