@@ -300,6 +300,18 @@ def test_closure_whose_frames_are_now_and_then_too_soft_still_reads_eyes_closed(
     assert [tracker.update((291 + i) * dt, signals(ear=0.03)) for i in range(5)] == ["on_screen"] * 5
 
 
+@pytest.mark.parametrize("fps", [2.0, 1.0])
+def test_closure_sampled_sparsely_still_reads_eyes_closed(fps):
+    # `--sample-fps 2` or 1: closed frames 500 or 1000 ms apart are one closure, not a run of blinks.
+    tracker = AttentionTracker()
+    dt = 1000.0 / fps
+    for i in range(int(30 * fps)):  # the warm-up needs 15 samples
+        tracker.update(i * dt, signals())
+    start = int(30 * fps)
+    closure = [tracker.update((start + i) * dt, signals(ear=0.03)) for i in range(int(3 * fps))]
+    assert closure[0] == "on_screen" and set(closure[1:]) == {"eyes_closed"}
+
+
 def test_tracker_memory_is_bounded():
     o = AttentionOptions(history_s=10.0, warmup_s=1.0)
     tracker = AttentionTracker(o)

@@ -84,7 +84,6 @@ class AttentionTracker:
         self.moves = 0  # times the screen direction was learned again after a move
         self.last_t = -math.inf
         self._closed_since: float | None = None  # first frame of the current closure
-        self._closed_last = -math.inf  # latest frame read as closed
         self._verdict = "unknown"  # last eyes-open verdict, held through blinks
 
     def update(self, t_ms: float, s: FaceSignals) -> str:
@@ -124,8 +123,8 @@ class AttentionTracker:
         leaves it running, and so does one too soft or dark for the gaze: before, such a frame
         restarted the clock, and a closure whose frames were now and then unmeasurable never
         lasted `min_closed_ms` and kept the verdict from before it (closed eyes stored as
-        on_screen). A gap longer than `min_closed_ms` without a closed frame (the face lost)
-        starts the closure again: nothing says the eyes stayed shut meanwhile.
+        on_screen). Nor does time alone: at a low sample rate (`--sample-fps 2`) closed frames
+        lie 500 ms apart and are still one closure.
         """
         o = self.options
         assert self.open_level is not None
@@ -134,9 +133,8 @@ class AttentionTracker:
         if s.ear >= o.closed_fraction * self.open_level:
             self._closed_since = None
             return "open"
-        if self._closed_since is None or t_ms - self._closed_last > o.min_closed_ms:
+        if self._closed_since is None:
             self._closed_since = t_ms
-        self._closed_last = t_ms
         return "eyes_closed" if t_ms - self._closed_since >= o.min_closed_ms else "closing"
 
     @property
