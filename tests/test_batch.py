@@ -14,6 +14,7 @@ from engagement.app.batch import Recording, collect, read_listing, require_ray
 from engagement.core import schema
 from engagement.core.errors import ConfigError
 from engagement.core.store import Store
+from privacy.consent import attest
 
 
 def _touch(path, data=b"x"):
@@ -172,12 +173,19 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     folder.mkdir()
     write_repeated(videos_dir / "liveportrait" / "d9.mp4", 6, folder / "panjang.mp4")
     db = f"sqlite:///{tmp_path / 'batch.db'}"
+    # Consent recorded first, so the analysis computes and writes per-second rows (without it,
+    # none are ever written and "no rows left" below would hold whatever the cancel did).
+    store = Store.open(db)
+    try:
+        attest(store, "panjang", facilitator="test facilitator", notice_version="t1", language="id", evidence="test")
+    finally:
+        store.close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "engagement.cli.main", "batch", str(folder), "--workers", "1", "--db", db],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
 
-    def statuses() -> list[str]:
+    def read(column) -> list:
         if not (tmp_path / "batch.db").exists():
             return []
         try:
@@ -186,17 +194,24 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
             return []
         try:
             with store.transaction() as conn:
-                return conn.execute(select(schema.runs.c.status)).scalars().all()
+                return conn.execute(select(column)).scalars().all()
         except Exception:  # the schema may not be there yet
             return []
         finally:
             store.close()
 
+    def statuses() -> list[str]:
+        return read(schema.runs.c.status)
+
+    # Signal only once the running analysis has committed per-second rows: the assertion at the
+    # end (none are left) then says they were removed, not that none were ever written.
     deadline = time.monotonic() + 120
-    while "running" not in statuses() and time.monotonic() < deadline and proc.poll() is None:
+    while not (statuses() == ["running"] and read(schema.window_features.c.second)) and (
+        time.monotonic() < deadline and proc.poll() is None
+    ):
         time.sleep(0.5)
     assert statuses() == ["running"], "the analysis never started"
-    time.sleep(2)  # some per-second rows written
+    assert read(schema.window_features.c.second), "the analysis wrote no per-second rows before the signal"
     proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 128 + getattr(signal, sig), err
