@@ -13,6 +13,7 @@ from clips import write_repeated
 from engagement.app.batch import Recording, collect, read_listing, require_ray
 from engagement.core import schema
 from engagement.core.errors import ConfigError
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy.consent import attest
 
@@ -134,7 +135,7 @@ def test_two_workers_write_one_postgres_database_while_a_reader_reads(tmp_path, 
         try:
             while not stop.is_set():
                 try:
-                    reads.append(len(store.list_sessions()))
+                    reads.append(len(run_rows.list_sessions(store)))
                 except Exception as exc:  # any read failure while writers write is the bug
                     errors.append(exc)
                 stop.wait(0.2)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from engagement.core import schema
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy.consent import ConsentRecord, active_condition, has_consent, track_consented
 
@@ -90,18 +91,18 @@ def test_track_condition_agrees_with_has_consent_for_participants_and_attestatio
     """`track_consented` (SQL, per track) against `has_consent` (Python, per pseudonym), for a
     participant's track and for an attested track of a session whose attestation is withdrawn."""
     records = _records(store)
-    session_id = store.session_id("sesi-1", cohort="latsar")
-    run_id = store.begin_run(session_id, mode="file", source="x.mp4", software_version="t", profile="id-pdp",
+    session_id = run_rows.session_id(store, "sesi-1", cohort="latsar")
+    run_id = run_rows.begin_run(store, session_id, mode="file", source="x.mp4", software_version="t", profile="id-pdp",
                              config={}, config_hash="0", models={})
     with store.transaction() as conn:
         conn.execute(insert(schema.consent_records).values(
             kind="attestation", cohort="latsar", session_name="sesi-1", scope=FF, notice_version="v1",
             language="id", evidence="form", granted_at=G, withdrawn_at=W, created_at=LONG_AGO,
         ))
-        tracks = {store.add_track(conn, run_id, f"t{i}", records[i].participant, 0): records[i].participant
+        tracks = {run_rows.add_track(conn, run_id, f"t{i}", records[i].participant, 0): records[i].participant
                   for i in range(len(CASES))}
-        tracks[store.add_track(conn, run_id, "ta", "a-attested", 0)] = "a-attested"
-        tracks[store.add_track(conn, run_id, "tn", None, 0)] = None
+        tracks[run_rows.add_track(conn, run_id, "ta", "a-attested", 0)] = "a-attested"
+        tracks[run_rows.add_track(conn, run_id, "tn", None, 0)] = None
     t = schema.tracks
     moments = sorted({at for _, (at, _), _ in CASES})
     checked = 0

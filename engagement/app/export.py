@@ -26,7 +26,9 @@ from engagement.core import schema
 from engagement.core.errors import ConfigError, StoreError
 from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.core.registry import sha256_file
-from engagement.core.store import Store, utcnow
+from engagement.core.repositories import runs as run_rows
+from engagement.core.store import Store
+from engagement.core.time import utcnow
 from privacy.consent import track_consented
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `engagement analyze` never needs it
@@ -124,7 +126,7 @@ def session_frame(store: Store, session: str, at: datetime | None = None) -> tup
     (consent active at `at`, default now), and that run's row."""
     import pandas as pd
 
-    run = store.latest_run(session)
+    run = run_rows.latest_run(store, session)
     at = at or utcnow()
     w, t, e = schema.window_features, schema.tracks, schema.engagement_estimates
     window_cols = [c for c in w.c if c.name not in ("run_id", "track_id", "created_at")]
