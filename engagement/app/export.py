@@ -174,6 +174,21 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _write_table(frame: pd.DataFrame, fmt: str, data_path: Path) -> None:
+    """Write to a temporary name and rename, so an interrupted export never leaves a file that
+    looks complete."""
+    tmp = data_path.with_suffix(data_path.suffix + ".part")
+    try:
+        if fmt == "csv":
+            _csv_safe(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(data_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {data_path}: {exc.strerror}") from None
+
+
 def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> ExportResult:
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -186,18 +201,7 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
         raise StoreError(f"cannot create the export directory {out_dir}: {exc.strerror}") from None
     stem = safe_stem(session)
     data_path = out_dir / f"{stem}.{fmt}"
-    tmp = data_path.with_suffix(data_path.suffix + ".part")
-    try:
-        # Write to a temporary name and rename, so an interrupted export never leaves a file
-        # that looks complete.
-        if fmt == "csv":
-            _csv_safe(frame).to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        tmp.replace(data_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {data_path}: {exc.strerror}") from None
+    _write_table(frame, fmt, data_path)
     schema_path = out_dir / f"{stem}.schema.json"
     schema_path.write_text(json.dumps({"columns": column_schema()}, indent=2))
     manifest = {
