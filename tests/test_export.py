@@ -39,7 +39,7 @@ def add_run(store, session: str, tracks: dict[str, str | None]) -> int:
     """A complete run of `session` with one window (and estimate) per track for seconds 0..1."""
     sid = run_rows.session_id(store, session, cohort="latsar")
     run = run_rows.begin_run(store, sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
-                          config={"sample_fps": 5}, config_hash="0", models={})
+                             config={"sample_fps": 5}, config_hash="0", models={})
     now = datetime.now(timezone.utc)
     with store.transaction() as conn:
         for label, participant in tracks.items():
@@ -186,7 +186,7 @@ def test_manifest_lists_the_full_run_record_and_its_hash_can_be_recomputed(store
     record = run_settings(AnalysisOptions(sample_fps=5))
     sid = run_rows.session_id(store, "rekam", cohort="latsar")
     run = run_rows.begin_run(store, sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
-                          config=record, config_hash=settings_hash(record), models={})
+                             config=record, config_hash=settings_hash(record), models={})
     with store.transaction() as conn:
         conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(status="complete"))
     manifest = json.loads(export_session(store, "rekam", "csv", tmp_path).manifest.read_text())

@@ -54,7 +54,7 @@ class FakeRun:
         self.store = store
         self.session_id = run_rows.session_id(store, session, cohort=cohort)
         self.run_id = run_rows.begin_run(store, self.session_id, mode="file", source="x.mp4", software_version="t",
-                                      profile="id-pdp", config={}, config_hash="0", models={})
+                                         profile="id-pdp", config={}, config_hash="0", models={})
         self.track_db: dict[str, int] = {}
 
     def second(self, gate: ConsentGate, s: int, faces: dict[str, tuple]) -> dict[str, str | None]:

@@ -93,7 +93,7 @@ def test_track_condition_agrees_with_has_consent_for_participants_and_attestatio
     records = _records(store)
     session_id = run_rows.session_id(store, "sesi-1", cohort="latsar")
     run_id = run_rows.begin_run(store, session_id, mode="file", source="x.mp4", software_version="t", profile="id-pdp",
-                             config={}, config_hash="0", models={})
+                                config={}, config_hash="0", models={})
     with store.transaction() as conn:
         conn.execute(insert(schema.consent_records).values(
             kind="attestation", cohort="latsar", session_name="sesi-1", scope=FF, notice_version="v1",

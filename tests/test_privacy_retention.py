@@ -35,7 +35,7 @@ def setup_run(store, started: datetime) -> tuple[int, int, str]:
                           at=started - timedelta(days=1))[0].participant
     sid = run_rows.session_id(store, "s1", cohort="c1")
     run = run_rows.begin_run(store, sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+                             config_hash="0", models={})
     with store.transaction() as conn:
         conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(started_at=started, status="complete"))
         track = run_rows.add_track(conn, run, "T1", pseud, 0)
@@ -193,7 +193,7 @@ def _tie(store, session: str, *, cohort="latsar", faces=None, device=None, roste
     faces = faces or {"T1": (100.0, 100.0, 300.0, 300.0)}
     sid = run_rows.session_id(store, session, cohort=cohort)
     run = run_rows.begin_run(store, sid, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+                             config_hash="0", models={})
     gate = ConsentGate.for_session(store, session, roster=roster, device_participant=device, scope=scope)
     tied = {}
     with store.transaction() as conn:

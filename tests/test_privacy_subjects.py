@@ -33,7 +33,7 @@ def analysed(store, who="siti@x.id", seconds=3) -> str:
                           at=datetime.now(timezone.utc) - timedelta(days=1))[0].participant
     sid = run_rows.session_id(store, "s1", cohort="c1")
     run = run_rows.begin_run(store, sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+                             config_hash="0", models={})
     with store.transaction() as conn:
         track = run_rows.add_track(conn, run, "T1", pseud, 0)
         for s in range(seconds):
