@@ -18,7 +18,6 @@ _REASON = re.compile(r"#\s*long:\s*\S")
 # so the list cannot outlive the work.
 WAITING = {
     "engagement/app/pipeline.py::AnalysisPipeline.run": "issue 24 (gallery recordings rework the pipeline)",
-    "dashboard/views/facilitator.py::_overview": "issue 27 (the facilitator page's rework)",
 }
 
 
