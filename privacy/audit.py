@@ -30,7 +30,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -108,7 +108,7 @@ class AuditEntry:
 @dataclass(frozen=True)
 class Problem:
     seq: int
-    kind: str  # edited | deleted | reordered | broken | truncated | unanchored | anchor
+    kind: str  # edited | deleted | reordered | broken | truncated | unanchored | anchor | checkpoint
     message: str
 
 
@@ -232,7 +232,8 @@ class AuditLog:
             conn, seq=seq, at=when, action=action, actor=actor, details=details_text,
             correlation_id=correlation_id, prev_hash=prev, hash=h,
         )
-        anchor_at_commit(conn, db_id, seq, h)
+        cp = audit_rows.checkpoint(conn)
+        anchor_at_commit(conn, db_id, seq, h, (int(cp.seq), cp.hash) if cp else None)
         return AuditEntry(seq, when, action, actor, json.loads(details_text), correlation_id, prev, h)
 
     def reanchor(self, reason: str, actor: str) -> tuple[AuditEntry, VerifyResult]:
@@ -283,6 +284,8 @@ class AuditLog:
                 conn.execute(select(table).limit(1)).first() is not None
                 for table in (schema.consent_records, schema.cohort_key_events, schema.purge_receipts)
             )
+            backing = _checkpoint_entry(rows, cp) if cp is not None else None
+            receipt = _receipt(conn, backing[1].get("receipt_id")) if backing is not None else None
         result = VerifyResult(entries=len(rows))
         if rows:
             result.first_seq, result.last_seq = int(rows[0].seq), int(rows[-1].seq)
@@ -317,6 +320,8 @@ class AuditLog:
                     Problem(seq, "broken", f"entry numbers jump from {prev_seq} to {seq} although the chain is linked")
                 )
             prev_hash, prev_seq, prev_intact = r.hash, seq, intact
+        if cp is not None:
+            _check_checkpoint(result, cp, backing, receipt)
         self._check_anchor(result, rows, cp, db_id, audited)
         return result
 
@@ -364,6 +369,11 @@ class AuditLog:
         anchored = {int(r.seq): r.hash for r in rows}
         if cp is not None:
             anchored.setdefault(int(cp.seq), cp.hash)
+        a_cp = anchor.get("checkpoint")
+        if cp is not None and (not isinstance(a_cp, dict) or (a_cp.get("seq"), a_cp.get("hash")) != (int(cp.seq), cp.hash)):
+            result.problems.append(Problem(int(cp.seq), "checkpoint", (
+                f"the checkpoint at entry {int(cp.seq)} is not the one recorded by the anchor file {path}: "
+                "it was written outside a purge of the audit tier")))
         if a_seq in anchored and anchored[a_seq] != a_hash:
             result.problems.append(Problem(a_seq, "edited", f"entry {a_seq} differs from the copy anchored outside the database"))
         if a_seq < head_seq:
@@ -371,6 +381,66 @@ class AuditLog:
             result.problems.append(Problem(a_seq + 1, "unanchored", (
                 f"{span} not anchored: the anchor file records entry {a_seq} (an older copy of the "
                 f"anchor, or entries written around this software); {fix}")))
+
+
+def _checkpoint_entry(rows, cp) -> tuple[datetime, dict] | None:
+    """(time, details) of the purge entry that wrote checkpoint `cp`: every purge of the audit
+    tier records the checkpoint it leaves in its own, chained and anchored, entry."""
+    for r in rows:
+        if r.action != AuditAction.PURGE.value:
+            continue
+        try:
+            details = json.loads(r.details)
+        except ValueError:
+            continue
+        mark = details.get("checkpoint") if isinstance(details, dict) else None
+        if isinstance(mark, dict) and (mark.get("seq"), mark.get("hash")) == (int(cp.seq), cp.hash):
+            return as_utc(r.at), details
+    return None
+
+
+def _receipt(conn: Connection, receipt_id) -> dict | None:
+    """The counts of purge receipt `receipt_id`, or None when there is no such purge receipt."""
+    if not isinstance(receipt_id, int) or isinstance(receipt_id, bool):
+        return None
+    pr = schema.purge_receipts
+    row = conn.execute(select(pr.c.kind, pr.c.counts_json).where(pr.c.id == receipt_id)).first()
+    if row is None or row.kind != "purge":
+        return None
+    try:
+        counts = json.loads(row.counts_json)
+    except ValueError:
+        return None
+    return counts if isinstance(counts, dict) else None
+
+
+def _check_checkpoint(result: VerifyResult, cp, backing, receipt: dict | None) -> None:
+    """A checkpoint is proven by the purge that wrote it: that purge's entry (chained, anchored)
+    names it, its receipt counts the entries removed, and the newest of them was older than the
+    audit tier's retention period when it was removed."""
+    seq = int(cp.seq)
+    if backing is None:
+        result.problems.append(Problem(seq, "checkpoint", (
+            f"the log starts after a checkpoint at entry {seq} that no purge entry records: entries 1..{seq} "
+            "were deleted outside a purge of the audit tier")))
+        return
+    at, details = backing
+    mark = details["checkpoint"]
+    removed = (details.get("counts") or {}).get("audit_log")
+    if receipt is None or receipt.get("audit_log") != removed or not removed:
+        result.problems.append(Problem(seq, "checkpoint", (
+            f"the purge that wrote the checkpoint at entry {seq} has no matching receipt "
+            f"(receipt {details.get('receipt_id')!r} is missing or counts other deletions)")))
+    try:
+        newest = as_utc(datetime.fromisoformat(str(mark["newest_removed_at"])))
+        kept = timedelta(seconds=int(mark["retention_s"]))
+    except (KeyError, TypeError, ValueError):
+        result.problems.append(Problem(seq, "checkpoint", f"the checkpoint at entry {seq} does not say how old the removed entries were"))
+        return
+    if newest >= at - kept:
+        result.problems.append(Problem(seq, "checkpoint", (
+            f"the checkpoint at entry {seq} removed entries younger than the audit tier's retention "
+            f"period ({kept.days} days)")))
 
 
 def _row_entry(r) -> AuditEntry:

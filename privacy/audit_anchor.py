@@ -1,6 +1,8 @@
 """The audit log's anchor outside the database: DATA_DIR/audit/anchor-<database id>.json names
 the newest entry (seq, hash), so deleting the newest entries, which leaves no broken link inside
-the database, still fails `AuditLog.verify`.
+the database, still fails `AuditLog.verify`. It also records the checkpoint the chain starts
+from (seq, hash) once a purge of the audit tier has removed the oldest entries, so a checkpoint
+written into the database by hand is not recorded here and fails `verify`.
 
 Every transaction that appended entries writes the anchor in its commit event, i.e. after its
 last statement and just before the database commits; a commit that then fails puts the old
@@ -25,8 +27,11 @@ def anchor_path(database_id: str) -> Path:
     return data_dir() / "audit" / f"anchor-{database_id}.json"
 
 
-def _anchor_text(database_id: str, seq: int, h: str) -> str:
-    return json.dumps({"database_id": database_id, "seq": seq, "hash": h})
+def _anchor_text(database_id: str, seq: int, h: str, checkpoint: tuple[int, str] | None) -> str:
+    doc = {"database_id": database_id, "seq": seq, "hash": h}
+    if checkpoint is not None:
+        doc["checkpoint"] = {"seq": checkpoint[0], "hash": checkpoint[1]}
+    return json.dumps(doc)
 
 
 def _replace_file(path: Path, text: str) -> None:
@@ -42,8 +47,9 @@ def _replace_file(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-# The newest entry appended on a connection and not yet committed: (database id, seq, hash).
-_pending: weakref.WeakKeyDictionary[Connection, tuple[str, int, str]] = weakref.WeakKeyDictionary()
+# The newest entry appended on a connection and not yet committed, with the checkpoint the chain
+# then starts from: (database id, seq, hash, checkpoint or None).
+_pending: weakref.WeakKeyDictionary[Connection, tuple[str, int, str, tuple[int, str] | None]] = weakref.WeakKeyDictionary()
 # A connection whose commit is under way: (anchor path, the anchor's text before, the text written).
 _committing: weakref.WeakKeyDictionary[Connection, tuple[Path, str | None, str]] = weakref.WeakKeyDictionary()
 
@@ -71,9 +77,9 @@ def _anchor_before_commit(conn: Connection) -> None:
     pending = _pending.pop(conn, None)
     if pending is None:
         return
-    db_id, seq, h = pending
+    db_id, seq, h, checkpoint = pending
     path = anchor_path(db_id)
-    text = _anchor_text(db_id, seq, h)
+    text = _anchor_text(db_id, seq, h, checkpoint)
     before = None
     try:
         before = path.read_text(encoding="utf-8") if path.exists() else None
@@ -111,6 +117,8 @@ def _put_back(path: Path, before: str | None, written: str) -> None:
         pass
 
 
-def anchor_at_commit(conn: Connection, database_id: str, seq: int, h: str) -> None:
-    """`conn`'s transaction appended entry `seq`: anchor it when that transaction commits."""
-    _pending[conn] = (database_id, seq, h)
+def anchor_at_commit(conn: Connection, database_id: str, seq: int, h: str,
+                     checkpoint: tuple[int, str] | None = None) -> None:
+    """`conn`'s transaction appended entry `seq` (to a chain starting after `checkpoint`): anchor
+    both when that transaction commits."""
+    _pending[conn] = (database_id, seq, h, checkpoint)

@@ -212,6 +212,9 @@ def purge(
     date; never audit entries). A dry run counts and changes nothing."""
     now = as_utc(now) if now else utcnow()
     cut = {tier: now - policy.periods[tier] for tier in TIERS}
+    # The audit tier follows the clock, never a caller's `now`: an entry leaves the trail only
+    # once it is older than the audit period, or `audit verify` refuses the checkpoint.
+    cut["audit"] = min(cut["audit"], utcnow() - policy.periods["audit"])
     if before is not None:
         before = as_utc(before)
         for tier in ("features", "timelines", "aggregates"):
@@ -223,7 +226,7 @@ def purge(
     # Whoever started the process is the actor, also of a start-up purge; `trigger` says why.
     actor = actor or resolve_actor()
     with store.transaction() as conn:
-        counts = _purge(conn, cut, now, dry_run)
+        counts, checkpoint = _purge(conn, cut, now, dry_run)
         receipt.counts = counts
         if dry_run:
             # The transaction is rolled back by raising nothing and deleting nothing: _purge only
@@ -236,16 +239,18 @@ def purge(
         AuditLog(store).record(
             AuditAction.PURGE, actor,
             {"receipt_id": receipt.receipt_id, "counts": counts, "policy_hash": policy.hash, "cutoffs": receipt.cutoffs,
-             "trigger": trigger},
+             "trigger": trigger,
+             **({"checkpoint": {**checkpoint, "retention_s": int(policy.periods["audit"].total_seconds())}}
+                if checkpoint else {})},
             conn=conn,
         )
     receipt.file = write_receipt_file(receipt.to_dict())
     return receipt
 
 
-def _purge(conn: Connection, cut: dict[str, datetime], now: datetime, dry_run: bool) -> dict[str, int]:
-    """Each step's count, in the receipt's order; the SQL of each step is a named function of
-    `engagement.core.repositories.retention`."""
+def _purge(conn: Connection, cut: dict[str, datetime], now: datetime, dry_run: bool) -> tuple[dict[str, int], dict | None]:
+    """Each step's count, in the receipt's order, and the audit checkpoint left (if any); the SQL
+    of each step is a named function of `engagement.core.repositories.retention`."""
     s = schema
     counts = {"unconsented_tracks": _purge_unconsented(conn, now, dry_run)}
     # 2. Per-second personal data by tier (cut-offs are aware UTC; the columns bind them as such).
@@ -265,10 +270,10 @@ def _purge(conn: Connection, cut: dict[str, datetime], now: datetime, dry_run: b
     # tell: it depends on the deletions above; reported after a real purge).
     counts["runs"] = 0 if dry_run else retention_rows.empty_runs_before(conn, cut["aggregates"])
     # 6. Audit tier: entries and receipts.
-    counts["audit_log"] = _purge_audit(conn, cut["audit"], dry_run)
+    counts["audit_log"], checkpoint = _purge_audit(conn, cut["audit"], dry_run)
     counts["purge_receipts"] = retention_rows.rows_created_before(conn, s.purge_receipts, cut["audit"],
                                                                   dry_run=dry_run)
-    return counts
+    return counts, checkpoint
 
 
 def _purge_unconsented(conn: Connection, now: datetime, dry_run: bool) -> int:
@@ -280,15 +285,17 @@ def _purge_unconsented(conn: Connection, now: datetime, dry_run: bool) -> int:
     return delete_tracks(conn, ids)["tracks"]
 
 
-def _purge_audit(conn: Connection, cutoff: datetime, dry_run: bool) -> int:
+def _purge_audit(conn: Connection, cutoff: datetime, dry_run: bool) -> tuple[int, dict | None]:
     """Audit entries older than `cutoff`, removed as a prefix (every seq up to the newest expired
-    one) so the chain that remains is whole; the last removed entry becomes its checkpoint."""
+    one) so the chain that remains is whole; the last removed entry becomes its checkpoint, which
+    the purge's own entry records (with the removed entry's time) so `audit verify` can prove it."""
     old = audit_rows.newest_before(conn, cutoff)
     if old is None:
-        return 0
+        return 0, None
     if dry_run:
-        return audit_rows.count_through(conn, int(old.seq))
-    return audit_rows.remove_through(conn, int(old.seq), old.hash)
+        return audit_rows.count_through(conn, int(old.seq)), None
+    removed = audit_rows.remove_through(conn, int(old.seq), old.hash)
+    return removed, {"seq": int(old.seq), "hash": old.hash, "newest_removed_at": iso(as_utc(old.at))}
 
 
 def startup_purge(store, *, trigger: str, policy_file: str | Path | None = None) -> PurgeReceipt:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from engagement.core import schema
 from engagement.core.errors import StoreError
 from engagement.core.store import Store
+from engagement.core.time import utcnow
 from privacy.audit import AuditAction, AuditLog, anchor_path, database_id
 from privacy.errors import AuditError
 
@@ -483,3 +487,55 @@ def test_an_interrupt_during_the_commit_leaves_anchor_and_log_agreeing(store, lo
                     log.record(AuditAction.EXPORT, "cli:test", {"rows": 1}, conn=conn)
         assert path.read_text() == before, name
         assert len(log.entries()) == 6 and log.verify().ok, name
+
+
+def _forge_checkpoint(store, k: int) -> None:
+    """What an attacker with the database but not the anchor's folder can do: delete entries
+    1..k and write a checkpoint naming entry k, as a purge of the audit tier would."""
+    a, cp = schema.audit_log, schema.audit_checkpoint
+    with store.transaction() as conn:
+        h = conn.execute(select(a.c.hash).where(a.c.seq == k)).scalar_one()
+        conn.execute(delete(a).where(a.c.seq <= k))
+        conn.execute(insert(cp).values(id=1, seq=k, hash=h, at=utcnow()))
+
+
+def test_a_forged_checkpoint_is_tampering(store, log, capsys):
+    _forge_checkpoint(store, 3)
+    result = log.verify()
+    assert not result.ok and (3, "checkpoint") in kinds(result)
+    assert "no purge entry records" in " ".join(p.message for p in result.problems)
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "TAMPERED" in out
+
+
+def test_a_forged_checkpoint_stays_tampering_after_re_anchoring(store, log):
+    """Re-anchoring accepts the database as it stands, so the anchor then names the forged
+    checkpoint; the missing purge entry and receipt still give it away."""
+    _forge_checkpoint(store, 4)
+    log.reanchor("restored from backup", "cli:test")
+    result = log.verify()
+    assert kinds(result) == [(4, "checkpoint")]
+
+
+def test_a_checkpoint_the_anchor_does_not_record_is_tampering(store, log, monkeypatch):
+    """A real purge's checkpoint, then the anchor file rewritten without it (an older copy)."""
+    import privacy.audit
+    from privacy.retention import load_policy, policy_path, purge
+
+    three_days_ago = utcnow() - timedelta(days=3)
+    fresh = Store.open(store.url.replace("test.db", "old.db"))
+    try:
+        monkeypatch.setattr(privacy.audit, "utcnow", lambda: three_days_ago)
+        AuditLog(fresh).record(AuditAction.EXPORT, "cli:test", {"rows": 1})
+        monkeypatch.undo()
+        policy_path().parent.mkdir(parents=True, exist_ok=True)
+        policy_path().write_text('[retention]\naudit = "1d"\n')
+        purge(fresh, load_policy())
+        assert AuditLog(fresh).verify().ok
+        path = anchor_path(db_id(fresh))
+        anchor = json.loads(path.read_text())
+        del anchor["checkpoint"]
+        path.write_text(json.dumps(anchor))
+        assert kinds(AuditLog(fresh).verify()) == [(1, "checkpoint")]
+    finally:
+        fresh.close()

@@ -126,17 +126,42 @@ def test_before_date_and_audit_tier(store, isolated_data_dir):
     add_rows(store, run, track, 1, NOW - timedelta(hours=1))
     receipt = purge(store, load_policy(), now=NOW, before=NOW - timedelta(days=1))
     assert receipt.counts["window_features"] == 1 and receipt.counts["class_timeline"] == 1
-    # Audit tier: a short period removes the oldest entries as a prefix; the chain still verifies.
+
+
+def _short_audit_policy():
     policy_file = policy_path()
     policy_file.parent.mkdir(parents=True, exist_ok=True)
     policy_file.write_text('[retention]\naudit = "1d"\n')
+    return load_policy()
+
+
+def test_audit_tier_removes_old_entries_and_leaves_a_provable_checkpoint(store, monkeypatch):
+    """A short period removes the oldest entries as a prefix; the chain still verifies, and the
+    purge's entry records the checkpoint it left."""
+    import privacy.audit
+
+    three_days_ago = datetime.now(timezone.utc) - timedelta(days=3)
+    monkeypatch.setattr(privacy.audit, "utcnow", lambda: three_days_ago)
+    setup_run(store, three_days_ago)
+    monkeypatch.undo()
     n_before = len(AuditLog(store).entries())
-    receipt = purge(store, load_policy(), now=datetime.now(timezone.utc) + timedelta(days=2))
+    receipt = purge(store, _short_audit_policy())
     assert receipt.counts["audit_log"] == n_before
     result = AuditLog(store).verify()
     assert result.ok, result.problems
+    entry = AuditLog(store).entries(action=AuditAction.PURGE)[-1]
+    assert entry.details["checkpoint"]["seq"] == n_before and entry.details["checkpoint"]["retention_s"] == 86400
     # The changed policy was audited, with the old and new hashes.
     assert AuditLog(store).entries(action=AuditAction.POLICY_CHANGE)[-1].details["new_hash"] == load_policy().hash
+
+
+def test_a_purge_dated_in_the_future_keeps_young_audit_entries(store):
+    """The audit tier follows the clock: a caller's `now` two days ahead removes no entry that is
+    minutes old (it would leave a checkpoint that `audit verify` must refuse)."""
+    setup_run(store, NOW)
+    receipt = purge(store, _short_audit_policy(), now=datetime.now(timezone.utc) + timedelta(days=2))
+    assert receipt.counts["audit_log"] == 0
+    assert AuditLog(store).verify().ok
 
 
 @pytest.mark.parametrize(

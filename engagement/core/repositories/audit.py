@@ -46,10 +46,18 @@ def append(conn: Connection, *, seq: int, at: datetime, action: str, actor: str,
     )
 
 
+def checkpoint(conn: Connection) -> Row | None:
+    """(seq, hash) of the checkpoint left by a purge of the audit tier, or None."""
+    cp = schema.audit_checkpoint
+    return conn.execute(select(cp.c.seq, cp.c.hash)).first()
+
+
 def newest_before(conn: Connection, cutoff: datetime) -> Row | None:
-    """(seq, hash) of the newest entry older than `cutoff`."""
+    """(seq, hash, at) of the newest entry older than `cutoff`."""
     a = schema.audit_log
-    return conn.execute(select(a.c.seq, a.c.hash).where(a.c.at < cutoff).order_by(a.c.seq.desc()).limit(1)).first()
+    return conn.execute(
+        select(a.c.seq, a.c.hash, a.c.at).where(a.c.at < cutoff).order_by(a.c.seq.desc()).limit(1)
+    ).first()
 
 
 def count_through(conn: Connection, seq: int) -> int:
