@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from dashboard import services
+from dashboard.addresses import ClientAddress
 from engagement.core.errors import ConfigError, EngagementError
 from engagement.core.repositories import accounts
 from engagement.core.schema import dashboard_users
@@ -251,13 +252,18 @@ class SignInResult:
 
 
 def sign_in(
-    store: Store, throttle: SignInThrottle, name: str, password: str, address: str | None, *, demo: bool = False
+    store: Store, throttle: SignInThrottle, name: str, password: str, client: ClientAddress | str | None, *,
+    demo: bool = False,
 ) -> SignInResult:
     """Check a sign-in under the throttle and audit it.
 
     The actor of a failed attempt is the account when the name is one, else "dashboard:unknown":
     a name that is no account may be a password typed into the wrong field, so it is never logged.
+    The entry names the client's address, and the socket's beside a forwarded one.
     """
+    if not isinstance(client, ClientAddress):
+        client = ClientAddress(client or "unknown", client or "unknown")
+    address = client.address
     name = name.strip()
     wait = throttle.wait_s(name, address)
     if wait > 0:
@@ -265,10 +271,10 @@ def sign_in(
     user = authenticate(store, name, password, demo=demo)
     if user is not None:
         throttle.success(name)
-        services.audit(store, services.SIGN_IN, f"dashboard:{user.name}", {"role": user.role})
+        services.audit(store, services.SIGN_IN, f"dashboard:{user.name}", {"role": user.role, **client.audit_details()})
         return SignInResult(user)
     locks = throttle.failure(name, address)
-    details: dict = {"address": address or "unknown"}
+    details: dict = client.audit_details()
     if locks:
         details["locked"] = [{"scope": lock.scope, "seconds": lock.seconds} for lock in locks]
     actor = f"dashboard:{name}" if _account_exists(store, name) else "dashboard:unknown"

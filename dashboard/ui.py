@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from dashboard import auth, queries
+from dashboard import addresses, auth, queries
 from dashboard.page_text import current_lang, t
 from engagement.core.config import default_db_url
 from engagement.core.errors import EngagementError
@@ -67,11 +67,15 @@ def sign_in_throttle() -> auth.SignInThrottle:
     return auth.SignInThrottle()
 
 
-def client_address() -> str:
+def client_address() -> addresses.ClientAddress:
     """The browser's address for the sign-in throttle. Streamlit gives None on a loopback
-    connection (and no text outside a real server): those share the key "loopback"."""
-    address = st.context.ip_address
-    return address if isinstance(address, str) and address else "loopback"
+    connection (and no text outside a real server): those share the key "loopback". A
+    forwarded address counts only from a proxy the operator trusts (`dashboard.addresses`)."""
+    socket_ip = st.context.ip_address
+    socket_ip = socket_ip if isinstance(socket_ip, str) and socket_ip else None
+    headers = st.context.headers
+    forwarded = headers.get_all("X-Forwarded-For") if hasattr(headers, "get_all") else []
+    return addresses.resolve(socket_ip, list(forwarded), addresses.trusted_proxies())
 
 
 def demo_mode() -> bool:

@@ -7,8 +7,10 @@ benchmark generator (3 sessions x 8 participants x 15 min).
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import json
+import os
 import re
 import sqlite3
 import zipfile
@@ -30,6 +32,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import auth, queries, services
 from engagement.app import agenda as agenda_store
+from engagement.core.errors import ConfigError
 from engagement.core.i18n import catalogue, translate
 
 ALL_PAGES = ("facilitator", "researcher", "privacy_consent", "privacy_retention", "privacy_audit", "privacy_requests", "users")
@@ -640,3 +643,80 @@ def test_users_page_shows_local_minutes_not_raw_timestamps(db_url):
     _no_failure(at)
     created = at.dataframe[0].value[translate("users.created", "id")]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", v) for v in created), created.tolist()
+
+
+# -- client addresses behind proxies -------------------------------------------------------------
+
+
+def test_a_forwarded_address_counts_only_from_a_proxy_the_operator_names():
+    from dashboard.addresses import ClientAddress, parse_trusted, resolve
+
+    spoofed = ["203.0.113.7"]
+    # Default: no proxy is trusted, so a header on a loopback connection (Streamlit reports None)
+    # or any other is ignored.
+    assert resolve(None, spoofed, ()) == ClientAddress("loopback", "loopback")
+    assert resolve("10.0.0.9", spoofed, ()) == ClientAddress("10.0.0.9", "10.0.0.9")
+    proxy = parse_trusted("10.0.0.1, 127.0.0.1")
+    assert resolve("10.0.0.9", spoofed, proxy) == ClientAddress("10.0.0.9", "10.0.0.9")
+    # From a named proxy: the nearest entry that is not a trusted proxy; the client's own claims
+    # further left do not count.
+    assert resolve("10.0.0.1", ["198.51.100.3, 192.0.2.4"], proxy) == ClientAddress("192.0.2.4", "10.0.0.1", True)
+    assert resolve(None, ["192.0.2.4", "10.0.0.1"], proxy) == ClientAddress("192.0.2.4", "loopback", True)
+    assert resolve("10.0.0.1", ["not-an-address"], proxy) == ClientAddress("10.0.0.1", "10.0.0.1")
+    with pytest.raises(ConfigError, match="not an IP address"):
+        parse_trusted("proxy.example")
+
+
+def test_spoofed_forwarded_headers_do_not_escape_the_address_limit(db_url, monkeypatch):
+    """22 names, each with its own invented X-Forwarded-For, from one loopback connection: the
+    address is locked after 20, and the log records the socket's address."""
+    from dashboard.addresses import resolve
+
+    store = queries.open_store(db_url)
+    throttle = auth.SignInThrottle(clock=FakeClock())
+    for i in range(22):
+        client = resolve(None, [f"198.51.100.{i}"], ())
+        auth.sign_in(store, throttle, f"user{i}", "wrong-password", client)
+    assert throttle.wait_s("someone-else", resolve(None, ["192.0.2.200"], ()).address) > 0
+    failed = [e for e in services.audit_entries(store) if e["action"] == "sign_in_failed"]
+    assert {e["details"]["address"] for e in failed} == {"loopback"}
+
+
+def test_a_trusted_proxy_s_client_is_logged_beside_the_socket(db_url):
+    from dashboard.addresses import parse_trusted, resolve
+
+    store = queries.open_store(db_url)
+    client = resolve("10.0.0.1", ["192.0.2.4"], parse_trusted("10.0.0.1"))
+    assert auth.sign_in(store, auth.SignInThrottle(), "fasil", PASSWORD, client).user is not None
+    entry = services.audit_entries(store)[-1]
+    assert entry["details"]["address"] == "192.0.2.4" and entry["details"]["socket_address"] == "10.0.0.1"
+
+
+def test_the_server_trusts_no_forwarded_header_by_itself(monkeypatch, tmp_path):
+    """`engagement dashboard` tells uvicorn to trust no proxy (its default trusts loopback and
+    rewrites the client from the header), and passes the operator's proxies to the pages."""
+    import uvicorn
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from engagement.cli import dashboard as dashboard_cli
+    from engagement.cli.main import main
+
+    for name in ("FORWARDED_ALLOW_IPS", "ENGAGEMENT_TRUSTED_PROXIES", auth.DEMO_ENV, "ENGAGEMENT_DASHBOARD_SESSION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENGAGEMENT_DB", "")
+    monkeypatch.setattr(dashboard_cli, "_run_streamlit", lambda address, port: 0)
+    monkeypatch.setattr(dashboard_cli, "_check_port_free", lambda address, port: None)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    assert main(["dashboard", "--db", url, "--trusted-proxy", "10.0.0.1"]) == 0
+    assert os.environ["ENGAGEMENT_TRUSTED_PROXIES"] == "10.0.0.1"
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen["client"] = scope["client"]
+
+    config = uvicorn.Config(app)
+    middleware = ProxyHeadersMiddleware(app, trusted_hosts=config.forwarded_allow_ips)
+    scope = {"type": "http", "client": ("127.0.0.1", 5000), "headers": [(b"x-forwarded-for", b"203.0.113.7")]}
+    asyncio.run(middleware(scope, None, None))
+    assert seen["client"] == ("127.0.0.1", 5000)
+    assert main(["dashboard", "--db", url, "--trusted-proxy", "proxy.example"]) == 2

@@ -66,28 +66,36 @@ def dashboard_command(
     demo: Annotated[bool, option("--demo", key="cli.dashboard.opt_demo")] = False,
     session: Annotated[str | None, option("--session", metavar="NAME", key="cli.dashboard.opt_session")] = None,
     timezone: Annotated[str | None, option("--timezone", metavar="ZONE", key="cli.dashboard.opt_timezone")] = None,
+    trusted_proxy: Annotated[
+        list[str] | None, option("--trusted-proxy", metavar="ADDRESS", key="cli.dashboard.opt_trusted_proxy")
+    ] = None,
 ) -> int | None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"db": db}  # `dashboard --db URL users list` names the database before the action
         return None
-    return serve(db=db, port=port, address=address, demo=demo, session=session, timezone=timezone)
+    return serve(db=db, port=port, address=address, demo=demo, session=session, timezone=timezone,
+                 trusted_proxies=trusted_proxy or [])
 
 
 def _url(ctx: typer.Context, db: str | None) -> str:
     return db or (ctx.obj or {}).get("db") or default_db_url()
 
 
-def serve(*, db: str | None, port: int, address: str, demo: bool, session: str | None, timezone: str | None) -> int:
+def serve(*, db: str | None, port: int, address: str, demo: bool, session: str | None, timezone: str | None,
+          trusted_proxies: list[str] = ()) -> int:
     """Check the port and the database, run the start-up purge, then serve in this process.
 
     Streamlit runs in-process (no child): SIGTERM/SIGINT stop it through its own handlers and a
     SIGKILL leaves nothing behind to hold the port.
     """
-    from dashboard import auth, queries
+    from dashboard import queries
+    from dashboard.addresses import parse_trusted
     from dashboard.clock import TZ_ENV, zone
 
     if not 1 <= port <= 65535:
         raise ConfigError(say("cli.dashboard.bad_port", got=port))
+    trusted = ",".join(trusted_proxies)
+    parse_trusted(trusted)  # a malformed address is one error line before anything starts
     if timezone:
         zone(timezone)  # an unknown name is one error line before anything starts
         os.environ[TZ_ENV] = timezone
@@ -110,18 +118,30 @@ def serve(*, db: str | None, port: int, address: str, demo: bool, session: str |
             _demo_account(store)
     finally:
         store.close()
-    os.environ["ENGAGEMENT_DB"] = url
-    os.environ.pop(auth.DEMO_ENV, None)
-    if demo:
-        os.environ[auth.DEMO_ENV] = "1"
-    session = session or (DEMO_SESSION if demo else None)
-    if session:
-        os.environ["ENGAGEMENT_DASHBOARD_SESSION"] = session
+    _server_env(url, demo=demo, session=session or (DEMO_SESSION if demo else None), trusted_proxies=trusted)
     url_shown = f"http://{address}:{port}"
     print(say("cli.dashboard.serving", url=url_shown, db=safe_url(url)), flush=True)
     if demo and _has_display():
         _open_browser_when_up(url_shown)
     return _run_streamlit(address, port)
+
+
+def _server_env(url: str, *, demo: bool, session: str | None, trusted_proxies: str) -> None:
+    """What the server's pages read from the environment (Streamlit runs in this process)."""
+    from dashboard import auth
+    from dashboard.addresses import TRUSTED_PROXIES_ENV
+
+    os.environ["ENGAGEMENT_DB"] = url
+    os.environ.pop(auth.DEMO_ENV, None)
+    if demo:
+        os.environ[auth.DEMO_ENV] = "1"
+    if session:
+        os.environ["ENGAGEMENT_DASHBOARD_SESSION"] = session
+    os.environ[TRUSTED_PROXIES_ENV] = trusted_proxies
+    # uvicorn would otherwise take X-Forwarded-For from any loopback peer as the client's address
+    # (its default trusts 127.0.0.1): trust no proxy there, so the page sees the socket's peer and
+    # dashboard.addresses applies the operator's list.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
