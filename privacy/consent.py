@@ -169,6 +169,20 @@ def check_time(value, what: str, where: str = "") -> datetime:
         raise ConsentError(f"{where}{exc}") from None
 
 
+def check_withdrawal_time(when: datetime, rows) -> None:
+    """A withdrawal takes effect from a moment that has happened and after the consent began: one
+    dated ahead would leave the consent active (and analyses storing data) until then, one dated
+    before the grant would rewrite what was consented. Raised inside the withdrawal's
+    transaction, so nothing changes."""
+    now = utcnow()
+    if when > now:
+        raise ConsentError(f"the withdrawal time {iso(when)} is in the future (now {iso(now)}); nothing changed")
+    began = max(as_utc(r.granted_at) for r in rows)
+    if when < began:
+        raise ConsentError(
+            f"the withdrawal time {iso(when)} is before the consent began ({iso(began)}); nothing changed")
+
+
 @dataclass(frozen=True)
 class Notice:
     """What a consent was given on: the notice's version and language, and where the evidence is."""
@@ -265,6 +279,7 @@ def withdraw(
         rows = repo.withdraw_consents(conn, repo.PARTICIPANT, subject, when, scope_list)
         if not rows:
             raise ConsentError("no active consent of that participant for the given scope(s); nothing changed")
+        check_withdrawal_time(when, rows)
         ids = [int(r.id) for r in rows]
         purged: dict[str, int] = {}
         receipt = None
@@ -315,6 +330,7 @@ def withdraw_attestation(
         rows = repo.withdraw_consents(conn, repo.ATTESTATION, {"session_name": session_name}, when)
         if not rows:
             raise ConsentError(f"session {session_name!r} has no active attestation; nothing changed")
+        check_withdrawal_time(when, rows)
         ids = [int(r.id) for r in rows]
         t, r, s = schema.tracks, schema.runs, schema.sessions
         track_ids = [int(x[0]) for x in conn.execute(

@@ -280,3 +280,22 @@ def test_key_destruction_makes_consent_unlinkable(store):
     gate = ConsentGate.for_session(store, "sesi-1", at=T0, cohort="latsar", device_participant="siti@example.go.id")
     assert gate.device_participant != siti
     assert gate.participant_for("T1", LEFT, SIZE, 0.0) is None  # must consent again
+
+
+@pytest.mark.parametrize("at", ["2999-01-01", "2000-01-01"])
+def test_withdrawal_time_in_the_future_or_before_the_grant_is_refused(store, at, capsys):
+    """`--at 2999-01-01` used to purge at once yet leave the consent active until then (the next
+    analysis stored her data again); `--at 2000-01-01` rewrote a consent given in 2026."""
+    from engagement.cli.main import main
+
+    grant(store)
+    consent.attest(store, "hari-1", facilitator="wi@x.id", cohort="latsar", notice_version="v1", language="id",
+                   evidence="form", at=T0 - timedelta(days=1))
+    n_audit = len(AuditLog(store).entries())
+    for target in (["siti@example.go.id", "--cohort", "latsar"], ["--session", "hari-1"]):
+        rc = main(["privacy", "consent", "withdraw", *target, "--at", at, "--db", store.url])
+        err = capsys.readouterr().err
+        assert rc != 0 and err.startswith("error:") and "nothing changed" in err
+        assert ("future" in err) == (at == "2999-01-01") and ("before the consent began" in err) == (at == "2000-01-01")
+    assert all(r.withdrawn_at is None for r in consent.list_consents(store))
+    assert len(AuditLog(store).entries()) == n_audit
