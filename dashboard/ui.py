@@ -151,7 +151,7 @@ def num(value: float | None, digits: int = 2) -> str:
 # What each count of a purge, erasure or withdrawal is about, in words (never a table name).
 COUNT_KEYS = (
     "window_features", "engagement_estimates", "tracks", "unconsented_tracks", "class_timeline", "alerts", "runs",
-    "audit_log", "purge_receipts", "consents_ended",
+    "audit_log", "purge_receipts", "consents_ended", "class_timeline_recomputed",
 )
 
 

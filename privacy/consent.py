@@ -338,10 +338,14 @@ def withdraw_attestation(
             .where(s.c.name == session_name, t.c.participant.like(ATTESTED_PREFIX + "%"))
         )]
         purged = delete_tracks(conn, track_ids)
-        receipt = add_receipt(conn, kind="withdrawal", trigger="consent", counts=purged, subject=None)
+        # The receipt names the session by its number, as a participant's receipt names a
+        # pseudonym: a session's name may be a person's (a recording named after its file).
+        session_id = repo.session_id(conn, session_name)
+        subject = f"session:{session_id}" if session_id is not None else None
+        receipt = add_receipt(conn, kind="withdrawal", trigger="consent", counts=purged, subject=subject)
         audit(store, conn, AuditAction.CONSENT_WITHDRAWN, actor,
-              {"session": session_name, "kind": "attestation", "withdrawn_at": iso(when), "consent_ids": ids,
-               "purged": purged, **_reason(reason)})
+              {"session": session_name, "session_id": session_id, "kind": "attestation", "withdrawn_at": iso(when),
+               "consent_ids": ids, "purged": purged, "receipt_id": receipt["receipt_id"], **_reason(reason)})
     return WithdrawalResult(None, ids, purged, receipt, write_receipt_file(receipt))
 
 

@@ -16,11 +16,24 @@ from sqlalchemy.engine import Connection
 from engagement.core import schema
 from engagement.core.config import data_dir
 from engagement.core.repositories import retention as retention_rows
-from engagement.core.repositories.retention import TRACK_TABLES, delete_tracks
+from engagement.core.repositories.class_rows import runs_of_tracks
+from engagement.core.repositories.retention import TRACK_TABLES
+from engagement.core.repositories.retention import delete_tracks as delete_track_rows
 from engagement.core.time import iso, utcnow
+from privacy.class_rows import rederive
 
 __all__ = ["TRACK_TABLES", "add_receipt", "count_participant_rows", "delete_participant_data", "delete_tracks",
            "receipts_dir", "track_ids_of", "write_receipt_file"]
+
+def delete_tracks(conn: Connection, track_ids: list[int]) -> dict[str, int]:
+    """Delete tracks (a withdrawal, an erasure, consent enforcement) with their per-second rows,
+    and recompute the class rows of their runs from what remains (`privacy.class_rows`)."""
+    runs = runs_of_tracks(conn, track_ids)
+    counts = delete_track_rows(conn, track_ids)
+    if runs:
+        counts.update(rederive(conn, runs))
+    return counts
+
 
 def track_ids_of(conn: Connection, pseudonyms: Iterable[str], run_id: int | None = None) -> list[int]:
     names = sorted(set(pseudonyms))

@@ -85,6 +85,12 @@ def records_by_id(conn: Connection, ids: Iterable[int]) -> list[Row]:
     return conn.execute(select(consent_records).where(consent_records.c.id.in_(list(ids))).order_by(consent_records.c.id)).all()
 
 
+def session_id(conn: Connection, session_name: str) -> int | None:
+    """The id of the session named `session_name` (None: no such session)."""
+    value = conn.execute(select(schema.sessions.c.id).where(schema.sessions.c.name == session_name)).scalar()
+    return int(value) if value is not None else None
+
+
 def session_cohort(conn: Connection, session_name: str) -> str | None:
     """The cohort an existing session belongs to (None: no such session)."""
     row = conn.execute(select(schema.sessions.c.cohort).where(schema.sessions.c.name == session_name)).first()
