@@ -24,7 +24,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
 from engagement.core import schema
+from engagement.core.errors import ConfigError
 from engagement.core.repositories import consent as repo
+from engagement.core.repositories.runs import check_session_name
 from engagement.core.time import as_utc, iso, parse_when, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.data import add_receipt, delete_participant_data, delete_tracks, write_receipt_file
@@ -298,7 +300,12 @@ def attest(store, session_name: str, *, facilitator: str, cohort: str | None = N
            at: datetime | None = None, actor: str | None = None, ring: KeyRing | None = None,
            reason: str | None = None) -> list[ConsentRecord]:
     """Record a facilitator's attestation that everyone present in `session_name` consented."""
-    session_name = check_text(session_name, "session name", limit=200)
+    try:
+        # The same check as every other way in (analyze, live, batch): the name attested is
+        # the name analysed, character for character.
+        session_name = check_session_name(session_name)
+    except ConfigError as exc:
+        raise ConsentError(str(exc)) from None
     scopes = check_scopes(scopes)
     notice = Notice.check(notice_version, language, evidence)
     when = check_time(at, "attestation time")

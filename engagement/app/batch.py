@@ -13,6 +13,7 @@ the single-machine commands never load it.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import resource
 import signal
@@ -108,7 +109,9 @@ def read_listing(path: Path) -> list[Recording]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the listing ({exc})") from None
-    reader = csv.DictReader(text.splitlines())
+    # newline="": a quoted cell keeps a line break inside it (and is then refused where it is
+    # not allowed) instead of splitting the row in two.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     if "file" not in columns:
         raise ConfigError(f"{path}: a listing needs a 'file' column (columns: {', '.join(LISTING_COLUMNS)})")
@@ -118,7 +121,10 @@ def read_listing(path: Path) -> list[Recording]:
     base = path.parent
     out = []
     for line, row in enumerate(reader, start=2):
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+        # Paths and cohorts are trimmed; a session name is taken as written and checked like any
+        # other (a tab or ESC in it is refused, not silently removed).
+        row = {k.strip().lower(): (v or "") if k.strip().lower() == "session" else (v or "").strip()
+               for k, v in row.items() if k is not None}
         if not row.get("file"):
             raise ConfigError(f"{path}: line {line}: the file is empty")
 
@@ -126,6 +132,11 @@ def read_listing(path: Path) -> list[Recording]:
             return (base / value) if value else None
 
         video = resolve(row["file"])
+        if row.get("session"):
+            try:
+                run_rows.check_session_name(row["session"])
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: line {line}: {exc}") from None
         out.append(
             Recording(
                 path=video,

@@ -18,7 +18,7 @@ from engagement.core.config import AnalysisOptions, data_dir, parse_sample_fps
 from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
-from engagement.core.repositories.runs import check_session_name
+from engagement.core.repositories.runs import check_session_name, printable
 from engagement.vision.sources import name_digest, open_source
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import attest
@@ -147,7 +147,7 @@ def sessions_list(db: Db = None) -> int:
     print(f"{'session':30} {'cohort':15} {'created (UTC)':20} {'runs':>4} {'last run':12} {'seconds':>8} {'tracks':>6}")
     for s in sessions:
         print(
-            f"{s.name[:30]:30} {(s.cohort or '-')[:15]:15} {s.created_at:%Y-%m-%d %H:%M:%S}  "
+            f"{printable(s.name)[:30]:30} {printable(s.cohort or '-')[:15]:15} {s.created_at:%Y-%m-%d %H:%M:%S}  "
             f"{s.runs:>4} {s.last_status or '-':12} {s.seconds:>8} {s.tracks:>6}"
         )
     return 0

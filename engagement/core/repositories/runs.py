@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import socket
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -343,12 +344,38 @@ def pid_alive(pid: int) -> bool:
 SESSION_NAME_MAX = schema.sessions.c.name.type.length
 
 
+# Bidirectional overrides and isolates reorder what a terminal or a page shows.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unprintable(text: str) -> list[str]:
+    """The characters of `text` that a terminal or a page would act on rather than show:
+    control characters (ESC, newline, tab...), line and paragraph separators, bidi controls."""
+    return [ch for ch in text if unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS]
+
+
 def check_session_name(name: str) -> str:
-    """A session name that fits its column: not blank, at most SESSION_NAME_MAX characters."""
+    """The one check of a session name, for every place one enters (analyze, live, batch,
+    consent attest, the dashboard's forms): not blank, no control character, no leading or
+    trailing space, at most SESSION_NAME_MAX characters. Nothing is stripped or changed, so the
+    name attested is the name analysed."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("the session name must not be empty")
+    bad = unprintable(name)
+    if bad:
+        shown = ", ".join(sorted({f"U+{ord(ch):04X}" for ch in bad}))
+        raise ConfigError(f"the session name {name!r} contains control characters ({shown}); use plain text")
+    if name != name.strip():
+        raise ConfigError(f"the session name {name!r} starts or ends with a space; remove it")
     if len(name) > SESSION_NAME_MAX:
         raise ConfigError(
             f"the session name is {len(name)} characters long; at most {SESSION_NAME_MAX} are allowed"
         )
     return name
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: each control character shown as an escape (\\x1b, \\n), never
+    acted on (a session name stored by an older version may hold them)."""
+    bad = set(unprintable(text)) | {"\\"} if unprintable(text) else set()
+    return "".join(ch.encode("unicode_escape").decode("ascii") if ch in bad else ch for ch in text)
