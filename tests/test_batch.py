@@ -15,6 +15,7 @@ from engagement.core import schema
 from engagement.core.errors import ConfigError
 from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
+from engagement.vision.sources import name_digest
 from privacy.consent import attest
 
 
@@ -27,19 +28,37 @@ def _touch(path, data=b"x"):
 # -- what to analyse ---------------------------------------------------------------------------
 
 
-def test_folder_gives_its_videos_sorted_with_the_stem_as_session(tmp_path):
+def test_folder_gives_its_videos_sorted_with_the_stem_as_session_when_asked(tmp_path):
     _touch(tmp_path / "b" / "Kelas B.mov")
     _touch(tmp_path / "a.mp4")
     _touch(tmp_path / "notes.txt")
-    found = collect([tmp_path])
+    found = collect([tmp_path], file_names=True)
     assert [(r.path.name, r.session) for r in found] == [("a.mp4", "a"), ("Kelas B.mov", "Kelas B")]
+
+
+def test_sessions_are_not_named_after_files_by_default(tmp_path):
+    """`in/Budi_Santoso.mp4` became session `Budi_Santoso`; now it gets the hashed name
+    `engagement analyze` gives, and the analysis is asked for that name."""
+    from engagement.app.batch import BatchOptions, analyze_argv
+    from engagement.core.config import AnalysisOptions
+
+    video = _touch(tmp_path / "in" / "Budi_Santoso.mp4")
+    listing = tmp_path / "list.csv"
+    listing.write_text("file,cohort\nin/Budi_Santoso.mp4,c1\n")
+    hashed = f"video-{name_digest(video)}"
+    for found in (collect([tmp_path / "in"]), collect([video]), collect([listing])):
+        assert [r.session for r in found] == [hashed]
+    argv = analyze_argv(found[0], BatchOptions(db_url="sqlite://", analysis=AnalysisOptions()))
+    assert argv[argv.index("--session") + 1] == hashed and "Budi" not in " ".join(argv[argv.index("--session"):])
+    asked = BatchOptions(db_url="sqlite://", analysis=AnalysisOptions(), store_file_name=True)
+    assert "--store-file-name" in analyze_argv(collect([video], file_names=True)[0], asked)
 
 
 def test_listing_resolves_paths_relative_to_the_csv(tmp_path):
     _touch(tmp_path / "rec" / "x.mp4")
     listing = tmp_path / "list.csv"
     listing.write_text("file,session,cohort,agenda\nrec/x.mp4,Pelatihan A,angkatan-7,agenda.csv\nrec/y.mp4,,,\n")
-    first, second = read_listing(listing)
+    first, second = read_listing(listing, file_names=True)
     assert first == Recording(tmp_path / "rec" / "x.mp4", "Pelatihan A", "angkatan-7", None, tmp_path / "agenda.csv")
     assert second.session == "y" and second.cohort is None
 
@@ -63,7 +82,7 @@ def test_two_recordings_into_one_session_are_refused(tmp_path):
     _touch(tmp_path / "a" / "kelas.mp4")
     _touch(tmp_path / "b" / "kelas.mp4")
     with pytest.raises(ConfigError, match="two recordings would go into session 'kelas'"):
-        collect([tmp_path])
+        collect([tmp_path], file_names=True)
 
 
 def test_without_ray_it_says_how_to_install(monkeypatch):
@@ -109,7 +128,9 @@ def test_batch_analyses_a_folder_skips_it_the_second_time_and_a_corrupt_file_fai
     finally:
         store.close()
     statuses = {name: status for name, status in rows}
-    assert statuses["kelas-a"] == "complete" and statuses["kelas-b"] == "complete"
+    # Sessions are named as `engagement analyze` names them, never after the files.
+    hashed = {f"video-{name_digest(folder / name)}" for name in ("kelas-a.mp4", "kelas-b.mpg")}
+    assert all(statuses[name] == "complete" for name in hashed)
     assert "running" not in statuses.values()
 
     second = _batch(str(folder), "--workers", "2", "--db", db, "--sample-fps", "10")
@@ -178,7 +199,9 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     # none are ever written and "no rows left" below would hold whatever the cancel did).
     store = Store.open(db)
     try:
-        attest(store, "panjang", facilitator="test facilitator", notice_version="t1", language="id", evidence="test")
+        # The session a batch gives a recording nobody named: the hashed name `analyze` gives.
+        attest(store, f"video-{name_digest(folder / 'panjang.mp4')}", facilitator="test facilitator",
+               notice_version="t1", language="id", evidence="test")
     finally:
         store.close()
     proc = subprocess.Popen(

@@ -36,6 +36,7 @@ from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
+from engagement.vision.sources import name_digest
 from privacy.profiles import get_profile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv"})
@@ -61,6 +62,7 @@ class BatchOptions:
     analysis: AnalysisOptions
     profile: str = "id-pdp"
     force: bool = False
+    store_file_name: bool = False  # runs record the file's name (as `analyze --store-file-name`)
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,31 @@ class Outcome:
 # -- what to analyse ---------------------------------------------------------------------------
 
 
-def collect(paths: Iterable[str | Path]) -> list[Recording]:
-    """Recordings from files, folders (their video files, recursively, sorted) and CSV listings."""
+def default_session(path: Path, *, file_names: bool = False) -> str:
+    """The session of a recording nobody named: the same hashed name `engagement analyze` gives
+    (`video-<hash of the file name>`), since file names often name a person; the file's name
+    without its suffix only when asked for (`--store-file-name`)."""
+    if file_names:
+        try:
+            return run_rows.check_session_name(path.stem)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}; name its session in a CSV listing") from None
+    return f"video-{name_digest(path)}"
+
+
+def collect(paths: Iterable[str | Path], *, file_names: bool = False) -> list[Recording]:
+    """Recordings from files, folders (their video files, recursively, sorted) and CSV listings;
+    sessions nobody named get `default_session`."""
     found: list[Recording] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            found += [Recording(p, p.stem) for p in videos]
+            found += [Recording(p, default_session(p, file_names=file_names)) for p in videos]
         elif path.suffix.lower() == ".csv":
-            found += read_listing(path)
+            found += read_listing(path, file_names=file_names)
         elif path.exists():
-            found.append(Recording(path, path.stem))
+            found.append(Recording(path, default_session(path, file_names=file_names)))
         else:
             raise ConfigError(f"{path}: no such file or folder")
     sessions: dict[str, Path] = {}
@@ -102,9 +117,10 @@ def collect(paths: Iterable[str | Path]) -> list[Recording]:
     return found
 
 
-def read_listing(path: Path) -> list[Recording]:
+def read_listing(path: Path, *, file_names: bool = False) -> list[Recording]:
     """A CSV with a `file` column and optional `session`, `cohort`, `roster`, `agenda` columns;
-    relative paths are relative to the CSV's folder."""
+    relative paths are relative to the CSV's folder. A row without a session gets
+    `default_session`."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -140,7 +156,7 @@ def read_listing(path: Path) -> list[Recording]:
         out.append(
             Recording(
                 path=video,
-                session=row.get("session") or video.stem,
+                session=row.get("session") or default_session(video, file_names=file_names),
                 cohort=row.get("cohort") or None,
                 roster=resolve(row.get("roster", "")),
                 agenda=resolve(row.get("agenda", "")),
@@ -183,6 +199,8 @@ def analyze_argv(rec: Recording, opts: BatchOptions) -> list[str]:
         argv += ["--cohort", rec.cohort]
     if rec.roster:
         argv += ["--roster", str(rec.roster)]
+    if opts.store_file_name:
+        argv.append("--store-file-name")
     return argv
 
 

@@ -34,16 +34,18 @@ def batch(
     max_faces: MaxFaces = 8,
     profile: Profile = "id-pdp",
     force: Annotated[bool, option("--force", key="cli.batch.opt_force")] = False,
+    store_file_name: Annotated[bool, option("--store-file-name", key="cli.batch.opt_store_file_name")] = False,
 ) -> int:
     if not 1 <= workers <= 256:
         raise ConfigError(say("cli.batch.bad_workers", got=workers))
     fps = parse_sample_fps(sample_fps) if sample_fps is not None else None
-    recordings = collect(paths)
+    recordings = collect(paths, file_names=store_file_name)
     opts = BatchOptions(
         db_url=db or default_db_url(),
         analysis=AnalysisOptions(sample_fps=fps, max_faces=max_faces),
         profile=profile,
         force=force,
+        store_file_name=store_file_name,
     )
     err = Console(stderr=True)
     # Ray's calls turn a SIGTERM's exception into a plain KeyboardInterrupt; remember which
