@@ -278,6 +278,8 @@ class AuditLog:
             rows = conn.execute(select(t).order_by(t.c.seq)).all()
             cp = conn.execute(select(schema.audit_checkpoint.c.seq, schema.audit_checkpoint.c.hash)).first()
             db_id = database_id(conn)
+            m = schema.meta
+            versioned = conn.execute(select(m.c.value).where(m.c.key == "schema_version")).first() is not None
             # Rows that are only ever written together with an audit entry: with any of them the
             # log cannot legitimately be empty and unanchored.
             audited = any(
@@ -320,6 +322,11 @@ class AuditLog:
                     Problem(seq, "broken", f"entry numbers jump from {prev_seq} to {seq} although the chain is linked")
                 )
             prev_hash, prev_seq, prev_intact = r.hash, seq, intact
+        if not versioned:
+            # Every database this software makes records its schema version at once.
+            result.problems.append(Problem(1, "truncated", (
+                "the meta table was emptied (the schema version and the database id are gone), which only "
+                "happens by hand: the audit log and its anchor's link were removed with it")))
         if cp is not None:
             _check_checkpoint(result, cp, backing, receipt)
         self._check_anchor(result, rows, cp, db_id, audited)

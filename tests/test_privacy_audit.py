@@ -539,3 +539,15 @@ def test_a_checkpoint_the_anchor_does_not_record_is_tampering(store, log, monkey
         assert kinds(AuditLog(fresh).verify()) == [(1, "checkpoint")]
     finally:
         fresh.close()
+
+
+def test_a_wiped_log_and_meta_table_read_as_tampering(store, log, capsys):
+    """`delete from audit_log; delete from meta` used to read as "another program's database"."""
+    with store.transaction() as conn:
+        conn.execute(delete(schema.audit_log))
+        conn.execute(delete(schema.meta))
+    rc, out = _verify_cli(store, capsys)
+    assert rc == 1 and "TAMPERED" in out and "meta table was emptied" in out
+    assert "another program" not in out + capsys.readouterr().err
+    with pytest.raises(StoreError, match="reads as tampering"):
+        Store.open(store.url)

@@ -150,6 +150,17 @@ class Store:
             row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
             if row is not None and str(row[0]).isdigit():
                 return int(row[0])
+        if names and set(schema.metadata.tables) <= set(names):
+            # Every table of this software, but the version is gone: only a hand (or a damaged
+            # file) removes it. Read-only commands read it as it is, so `audit verify` can say
+            # what else is missing; nothing writes to it.
+            if self.read_only:
+                return schema.SCHEMA_VERSION
+            raise StoreError(
+                f"{safe_url(self.url)} is this software's database, but its schema version was removed from "
+                "the meta table (by hand, or the file is damaged), which reads as tampering; it was left "
+                "untouched: run `engagement privacy audit verify` on it and restore it from a backup"
+            )
         if names:
             shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
             raise StoreError(
