@@ -37,7 +37,7 @@ except EngagementError as exc:
     st.error(t("error.db", detail=str(exc)))
     st.stop()
 
-who = ui.user()
+who = ui.sign_out_if_idle(store, ui.user())
 
 
 def _page(stem: str, title_key: str, icon: str) -> st.Page:
@@ -70,6 +70,7 @@ else:
             visible[t(section_key)] = pages
     nav = st.navigation(visible)
 
+    ui.idle_watch()
     st.sidebar.caption(t("auth.signed_in_as", name=who.name, role=t(f"role.{who.role}")))
     if st.sidebar.button(t("auth.sign_out"), icon=":material/logout:"):
         try:

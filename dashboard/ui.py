@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
-from dashboard import addresses, auth, queries
+from dashboard import addresses, auth, queries, services
 from dashboard.page_text import current_lang, t
 from engagement.core.config import default_db_url
 from engagement.core.errors import EngagementError
@@ -76,6 +77,48 @@ def client_address() -> addresses.ClientAddress:
     headers = st.context.headers
     forwarded = headers.get_all("X-Forwarded-For") if hasattr(headers, "get_all") else []
     return addresses.resolve(socket_ip, list(forwarded), addresses.trusted_proxies())
+
+
+# Idle sign-out: a tab left open is signed out after this many minutes without a click
+# (`engagement dashboard --idle-timeout`, carried to the server in this variable).
+IDLE_ENV = "ENGAGEMENT_DASHBOARD_IDLE_MINUTES"
+DEFAULT_IDLE_MINUTES = 30
+
+
+def idle_minutes() -> int:
+    raw = os.environ.get(IDLE_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_IDLE_MINUTES
+
+
+def idle_expired() -> bool:
+    """More than `idle_minutes()` since the user's last action (a timer's rerun is no action)."""
+    last = st.session_state.get("last_active")
+    return isinstance(last, (int, float)) and time.time() - last > idle_minutes() * 60
+
+
+@st.fragment(run_every=60)
+def idle_watch() -> None:
+    """A tab left open is signed out within a minute of its idle time, not at its next click:
+    this timer reruns the whole page once the time is up, which then signs the user out."""
+    if idle_expired():
+        st.rerun(scope="app")
+
+
+def sign_out_if_idle(store: Store, who: SignedIn | None) -> SignedIn | None:
+    """Every run of the page is the user's activity: sign them out (audited) when the last one
+    was more than `idle_minutes()` ago. Returns who is still signed in."""
+    now = time.time()
+    last = st.session_state.get("last_active")
+    st.session_state["last_active"] = now
+    if who is None or not isinstance(last, (int, float)) or now - last <= idle_minutes() * 60:
+        return who
+    try:
+        services.audit(store, services.SIGN_OUT, who.actor,
+                       {"role": who.role, "reason": "idle", "idle_minutes": idle_minutes()})
+    finally:
+        st.session_state.pop("user", None)
+    st.session_state["signed_out_idle"] = idle_minutes()
+    return None
 
 
 def demo_mode() -> bool:

@@ -701,7 +701,8 @@ def test_the_server_trusts_no_forwarded_header_by_itself(monkeypatch, tmp_path):
     from engagement.cli import dashboard as dashboard_cli
     from engagement.cli.main import main
 
-    for name in ("FORWARDED_ALLOW_IPS", "ENGAGEMENT_TRUSTED_PROXIES", auth.DEMO_ENV, "ENGAGEMENT_DASHBOARD_SESSION"):
+    for name in ("FORWARDED_ALLOW_IPS", "ENGAGEMENT_TRUSTED_PROXIES", auth.DEMO_ENV, "ENGAGEMENT_DASHBOARD_SESSION",
+                 "ENGAGEMENT_DASHBOARD_IDLE_MINUTES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ENGAGEMENT_DB", "")
     monkeypatch.setattr(dashboard_cli, "_run_streamlit", lambda address, port: 0)
@@ -720,3 +721,27 @@ def test_the_server_trusts_no_forwarded_header_by_itself(monkeypatch, tmp_path):
     asyncio.run(middleware(scope, None, None))
     assert seen["client"] == ("127.0.0.1", 5000)
     assert main(["dashboard", "--db", url, "--trusted-proxy", "proxy.example"]) == 2
+
+
+def test_an_idle_tab_is_signed_out_and_it_is_audited(db_url, monkeypatch):
+    import time
+
+    at = _main_app().run()
+    _sign_in(at, "fasil", PASSWORD)
+    assert at.session_state["user"]["name"] == "fasil"
+    at.session_state["last_active"] = time.time() - 29 * 60  # within the default 30 minutes
+    at.run()
+    assert "user" in at.session_state
+    at.session_state["last_active"] = time.time() - 31 * 60
+    at.run()
+    assert "user" not in at.session_state
+    assert at.info[0].value == translate("auth.signed_out_idle", "id", minutes=30)
+    entry = services.audit_entries(store := queries.open_store(db_url))[-1]
+    assert entry["action"] == "sign_out" and entry["details"]["reason"] == "idle"
+    store.close()
+    # Configurable: 5 minutes.
+    monkeypatch.setenv("ENGAGEMENT_DASHBOARD_IDLE_MINUTES", "5")
+    _sign_in(at, "fasil", PASSWORD)
+    at.session_state["last_active"] = time.time() - 6 * 60
+    at.run()
+    assert "user" not in at.session_state

@@ -13,6 +13,10 @@ store = ui.store()
 st.title(t("app.title"))
 st.caption(t("app.tagline"))
 
+idle = st.session_state.pop("signed_out_idle", None)
+if idle:
+    st.info(t("auth.signed_out_idle", minutes=idle))
+
 if not auth.has_users(store):
     # First start: nobody can sign in yet; say exactly how to create the first account.
     ui.empty_state("auth.no_users", "auth.no_users_hint")

@@ -69,10 +69,14 @@ def dashboard_command(
     trusted_proxy: Annotated[
         list[str] | None, option("--trusted-proxy", metavar="ADDRESS", key="cli.dashboard.opt_trusted_proxy")
     ] = None,
+    idle_timeout: Annotated[int, option("--idle-timeout", metavar="MINUTES", key="cli.dashboard.opt_idle_timeout")] = 30,
 ) -> int | None:
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"db": db}  # `dashboard --db URL users list` names the database before the action
         return None
+    if not 1 <= idle_timeout <= 1440:
+        raise ConfigError(say("cli.dashboard.bad_idle_timeout", got=idle_timeout))
+    os.environ["ENGAGEMENT_DASHBOARD_IDLE_MINUTES"] = str(idle_timeout)
     return serve(db=db, port=port, address=address, demo=demo, session=session, timezone=timezone,
                  trusted_proxies=trusted_proxy or [])
 
