@@ -182,3 +182,16 @@ def test_dashboard_database_named_before_or_after_the_action(tmp_path, monkeypat
     assert main(["dashboard", "--db", url, "users", "list"]) == 0
     assert capsys.readouterr().out.startswith("ani ")
     assert main(["dashboard", "users", "add", "budi", "--role", "owner", "--db", url]) == 2  # a closed choice
+
+
+def test_sigterm_while_the_command_line_is_loading_ends_with_a_message():
+    """A SIGTERM before `main` installs its handler (the commands take seconds to load) ended
+    with -15 and no word; it ends as a command stopped by SIGTERM does: one line and 143."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, time\nimport engagement.cli\nos.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\nprint('still running')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ENGAGEMENT_LANG": "en"})
+    assert done.returncode == 143 and done.stderr.strip() == "terminated (SIGTERM)" and done.stdout == ""

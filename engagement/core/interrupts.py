@@ -9,6 +9,7 @@ stops it: an analysis marks its run interrupted and removes its rows, transactio
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -53,3 +54,24 @@ def deferred():
     """Run a short clean-up (a run being marked and emptied) without SIGINT/SIGTERM breaking in;
     a signal arriving meanwhile is dropped: the program is already on its way out."""
     return signal_handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+
+
+def exit_while_starting(signum=None, frame=None) -> None:
+    """SIGTERM before a command has started (the command line's modules are still loading, which
+    takes seconds): nothing has been written yet, so end at once, with the message and exit code
+    a command stopped by SIGTERM gives, instead of dying silently with -15."""
+    try:
+        from engagement.core.i18n import cli_lang, translate
+
+        text = translate("cli.terminated", cli_lang())
+    except Exception:  # noqa: BLE001 - a half-loaded module must not hide the exit
+        text = "terminated (SIGTERM)"
+    os.write(2, (text + "\n").encode("utf-8", "replace"))
+    os._exit(128 + signal.SIGTERM)
+
+
+def handle_sigterm_while_starting() -> None:
+    """Install `exit_while_starting` as early as the command line can (its package's first
+    line), unless someone else already handles SIGTERM; `main` replaces it while it runs."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, exit_while_starting)
