@@ -249,3 +249,42 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     finally:
         store.close()
     assert rows == []  # an interrupted run keeps no rows
+
+
+# -- rough edges ---------------------------------------------------------------------------------
+
+
+def test_a_file_listed_twice_is_analysed_once(tmp_path):
+    video = _touch(tmp_path / "rec" / "x.mp4")
+    listing = tmp_path / "list.csv"
+    listing.write_text("file,session\nrec/x.mp4,Pelatihan A\nrec/x.mp4,Pelatihan A\n")
+    assert [r.session for r in collect([listing, listing])] == ["Pelatihan A"]
+    assert len(collect([video, tmp_path / "rec"])) == 1
+    with pytest.raises(ConfigError, match="listed twice, for sessions 'Pelatihan A' and"):
+        collect([listing, video])
+
+
+def test_a_killed_analysis_reports_the_kill_not_a_library_log_line(tmp_path):
+    """A SIGKILLed analysis showed MediaPipe's last log line as its failure reason."""
+    from engagement.app.batch import failure_reason, run_analysis
+
+    log = "W0000 00:00:1796667666.053040   21277 inference_feedback_manager.cc:121] Feedback manager requires"
+    code = f"import os, signal, sys\nsys.stderr.write({log!r} + '\\n')\nsys.stderr.flush()\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    rc, detail, _, _ = run_analysis([sys.executable, "-c", code], {})
+    assert rc == -9 and "killed by SIGKILL" in detail and "Feedback" not in detail
+    # A crash with a traceback: its own last line, not the library's noise after it.
+    assert failure_reason(1, "Traceback ...\nRuntimeError: boom\nI0000 00:00:1.0 gl_context.cc:1] GL version") == (
+        "RuntimeError: boom")
+    assert failure_reason(2, f"{log}\nerror: a.mp4 is truncated\n") == "a.mp4 is truncated"
+    assert failure_reason(3, log) == "exit code 3"
+
+
+@pytest.mark.parametrize("lang, note", [("en", "  note: "), ("id", "  catatan: ")])
+def test_a_successful_analysis_keeps_its_notes(monkeypatch, lang, note):
+    """A file cut short that still analysed says so in its summary: the batch's detail keeps it."""
+    from engagement.app.batch import success_detail
+
+    monkeypatch.setenv("ENGAGEMENT_LANG", lang)
+    out = f"Session 'x', run 3: complete\n12 seconds\n{note}x.mpg ends inside a transport-stream packet\n"
+    assert success_detail(out).endswith("x.mpg ends inside a transport-stream packet")
+    assert success_detail(out).startswith("Session 'x', run 3: complete; ")

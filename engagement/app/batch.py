@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from engagement.app.reaper import reap_dead_runs
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError, EngagementError
+from engagement.core.i18n import cli_lang, translate
 from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
@@ -104,6 +106,7 @@ def collect(paths: Iterable[str | Path], *, file_names: bool = False) -> list[Re
             found.append(Recording(path, default_session(path, file_names=file_names)))
         else:
             raise ConfigError(f"{path}: no such file or folder")
+    found = _once(found)
     sessions: dict[str, Path] = {}
     for rec in found:
         if rec.session in sessions and sessions[rec.session] != rec.path:
@@ -115,6 +118,20 @@ def collect(paths: Iterable[str | Path], *, file_names: bool = False) -> list[Re
     if not found:
         raise ConfigError("no recordings found (video files: " + ", ".join(sorted(VIDEO_SUFFIXES)) + ")")
     return found
+
+
+def _once(found: list[Recording]) -> list[Recording]:
+    """Each recording once: the same file given twice (a folder and a listing, a listing line
+    repeated) for the same session is analysed once; for two sessions it is refused."""
+    first: dict[Path, Recording] = {}
+    for rec in found:
+        key = rec.path.resolve()
+        if key not in first:
+            first[key] = rec
+        elif first[key].session != rec.session:
+            raise ConfigError(
+                f"{rec.path} is listed twice, for sessions {first[key].session!r} and {rec.session!r}; list it once")
+    return list(first.values())
 
 
 def read_listing(path: Path, *, file_names: bool = False) -> list[Recording]:
@@ -240,14 +257,39 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
             child.kill()
             child.communicate()
         raise
-    errors = [ln[len("error:"):].strip() for ln in err.splitlines() if ln.startswith("error:")]
-    if child.returncode != 0:
-        # The analysis's own one-line reason; a crash without one shows its last line.
-        detail = errors[-1] if errors else (err.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
-    else:
-        detail = (out.strip().splitlines() or [""])[0]
+    detail = failure_reason(child.returncode, err) if child.returncode != 0 else success_detail(out)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     return child.returncode, detail, time.monotonic() - t0, peak_mb
+
+
+# MediaPipe's and TensorFlow Lite's own log lines (glog/absl: "W0000 00:00:1796667666.05 ...",
+# "INFO: Created TensorFlow Lite ..."): noise, never the reason an analysis failed.
+_LIBRARY_LOG = re.compile(r"^([IWEF]\d{4} |(INFO|WARNING): |WARNING: All log messages before absl)")
+
+
+def failure_reason(returncode: int, stderr: str) -> str:
+    """Why an analysis failed: its own `error:` line; killed by a signal, which one; a crash
+    without either, its last line that is not a library's log line; else its exit code."""
+    errors = [ln[len("error:"):].strip() for ln in stderr.splitlines() if ln.startswith("error:")]
+    if errors:
+        return errors[-1]
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the analysis was killed by {name} (out of memory, or stopped from outside)"
+    own = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not _LIBRARY_LOG.match(ln.strip())]
+    return own[-1] if own else f"exit code {returncode}"
+
+
+def success_detail(stdout: str) -> str:
+    """The summary's first line, with its notes (a file cut short, faces without consent)."""
+    lines = stdout.strip().splitlines()
+    # The analysis speaks the batch's language (ENGAGEMENT_LANG is passed on): "note:", "catatan:".
+    prefix = translate("cli.summary.note", cli_lang(), note="").strip()
+    notes = [ln.strip() for ln in lines[1:] if ln.strip().startswith(prefix)]
+    return "; ".join(([lines[0].strip()] if lines else []) + notes)
 
 
 # -- the batch ---------------------------------------------------------------------------------
