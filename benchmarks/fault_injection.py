@@ -18,6 +18,9 @@ are drawn from the duration of recent analyses that were not killed). A script, 
 takes minutes.
 
     python -m benchmarks.fault_injection [--rounds 20] [--parallel 2] [--clip VIDEO] [--seed 0]
+
+`--target batch` kills `engagement batch`'s driver or one of its analyses instead
+(`benchmarks/fault_injection_batch.py`), and reports the same five counts.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def main() -> int:
     parser.add_argument("--sample-fps", default="15", help="--sample-fps of every analysis (default 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one, removed)")
+    parser.add_argument("--target", choices=("analyze", "batch"), default="analyze",
+                        help="what is killed: single analyses (default) or engagement batch's driver and workers")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp:
@@ -113,7 +118,12 @@ def main() -> int:
             from engagement.core.config import shared_data_dir
 
             clip = looped_clip(shared_data_dir() / "videos/pyfeat/single_face.mp4", work / "clip.mp4", args.seconds)
-        report = run_bench(Bench(work, clip, args.sample_fps), args.rounds, args.parallel, rng)
+        if args.target == "batch":
+            from benchmarks.fault_injection_batch import run_batch_bench
+
+            report = run_batch_bench(Bench(work, clip, args.sample_fps), args.rounds, rng)
+        else:
+            report = run_bench(Bench(work, clip, args.sample_fps), args.rounds, args.parallel, rng)
     print(json.dumps(report, indent=2))
     figures = ("runs_left_running", "orphan_rows", "runs_without_audit_entry", "audit_verify_rc", "complete_runs_with_lost_tracks")
     return 0 if all(report[k] == 0 for k in figures) else 1
