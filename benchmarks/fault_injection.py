@@ -20,7 +20,8 @@ takes minutes.
     python -m benchmarks.fault_injection [--rounds 20] [--parallel 2] [--clip VIDEO] [--seed 0]
 
 `--target batch` kills `engagement batch`'s driver or one of its analyses instead
-(`benchmarks/fault_injection_batch.py`), and reports the same five counts.
+(`benchmarks/fault_injection_batch.py`), `--target privacy` a process making the dashboard's
+privacy forms' calls (`benchmarks/fault_injection_privacy.py`); both report the same five counts.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def main() -> int:
     parser.add_argument("--sample-fps", default="15", help="--sample-fps of every analysis (default 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one, removed)")
-    parser.add_argument("--target", choices=("analyze", "batch"), default="analyze",
-                        help="what is killed: single analyses (default) or engagement batch's driver and workers")
+    parser.add_argument("--target", choices=("analyze", "batch", "privacy"), default="analyze",
+                        help="what is killed: single analyses (default), engagement batch's driver and workers, "
+                             "or the dashboard's privacy forms' calls")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp:
@@ -122,6 +124,10 @@ def main() -> int:
             from benchmarks.fault_injection_batch import run_batch_bench
 
             report = run_batch_bench(Bench(work, clip, args.sample_fps), args.rounds, rng)
+        elif args.target == "privacy":
+            from benchmarks.fault_injection_privacy import run_privacy_bench
+
+            report = run_privacy_bench(Bench(work, clip, args.sample_fps), args.rounds, rng)
         else:
             report = run_bench(Bench(work, clip, args.sample_fps), args.rounds, args.parallel, rng)
     print(json.dumps(report, indent=2))
