@@ -88,9 +88,11 @@ def run_batch_bench(bench, rounds: int, rng: random.Random) -> dict:
 
     (bench.work / "ray").mkdir(exist_ok=True)
     folder = prepare(bench)
+    calibration = start_batch(bench, folder, force=True)
+    _wait_for_analysis(calibration)
     t0 = time.monotonic()
-    start_batch(bench, folder, force=True).wait(timeout=900)
-    durations = [time.monotonic() - t0]
+    calibration.wait(timeout=900)
+    durations = [time.monotonic() - t0]  # from the first analysis starting to the batch's end
     kills = []
     for n in range(rounds):
         kills.append(_round(bench, folder, rng, durations))
@@ -106,11 +108,25 @@ def run_batch_bench(bench, rounds: int, rng: random.Random) -> dict:
     return report
 
 
+def _wait_for_analysis(proc: subprocess.Popen, timeout_s: float = 300.0) -> float:
+    """Seconds until the batch's first analysis is running (Ray starts first), or the timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s and proc.poll() is None:
+        if any(" analyze " in _cmdline(p) for p in _children(proc.pid)):
+            break
+        time.sleep(0.1)
+    return time.monotonic() - t0
+
+
 def _round(bench, folder: Path, rng: random.Random, durations: list[float]) -> dict:
+    """Kill moments fall between the first analysis starting and the end of a batch (measured by
+    the calibration batch and every batch that ran to its end since), so they hit the work."""
+    t0 = time.monotonic()
     proc = start_batch(bench, folder, force=True)
     target = rng.choice(TARGETS)
     sig = rng.choice((signal.SIGTERM, signal.SIGKILL)) if target == "driver" else signal.SIGKILL
-    moment = rng.uniform(1.0, 0.95 * statistics.median(durations))
+    started = _wait_for_analysis(proc)
+    moment = rng.uniform(0.0, 0.9 * max(1.0, statistics.median(durations)))
     time.sleep(moment)
     victim = proc.pid if proc.poll() is None else None
     if target == "worker":
@@ -123,6 +139,8 @@ def _round(bench, folder: Path, rng: random.Random, durations: list[float]) -> d
         except ProcessLookupError:
             phase = "after it ended"
     rc = proc.wait(timeout=900)
+    if target == "worker" or phase == "after it ended":
+        durations.append(time.monotonic() - t0 - started)  # this batch ran to its end
     ray_left = _ray_processes(bench.work) if target == "driver" and sig == signal.SIGKILL else []
     for pid in ray_left:  # a SIGKILLed driver cannot stop its local runtime; we started it, we end it
         try:
@@ -131,5 +149,6 @@ def _round(bench, folder: Path, rng: random.Random, durations: list[float]) -> d
             pass
     restart = start_batch(bench, folder, force=False)
     restart_rc = restart.wait(timeout=900)
-    return {"target": target, "signal": sig.name, "at_s": round(moment, 2), "phase": phase, "victim_rc": rc,
-            "others_rc": [], "restart_rc": restart_rc, "restart_reaped": 0, "ray_left": len(ray_left)}
+    return {"target": target, "signal": sig.name, "at_s": round(started + moment, 2), "phase": phase,
+            "victim_rc": rc, "others_rc": [], "restart_rc": restart_rc, "restart_reaped": 0,
+            "ray_left": len(ray_left)}
