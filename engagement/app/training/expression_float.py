@@ -32,7 +32,7 @@ from engagement.core.errors import EngagementError
 from engagement.core.registry import model_record, register, sha256_file
 
 
-def _dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
+def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
     """ONNX DequantizeLinear in float64, rounded once to float32: (q - zero_point) * scale."""
     shape = [1] * q.ndim
     if scale.ndim == 1 and q.ndim > 0:
@@ -41,7 +41,8 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None,
     return ((q.astype(np.float64) - zp) * scale.astype(np.float64).reshape(shape)).astype(np.float32)
 
 
-def _axis(node: onnx.NodeProto) -> int:
+def axis_of(node: onnx.NodeProto) -> int:
+    """A (De)QuantizeLinear node's channel axis (ONNX's default: 1)."""
     return next((a.i for a in node.attribute if a.name == "axis"), 1)
 
 
@@ -71,7 +72,7 @@ def float_graph(model: onnx.ModelProto) -> onnx.ModelProto:
             q = numpy_helper.to_array(init[node.input[0]])
             scale = numpy_helper.to_array(init[node.input[1]])
             zp = numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 and node.input[2] else None
-            new_init.append(numpy_helper.from_array(_dequantize(q, scale, zp, _axis(node)), node.output[0]))
+            new_init.append(numpy_helper.from_array(dequantize(q, scale, zp, axis_of(node)), node.output[0]))
         elif node.op_type == "QuantizeLinear":
             readers = [n for n in graph.node if node.output[0] in n.input]
             if node.output[0] in outputs or any(n.op_type != "DequantizeLinear" for n in readers):
