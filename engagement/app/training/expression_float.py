@@ -14,19 +14,17 @@ fused kernels round each layer's requantization differently from the graph they 
 The weights stay exactly the int8 file's (each dequantized: (q - zero_point) * scale), and each
 activation keeps the range its 8 bits gave it (a Clip to the calibrated range: the quantizer
 folded the ReLUs into those ranges, so a range starting at 0 is the ReLU); only the rounding of
-activations to 256 steps is gone.
-The training checkpoints are not in the repository; the int8 files are, and this needs only them.
+activations to 256 steps is gone. The training checkpoints are not in the repository; the int8 files are, and this needs only them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
-
-from dataclasses import replace
 
 from engagement.core.errors import EngagementError
 from engagement.core.registry import model_record, register, sha256_file
