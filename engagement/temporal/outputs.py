@@ -57,6 +57,13 @@ class ClassPoint:
     n_judged: int = 0
     on_screen_share: float | None = None
     n_absent: int | None = None
+    # Fatigue (timeline.py), each None below the minimum group size: participants with a face,
+    # yawns that began this second, the share of participants with a PERCLOS figure whose PERCLOS
+    # is raised, and the share smiling (None wherever expressions are not measured).
+    n_seen: int = 0
+    n_yawns: int | None = None
+    perclos_share: float | None = None
+    smile_share: float | None = None
 
     def to_dict(self) -> dict[str, int | float | None]:
         # `suppressed` is an Integer column (portable to PostgreSQL).

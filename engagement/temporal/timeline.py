@@ -19,6 +19,10 @@ from engagement.temporal.outputs import Alert, ClassPoint, EngagementEstimate
 
 # The minimum group size: a class figure needs at least this many participants behind it.
 K_MIN = 3
+# PERCLOS (share of the last minute with the eyes below the closed level) from which a
+# participant counts as having heavy eyes: 0.15, the drowsiness threshold common in driver
+# studies since Wierwille et al. (1994); awake people blinking normally sit near 0.02-0.05.
+PERCLOS_RAISED = 0.15
 
 
 def class_point(
@@ -26,6 +30,7 @@ def class_point(
     estimates: Iterable[EngagementEstimate],
     k_min: int = K_MIN,
     windows: Iterable[WindowFeatures] = (),
+    yawn_starts: int = 0,
 ) -> ClassPoint:
     """Mean score over present tracks with a score; suppressed (score None) when fewer than k_min.
     With the second's `windows`: the on-screen share and the cameras-off count, each None when
@@ -36,6 +41,8 @@ def class_point(
     mean `on_screen_ratio` of the participants whose attention could be judged this second (the
     share of them on screen at an instant of the second); absent and unmeasurable ones are not in
     it. The cameras-off count is over all tracked participants, so it needs k_min of those.
+    `yawn_starts`: how many of the windows' participants began a yawn this second (the caller
+    knows their previous second); fatigue figures: `fatigue_figures`.
     """
     if k_min < 1:
         raise ValueError("k_min must be at least 1")
@@ -55,7 +62,24 @@ def class_point(
         n_judged=len(ratios),
         on_screen_share=float(sum(ratios) / len(ratios)) if len(ratios) >= k_min else None,
         n_absent=sum(w.attention == "absent" for w in windows) if len(windows) >= k_min else None,
+        **fatigue_figures(windows, k_min, yawn_starts),
     )
+
+
+def _share(values: list[bool], k_min: int) -> float | None:
+    return sum(values) / len(values) if len(values) >= k_min else None
+
+
+def fatigue_figures(windows: list[WindowFeatures], k_min: int, yawn_starts: int) -> dict:
+    """n_seen, n_yawns, perclos_share and smile_share of one second. Each needs k_min
+    participants measured for it: a face for the yawns, a PERCLOS figure, a smile reading."""
+    seen = [w for w in windows if w.n_face > 0]
+    return {
+        "n_seen": len(seen),
+        "n_yawns": yawn_starts if len(seen) >= k_min else None,
+        "perclos_share": _share([w.perclos >= PERCLOS_RAISED for w in windows if w.perclos is not None], k_min),
+        "smile_share": _share([w.smile == 1 for w in seen if w.smile is not None], k_min),
+    }
 
 
 @dataclass(frozen=True)
