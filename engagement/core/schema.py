@@ -220,7 +220,7 @@ alerts = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(32), nullable=False),  # attention_drop | on_screen_drop | cameras_off_rise
+    Column("kind", String(32), nullable=False),  # attention_drop | on_screen_drop | cameras_off_rise | fatigue_rising
     Column("start_second", Integer, nullable=False),
     Column("end_second", Integer, nullable=False),
     Column("magnitude", Float, nullable=False),

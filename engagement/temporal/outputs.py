@@ -78,7 +78,8 @@ class Alert:
     start_second: int
     end_second: int
     # attention_drop: score at the start minus the lowest score; on_screen_drop: the same for the
-    # on-screen share; cameras_off_rise: rise of the share of participants with camera off. > 0
+    # on-screen share; cameras_off_rise: rise of the share of participants with camera off;
+    # fatigue_rising: the larger of the yawn rate and the heavy-eyed share over its threshold. > 0
     magnitude: float
 
     def to_dict(self) -> dict[str, int | float | str]:
