@@ -195,12 +195,16 @@ def fatigue_lane(df: pd.DataFrame, clock: Clock, yawn_alert: float, heavy_alert:
             .encode(
                 x=_x(clock, title=False),
                 y=alt.Y(f"{field}:Q", title=title, axis=axis, scale=scale or alt.Scale(zero=True)),
-                tooltip=[alt.Tooltip("when:N", title=t("chart.time")), alt.Tooltip(f"{field}:Q", title=title, format=fmt)],
+                tooltip=[
+                    alt.Tooltip("when:N", title=t("chart.time")),
+                    alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+                ],
             )
         )
         layers = [line]
         if threshold is not None:
-            layers.append(alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color=ALERT, strokeDash=[4, 4]).encode(y="y:Q"))
+            rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color=ALERT, strokeDash=[4, 4])
+            layers.append(rule.encode(y="y:Q"))
         return alt.layer(*layers).properties(height=110)
 
     lanes = [lane("yawn_rate", t("chart.yawn_rate"), ".1f", yawn_alert),

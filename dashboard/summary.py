@@ -164,7 +164,9 @@ def fatigue_sentence(points: list[ClassPoint], clock: Clock, lang: str, *, live:
     count, share = series[alert.end_second]
     window = [p.n_seen for p in points if alert.end_second - rule.window_s < p.second <= alert.end_second]
     people = round(sum(window) / len(window)) if window else 0
-    heavy = "" if share is None or share < rule.perclos_share else translate("summary.fatigue_heavy", lang, share=f"{share:.0%}")
+    heavy = ""
+    if share is not None and share >= rule.perclos_share:
+        heavy = translate("summary.fatigue_heavy", lang, share=f"{share:.0%}")
     values = {"yawns": count or 0, "people": people, "heavy": heavy, "minutes": rule.window_s // 60}
     if live and alert.end_second >= points[-1].second:
         return translate("summary.fatigue_now", lang, **values)

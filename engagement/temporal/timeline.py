@@ -141,7 +141,11 @@ class FatigueRule:
     sustain_s: int = 60
 
 
-def fatigue_series(points: Sequence[ClassPoint], window_s: int = 300) -> list[tuple[int, int | None, float | None, float | None]]:
+# (second, yawns, yawns per participant-hour, share with heavy eyes)
+FatigueRow = tuple[int, int | None, float | None, float | None]
+
+
+def fatigue_series(points: Sequence[ClassPoint], window_s: int = 300) -> list[FatigueRow]:
     """Per second: (second, yawns, yawns per participant-hour, mean share with heavy eyes) over
     the trailing `window_s` seconds; None where fewer than half of its seconds had a figure
     (each a class figure already held back below k)."""
