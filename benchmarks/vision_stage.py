@@ -68,6 +68,7 @@ class _NoAttention:
     """Stands in for AttentionTracker: the vision stage as it was before attention signals."""
 
     last_t = float("inf")  # never stale
+    shut = ended_closure_ms = open_level = closed_since = None  # what the stage reads after update
 
     def update(self, t_ms, signals) -> str:
         return "unknown"
@@ -81,9 +82,8 @@ class _TimedAttention:
     def __init__(self, inner):
         self.inner = inner
 
-    @property
-    def last_t(self) -> float:
-        return self.inner.last_t
+    def __getattr__(self, name):
+        return getattr(self.inner, name)  # last_t, shut, open_level ...: the real tracker's
 
     def update(self, t_ms, signals) -> str:
         start = time.perf_counter()
