@@ -19,7 +19,7 @@ from engagement.core.interrupts import Terminated, exit_code
 from engagement.core.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard")
+COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard", "doctor")
 
 
 def run_cli(*args: str, lang: str | None = None, code: str | None = None) -> subprocess.CompletedProcess:
