@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -217,8 +216,16 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
         detail = errors[-1] if errors else (err.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
     else:
         detail = (out.strip().splitlines() or [""])[0]
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    return child.returncode, detail, time.monotonic() - t0, peak_mb
+    return child.returncode, detail, time.monotonic() - t0, _children_peak_mb()
+
+
+def _children_peak_mb() -> float:
+    # `resource` is POSIX-only: a module-level import stopped the whole command line on Windows.
+    try:
+        import resource
+    except ImportError:
+        return 0.0  # unmeasured, as an Outcome says by default
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
 
 
 # -- the batch ---------------------------------------------------------------------------------
