@@ -8,6 +8,7 @@ so the test needs no network and downloads nothing; the wheel itself goes in wit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -109,3 +110,13 @@ def test_the_installed_demo_analyses_with_every_model_it_needs(installed, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     assert "complete" in result.stdout and "error:" not in result.stderr
     assert (tmp_path / "data" / "demo.sqlite").is_file()  # the demo keeps its own database
+
+
+def test_the_installed_doctor_loads_every_model_from_the_wheel(installed, tmp_path):
+    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([str(installed), "doctor", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["models"]["status"] == "ok" and checks["onnxruntime"]["status"] == "ok"
+    assert installed.parent.parent in Path(checks["models"]["values"]["dir"]).parents
