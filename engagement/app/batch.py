@@ -27,8 +27,9 @@ from sqlalchemy import select
 
 from engagement.app.agenda import parse_agenda_csv, replace_agenda
 from engagement.app.reaper import reap_dead_runs
+from engagement.app.shared_storage import TOKEN_VAR, storage_problem, storage_token
 from engagement.core import schema
-from engagement.core.config import AnalysisOptions
+from engagement.core.config import AnalysisOptions, data_dir
 from engagement.core.errors import ConfigError, EngagementError
 from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
@@ -189,6 +190,10 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
 
     A KeyboardInterrupt (Ctrl-C, or Ray cancelling the task) is passed on as SIGTERM, which the
     analysis handles like Ctrl-C; after CANCEL_GRACE_S it is killed."""
+    # A worker machine without the shared data directory stops here, before any run row.
+    problem = storage_problem(env.get(TOKEN_VAR), Path(env.get("ENGAGEMENT_DATA_DIR") or data_dir()).expanduser())
+    if problem:
+        return 2, problem, 0.0, 0.0
     t0 = time.monotonic()
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     child = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
@@ -293,7 +298,8 @@ def run_batch(
         if todo:
             ray = start_ray(workers, ray_address)
             try:
-                _run_tasks(ray, todo, store, outcomes, on_outcome)
+                with storage_token(data_dir()) as token:
+                    _run_tasks(ray, todo, store, outcomes, on_outcome, {**task_env(), TOKEN_VAR: token})
             finally:
                 ray.shutdown()
     finally:
@@ -315,9 +321,8 @@ def _precheck(rec: Recording) -> str:
     return ""
 
 
-def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome) -> None:
+def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome, env: dict[str, str]) -> None:
     analyse = ray.remote(num_cpus=1, max_retries=0)(run_analysis)
-    env = task_env()
     pending = {analyse.remote(argv, env): (i, rec) for i, rec, argv in todo}
     try:
         while pending:
