@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from engagement.core.config import REPO_ROOT
+from test_dashboard_server import _free_port, _wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -103,13 +104,28 @@ def test_the_installed_package_finds_its_models_inside_itself(installed, tmp_pat
     assert REPO_ROOT not in package.parents and REPO_ROOT not in models.parents
 
 
-def test_the_installed_demo_analyses_with_every_model_it_needs(installed, tmp_path):
-    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+def test_the_installed_demo_analyses_exports_and_serves(installed, tmp_path):
+    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
     result = subprocess.run([str(installed), "analyze"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "complete" in result.stdout and "error:" not in result.stderr
-    assert (tmp_path / "data" / "demo.sqlite").is_file()  # the demo keeps its own database
+    demo_db = tmp_path / "data" / "demo.sqlite"  # the demo keeps its own database
+    exported = subprocess.run([str(installed), "export", "demo", "--db", f"sqlite:///{demo_db}", "--out",
+                               str(tmp_path / "exports")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert list((tmp_path / "exports").glob("*.csv")), exported.stdout
+    # The dashboard's own package data (theme, Streamlit settings, icons) comes from the wheel too.
+    port, log = _free_port(), tmp_path / "dashboard.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(installed), "dashboard", "--demo", "--port", str(port)], cwd=tmp_path, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(port, proc, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def test_the_installed_doctor_loads_every_model_from_the_wheel(installed, tmp_path):
