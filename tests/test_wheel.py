@@ -136,3 +136,19 @@ def test_the_installed_doctor_loads_every_model_from_the_wheel(installed, tmp_pa
     checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
     assert checks["models"]["status"] == "ok" and checks["onnxruntime"]["status"] == "ok"
     assert installed.parent.parent in Path(checks["models"]["values"]["dir"]).parents
+
+
+def test_the_installed_evaluate_images_scores_a_tiny_generated_set(installed, tmp_path):
+    import cv2
+    from skimage import data as skimage_data
+
+    photo = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    face = photo[20:260, 110:300]
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    cv2.imwrite(str(tmp_path / "mirror.png"), face[:, ::-1])
+    (tmp_path / "labels.csv").write_text("path,label\nface.png,happy\nmirror.png,happy\n")
+    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([str(installed), "evaluate", "images", str(tmp_path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.rstrip().splitlines()[-1].startswith("accuracy=")
