@@ -26,8 +26,15 @@ from test_dashboard_server import _free_port, _wait_healthy
 pytestmark = pytest.mark.slow
 
 MODELS = REPO_ROOT / "models"
-# Generated or private folders of a working copy; everything else travels to the build.
-_NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+# Generated or private folders of a working copy (the top-level ones are .gitignore's: checkpoints
+# under runs/ can be large); everything else travels to the build.
+_TOP_LEVEL_JUNK = {".git", ".venv", "build", "dist", "runs", "data", ".engagement", ".pytest_cache", ".import_linter_cache"}
+_ANYWHERE_JUNK = shutil.ignore_patterns("*.egg-info", "__pycache__")
+
+
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    top = _TOP_LEVEL_JUNK & set(names) if Path(folder) == REPO_ROOT else set()
+    return top | _ANYWHERE_JUNK(folder, names)
 
 
 def _setuptools_builds_wheels() -> None:
@@ -45,7 +52,7 @@ def wheel(tmp_path_factory) -> Path:
     _setuptools_builds_wheels()
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"
-    shutil.copytree(REPO_ROOT, src, ignore=_NOT_SOURCES)
+    shutil.copytree(REPO_ROOT, src, ignore=_not_sources)
     out = work / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "-w", str(out), str(src)], check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
