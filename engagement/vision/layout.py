@@ -1,0 +1,223 @@
+"""The meeting layout of a recording, found from its frames: one person, or a gallery of tiles.
+
+A meeting app draws its gallery as tiles on a plain background (Zoom, Meet: a near-black or dark
+grey canvas), with a gap of that background between tiles, letterbox bars of it around feeds of
+another aspect, and a last row that is not full (centred by Zoom). So the layout is read from
+where the background is, on a frame subsampled to about 640 px wide (a stride, not an average,
+so a gap of a few pixels stays pure background):
+
+1. the background colour is the commonest colour of the frame's outer border;
+2. rows of the frame that are (almost) all background split it into horizontal bands;
+3. in each band, columns that are all background split it into tiles.
+
+A camera-off tile (a name on a plain tile) is a tile like any other: it is where a participant
+is, without video. The result is accepted as a gallery only when it looks like one (2-49 tiles,
+at most 7 per row and 7 rows, tiles of similar size, none tiny); anything else is `single`, the
+whole frame, which is what a recording of one person's camera gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from engagement.core.errors import ConfigError
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
+
+# Working width of the subsampled frame: 4-8 px gaps of a 1080p recording stay >= 1 px.
+WORK_WIDTH = 640
+# A pixel is background when every channel is within this of the background colour (0-255):
+# mp4 compression moves a flat dark canvas by a few levels; camera-off tiles (Zoom #232323 on
+# #1a1a1a, Meet #3c4043 on #202124) differ by 9 or more.
+BACKGROUND_TOLERANCE = 6
+# Breaks of up to this many subsampled pixels along a gap line are filled (compression ringing).
+CLOSE_PX = 7
+# A row or column is a gap when at least this share of its pixels is background (compression
+# noise at tile edges).
+GAP_SHARE = 0.97
+# Tiles smaller than this share of the frame's width or height are noise (a name label, a logo).
+MIN_TILE_SHARE = 0.05
+# Tiles of one gallery are drawn the same size; letterboxing makes their content differ: a
+# narrow feed (5:4, 1:1) is pillarboxed to 0.6-0.7 of a 16:9 tile's width at full height. A
+# candidate whose tiles differ by more than these factors is not a gallery.
+MAX_HEIGHT_RATIO = 1.8
+MAX_WIDTH_RATIO = 2.5
+MAX_GRID = 7  # Zoom shows at most 7x7 = 49 tiles
+
+
+@dataclass(frozen=True)
+class MeetingLayout:
+    """What the frame shows: `single` (one camera, the whole frame) or `grid` (tiles)."""
+
+    kind: str  # "single" | "grid"
+    size: tuple[int, int]  # frame width, height
+    tiles: tuple[Rect, ...] = ()  # grid: occupied tiles in reading order
+    cols: int = 1
+    rows: int = 1
+    fixed: bool = False  # given by the user (`grid:COLSxROWS`): every cell, occupied or not
+
+    @property
+    def is_grid(self) -> bool:
+        return self.kind == "grid"
+
+    def describe(self) -> str:
+        """`single` or e.g. `grid 3x3, 8 tiles`: what the summary prints and the run records."""
+        if not self.is_grid:
+            return "single"
+        return f"grid {self.cols}x{self.rows}, {len(self.tiles)} tiles"
+
+    def same_as(self, other: "MeetingLayout | None", tolerance: float = 0.02) -> bool:
+        """The same layout, tile edges within `tolerance` of the frame size (compression noise)."""
+        if other is None or self.kind != other.kind or len(self.tiles) != len(other.tiles):
+            return False
+        w, h = self.size
+        limit = tolerance * max(w, h)
+        return all(max(abs(a - b) for a, b in zip(r, s)) <= limit for r, s in zip(self.tiles, other.tiles))
+
+
+def single(size: tuple[int, int]) -> MeetingLayout:
+    return MeetingLayout("single", size)
+
+
+def fixed_grid(cols: int, rows: int, size: tuple[int, int]) -> MeetingLayout:
+    """The user's grid: equal cells over the whole frame (what `live --grid` cuts)."""
+    w, h = size
+    tiles = tuple(
+        (c * w // cols, r * h // rows, (c + 1) * w // cols, (r + 1) * h // rows)
+        for r in range(rows)
+        for c in range(cols)
+    )
+    return MeetingLayout("grid", size, tiles, cols, rows, fixed=True)
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    """`--layout`: auto (found from the frames), single, or grid:COLSxROWS (the user's grid)."""
+
+    mode: str = "auto"  # auto | single | grid
+    grid: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        return f"grid:{self.grid[0]}x{self.grid[1]}" if self.grid else self.mode
+
+
+def parse_layout(text: str) -> LayoutSpec:
+    value = str(text).strip().lower()
+    if value in ("auto", "single"):
+        return LayoutSpec(value)
+    if value.startswith("grid:"):
+        try:
+            cols, rows = (int(v) for v in value[5:].split("x"))
+        except ValueError:
+            cols = rows = 0
+        if 1 <= cols <= 10 and 1 <= rows <= 10:
+            return LayoutSpec("grid", (cols, rows))
+    raise ConfigError(f"--layout must be auto, single or grid:COLSxROWS (e.g. grid:3x3), got {text!r}")
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool array."""
+    padded = np.concatenate(([False], flags, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def background_mask(small: np.ndarray) -> np.ndarray:
+    """True where a pixel has the colour of the frame's border (the meeting app's canvas)."""
+    border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]).astype(np.int16)
+    # The commonest border colour, quantised to 8 levels so compression noise votes together.
+    keys = (border // 8) @ np.array([1024, 32, 1], np.int16).astype(np.int32)
+    common = np.bincount(keys).argmax()
+    colour = np.median(border[keys == common], axis=0)
+    diff = np.abs(small.astype(np.int16) - colour.astype(np.int16))
+    return np.all(diff <= BACKGROUND_TOLERANCE, axis=2)
+
+
+def _closed(bg: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
+    """The mask with short breaks along one direction filled: compression rings a few pixels
+    into a gap next to a bright tile edge, and a gap line must still read as one."""
+    return cv2.morphologyEx(bg.astype(np.uint8), cv2.MORPH_CLOSE, np.ones(kernel, np.uint8)).astype(bool)
+
+
+def _tiles_in(bg: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """Content rectangles per horizontal band, in subsampled pixels."""
+    bands = _runs(_closed(bg, (1, CLOSE_PX)).mean(axis=1) < GAP_SHARE)
+    vertical = _closed(bg, (CLOSE_PX, 1))
+    out = []
+    for y0, y1 in bands:
+        columns = _runs(vertical[y0:y1].mean(axis=0) < GAP_SHARE)
+        out.append([(x0, y0, x1, y1) for x0, x1 in columns])
+    return out
+
+
+def detect_layout(image: np.ndarray) -> MeetingLayout:
+    """The layout one frame shows (`single` unless it is clearly a gallery)."""
+    height, width = image.shape[:2]
+    stride = max(1, round(width / WORK_WIDTH))
+    small = image[::stride, ::stride]
+    sh, sw = small.shape[:2]
+    bands = [
+        [t for t in band if t[2] - t[0] >= MIN_TILE_SHARE * sw and t[3] - t[1] >= MIN_TILE_SHARE * sh]
+        for band in _tiles_in(background_mask(small))
+    ]
+    bands = [band for band in bands if band]
+    tiles = [t for band in bands for t in band]
+    if not (2 <= len(tiles) <= MAX_GRID * MAX_GRID and len(bands) <= MAX_GRID):
+        return single((width, height))
+    if max(len(band) for band in bands) > MAX_GRID:
+        return single((width, height))
+    widths = [t[2] - t[0] for t in tiles]
+    heights = [t[3] - t[1] for t in tiles]
+    if max(widths) > MAX_WIDTH_RATIO * min(widths) or max(heights) > MAX_HEIGHT_RATIO * min(heights):
+        return single((width, height))
+    rects = tuple(
+        (x0 * stride, y0 * stride, min(width, x1 * stride), min(height, y1 * stride)) for x0, y0, x1, y1 in tiles
+    )
+    return MeetingLayout("grid", (width, height), rects, max(len(b) for b in bands), len(bands))
+
+
+@dataclass
+class LayoutWatcher:
+    """Re-reads the layout every `every_ms` of media time; a new layout is taken only when two
+    checks in a row agree (a transition frame, a participant's video cutting to a plain frame
+    for a moment, must not re-cut the tiles). `changes` lists (t_ms, layout) as taken."""
+
+    every_ms: float = 1000.0
+    confirm: int = 2
+    # A layout that differs is checked again this soon, so a real change costs about a second
+    # of wrongly cut tiles, not `confirm` whole periods.
+    recheck_ms: float = 200.0
+    changes: list[tuple[float, MeetingLayout]] = field(default_factory=list)
+    _next_ms: float = 0.0
+    _candidate: MeetingLayout | None = None
+    _seen: int = 0
+
+    @property
+    def current(self) -> MeetingLayout | None:
+        return self.changes[-1][1] if self.changes else None
+
+    def update(self, t_ms: float, image: np.ndarray) -> MeetingLayout | None:
+        """A new layout to switch to at this frame, or None (keep the current one)."""
+        if t_ms < self._next_ms:
+            return None
+        self._next_ms = t_ms + self.every_ms
+        found = detect_layout(image)
+        if self.current is None:  # the first frame decides at once: nothing to keep yet
+            self.changes.append((t_ms, found))
+            return found
+        if found.same_as(self.current):
+            self._candidate, self._seen = None, 0
+            return None
+        if found.same_as(self._candidate):
+            self._seen += 1
+        else:
+            self._candidate, self._seen = found, 1
+        if self._seen < self.confirm:
+            self._next_ms = t_ms + self.recheck_ms
+            return None
+        self._candidate, self._seen = None, 0
+        self.changes.append((t_ms, found))
+        return found
