@@ -9,7 +9,7 @@ import typer
 
 from engagement.app.demo import DEMO_SESSION, demo_db_url, make_demo_video
 from engagement.app.export import FORMATS, export_session
-from engagement.app.pipeline import AnalysisPipeline, ConsentOptions
+from engagement.app.pipeline import AnalysisPipeline, ConsentOptions, meeting_vision
 from engagement.cli.common import (
     Cohort, Db, MaxFaces, Participant, Profile, Roster, SampleFps, StoreFileName, command, group, load_roster,
     open_store, option, progress_bar, say, startup_purge, warn,
@@ -18,7 +18,9 @@ from engagement.core.config import AnalysisOptions, data_dir, parse_sample_fps
 from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
 from engagement.core.store import check_session_name
-from engagement.vision.sources import name_digest, open_source
+from engagement.vision.layout import parse_layout
+from engagement.vision.meeting import gallery_sample_fps
+from engagement.vision.sources import VideoFileSource, name_digest, open_source
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import attest
 
@@ -42,11 +44,15 @@ def analyze(
     participant: Participant = None,
     roster: Roster = None,
     store_file_name: StoreFileName = False,
+    layout: Annotated[
+        str, option("--layout", metavar="auto|single|grid:COLSxROWS", key="cli.analyze.opt_layout")
+    ] = "auto",
     no_progress: Annotated[bool, option("--no-progress", key="cli.opt.no_progress")] = False,
 ) -> int:
     # Validate the input before touching the database: bad input writes nothing.
     fps = parse_sample_fps(sample_fps) if sample_fps is not None else None
     options = AnalysisOptions(sample_fps=fps, max_faces=max_faces)
+    spec = parse_layout(layout)
     if session is not None:
         check_session_name(session)
     consent = ConsentOptions(device_participant=participant, roster=load_roster(roster))
@@ -66,12 +72,18 @@ def analyze(
         else:
             name = f"video-{name_digest(path)}"
     source = open_source(path, fps, keep_name=demo or store_file_name)
+    if fps is None and isinstance(source, VideoFileSource):
+        gallery = gallery_sample_fps(source.first_image(), spec)
+        if gallery is not None:  # every tile costs a landmarker pass: a lower rate keeps up
+            source.sample_fps = gallery[1]
+            options = AnalysisOptions(sample_fps=gallery[1], max_faces=max_faces)
+            warn("cli.analyze.gallery_fps", layout=gallery[0].describe(), fps=f"{gallery[1]:g}")
     # The demo lives in its own database, never beside real participants' data.
     store = open_store(db or (demo_db_url() if demo else None))
     startup_purge(store)
     if demo:
         record_demo_attestation(store, name)
-    pipeline = AnalysisPipeline(store, options, profile=profile, consent=consent)
+    pipeline = AnalysisPipeline(store, options, profile=profile, consent=consent, vision_factory=meeting_vision(spec))
     with progress_bar(enabled=not no_progress) as bar:
         hook = AnalysisProgress(bar) if not bar.disable else None
         summary = pipeline.run(source, name, cohort=cohort, hook=hook, source_sha256=sha256_file(path))
@@ -131,6 +143,8 @@ def format_summary(summary) -> str:
         for label, (first, last) in sorted(summary.track_spans.items(), key=lambda kv: int(kv[0][1:])):
             first_s, last_s = f"{first / 1000:.2f}", f"{last / 1000:.2f}"
             lines.append(say("cli.summary.track_span", label=label, first=first_s, last=last_s))
+    if any(text != "single" for _, text in summary.layouts):  # one camera prints as it always has
+        lines.extend(say("cli.summary.layout", at=f"{t_ms / 1000:.1f}", layout=text) for t_ms, text in summary.layouts)
     lines.extend(say("cli.summary.note", note=note) for note in summary.notes)
     return "\n".join(lines)
 

@@ -235,6 +235,7 @@ class RunSummary:
     wall_s: float = 0.0
     track_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> first/last ms seen
     notes: list[str] = field(default_factory=list)
+    layouts: list[tuple[float, str]] = field(default_factory=list)  # (media ms, meeting layout) as read
 
     @property
     def speed_fps(self) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,8 @@ class WindowAggregator:
 
     Call `add(t_ms, features)` for every analysed frame (also those with no face, so the
     aggregator knows the frame was looked at), in increasing time order; it returns the
-    windows that the new frame completed. `flush()` returns the last, partial window.
+    windows that the new frame completed. `present`: tracks known to be there without a face
+    (a camera-off gallery tile), whose windows are then `absent` from that second on. `flush()` returns the last, partial window.
     """
 
     def __init__(self, window_ms: int = 1000):
@@ -47,7 +49,7 @@ class WindowAggregator:
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
 
-    def add(self, t_ms: float, features: list[FrameFeatures]) -> list[WindowFeatures]:
+    def add(self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = ()) -> list[WindowFeatures]:
         index = int(t_ms // self.window_ms)
         done: list[WindowFeatures] = []
         if self._current is not None and index < self._current:
@@ -56,6 +58,8 @@ class WindowAggregator:
             done = self._close()
         self._current = index
         self._frames += 1
+        for track_id in present:  # there, without a face (camera off): absent from this second on
+            self._known.setdefault(track_id, index)
         for f in features:
             self._known.setdefault(f.track_id, index)
             acc = self._acc.setdefault(f.track_id, _Accumulator())

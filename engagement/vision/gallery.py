@@ -49,6 +49,12 @@ CUT_THRESHOLD = 0.06
 # A cut tile's new content must be this close to another tile's previous content to count as
 # that feed having moved here.
 MATCH_THRESHOLD = 0.05
+# A re-cut layout shows the same feeds rescaled: a tile's new thumbnail is within this of its
+# old one (resizing moves an 8x6 thumbnail far less than a cut between feeds does).
+RELAYOUT_THRESHOLD = 0.08
+# Added to the thumbnail distance per tile a feed moves in reading order (scaled to the grid):
+# breaks ties between look-alike tiles in favour of the order the app keeps.
+ORDER_PENALTY = 0.02
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,12 @@ class TileIdTracker:
     def __post_init__(self) -> None:
         self._slots = [_Slot() for _ in range(self.n_tiles)]
 
-    def update(self, signatures: Sequence[np.ndarray], has_face: Sequence[bool]) -> list[int | None]:
-        """The track id of each tile's face this frame (None: no face in that tile)."""
+    def update(
+        self, signatures: Sequence[np.ndarray], has_face: Sequence[bool], occupied: Sequence[bool] | None = None
+    ) -> list[int | None]:
+        """The track id of each tile's face this frame (None: no face in that tile). A tile that
+        is `occupied` (a detected layout's tile: a participant, video or not) gets its id at once,
+        so a participant whose camera is off is that id, absent, from the start."""
         previous = [s.signature for s in self._slots]
         cut = [
             prev is not None and signature_distance(prev, sig) > self.cut_threshold
@@ -190,15 +200,62 @@ class TileIdTracker:
             for src in taken_src - taken_dst:
                 self._slots[src].track_id = None
         out: list[int | None] = []
+        occupied = occupied or [False] * len(has_face)
         for i, (sig, face) in enumerate(zip(signatures, has_face)):
             slot = self._slots[i]
             slot.signature = sig
-            if face and slot.track_id is None:
+            if (face or occupied[i]) and slot.track_id is None:
                 slot.track_id = self._next_id
                 self.home[self._next_id] = i
                 self._next_id += 1
             out.append(slot.track_id if face else None)
         return out
+
+
+    def ids(self) -> list[int | None]:
+        """The id each tile holds now (also tiles whose face is not found this frame)."""
+        return [s.track_id for s in self._slots]
+
+    def relayout(self, signatures: Sequence[np.ndarray], centres: Sequence[tuple[float, float]] | None = None,
+                 old_centres: Sequence[tuple[float, float]] | None = None, reach: float = 0.0) -> list[int | None]:
+        """The meeting app re-cut its tiles (someone joined or left, the view changed): each new
+        tile takes the id of the old tile whose last content it shows. Cost is the thumbnail
+        distance plus a small penalty for moving in reading order, so feeds that look alike (two
+        camera-off tiles: a name on grey) keep their order, as Zoom keeps it when someone joins.
+        A tile left unmatched (its content cut at the same moment: a camera turned on) takes the
+        id of an unmatched old tile whose centre was within `reach` pixels of its own.
+        Returns the id each new tile inherited (None: a new participant or an empty tile)."""
+        old = [(i, s) for i, s in enumerate(self._slots) if s.track_id is not None and s.signature is not None]
+        span = max(len(self._slots), len(signatures), 1)
+        pairs = sorted(
+            (signature_distance(sig, slot.signature) + ORDER_PENALTY * abs(i - j) / span, i, j)
+            for j, sig in enumerate(signatures)
+            for i, slot in old
+        )
+        inherited: list[int | None] = [None] * len(signatures)
+        taken: set[int] = set()
+        for cost, i, j in pairs:
+            if cost > RELAYOUT_THRESHOLD:
+                break
+            if i in taken or inherited[j] is not None:
+                continue
+            taken.add(i)
+            inherited[j] = self._slots[i].track_id
+        if centres is not None and old_centres is not None:
+            for j, (x, y) in enumerate(centres):
+                near = [
+                    (abs(x - old_centres[i][0]) + abs(y - old_centres[i][1]), i)
+                    for i, _ in old
+                    if i not in taken and i < len(old_centres)
+                ]
+                near = [(d, i) for d, i in near if d <= reach]
+                if inherited[j] is None and near:
+                    i = min(near)[1]
+                    taken.add(i)
+                    inherited[j] = self._slots[i].track_id
+        self._slots = [_Slot(track_id, sig) for track_id, sig in zip(inherited, signatures)]
+        self.n_tiles = len(signatures)
+        return inherited
 
 
 LandmarkerFactory = Callable[[LandmarkerOptions], FaceLandmarker]
@@ -208,12 +265,16 @@ class GalleryVisionStage(VisionStage):
     """VisionStage for a meeting grid: one landmarker per tile crop, tile-anchored ids.
 
     `measure` is inherited unchanged, so gallery faces give the same numbers as any other face.
+    The tiles are a `GalleryLayout`'s equal cells (`live --grid`) or any rectangles a detected
+    layout gives (`set_tiles`, engagement/vision/meeting.py): one per-tile path for both.
     """
+
+    _home_rects: dict[int, Rect] | None = None  # track id -> the tile rectangle it was first seen in
 
     def __init__(
         self,
         options: AnalysisOptions,
-        layout: GalleryLayout,
+        layout: GalleryLayout | None,
         *,
         expression_model=None,
         landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
@@ -222,20 +283,24 @@ class GalleryVisionStage(VisionStage):
         landmarker_sha256: str | None = None,
     ):
         self.layout = layout
+        self._rects: list[Rect] = layout.tiles() if layout is not None else []
+        self._occupied = False  # whether every tile is a participant (a detected layout's tiles)
         self._tile_options = landmarker_options(options, faces_per_tile, running_mode)
         # One landmarker per tile: each keeps its own tracking state and its own VIDEO-mode clock,
         # so a tile's face is re-detected only when that tile loses it. Created lazily, on a
         # tile's first use.
         self._factory = landmarker_factory
-        self._landmarkers: list[FaceLandmarker | None] = [None] * layout.n_tiles
+        self._landmarkers: list[FaceLandmarker | None] = [None] * len(self._rects)
         super().__init__(
             options,
             landmarker=None,  # type: ignore[arg-type]
             expression_model=expression_model,
             landmarker_sha256=landmarker_sha256,
         )
-        self.tile_ids = TileIdTracker(layout.n_tiles)
+        self.tile_ids = TileIdTracker(len(self._rects))
         self._tile_of_track: dict[int, int] = {}
+        self._home_rects = {}
+        self._faceless: list[tuple[int, tuple[float, float, float, float]]] = []
 
     @classmethod
     def for_layout(
@@ -262,16 +327,36 @@ class GalleryVisionStage(VisionStage):
             lm = self._landmarkers[index] = self._factory(self._tile_options)
         return lm
 
+    def set_tiles(self, rects: Sequence[Rect], frame: Frame, *, occupied: bool) -> None:
+        """Cut the frame into new tiles (a re-detected layout); ids follow their feeds into them."""
+        self._close_landmarkers()
+        old_rects, self._rects = self._rects, list(rects)
+        self._landmarkers = [None] * len(self._rects)
+        self._occupied = occupied
+        old_centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in old_rects]
+        reach = min((x1 - x0) / 2 for x0, _, x1, _ in self._rects) if self._rects else 0.0
+        self.tile_ids.relayout(
+            [tile_signature(frame.image[y0:y1, x0:x1]) for x0, y0, x1, y1 in self._rects],
+            [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in self._rects],
+            old_centres,
+            reach,
+        )
+
     def observe(self, frame: Frame) -> list[FaceObservation]:
         self._advance_clock(frame)
         width, height = frame.size
-        if (width, height) != (self.layout.width, self.layout.height):
+        if self.layout is not None and (width, height) != (self.layout.width, self.layout.height):
             # The captured region changed size (window resized, camera renegotiated): same grid
             # over the new size; tiles keep their indices, so ids stay with them.
             self.layout = GalleryLayout(self.layout.cols, self.layout.rows, width, height)
+            self._rects = self.layout.tiles()
+        return self._observe_tiles(frame)
+
+    def _observe_tiles(self, frame: Frame) -> list[FaceObservation]:
+        width, height = frame.size
         found: list[LandmarkedFace | None] = []
         signatures = []
-        for index, (x0, y0, x1, y1) in enumerate(self.layout.tiles()):
+        for index, (x0, y0, x1, y1) in enumerate(self._rects):
             crop = frame.image[y0:y1, x0:x1]
             signatures.append(tile_signature(crop))
             faces = self._landmarker(index).detect_faces(crop, frame.t_ms)
@@ -284,15 +369,29 @@ class GalleryVisionStage(VisionStage):
                 found.append(LandmarkedFace(lm, face.blendshapes, face.transform))
             else:
                 found.append(None)
-        ids = self.tile_ids.update(signatures, [f is not None for f in found])
+        self.tile_ids.update(signatures, [f is not None for f in found], [self._occupied] * len(found))
         out = []
-        for index, (track_id, face) in enumerate(zip(ids, found)):
-            if track_id is None or face is None:
+        self._faceless = []
+        for index, (track_id, face) in enumerate(zip(self.tile_ids.ids(), found)):
+            if track_id is None:
                 continue
             self._tile_of_track[track_id] = index
+            self._home_rects.setdefault(track_id, self._rects[index])  # type: ignore[union-attr]
+            if face is None:
+                self._faceless.append((track_id, self._home_box(track_id)))
+                continue
             box = face_box(face.landmarks, width, height)
             out.append(FaceObservation(track_id, box, face.landmarks, face.blendshapes, face.transform))
         return out
+
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, consent box) of the tiles that hold a participant but showed no face in the
+        last frame (camera off, looking away, out of the picture): they are there, absent."""
+        return list(self._faceless)
+
+    def _home_box(self, track_id: int) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (self._home_rects or {})[track_id]
+        return (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
 
     def tile_of(self, track_id: int) -> int | None:
         """The tile the track was last seen in (0-based, row-major)."""
@@ -301,14 +400,19 @@ class GalleryVisionStage(VisionStage):
     def consent_box(self, face: FaceObservation) -> tuple[float, float, float, float]:
         # Consent follows the id, not the screen position: ask with the track's home tile so a
         # reordered grid never ties a face to the roster entry of whoever sat there before.
+        if face.track_id in (self._home_rects or {}):
+            return self._home_box(face.track_id)
         home = self.tile_ids.home.get(face.track_id)
-        if home is None:
+        if home is None or self.layout is None:
             return face.bbox
         x0, y0, x1, y1 = self.layout.tile_rect(home)
         return (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
 
-    def close(self) -> None:
+    def _close_landmarkers(self) -> None:
         for lm in self._landmarkers:
             if lm is not None:
                 lm.close()
-        self._landmarkers = [None] * self.layout.n_tiles
+        self._landmarkers = [None] * len(self._landmarkers)
+
+    def close(self) -> None:
+        self._close_landmarkers()

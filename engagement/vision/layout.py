@@ -30,9 +30,10 @@ Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
 # Working width of the subsampled frame: 4-8 px gaps of a 1080p recording stay >= 1 px.
 WORK_WIDTH = 640
 # A pixel is background when every channel is within this of the background colour (0-255):
-# mp4 compression moves a flat dark canvas by a few levels; camera-off tiles (Zoom #232323 on
-# #1a1a1a, Meet #3c4043 on #202124) differ by 9 or more.
-BACKGROUND_TOLERANCE = 6
+# an mp4v key frame rings up to 6-10 levels into a 6 px gap beside a bright tile (6 lost the gaps
+# of a generated 3x3 key frame, 10 kept them). A camera-off tile as dark as the canvas is then
+# still found by its name label, which is lighter.
+BACKGROUND_TOLERANCE = 10
 # Breaks of up to this many subsampled pixels along a gap line are filled (compression ringing).
 CLOSE_PX = 7
 # A row or column is a gap when at least this share of its pixels is background (compression
@@ -69,13 +70,17 @@ class MeetingLayout:
             return "single"
         return f"grid {self.cols}x{self.rows}, {len(self.tiles)} tiles"
 
-    def same_as(self, other: "MeetingLayout | None", tolerance: float = 0.02) -> bool:
-        """The same layout, tile edges within `tolerance` of the frame size (compression noise)."""
+    def same_as(self, other: "MeetingLayout | None", tolerance: float = 0.25) -> bool:
+        """The same tiles in the same places: as many, each centre within `tolerance` of a tile's
+        size of the other's. Centres, not edges: a feed that turns into a camera-off card changes
+        its letterbox bars, not its tile."""
         if other is None or self.kind != other.kind or len(self.tiles) != len(other.tiles):
             return False
-        w, h = self.size
-        limit = tolerance * max(w, h)
-        return all(max(abs(a - b) for a, b in zip(r, s)) <= limit for r, s in zip(self.tiles, other.tiles))
+        for a, b in zip(self.tiles, other.tiles):
+            w, h = max(1, a[2] - a[0]), max(1, a[3] - a[1])
+            if abs((a[0] + a[2] - b[0] - b[2]) / 2) > tolerance * w or abs((a[1] + a[3] - b[1] - b[3]) / 2) > tolerance * h:
+                return False
+        return True
 
 
 def single(size: tuple[int, int]) -> MeetingLayout:

@@ -213,6 +213,15 @@ class VideoFileSource:
                 return guess
         return last_ms + 1.0 if math.isfinite(last_ms) else 0.0
 
+    def first_image(self) -> np.ndarray | None:
+        """The file's first frame, read apart from the run (to read its layout beforehand)."""
+        cap = self._open()
+        try:
+            ok, image = cap.read()
+        finally:
+            cap.release()
+        return image if ok else None
+
     def check_complete(self) -> None:
         """Raise if the file decoded fewer frames than its container declares (cut short)."""
         if self.declared_frames and self.frames_read < self.declared_frames * (1 - TRUNCATION_TOLERANCE) - 2:

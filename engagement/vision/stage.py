@@ -114,6 +114,15 @@ class VisionStage:
         """The box the consent gate places on the roster; subclasses (gallery view) may anchor it."""
         return face.bbox
 
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, consent box) of participants known to be there without a face found in the
+        last frame: a gallery tile with its camera off. One camera shows none such."""
+        return []
+
+    def layout_changes(self) -> list[tuple[float, str]]:
+        """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
+        return []
+
     def measure(self, frame: Frame, faces: list[FaceObservation]) -> list[FrameFeatures]:
         if not faces:
             return []

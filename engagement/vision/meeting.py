@@ -1,0 +1,135 @@
+"""A meeting recording as it is: the layout found from the frames, one per-tile path for it.
+
+`MeetingVisionStage` watches the layout (`engagement.vision.layout`) and analyses each frame the
+way the current layout asks: `single` exactly as `VisionStage` does (one full-frame landmarker,
+boxes tracked from frame to frame), `grid` as `GalleryVisionStage` does (one landmarker per tile,
+VIDEO mode, one clock per tile, tile-anchored ids). When the layout changes mid-recording, the
+tiles are re-cut and each feed keeps its id (`TileIdTracker.relayout`); every tile of a detected
+gallery is a participant from the start, so a camera-off tile is that participant, absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engagement.core.config import AnalysisOptions
+from engagement.core.records import FaceObservation, Frame, RunningMode
+from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory
+from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
+from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, detect_layout, fixed_grid, single
+from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
+
+
+# Frames per second analysed in a gallery recording unless --sample-fps says otherwise: every
+# tile costs one landmarker pass per analysed frame, so a 5x5 gallery analysed at every frame of
+# 25 fps falls far behind real time; at this rate it stays ahead on 2 cores
+# (benchmarks/gallery_recording.py). Per-second states are read from 5 frames instead of 25.
+GALLERY_SAMPLE_FPS = 5.0
+
+
+def gallery_sample_fps(first_image: np.ndarray | None, spec: LayoutSpec) -> tuple[MeetingLayout, float] | None:
+    """The layout the recording opens with and the rate to analyse it at, when it is a gallery
+    (None: one camera, analysed as before, every frame)."""
+    if spec.mode == "single" or first_image is None:
+        return None
+    size = (first_image.shape[1], first_image.shape[0])
+    layout = fixed_grid(*spec.grid, size) if spec.grid else detect_layout(first_image)
+    return (layout, GALLERY_SAMPLE_FPS) if layout.is_grid else None
+
+
+class MeetingVisionStage(GalleryVisionStage):
+    """Vision for any recording of a meeting, by `--layout`: auto (found and re-found from the
+    frames), single (the whole frame, as `VisionStage`), grid:COLSxROWS (the user's grid)."""
+
+    def __init__(
+        self,
+        options: AnalysisOptions,
+        spec: LayoutSpec = LayoutSpec(),
+        *,
+        expression_model=None,
+        landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
+        running_mode: RunningMode = RunningMode.VIDEO_FILE,
+        landmarker_sha256: str | None = None,
+    ):
+        super().__init__(
+            options, None, expression_model=expression_model, landmarker_factory=landmarker_factory,
+            running_mode=running_mode, landmarker_sha256=landmarker_sha256,
+        )  # fmt: skip
+        self.spec = spec
+        # The single-camera path is today's: one landmarker on the whole frame, up to max_faces.
+        self._full_options = landmarker_options(options, options.max_faces, running_mode)
+        self.watcher = LayoutWatcher()
+        self.current: MeetingLayout | None = None
+
+    @classmethod
+    def for_spec(
+        cls, options: AnalysisOptions, spec: LayoutSpec, models_dir: Path | None = None, *,
+        running_mode: RunningMode = RunningMode.VIDEO_FILE,
+    ) -> "MeetingVisionStage":  # fmt: skip
+        bundle = load_bundle(models_dir)  # checked once, shared by every landmarker
+        return cls(
+            options,
+            spec,
+            expression_model=expression_model_for(options, models_dir),
+            landmarker_factory=lambda opts: FaceLandmarker(opts, bundle),
+            running_mode=running_mode,
+            landmarker_sha256=bundle_sha256(models_dir),
+        )
+
+    def model_versions(self) -> dict[str, dict[str, str]]:
+        # A single-camera recording keeps today's record; a gallery says its landmarkers ran per tile.
+        if self.current is not None and self.current.is_grid:
+            return super().model_versions()
+        return VisionStage.model_versions(self)
+
+    def observe(self, frame: Frame) -> list[FaceObservation]:
+        found = self._layout_for(frame)
+        if found is not None:
+            self._switch(found, frame)
+        if self.current is not None and self.current.is_grid:
+            self._advance_clock(frame)
+            return self._observe_tiles(frame)
+        return VisionStage.observe(self, frame)
+
+    def _layout_for(self, frame: Frame) -> MeetingLayout | None:
+        """A layout to switch to at this frame, or None to keep the current one."""
+        if self.spec.mode == "auto":
+            found = self.watcher.update(frame.t_ms, frame.image)
+            return found
+        if self.current is not None and self.current.size == frame.size:
+            return None
+        if self.spec.mode == "single":
+            found = single(frame.size)
+        else:
+            found = fixed_grid(*self.spec.grid, frame.size)  # type: ignore[misc]
+        self.watcher.changes.append((frame.t_ms, found))
+        return found
+
+    def _switch(self, layout: MeetingLayout, frame: Frame) -> None:
+        self.current = layout
+        if layout.is_grid:
+            # Ids go on from where the full-frame tracker stopped: one id never names two people.
+            self.tile_ids._next_id = max(self.tile_ids._next_id, self.tracker._next_id)
+            self.set_tiles(layout.tiles, frame, occupied=not layout.fixed)
+            return
+        self._close_landmarkers()
+        self._faceless = []
+        self.tracker._next_id = max(self.tracker._next_id, self.tile_ids._next_id)
+        if self.landmarker is None:
+            self.landmarker = self._factory(self._full_options)
+
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        if self.current is None or not self.current.is_grid:
+            return []
+        return super().faceless_tracks()
+
+    def layout_changes(self) -> list[tuple[float, str]]:
+        return [(t_ms, layout.describe()) for t_ms, layout in self.watcher.changes]
+
+    def close(self) -> None:
+        super().close()
+        if self.landmarker is not None:
+            self.landmarker.close()
+            self.landmarker = None  # type: ignore[assignment]
