@@ -212,6 +212,13 @@ class TileIdTracker:
         return out
 
 
+    def cuts(self, signatures: Sequence[np.ndarray]) -> int:
+        """How many tiles' content cut since the last update (without updating)."""
+        return sum(
+            s.signature is not None and signature_distance(s.signature, sig) > self.cut_threshold
+            for s, sig in zip(self._slots, signatures)
+        )
+
     def ids(self) -> list[int | None]:
         """The id each tile holds now (also tiles whose face is not found this frame)."""
         return [s.track_id for s in self._slots]

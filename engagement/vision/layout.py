@@ -178,8 +178,18 @@ def detect_layout(image: np.ndarray) -> MeetingLayout:
     heights = [t[3] - t[1] for t in tiles]
     if max(widths) > MAX_WIDTH_RATIO * min(widths) or max(heights) > MAX_HEIGHT_RATIO * min(heights):
         return single((width, height))
+    # Every tile of a gallery is one size; what differs is the feed's letterbox inside it, which
+    # is centred. So each tile is the largest content size around its own centre: the whole
+    # tile, bars included, whatever feed (or camera-off card) it shows now, as a swap needs.
+    half_w, half_h = max(widths) * stride / 2, max(heights) * stride / 2
     rects = tuple(
-        (x0 * stride, y0 * stride, min(width, x1 * stride), min(height, y1 * stride)) for x0, y0, x1, y1 in tiles
+        (
+            max(0, int((x0 + x1) * stride / 2 - half_w)),
+            max(0, int((y0 + y1) * stride / 2 - half_h)),
+            min(width, int((x0 + x1) * stride / 2 + half_w)),
+            min(height, int((y0 + y1) * stride / 2 + half_h)),
+        )
+        for x0, y0, x1, y1 in tiles
     )
     return MeetingLayout("grid", (width, height), rects, max(len(b) for b in bands), len(bands))
 
@@ -204,9 +214,15 @@ class LayoutWatcher:
     def current(self) -> MeetingLayout | None:
         return self.changes[-1][1] if self.changes else None
 
-    def update(self, t_ms: float, image: np.ndarray) -> MeetingLayout | None:
-        """A new layout to switch to at this frame, or None (keep the current one)."""
-        if t_ms < self._next_ms:
+    @property
+    def pending(self) -> bool:
+        """A different layout was seen and awaits confirmation: the tiles may be cut wrongly now."""
+        return self._candidate is not None
+
+    def update(self, t_ms: float, image: np.ndarray, *, force: bool = False) -> MeetingLayout | None:
+        """A new layout to switch to at this frame, or None (keep the current one). `force`:
+        check now (many tiles cut at once: the app may have re-cut the grid)."""
+        if t_ms < self._next_ms and not force:
             return None
         self._next_ms = t_ms + self.every_ms
         found = detect_layout(image)

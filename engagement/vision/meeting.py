@@ -16,7 +16,7 @@ import numpy as np
 
 from engagement.core.config import AnalysisOptions
 from engagement.core.records import FaceObservation, Frame, RunningMode
-from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory
+from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory, tile_signature
 from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
 from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, detect_layout, fixed_grid, single
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
@@ -90,14 +90,18 @@ class MeetingVisionStage(GalleryVisionStage):
             self._switch(found, frame)
         if self.current is not None and self.current.is_grid:
             self._advance_clock(frame)
+            if self.watcher.pending:
+                # The app may have re-cut the grid: until the new layout is confirmed (a fifth of
+                # a second) the old tiles would read wrong crops and pass ids between them.
+                self._faceless = []
+                return []
             return self._observe_tiles(frame)
         return VisionStage.observe(self, frame)
 
     def _layout_for(self, frame: Frame) -> MeetingLayout | None:
         """A layout to switch to at this frame, or None to keep the current one."""
         if self.spec.mode == "auto":
-            found = self.watcher.update(frame.t_ms, frame.image)
-            return found
+            return self.watcher.update(frame.t_ms, frame.image, force=self._many_cuts(frame))
         if self.current is not None and self.current.size == frame.size:
             return None
         if self.spec.mode == "single":
@@ -106,6 +110,14 @@ class MeetingVisionStage(GalleryVisionStage):
             found = fixed_grid(*self.spec.grid, frame.size)  # type: ignore[misc]
         self.watcher.changes.append((frame.t_ms, found))
         return found
+
+    def _many_cuts(self, frame: Frame) -> bool:
+        """Whether a third of the tiles (two at least) changed content at once: a re-cut grid
+        does that, a camera turned off does not. Checked on thumbnails, before any landmarker."""
+        if self.current is None or not self.current.is_grid:
+            return False
+        signatures = [tile_signature(frame.image[y0:y1, x0:x1]) for x0, y0, x1, y1 in self._rects]
+        return self.tile_ids.cuts(signatures) >= max(2, len(self._rects) // 3)
 
     def _switch(self, layout: MeetingLayout, frame: Frame) -> None:
         self.current = layout
