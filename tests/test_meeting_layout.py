@@ -30,9 +30,8 @@ from conftest import require_shared
 from meetings import write_meeting
 
 
-def analyze(tmp_path, video, *extra: str) -> tuple[int, list[int], str]:
-    """Run `engagement analyze` (everyone attested); (stored tracks, faces on screen per second,
-    the command's output)."""
+def analyze(tmp_path, video, *extra: str) -> tuple[int, list[int]]:
+    """Run `engagement analyze` (everyone attested): (stored tracks, faces on screen per second)."""
     db = f"sqlite:///{tmp_path / 'r.db'}"
     store = Store.open(db)
     attest(store, "m", facilitator="t", notice_version="t1", language="id", evidence="test")
@@ -45,17 +44,13 @@ def analyze(tmp_path, video, *extra: str) -> tuple[int, list[int], str]:
         rows = conn.execute(select(w.c.second, w.c.n_face)).all()
     store.close()
     per_second = Counter(r.second for r in rows if r.n_face > 0)
-    return len(tracks), [per_second[s] for s in range(max(r.second for r in rows) + 1)], ""
+    return len(tracks), [per_second[s] for s in range(max(r.second for r in rows) + 1)]
 
 
 def right_share(found: list[int], truth: list[int]) -> float:
     """Share of the seconds after the first where the number on screen is right."""
     pairs = list(zip(found, truth))[1:]
     return sum(f == t for f, t in pairs) / len(pairs)
-
-
-def _off(p: int, seconds: range):
-    return lambda s: s in seconds
 
 
 @pytest.mark.slow
@@ -66,7 +61,7 @@ def test_3x3_camera_off_throughout_and_switching_counted_once(tmp_path, capsys):
         return [(p, not (p == 4 or (p == 1 and 2 <= s < 4) or (p == 6 and 3 <= s < 5))) for p in range(8)]
 
     truth = write_meeting(tmp_path / "m.mp4", script, 8, seconds=7)
-    tracks, found, _ = analyze(tmp_path, tmp_path / "m.mp4")
+    tracks, found = analyze(tmp_path, tmp_path / "m.mp4")
     out = capsys.readouterr().out
     assert "grid 3x3, 8 tiles" in out  # the layout found is printed
     assert tracks == 8, f"{tracks} tracks for 8 participants"
@@ -79,7 +74,7 @@ def test_5x5_1080p_two_cameras_off(tmp_path):
         return [(p, p not in (7, 18)) for p in range(25)]
 
     truth = write_meeting(tmp_path / "m.mp4", script, 25, seconds=4, size=(1920, 1080))
-    tracks, found, _ = analyze(tmp_path, tmp_path / "m.mp4")
+    tracks, found = analyze(tmp_path, tmp_path / "m.mp4")
     assert tracks == 25
     assert right_share(found, truth) >= 0.95, (found, truth)
 
@@ -92,7 +87,7 @@ def test_layout_change_3x3_to_4x3_as_someone_joins(tmp_path, capsys):
         return [(p, p != 2) for p in range(10 if s >= 3 else 9)]
 
     truth = write_meeting(tmp_path / "m.mp4", script, 10, seconds=7)
-    tracks, found, _ = analyze(tmp_path, tmp_path / "m.mp4")
+    tracks, found = analyze(tmp_path, tmp_path / "m.mp4")
     out = capsys.readouterr().out
     assert "grid 3x3, 9 tiles" in out and "grid 4x3, 10 tiles" in out
     assert tracks == 10, f"{tracks} tracks for 10 participants (a split at the layout change?)"
