@@ -13,31 +13,51 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clips import FACE_CLIPS, camera_off_tile, read_looped, zoom_frame
+from clips import FACE_CLIPS, camera_off_tile, zoom_frame
 from conftest import require_shared
 
 # A second's tiles: (participant, camera on) in reading order.
 Script = Callable[[int], list[tuple[int, bool]]]
 
 
-def feeds(n_participants: int, n_frames: int) -> list[list[np.ndarray]]:
-    """Each participant's video: the real clips, mirrored and shifted in time past the eighth."""
-    out = []
-    for p in range(n_participants):
-        k = p % len(FACE_CLIPS)
-        frames = read_looped(require_shared(f"videos/{FACE_CLIPS[k]}"), n_frames + 3 * p, step=2)[3 * p :]
-        out.append([cv2.flip(f, 1) for f in frames] if p >= len(FACE_CLIPS) else frames)
-    return out
+class Feed:
+    """One participant's video, frame by frame, looping: a real clip (every 2nd frame: 12-15 fps
+    content), mirrored past the eighth participant and shifted in time, so that no two look alike.
+    Read as it is drawn, so a long 5x5 recording never holds its clips in memory."""
+
+    def __init__(self, participant: int):
+        self.path = str(require_shared(f"videos/{FACE_CLIPS[participant % len(FACE_CLIPS)]}"))
+        self.mirror = participant >= len(FACE_CLIPS)
+        self.cap = cv2.VideoCapture(self.path)
+        for _ in range(6 * participant):
+            self._read()
+
+    def _read(self) -> np.ndarray:
+        ok, image = self.cap.read()
+        if not ok:
+            self.cap.release()
+            self.cap = cv2.VideoCapture(self.path)
+            ok, image = self.cap.read()
+            if not ok:
+                raise RuntimeError(f"cannot read {self.path}")
+        return image
+
+    def next(self) -> np.ndarray:
+        self._read()  # every 2nd frame
+        image = self._read()
+        return cv2.flip(image, 1) if self.mirror else image
 
 
 def write_meeting(path: Path, script: Script, n_participants: int, seconds: int, size=(1280, 720), fps: int = 10):
     """Write the recording; returns [participants with their face on screen, per second]."""
-    n = seconds * fps
-    video = feeds(n_participants, n)
+    video = [Feed(p) for p in range(n_participants)]
     off = [camera_off_tile(f"Peserta {p + 1}") for p in range(n_participants)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    for i in range(n):
+    for i in range(seconds * fps):
         tiles = script(i // fps)
-        writer.write(zoom_frame([video[p][i] if on else off[p] for p, on in tiles], size))
+        frames = [feed.next() for feed in video]  # every feed runs on, shown or not
+        writer.write(zoom_frame([frames[p] if on else off[p] for p, on in tiles], size))
     writer.release()
+    for feed in video:
+        feed.cap.release()
     return [sum(on for _, on in script(s)) for s in range(seconds)]
