@@ -39,11 +39,12 @@ import sys
 from engagement.core.config import AnalysisOptions
 from engagement.core.records import RunningMode
 from engagement.vision.landmarks import FaceLandmarker
-from engagement.vision.layout import detect_layout
+from engagement.vision.layout import opening_layout
 from engagement.vision.sources import VideoFileSource
 from engagement.vision.stage import landmarker_options
 source = VideoFileSource(sys.argv[1], float(sys.argv[2]))
-tiles = detect_layout(source.first_image()).tiles
+tiles = opening_layout(source.opening_images()).tiles
+assert len(tiles) == 25, len(tiles)
 options = landmarker_options(AnalysisOptions(), 1, RunningMode.VIDEO_FILE)
 landmarkers = [FaceLandmarker.from_options(options) for _ in tiles]
 for frame in source.frames():

@@ -149,15 +149,18 @@ def test_watcher_takes_a_new_layout_only_when_it_lasts():
     faces = _faces(10)
     nine, ten = zoom_frame(faces[:9], (1280, 720)), zoom_frame(faces, (1280, 720))
     watcher = LayoutWatcher()
-    assert watcher.update(0, nine).describe() == "grid 3x3, 9 tiles"
-    assert watcher.update(1000, ten) is None  # seen once: could be a transition frame
-    assert watcher.update(1100, ten) is None  # not checked again yet
-    assert watcher.update(1200, nine) is None  # back at the re-check: nothing changes
-    assert watcher.update(2000, ten) is None  # not due: checked once a second
-    assert watcher.update(2200, ten) is None  # seen once more: a new candidate
-    assert watcher.update(2400, ten).describe() == "grid 4x3, 10 tiles"  # confirmed
-    assert [t for t, _ in watcher.changes] == [0, 2400]
-    assert watcher.update(3400, ten) is None and watcher.update(4400, ten) is None  # it stays
+    assert watcher.update(0, ten) is None  # a first frame alone decides nothing
+    assert watcher.update(200, nine) is None  # nor does a different second one
+    assert watcher.update(400, nine).describe() == "grid 3x3, 9 tiles"  # confirmed
+    assert watcher.update(1000, nine) is None  # not checked again yet
+    assert watcher.update(1400, ten) is None  # seen once: could be a transition frame
+    assert watcher.update(1500, ten) is None  # not checked again yet
+    assert watcher.update(1600, nine) is None  # back at the re-check: nothing changes
+    assert watcher.update(2400, ten) is None  # not due: checked once a second
+    assert watcher.update(2600, ten) is None  # seen once more: a new candidate
+    assert watcher.update(2800, ten).describe() == "grid 4x3, 10 tiles"  # confirmed
+    assert [t for t, _ in watcher.changes] == [400, 2800]
+    assert watcher.update(3800, ten) is None and watcher.update(4800, ten) is None  # it stays
 
 
 def test_relayout_keeps_look_alike_camera_off_tiles_in_order():

@@ -26,7 +26,7 @@ from engagement.core.store import RunGone, Store, check_session_name, utcnow
 from engagement.temporal.run_config import run_settings
 from engagement.temporal.stage import TemporalStage
 from engagement.temporal.windows import WindowAggregator
-from engagement.vision.layout import LayoutSpec
+from engagement.vision.layout import LayoutSpec, MeetingLayout
 from engagement.vision.meeting import MeetingVisionStage
 from engagement.vision.sources import Source
 from engagement.vision.stage import VisionStage
@@ -66,12 +66,12 @@ def default_vision_stage(options: AnalysisOptions, models_dir: Path | None, runn
     return VisionStage.from_options(options, models_dir, running_mode=running_mode)
 
 
-def meeting_vision(spec: LayoutSpec) -> VisionFactory:
+def meeting_vision(spec: LayoutSpec, opening: MeetingLayout | None = None) -> VisionFactory:
     """Vision that reads the recording's meeting layout (`--layout`): one camera as before, a
-    gallery through the per-tile path."""
+    gallery through the per-tile path; `opening`: the layout it starts with, read beforehand."""
 
     def factory(options: AnalysisOptions, models_dir: Path | None, running_mode: RunningMode) -> VisionStage:
-        return MeetingVisionStage.for_spec(options, spec, models_dir, running_mode=running_mode)
+        return MeetingVisionStage.for_spec(options, spec, models_dir, running_mode=running_mode).start_with(opening)
 
     return factory
 

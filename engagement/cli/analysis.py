@@ -19,7 +19,7 @@ from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
 from engagement.core.store import check_session_name
 from engagement.vision.layout import parse_layout
-from engagement.vision.meeting import gallery_sample_fps
+from engagement.vision.meeting import GALLERY_SAMPLE_FPS, layout_at_start
 from engagement.vision.sources import VideoFileSource, name_digest, open_source
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import attest
@@ -72,18 +72,20 @@ def analyze(
         else:
             name = f"video-{name_digest(path)}"
     source = open_source(path, fps, keep_name=demo or store_file_name)
-    if fps is None and isinstance(source, VideoFileSource):
-        gallery = gallery_sample_fps(source.first_image(), spec)
-        if gallery is not None:  # every tile costs a landmarker pass: a lower rate keeps up
-            source.sample_fps = gallery[1]
-            options = AnalysisOptions(sample_fps=gallery[1], max_faces=max_faces)
-            warn("cli.analyze.gallery_fps", layout=gallery[0].describe(), fps=f"{gallery[1]:g}")
+    opening = layout_at_start(source.opening_images(), spec) if isinstance(source, VideoFileSource) else None
+    if fps is None and opening is not None and opening.is_grid:
+        # Every tile costs a landmarker pass per analysed frame: a lower rate keeps up.
+        source.sample_fps = GALLERY_SAMPLE_FPS
+        options = AnalysisOptions(sample_fps=GALLERY_SAMPLE_FPS, max_faces=max_faces)
+        warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{GALLERY_SAMPLE_FPS:g}")
     # The demo lives in its own database, never beside real participants' data.
     store = open_store(db or (demo_db_url() if demo else None))
     startup_purge(store)
     if demo:
         record_demo_attestation(store, name)
-    pipeline = AnalysisPipeline(store, options, profile=profile, consent=consent, vision_factory=meeting_vision(spec))
+    pipeline = AnalysisPipeline(
+        store, options, profile=profile, consent=consent, vision_factory=meeting_vision(spec, opening)
+    )
     with progress_bar(enabled=not no_progress) as bar:
         hook = AnalysisProgress(bar) if not bar.disable else None
         summary = pipeline.run(source, name, cohort=cohort, hook=hook, source_sha256=sha256_file(path))

@@ -158,6 +158,12 @@ def _tiles_in(bg: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
     return out
 
 
+def opening_layout(images: list[np.ndarray]) -> MeetingLayout | None:
+    """The layout most of a recording's opening frames show (None without frames)."""
+    found = [detect_layout(image) for image in images]
+    return max(found, key=lambda a: sum(a.same_as(b) for b in found)) if found else None
+
+
 def detect_layout(image: np.ndarray) -> MeetingLayout:
     """The layout one frame shows (`single` unless it is clearly a gallery)."""
     height, width = image.shape[:2]
@@ -220,18 +226,18 @@ class LayoutWatcher:
         return self._candidate is not None
 
     def update(self, t_ms: float, image: np.ndarray, *, force: bool = False) -> MeetingLayout | None:
-        """A new layout to switch to at this frame, or None (keep the current one). `force`:
-        check now (many tiles cut at once: the app may have re-cut the grid)."""
+        """A new layout to switch to at this frame, or None (keep the current one; before the
+        first is confirmed, a fifth of a second in, there is none). `force`: check now (many
+        tiles cut at once: the app may have re-cut the grid)."""
         if t_ms < self._next_ms and not force:
             return None
         self._next_ms = t_ms + self.every_ms
         found = detect_layout(image)
-        if self.current is None:  # the first frame decides at once: nothing to keep yet
-            self.changes.append((t_ms, found))
-            return found
         if found.same_as(self.current):
             self._candidate, self._seen = None, 0
             return None
+        # The first layout is confirmed like any change: a recording's first frame is often its
+        # worst (an encoder's first key frame rings most, a meeting app fades in).
         if found.same_as(self._candidate):
             self._seen += 1
         else:

@@ -18,7 +18,7 @@ from engagement.core.config import AnalysisOptions
 from engagement.core.records import FaceObservation, Frame, RunningMode
 from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory, tile_signature
 from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
-from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, detect_layout, fixed_grid, single
+from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, fixed_grid, opening_layout, single
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
 
 
@@ -29,14 +29,15 @@ from engagement.vision.stage import VisionStage, expression_model_for, landmarke
 GALLERY_SAMPLE_FPS = 5.0
 
 
-def gallery_sample_fps(first_image: np.ndarray | None, spec: LayoutSpec) -> tuple[MeetingLayout, float] | None:
-    """The layout the recording opens with and the rate to analyse it at, when it is a gallery
-    (None: one camera, analysed as before, every frame)."""
-    if spec.mode == "single" or first_image is None:
+def layout_at_start(images: list[np.ndarray], spec: LayoutSpec) -> MeetingLayout | None:
+    """The layout a recording opens with, read from its opening frames (most of them agree), or
+    the one `--layout` gives; None without frames."""
+    if not images:
         return None
-    size = (first_image.shape[1], first_image.shape[0])
-    layout = fixed_grid(*spec.grid, size) if spec.grid else detect_layout(first_image)
-    return (layout, GALLERY_SAMPLE_FPS) if layout.is_grid else None
+    size = (images[0].shape[1], images[0].shape[0])
+    if spec.mode == "single":
+        return single(size)
+    return fixed_grid(*spec.grid, size) if spec.grid else opening_layout(images)
 
 
 class MeetingVisionStage(GalleryVisionStage):
@@ -62,6 +63,13 @@ class MeetingVisionStage(GalleryVisionStage):
         self._full_options = landmarker_options(options, options.max_faces, running_mode)
         self.watcher = LayoutWatcher()
         self.current: MeetingLayout | None = None
+        self._opening: MeetingLayout | None = None
+
+    def start_with(self, layout: MeetingLayout | None) -> "MeetingVisionStage":
+        """Begin with `layout` (read beforehand from the opening frames): the first frames are
+        then cut as the recording is, instead of waiting for the watcher to confirm one."""
+        self._opening = layout
+        return self
 
     @classmethod
     def for_spec(
@@ -96,10 +104,15 @@ class MeetingVisionStage(GalleryVisionStage):
                 self._faceless = []
                 return []
             return self._observe_tiles(frame)
+        if self.landmarker is None:  # one camera, or no layout confirmed yet: today's path
+            self.landmarker = self._factory(self._full_options)
         return VisionStage.observe(self, frame)
 
     def _layout_for(self, frame: Frame) -> MeetingLayout | None:
         """A layout to switch to at this frame, or None to keep the current one."""
+        if self.current is None and self._opening is not None and self._opening.size == frame.size:
+            self.watcher.changes.append((frame.t_ms, self._opening))
+            return self._opening
         if self.spec.mode == "auto":
             return self.watcher.update(frame.t_ms, frame.image, force=self._many_cuts(frame))
         if self.current is not None and self.current.size == frame.size:
@@ -129,8 +142,6 @@ class MeetingVisionStage(GalleryVisionStage):
         self._close_landmarkers()
         self._faceless = []
         self.tracker._next_id = max(self.tracker._next_id, self.tile_ids._next_id)
-        if self.landmarker is None:
-            self.landmarker = self._factory(self._full_options)
 
     def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
         if self.current is None or not self.current.is_grid:

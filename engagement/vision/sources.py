@@ -213,14 +213,22 @@ class VideoFileSource:
                 return guess
         return last_ms + 1.0 if math.isfinite(last_ms) else 0.0
 
-    def first_image(self) -> np.ndarray | None:
-        """The file's first frame, read apart from the run (to read its layout beforehand)."""
+    def opening_images(self, seconds: float = 2.0, count: int = 8) -> list[np.ndarray]:
+        """`count` frames evenly spread over the file's first `seconds`, read apart from the run
+        (to read its layout beforehand)."""
         cap = self._open()
+        every = max(1, round((self.fps or 25.0) * seconds / count))
+        images: list[np.ndarray] = []
         try:
-            ok, image = cap.read()
+            for index in range(every * count):
+                ok, image = cap.read()
+                if not ok:
+                    break
+                if index % every == 0:
+                    images.append(image)
         finally:
             cap.release()
-        return image if ok else None
+        return images
 
     def check_complete(self) -> None:
         """Raise if the file decoded fewer frames than its container declares (cut short)."""
