@@ -176,3 +176,12 @@ def test_relayout_keeps_look_alike_camera_off_tiles_in_order():
 def test_bad_layout_is_refused(text):
     with pytest.raises(ConfigError):
         parse_layout(text)
+
+
+def test_bad_layout_option_is_one_error_line_and_writes_nothing(tmp_path):
+    from test_analyze import assert_one_line_error, run_cli
+
+    db = tmp_path / "r.db"
+    video = require_shared("videos/pyfeat/single_face.mp4")
+    assert_one_line_error(run_cli("analyze", str(video), "--layout", "grid:3x0", "--db", f"sqlite:///{db}"), "--layout")
+    assert not db.exists()

@@ -74,10 +74,7 @@ def analyze(
     source = open_source(path, fps, keep_name=demo or store_file_name)
     opening = layout_at_start(source.opening_images(), spec) if isinstance(source, VideoFileSource) else None
     if fps is None and opening is not None and opening.is_grid:
-        # Every tile costs a landmarker pass per analysed frame: a lower rate keeps up.
-        source.sample_fps = GALLERY_SAMPLE_FPS
-        options = AnalysisOptions(sample_fps=GALLERY_SAMPLE_FPS, max_faces=max_faces)
-        warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{GALLERY_SAMPLE_FPS:g}")
+        options = gallery_rate(source, opening, max_faces)
     # The demo lives in its own database, never beside real participants' data.
     store = open_store(db or (demo_db_url() if demo else None))
     startup_purge(store)
@@ -95,6 +92,14 @@ def analyze(
         summary.notes.append(say("cli.analyze.hashed_name"))
     print(format_summary(summary))
     return 0
+
+
+def gallery_rate(source: VideoFileSource, opening, max_faces: int) -> AnalysisOptions:
+    """A gallery recording is analysed at the gallery's rate unless --sample-fps says otherwise:
+    every tile costs a landmarker pass per analysed frame, and every frame would fall behind."""
+    source.sample_fps = GALLERY_SAMPLE_FPS
+    warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{GALLERY_SAMPLE_FPS:g}")
+    return AnalysisOptions(sample_fps=GALLERY_SAMPLE_FPS, max_faces=max_faces)
 
 
 def record_demo_attestation(store, session: str) -> None:

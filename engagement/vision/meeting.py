@@ -23,10 +23,11 @@ from engagement.vision.stage import VisionStage, expression_model_for, landmarke
 
 
 # Frames per second analysed in a gallery recording unless --sample-fps says otherwise: every
-# tile costs one landmarker pass per analysed frame, so a 5x5 gallery analysed at every frame of
-# 25 fps falls far behind real time; at this rate it stays ahead on 2 cores
-# (benchmarks/gallery_recording.py). Per-second states are read from 5 frames instead of 25.
-GALLERY_SAMPLE_FPS = 5.0
+# tile costs one landmarker pass per analysed frame. A 5x5 1920x1080 recording of 20 s at 25 fps
+# took 17.1 s at 3 fps (1.17x real time, start-up included; 1.32x MediaPipe alone on the same
+# tiles) and 29.2 s at 5 fps (0.68x) on the 2 shared cores here (benchmarks/gallery_recording.py).
+# What per-second values lose against every frame: benchmarks/gallery_sample_rate.py, docs/live.md.
+GALLERY_SAMPLE_FPS = 3.0
 
 
 def layout_at_start(images: list[np.ndarray], spec: LayoutSpec) -> MeetingLayout | None:

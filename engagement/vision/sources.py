@@ -221,11 +221,12 @@ class VideoFileSource:
         images: list[np.ndarray] = []
         try:
             for index in range(every * count):
-                ok, image = cap.read()
-                if not ok:
+                if not cap.grab():  # decoded, but converted to an image only when kept
                     break
                 if index % every == 0:
-                    images.append(image)
+                    ok, image = cap.retrieve()
+                    if ok and image is not None:
+                        images.append(image)
         finally:
             cap.release()
         return images
