@@ -185,3 +185,24 @@ def test_bad_layout_option_is_one_error_line_and_writes_nothing(tmp_path):
     video = require_shared("videos/pyfeat/single_face.mp4")
     assert_one_line_error(run_cli("analyze", str(video), "--layout", "grid:3x0", "--db", f"sqlite:///{db}"), "--layout")
     assert not db.exists()
+
+
+@pytest.mark.slow
+def test_live_screen_capture_finds_the_gallery_too(tmp_path):
+    """`live --layout auto` on a captured meeting window: the same per-tile path, no grid given."""
+    from engagement.app.live.capture import LiveCapture, LiveLoopOptions
+    from engagement.app.live.session import run_live
+    from engagement.vision.sources import FramesSource
+    from meetings import Feed
+
+    feeds = [Feed(p) for p in range(8)]
+    off = camera_off_tile("Peserta 5")
+    frames = [zoom_frame([off if p == 4 else feeds[p].next() for p in range(8)], (1280, 720)) for _ in range(30)]
+    store = Store.open(f"sqlite:///{tmp_path / 'live.db'}")
+    attest(store, "live", facilitator="t", notice_version="t1", language="id", evidence="test")
+    options = LiveLoopOptions(status=False)
+    result = run_live(store, LiveCapture(FramesSource(frames, 10.0, 3.0), options), "live",
+                      layout=parse_layout("auto"), analysis=AnalysisOptions(expression=False), options=options)
+    assert result.summary.tracks == 8
+    assert [text for _, text in result.summary.layouts] == ["grid 3x3, 8 tiles"]
+    store.close()

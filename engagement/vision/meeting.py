@@ -105,7 +105,12 @@ class MeetingVisionStage(GalleryVisionStage):
                 self._faceless = []
                 return []
             return self._observe_tiles(frame)
-        if self.landmarker is None:  # one camera, or no layout confirmed yet: today's path
+        if self.current is None:
+            # No layout read beforehand (a live source) and none confirmed yet (a fifth of a
+            # second): a full-frame pass now would start tracks the tiles then split.
+            self._advance_clock(frame)
+            return []
+        if self.landmarker is None:  # one camera: today's path
             self.landmarker = self._factory(self._full_options)
         return VisionStage.observe(self, frame)
 
