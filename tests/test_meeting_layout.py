@@ -50,6 +50,7 @@ def analyze(tmp_path, video, *extra: str) -> tuple[int, list[int]]:
 def right_share(found: list[int], truth: list[int]) -> float:
     """Share of the seconds after the first where the number on screen is right."""
     pairs = list(zip(found, truth))[1:]
+    print(f"on screen per second {found}, truth {truth}")
     return sum(f == t for f, t in pairs) / len(pairs)
 
 
@@ -206,3 +207,19 @@ def test_live_screen_capture_finds_the_gallery_too(tmp_path):
     assert result.summary.tracks == 8
     assert [text for _, text in result.summary.layouts] == ["grid 3x3, 8 tiles"]
     store.close()
+
+
+@pytest.mark.slow
+def test_batch_knows_the_settings_a_gallery_run_records(tmp_path):
+    """`batch` skips a recording already analysed with the same settings: for a gallery it must
+    expect the gallery's rate, or it would analyse the same recording again every time."""
+    from engagement.app.batch import recorded_hash
+    from privacy.profiles import get_profile
+
+    write_meeting(tmp_path / "m.mp4", lambda s: [(p, True) for p in range(4)], 4, seconds=2)
+    analyze(tmp_path, tmp_path / "m.mp4")
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+    run = store.latest_run("m")
+    store.close()
+    options = get_profile("id-pdp").analysis_options(AnalysisOptions())
+    assert recorded_hash(options, tmp_path / "m.mp4") == run["config_hash"]

@@ -19,7 +19,7 @@ from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
 from engagement.core.store import check_session_name
 from engagement.vision.layout import parse_layout
-from engagement.vision.meeting import GALLERY_SAMPLE_FPS, layout_at_start
+from engagement.vision.meeting import layout_at_start, options_for
 from engagement.vision.sources import VideoFileSource, name_digest, open_source
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import attest
@@ -73,8 +73,8 @@ def analyze(
             name = f"video-{name_digest(path)}"
     source = open_source(path, fps, keep_name=demo or store_file_name)
     opening = layout_at_start(source.opening_images(), spec) if isinstance(source, VideoFileSource) else None
-    if fps is None and opening is not None and opening.is_grid:
-        options = gallery_rate(source, opening, max_faces)
+    if options_for(options, opening) != options:
+        options = gallery_rate(source, opening, options)
     # The demo lives in its own database, never beside real participants' data.
     store = open_store(db or (demo_db_url() if demo else None))
     startup_purge(store)
@@ -94,12 +94,13 @@ def analyze(
     return 0
 
 
-def gallery_rate(source: VideoFileSource, opening, max_faces: int) -> AnalysisOptions:
+def gallery_rate(source: VideoFileSource, opening, options: AnalysisOptions) -> AnalysisOptions:
     """A gallery recording is analysed at the gallery's rate unless --sample-fps says otherwise:
     every tile costs a landmarker pass per analysed frame, and every frame would fall behind."""
-    source.sample_fps = GALLERY_SAMPLE_FPS
-    warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{GALLERY_SAMPLE_FPS:g}")
-    return AnalysisOptions(sample_fps=GALLERY_SAMPLE_FPS, max_faces=max_faces)
+    options = options_for(options, opening)
+    source.sample_fps = options.sample_fps
+    warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{options.sample_fps:g}")
+    return options
 
 
 def record_demo_attestation(store, session: str) -> None:

@@ -10,15 +10,18 @@ gallery is a participant from the start, so a camera-off tile is that participan
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from engagement.core.config import AnalysisOptions
+from engagement.core.errors import SourceError
 from engagement.core.records import FaceObservation, Frame, RunningMode
 from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory, tile_signature
 from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
 from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, fixed_grid, opening_layout, single
+from engagement.vision.sources import VideoFileSource
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
 
 
@@ -28,6 +31,22 @@ from engagement.vision.stage import VisionStage, expression_model_for, landmarke
 # tiles) and 29.2 s at 5 fps (0.68x) on the 2 shared cores here (benchmarks/gallery_recording.py).
 # What per-second values lose against every frame: benchmarks/gallery_sample_rate.py, docs/live.md.
 GALLERY_SAMPLE_FPS = 3.0
+
+
+def options_for(options: AnalysisOptions, opening: MeetingLayout | None) -> AnalysisOptions:
+    """The options a recording is analysed with (and its run records): a gallery at the
+    gallery's rate unless a rate was given."""
+    if options.sample_fps is None and opening is not None and opening.is_grid:
+        return replace(options, sample_fps=GALLERY_SAMPLE_FPS)
+    return options
+
+
+def recording_layout(path: Path, spec: LayoutSpec = LayoutSpec()) -> MeetingLayout | None:
+    """The layout a video file opens with (None: unreadable, the run will say why)."""
+    try:
+        return layout_at_start(VideoFileSource(path).opening_images(), spec)
+    except SourceError:
+        return None
 
 
 def layout_at_start(images: list[np.ndarray], spec: LayoutSpec) -> MeetingLayout | None:
