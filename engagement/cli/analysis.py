@@ -52,7 +52,7 @@ def analyze(
     # Validate the input before touching the database: bad input writes nothing.
     fps = parse_sample_fps(sample_fps) if sample_fps is not None else None
     options = AnalysisOptions(sample_fps=fps, max_faces=max_faces)
-    spec = parse_layout(layout)
+    spec = layout_option(layout)
     if session is not None:
         check_session_name(session)
     consent = ConsentOptions(device_participant=participant, roster=load_roster(roster))
@@ -92,6 +92,14 @@ def analyze(
         summary.notes.append(say("cli.analyze.hashed_name"))
     print(format_summary(summary))
     return 0
+
+
+def layout_option(text: str):
+    """`--layout` read, or one `error:` line in the operator's language."""
+    try:
+        return parse_layout(text)
+    except ConfigError:
+        raise ConfigError(say("cli.analyze.bad_layout", got=repr(text))) from None
 
 
 def gallery_rate(source: VideoFileSource, opening, options: AnalysisOptions) -> AnalysisOptions:

@@ -9,7 +9,7 @@ import typer
 
 from engagement.app.live.session import LiveLoopOptions, open_live_source, run_live
 from engagement.app.pipeline import ConsentOptions
-from engagement.cli.analysis import format_summary
+from engagement.cli.analysis import format_summary, layout_option
 from engagement.cli.common import (
     Cohort, Db, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, option, say,
     startup_purge, warn,
@@ -18,7 +18,6 @@ from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError
 from engagement.core.store import check_session_name
 from engagement.vision.gallery import GalleryLayout, parse_grid
-from engagement.vision.layout import parse_layout
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +55,7 @@ def live(
     options = LiveLoopOptions(max_fps=max_fps, status=not no_status, give_up_after_s=give_up_after)
     if layout is not None and grid is not None:
         raise ConfigError(say("cli.live.grid_or_layout"))
-    spec = parse_layout(layout) if layout is not None else None
+    spec = layout_option(layout) if layout is not None else None
     capture = open_live_source(source, options, screen_fps=screen_fps, keep_name=store_file_name)
     chosen = spec or gallery_layout(grid, capture, rostered)
     store = open_store(db)
