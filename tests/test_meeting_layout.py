@@ -19,7 +19,7 @@ from engagement.core import schema
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError
 from engagement.core.store import Store
-from engagement.vision.gallery import TileIdTracker
+from engagement.vision.tile_ids import TileIdTracker
 from engagement.vision.layout import LayoutWatcher, detect_layout, parse_layout
 from engagement.vision.meeting import MeetingVisionStage
 from engagement.vision.sources import VideoFileSource

@@ -18,7 +18,8 @@ import numpy as np
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import SourceError
 from engagement.core.records import FaceObservation, Frame, RunningMode
-from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory, tile_signature
+from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory
+from engagement.vision.tile_ids import tile_signature
 from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
 from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, fixed_grid, opening_layout, single
 from engagement.vision.sources import VideoFileSource
