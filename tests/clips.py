@@ -110,14 +110,55 @@ def camera_off_tile(name: str, size: tuple[int, int] = (320, 180)) -> np.ndarray
     return tile
 
 
+def _place(canvas: np.ndarray, rect: tuple[int, int, int, int], image: np.ndarray) -> None:
+    """Draw `image` letterboxed (on the canvas colour) into `rect`."""
+    x0, y0, x1, y1 = rect
+    w, h = x1 - x0, y1 - y0
+    scale = min(w / image.shape[1], h / image.shape[0])
+    nw, nh = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
+    ox, oy = x0 + (w - nw) // 2, y0 + (h - nh) // 2
+    canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
 def zoom_frame(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     """One gallery frame: each image letterboxed (on the canvas colour) into its tile."""
     width, height = size
     canvas = np.full((height, width, 3), ZOOM_CANVAS, np.uint8)
-    for (x0, y0, x1, y1), image in zip(zoom_tiles(len(images), size), images):
-        w, h = x1 - x0, y1 - y0
-        scale = min(w / image.shape[1], h / image.shape[0])
-        nw, nh = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
-        ox, oy = x0 + (w - nw) // 2, y0 + (h - nh) // 2
-        canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    for rect, image in zip(zoom_tiles(len(images), size), images):
+        _place(canvas, rect, image)
     return canvas
+
+
+def zoom_filmstrip_frame(large: np.ndarray, strip: list[np.ndarray], size: tuple[int, int], *,
+                         side: str = "top") -> np.ndarray:  # fmt: skip
+    """Speaker view (`top`: a strip of small tiles above the speaker) or a shared screen
+    (`right`: the screen, a strip of smaller tiles beside it), as Zoom draws them."""
+    width, height = size
+    canvas = np.full((height, width, 3), ZOOM_CANVAS, np.uint8)
+    n = len(strip)
+    if side == "top":
+        th = height // 6
+        tw = th * 16 // 9
+        left = (width - n * tw - (n - 1) * ZOOM_GAP) // 2
+        rects = [(left + i * (tw + ZOOM_GAP), ZOOM_GAP, left + i * (tw + ZOOM_GAP) + tw, ZOOM_GAP + th) for i in range(n)]
+        large_rect = (0, 2 * ZOOM_GAP + th, width, height - ZOOM_GAP)
+    else:
+        tw = width // 8
+        th = tw * 9 // 16
+        x0, top = width - tw - ZOOM_GAP, (height - n * th - (n - 1) * ZOOM_GAP) // 2
+        rects = [(x0, top + i * (th + ZOOM_GAP), x0 + tw, top + i * (th + ZOOM_GAP) + th) for i in range(n)]
+        large_rect = (ZOOM_GAP, ZOOM_GAP, x0 - 2 * ZOOM_GAP, height - ZOOM_GAP)
+    _place(canvas, large_rect, large)
+    for rect, image in zip(rects, strip):
+        _place(canvas, rect, image)
+    return canvas
+
+
+def shared_slide(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """A shared screen: a white slide with a title and a few lines of text (no face)."""
+    slide = np.full((size[1], size[0], 3), 250, np.uint8)
+    cv2.putText(slide, "Materi Pelatihan", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (40, 40, 40), 4, cv2.LINE_AA)
+    for i in range(5):
+        cv2.putText(slide, f"- Poin pembahasan {i + 1}", (80, 230 + 80 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
+                    (60, 60, 60), 2, cv2.LINE_AA)
+    return slide

@@ -48,15 +48,17 @@ class Feed:
         return cv2.flip(image, 1) if self.mirror else image
 
 
-def write_meeting(path: Path, script: Script, n_participants: int, seconds: int, size=(1280, 720), fps: int = 10):
-    """Write the recording; returns [participants with their face on screen, per second]."""
+def write_meeting(path: Path, script: Script, n_participants: int, seconds: int, size=(1280, 720), fps: int = 10,
+                  draw=zoom_frame):  # fmt: skip
+    """Write the recording (`draw`: the tiles' images and the size -> a frame; Zoom's gallery by
+    default); returns [participants with their face on screen, per second]."""
     video = [Feed(p) for p in range(n_participants)]
     off = [camera_off_tile(f"Peserta {p + 1}") for p in range(n_participants)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(seconds * fps):
         tiles = script(i // fps)
         frames = [feed.next() for feed in video]  # every feed runs on, shown or not
-        writer.write(zoom_frame([frames[p] if on else off[p] for p, on in tiles], size))
+        writer.write(draw([frames[p] if on else off[p] for p, on in tiles], size))
     writer.release()
     for feed in video:
         feed.cap.release()

@@ -223,3 +223,56 @@ def test_batch_knows_the_settings_a_gallery_run_records(tmp_path):
     store.close()
     options = get_profile("id-pdp").analysis_options(AnalysisOptions())
     assert recorded_hash(options, tmp_path / "m.mp4") == run["config_hash"]
+
+
+# Speaker view and a shared screen -------------------------------------------------------------
+
+
+def _windows(tmp_path) -> list:
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(schema.window_features.c.track_id, schema.window_features.c.second,
+                                   schema.window_features.c.attention)).all()  # fmt: skip
+    store.close()
+    return rows
+
+
+@pytest.mark.slow
+def test_speaker_view_counts_the_filmstrip_not_the_speaker_twice(tmp_path, capsys):
+    """Speaker view: the speaker large, everyone (the speaker too) in the strip above; one camera
+    is off. The participants are the strip's five tiles; the large tile adds nobody."""
+    from clips import zoom_filmstrip_frame
+
+    def draw(images, size):
+        return zoom_filmstrip_frame(images[0], images, size, side="top")
+
+    truth = write_meeting(tmp_path / "m.mp4", lambda s: [(p, p != 3) for p in range(5)], 5, seconds=5, draw=draw)
+    tracks, found = analyze(tmp_path, tmp_path / "m.mp4")
+    assert "large tile + filmstrip, 5 tiles" in capsys.readouterr().out
+    assert tracks == 5
+    assert right_share(found, truth) >= 0.95, (found, truth)
+
+
+@pytest.mark.slow
+def test_shared_screen_strip_faces_too_small_are_unknown_not_absent(tmp_path):
+    """A shared screen with a strip of 160x90 tiles beside it: below what the landmarker is known
+    to see, so a tile without a face found is `unknown`, never `absent`."""
+    from clips import shared_slide, zoom_filmstrip_frame
+
+    slide = shared_slide()
+
+    def draw(images, size):
+        return zoom_filmstrip_frame(slide, images, size, side="right")
+
+    # Participant 3's camera is off: in a strip this small that cannot be told from a face
+    # missed, so it too is unknown (a larger tile says absent: the speaker-view test).
+    write_meeting(tmp_path / "m.mp4", lambda s: [(p, p != 2) for p in range(4)], 4, seconds=4, draw=draw)
+    tracks, _ = analyze(tmp_path, tmp_path / "m.mp4")
+    assert tracks == 4
+    states = Counter(w.attention for w in _windows(tmp_path))
+    assert states["absent"] == 0 and states["unknown"] >= 4, states
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")  # the engagement estimate says the same
+    with store.engine.connect() as conn:
+        estimates = Counter(r.state for r in conn.execute(select(schema.engagement_estimates.c.state)).all())
+    store.close()
+    assert estimates["absent"] == 0 and estimates["unknown"] >= 4, estimates

@@ -201,7 +201,10 @@ class AnalysisPipeline:
         state.writer.last_ms = frame.t_ms
         features = vision.measure(frame, admitted)
         state.summary.frames_analysed += 1
-        windows = state.aggregator.add(frame.t_ms, features, present=present)
+        unknown = vision.unmeasurable_tracks()
+        windows = state.aggregator.add(
+            frame.t_ms, features, present=present, unmeasurable=[t for t in present if t in unknown]
+        )
         if windows:
             state.writer.add(windows, state.allowed)
             if state.writer.pending_seconds >= state.flush_every_s:

@@ -48,8 +48,11 @@ class WindowAggregator:
         self._frames = 0  # frames analysed in the open window
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
+        self._unmeasurable: set[int] = set()  # tracks whose faceless frames this window say nothing
 
-    def add(self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = ()) -> list[WindowFeatures]:
+    def add(
+        self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = (), unmeasurable: Sequence[int] = ()
+    ) -> list[WindowFeatures]:
         index = int(t_ms // self.window_ms)
         done: list[WindowFeatures] = []
         if self._current is not None and index < self._current:
@@ -60,6 +63,7 @@ class WindowAggregator:
         self._frames += 1
         for track_id in present:  # there, without a face (camera off): absent from this second on
             self._known.setdefault(track_id, index)
+        self._unmeasurable.update(unmeasurable)  # ... or unknown, where no face could be seen
         for f in features:
             self._known.setdefault(f.track_id, index)
             acc = self._acc.setdefault(f.track_id, _Accumulator())
@@ -98,9 +102,11 @@ class WindowAggregator:
                     acc.expressions,
                     acc.attention,
                     blendshapes=acc.blendshapes,
+                    unmeasurable=track_id in self._unmeasurable,
                 )
             )
         self._acc = {}
+        self._unmeasurable = set()
         self._frames = 0
         return out
 
@@ -122,16 +128,19 @@ def summarise(
     attention: Counter | None = None,
     *,
     blendshapes: list[tuple[float | None, ...]] | None = None,
+    unmeasurable: bool = False,
 ) -> WindowFeatures:
     """Mean and (population) std per feature over one window; None where nothing was measured.
 
     `attention` counts the face frames' verdicts (a frame not judged counts as unknown).
     `blendshapes`: the face frames' scores; their per-second mean per blendshape, None for one
-    no frame measured (the profile withheld it, or the landmarker gave none).
+    no frame measured (the profile withheld it, or the landmarker gave none). `unmeasurable`:
+    a second without a face is `unknown`, not `absent` (the face was too small to be seen).
     """
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
-        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None, attention="absent")
+        state = "unknown" if unmeasurable else "absent"
+        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None, attention=state)
     matrix = np.asarray(values, dtype=np.float64)
     stats = [_finite_stats(matrix[:, j]) for j in range(matrix.shape[1])]
     expression = None

@@ -12,8 +12,11 @@ so a gap of a few pixels stays pure background):
 
 A camera-off tile (a name on a plain tile) is a tile like any other: it is where a participant
 is, without video. The result is accepted as a gallery only when it looks like one (2-49 tiles,
-at most 7 per row and 7 rows, tiles of similar size, none tiny); anything else is `single`, the
-whole frame, which is what a recording of one person's camera gives.
+at most 7 per row and 7 rows, tiles of similar size, none tiny). Failing that, one large tile
+beside a strip of small tiles of one size (cut again inside each piece, so a strip stacked
+beside the large tile is found too) is a `filmstrip`: speaker view or a shared screen, whose
+participants are the strip's tiles. Anything else is `single`, the whole frame, which is what a
+recording of one person's camera gives.
 """
 
 from __future__ import annotations
@@ -47,25 +50,32 @@ MIN_TILE_SHARE = 0.05
 MAX_HEIGHT_RATIO = 1.8
 MAX_WIDTH_RATIO = 2.5
 MAX_GRID = 7  # Zoom shows at most 7x7 = 49 tiles
+# Speaker view and a shared screen: the large tile is at least this many times a strip tile's area.
+LARGE_TILE_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
 class MeetingLayout:
     """What the frame shows: `single` (one camera, the whole frame) or `grid` (tiles)."""
 
-    kind: str  # "single" | "grid"
+    kind: str  # "single" | "grid" | "filmstrip" (a large tile beside a strip of small ones)
     size: tuple[int, int]  # frame width, height
     tiles: tuple[Rect, ...] = ()  # grid: occupied tiles in reading order
     cols: int = 1
     rows: int = 1
     fixed: bool = False  # given by the user (`grid:COLSxROWS`): every cell, occupied or not
+    stage: Rect | None = None  # filmstrip: the large tile (the speaker or the shared screen)
 
     @property
     def is_grid(self) -> bool:
-        return self.kind == "grid"
+        """Analysed tile by tile (a gallery, or the strip beside a speaker or a shared screen)."""
+        return self.kind in ("grid", "filmstrip")
 
     def describe(self) -> str:
-        """`single` or e.g. `grid 3x3, 8 tiles`: what the summary prints and the run records."""
+        """`single`, e.g. `grid 3x3, 8 tiles` or `large tile + filmstrip, 5 tiles`: what the
+        summary prints and the run records."""
+        if self.kind == "filmstrip":
+            return f"large tile + filmstrip, {len(self.tiles)} tiles"
         if not self.is_grid:
             return "single"
         return f"grid {self.cols}x{self.rows}, {len(self.tiles)} tiles"
@@ -180,15 +190,26 @@ def detect_layout(image: np.ndarray) -> MeetingLayout:
         return single((width, height))
     if max(len(band) for band in bands) > MAX_GRID:
         return single((width, height))
+    if not _same_size(tiles):
+        return _filmstrip(small, stride, (width, height)) or single((width, height))
+    return MeetingLayout("grid", (width, height), _cells(tiles, stride, (width, height)),
+                         max(len(b) for b in bands), len(bands))  # fmt: skip
+
+
+def _same_size(tiles: list[Rect]) -> bool:
     widths = [t[2] - t[0] for t in tiles]
     heights = [t[3] - t[1] for t in tiles]
-    if max(widths) > MAX_WIDTH_RATIO * min(widths) or max(heights) > MAX_HEIGHT_RATIO * min(heights):
-        return single((width, height))
-    # Every tile of a gallery is one size; what differs is the feed's letterbox inside it, which
-    # is centred. So each tile is the largest content size around its own centre: the whole
-    # tile, bars included, whatever feed (or camera-off card) it shows now, as a swap needs.
-    half_w, half_h = max(widths) * stride / 2, max(heights) * stride / 2
-    rects = tuple(
+    return max(widths) <= MAX_WIDTH_RATIO * min(widths) and max(heights) <= MAX_HEIGHT_RATIO * min(heights)
+
+
+def _cells(tiles: list[Rect], stride: int, size: tuple[int, int]) -> tuple[Rect, ...]:
+    """Every tile of a gallery is one size; what differs is the feed's letterbox inside it, which
+    is centred. So each tile is the largest content size around its own centre: the whole tile,
+    bars included, whatever feed (or camera-off card) it shows now, as a swap needs."""
+    width, height = size
+    half_w = max(t[2] - t[0] for t in tiles) * stride / 2
+    half_h = max(t[3] - t[1] for t in tiles) * stride / 2
+    return tuple(
         (
             max(0, int((x0 + x1) * stride / 2 - half_w)),
             max(0, int((y0 + y1) * stride / 2 - half_h)),
@@ -197,7 +218,51 @@ def detect_layout(image: np.ndarray) -> MeetingLayout:
         )
         for x0, y0, x1, y1 in tiles
     )
-    return MeetingLayout("grid", (width, height), rects, max(len(b) for b in bands), len(bands))
+
+
+def _pieces(rows_bg: np.ndarray, cols_bg: np.ndarray, rect: Rect, depth: int = 0) -> list[Rect]:
+    """Content rectangles by recursive cuts along background rows, then columns, then rows
+    again (a filmstrip stacked beside a large tile is one column until cut again)."""
+    x0, y0, x1, y1 = rect
+    out = []
+    for r0, r1 in _runs(rows_bg[y0:y1, x0:x1].mean(axis=1) < GAP_SHARE):
+        for c0, c1 in _runs(cols_bg[y0 + r0 : y0 + r1, x0:x1].mean(axis=0) < GAP_SHARE):
+            piece = (x0 + c0, y0 + r0, x0 + c1, y0 + r1)
+            out.extend(_pieces(rows_bg, cols_bg, piece, depth + 1) if piece != rect and depth < 3 else [piece])
+    return out
+
+
+def _in_line(tiles: list[Rect]) -> bool:
+    """All in one row or one column (centres within half a tile): what a filmstrip is."""
+    xs = [(t[0] + t[2]) / 2 for t in tiles]
+    ys = [(t[1] + t[3]) / 2 for t in tiles]
+    w = min(t[2] - t[0] for t in tiles)
+    h = min(t[3] - t[1] for t in tiles)
+    return max(ys) - min(ys) <= h / 2 or max(xs) - min(xs) <= w / 2
+
+
+def _filmstrip(small: np.ndarray, stride: int, size: tuple[int, int]) -> MeetingLayout | None:
+    """Speaker view or a shared screen: one large tile (the speaker, the screen) beside a strip
+    of two or more small tiles of one size in a row or a column (the participants). The participants are the strip's tiles: the
+    large tile repeats whoever speaks, or shows no one."""
+    sh, sw = small.shape[:2]
+    bg = background_mask(small)
+    pieces = [
+        p for p in _pieces(_closed(bg, (1, CLOSE_PX)), _closed(bg, (CLOSE_PX, 1)), (0, 0, sw, sh))
+        if p[2] - p[0] >= MIN_TILE_SHARE * sw and p[3] - p[1] >= MIN_TILE_SHARE * sh
+    ]  # fmt: skip
+    if len(pieces) < 2:
+        return None
+    area = [(p[2] - p[0]) * (p[3] - p[1]) for p in pieces]
+    large = max(range(len(pieces)), key=area.__getitem__)
+    strip = [p for i, p in enumerate(pieces) if i != large]
+    if len(strip) < 2 or not _same_size(strip) or not _in_line(strip):
+        return None
+    if area[large] < LARGE_TILE_FACTOR * max(a for i, a in enumerate(area) if i != large):
+        return None
+    x0, y0, x1, y1 = pieces[large]
+    return MeetingLayout("filmstrip", size, _cells(strip, stride, size), len(strip), 1,
+                         stage=(x0 * stride, y0 * stride, x1 * stride, y1 * stride))  # fmt: skip
 
 
 @dataclass

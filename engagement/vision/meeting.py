@@ -32,6 +32,10 @@ from engagement.vision.stage import VisionStage, expression_model_for, landmarke
 # tiles) and 29.2 s at 5 fps (0.68x) on the 2 shared cores here (benchmarks/gallery_recording.py).
 # What per-second values lose against every frame: benchmarks/gallery_sample_rate.py, docs/live.md.
 GALLERY_SAMPLE_FPS = 3.0
+# Tiles lower than this (pixels) are too small to tell a camera that is off from a face the
+# landmarker misses: the 5x5 at 1280x720 tested here (144 px tiles) finds >= 95 % of its faces;
+# smaller tiles were not measured, so below 100 px a tile without a face is `unknown`.
+MEASURABLE_TILE_PX = 100
 
 
 def options_for(options: AnalysisOptions, opening: MeetingLayout | None) -> AnalysisOptions:
@@ -173,6 +177,13 @@ class MeetingVisionStage(GalleryVisionStage):
         if self.current is None or not self.current.is_grid:
             return []
         return super().faceless_tracks()
+
+    def unmeasurable_tracks(self) -> set[int]:
+        # A tile lower than this shows a face too small for the landmarker to find reliably, so
+        # not finding one says nothing (a filmstrip beside a shared screen, a 7x7 at 720p).
+        return {
+            track_id for track_id, (x0, y0, x1, y1) in self.faceless_tracks() if y1 - y0 + 1 < MEASURABLE_TILE_PX
+        }
 
     def layout_changes(self) -> list[tuple[float, str]]:
         return [(t_ms, layout.describe()) for t_ms, layout in self.watcher.changes]

@@ -119,6 +119,11 @@ class VisionStage:
         last frame: a gallery tile with its camera off. One camera shows none such."""
         return []
 
+    def unmeasurable_tracks(self) -> set[int]:
+        """Faceless tracks of the last frame whose face could not have been seen (a tile too
+        small for the landmarker): their seconds are `unknown`, not `absent`."""
+        return set()
+
     def layout_changes(self) -> list[tuple[float, str]]:
         """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
         return []
