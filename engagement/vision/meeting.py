@@ -2,8 +2,9 @@
 
 `MeetingVisionStage` watches the layout (`engagement.vision.layout`) and analyses each frame the
 way the current layout asks: `single` exactly as `VisionStage` does (one full-frame landmarker,
-boxes tracked from frame to frame), `grid` as `GalleryVisionStage` does (one landmarker per tile,
-VIDEO mode, one clock per tile, tile-anchored ids). When the layout changes mid-recording, the
+boxes tracked from frame to frame), `grid` and `filmstrip` (speaker view, a shared screen: the
+strip's tiles) as `GalleryVisionStage` does (one landmarker per tile, VIDEO mode, one clock per
+tile, tile-anchored ids). When the layout changes mid-recording, the
 tiles are re-cut and each feed keeps its id (`TileIdTracker.relayout`); every tile of a detected
 gallery is a participant from the start, so a camera-off tile is that participant, absent.
 """
@@ -19,11 +20,11 @@ from engagement.core.config import AnalysisOptions
 from engagement.core.errors import SourceError
 from engagement.core.records import FaceObservation, Frame, RunningMode
 from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory
-from engagement.vision.tile_ids import tile_signature
 from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
 from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, fixed_grid, opening_layout, single
 from engagement.vision.sources import VideoFileSource
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
+from engagement.vision.tile_ids import tile_signature
 
 
 # Frames per second analysed in a gallery recording unless --sample-fps says otherwise: every
