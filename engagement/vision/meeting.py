@@ -28,10 +28,10 @@ from engagement.vision.tile_ids import tile_signature
 
 
 # Frames per second analysed in a gallery recording unless --sample-fps says otherwise: every
-# tile costs one landmarker pass per analysed frame. A 5x5 1920x1080 recording of 20 s at 25 fps
-# took 17.1 s at 3 fps (1.17x real time, start-up included; 1.32x MediaPipe alone on the same
-# tiles) and 29.2 s at 5 fps (0.68x) on the 2 shared cores here (benchmarks/gallery_recording.py).
-# What per-second values lose against every frame: benchmarks/gallery_sample_rate.py, docs/live.md.
+# tile costs one landmarker pass per analysed frame. A 5x5 1920x1080 recording at 25 fps ran at
+# 1.17x real time at 3 fps on the 2 cores here while they were lightly shared, 0.79-0.94x under
+# other engineers' load (5 fps: 0.68x; 2 fps: 0.87x, and 81 % of seconds kept their attention
+# state against 88 % at 3 fps). Figures and how: docs/live.md, benchmarks/gallery_recording.py.
 GALLERY_SAMPLE_FPS = 3.0
 # Tiles lower than this (pixels) are too small to tell a camera that is off from a face the
 # landmarker misses: the 5x5 at 1280x720 tested here (144 px tiles) finds >= 95 % of its faces;
