@@ -57,6 +57,23 @@ def _svg_timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, 
     return "".join(parts)
 
 
+_REPORT_CSS = """
+body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1d2a2e}
+table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{border:1px solid #ddd;padding:4px 10px;text-align:left}
+.kpi{display:inline-block;margin-right:2em} .kpi b{font-size:1.6em;display:block}
+.lead{background:#eef2f1;padding:.8em 1em;border-left:4px solid #1f6f78}
+small{color:#666}
+"""
+
+
+def _pct(v) -> str:
+    return "–" if v is None or v != v else f"{v:.0%}"
+
+
+def _num(v) -> str:
+    return "–" if v is None or v != v else f"{v:.2f}"
+
+
 def session_summary_html(
     lang: str,
     session: dict,
@@ -74,11 +91,7 @@ def session_summary_html(
     def tr(key: str, **kw: object) -> str:
         return html.escape(translate(key, lang, **kw))
 
-    def pct(v) -> str:
-        return "–" if v is None or v != v else f"{v:.0%}"
-
-    def num(v) -> str:
-        return "–" if v is None or v != v else f"{v:.2f}"
+    pct, num = _pct, _num
 
     ranked = agenda_scores.sort_values(field, ascending=False, na_position="last")
     rows_agenda = "".join(
@@ -97,23 +110,18 @@ def session_summary_html(
     return f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <title>{tr('report.title', session=session.get('name', ''))}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#1d2a2e}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}} td,th{{border:1px solid #ddd;padding:4px 10px;text-align:left}}
-.kpi{{display:inline-block;margin-right:2em}} .kpi b{{font-size:1.6em;display:block}}
-.lead{{background:#eef2f1;padding:.8em 1em;border-left:4px solid #1f6f78}}
-small{{color:#666}}
-</style></head><body>
+<style>{_REPORT_CSS}</style></head><body>
 <h1>{tr('report.title', session=session.get('name', ''))}</h1>
 <p><small>{tr('report.meta', cohort=session.get('cohort') or '–', date=started, generated=generated)}</small></p>
 <p class="lead">{html.escape(headline)}</p>
 <div>
 <span class="kpi"><b>{pct(stats.get('on_screen_share'))}</b>{tr('kpi.on_screen')}</span>
 <span class="kpi"><b>{pct(stats.get('off_share'))}</b>{tr('kpi.cameras_off')}</span>
-<span class="kpi"><b>{num(stats.get('mean_score'))}</b>{tr('kpi.mean_score')}</span>
 <span class="kpi"><b>{len(alerts)}</b>{tr('kpi.alerts')}</span>
 <span class="kpi"><b>{fmt_seconds(clock.length_s)}</b>{tr('kpi.length')}</span>
 </div>
+<p><small>{tr('facilitator.researcher_measures')}: {tr('kpi.mean_score')} {num(stats.get('mean_score'))}.
+{tr('estimate.measured_error')}</small></p>
 <h2>{tr(timeline_title)}</h2>
 {_svg_timeline(tl, agenda, alerts, clock, field)}
 <p><small>{tr('report.timeline_note')}</small></p>

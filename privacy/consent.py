@@ -6,7 +6,9 @@ consents per scope; a facilitator may instead attest that everyone present in a 
 consented. Withdrawal takes effect from its time and, once no scope of the participant remains,
 purges everything stored for them (with a receipt). The SQL lives in
 `engagement.core.repositories.consent`; the rules (what is valid, what a withdrawal purges, what is
-audited) live here.
+audited) live here, and so does the one rule "is this consent active at t for this scope?", in
+its Python form (`is_active`, for records in memory: the gate, `has_consent`) and its SQL form
+(`active_condition`, `track_consented`: exports and the retention purge).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from engagement.core import schema
 from engagement.core.repositories import consent as repo
@@ -32,6 +35,42 @@ SCOPES = ("facilitator_feedback", "research")
 # The scope the analysis pipeline needs; research exports additionally need "research".
 ANALYSIS_SCOPE = "facilitator_feedback"
 LANGUAGES = ("id", "en")
+
+
+# -- the rule: is this consent active at t (for this scope)? --------------------------------------
+
+
+def is_active(granted_at: datetime, withdrawn_at: datetime | None, when: datetime) -> bool:
+    """A consent counts from the moment it was granted up to, not including, its withdrawal."""
+    return granted_at <= when and (withdrawn_at is None or when < withdrawn_at)
+
+
+def active_condition(when: datetime, scope: str | None = None) -> ColumnElement[bool]:
+    """`is_active` as SQL on `consent_records`, for `scope` (None: any scope)."""
+    c = schema.consent_records.c
+    rule = and_(c.granted_at <= when, or_(c.withdrawn_at.is_(None), c.withdrawn_at > when))
+    return rule if scope is None else and_(c.scope == scope, rule)
+
+
+def track_consented(scope: str | None, when: datetime) -> ColumnElement[bool]:
+    """SQL condition on `tracks`: the track's participant has a consent for `scope` (None: any)
+    active at `when`; an attested track (`a-...`), an attestation of its own run's session.
+
+    Both subqueries are correlated with the outer track row explicitly: left to automatic
+    correlation, a subquery that names `tracks` two levels down gets its own FROM tracks and
+    checks every track against one arbitrary session."""
+    t, r, s = schema.tracks, schema.runs, schema.sessions
+    c = schema.consent_records.c
+    active = active_condition(when, scope)
+    personal = exists().where(active, c.kind == repo.PARTICIPANT, c.participant == t.c.participant).correlate(t)
+    attested = (
+        exists()
+        .where(active, c.kind == repo.ATTESTATION, c.session_name == s.c.name, s.c.id == r.c.session_id,
+               r.c.id == t.c.run_id)
+        .correlate(t)
+    )
+    is_attested = t.c.participant.startswith(ATTESTED_PREFIX)
+    return and_(t.c.participant.is_not(None), or_(and_(~is_attested, personal), and_(is_attested, attested)))
 
 
 @dataclass(frozen=True)
@@ -59,8 +98,9 @@ class ConsentRecord:
             withdrawn_at=as_utc(row.withdrawn_at) if row.withdrawn_at is not None else None,
         )
 
-    def active_at(self, when: datetime) -> bool:
-        return self.granted_at <= when and (self.withdrawn_at is None or when < self.withdrawn_at)
+    def active_at(self, when: datetime, scope: str | None = None) -> bool:
+        """`is_active` for this record, for `scope` (None: any scope)."""
+        return (scope is None or self.scope == scope) and is_active(self.granted_at, self.withdrawn_at, when)
 
     def to_dict(self) -> dict:
         return {
@@ -321,10 +361,10 @@ def has_consent(store, pseudonym: str, scope: str = ANALYSIS_SCOPE, at: datetime
             sessions = [x[0] for x in conn.execute(
                 select(s.c.name).join(r, r.c.session_id == s.c.id).join(t, t.c.run_id == r.c.id).where(t.c.participant == pseudonym)
             )]
-            rows = conn.execute(select(CR).where(c.kind == "attestation", c.session_name.in_(sessions), c.scope == scope)).all()
+            rows = conn.execute(select(CR).where(c.kind == "attestation", c.session_name.in_(sessions))).all()
         else:
-            rows = conn.execute(select(CR).where(c.kind == "participant", c.participant == pseudonym, c.scope == scope)).all()
-    return any(ConsentRecord.from_row(r).active_at(when) for r in rows)
+            rows = conn.execute(select(CR).where(c.kind == "participant", c.participant == pseudonym)).all()
+    return any(ConsentRecord.from_row(r).active_at(when, scope) for r in rows)
 
 
 def describe(records: list[ConsentRecord]) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from engagement.core import schema
 from engagement.core.repositories import consent as repo
 from engagement.core.time import as_utc, utcnow
-from privacy.consent import ANALYSIS_SCOPE, check_scopes
+from privacy.consent import ANALYSIS_SCOPE, check_scopes, is_active
 from privacy.data import delete_participant_data
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
 from privacy.roster import Roster, load_roster
@@ -125,7 +125,7 @@ class ConsentGate:
 
     @staticmethod
     def _active(spans, when: datetime) -> bool:
-        return any(g <= when and (w is None or when < w) for g, w in spans)
+        return any(is_active(g, w, when) for g, w in spans)
 
     def _bind(self, pseudonym: str, track_label: str, t_ms: float) -> bool:
         b = self._bindings.get(pseudonym)

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
 from engagement.core import schema
@@ -37,10 +36,10 @@ from engagement.core.repositories import retention as retention_rows
 from engagement.core.store import take_write_turn
 from engagement.core.time import as_utc, iso, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
+from privacy.consent import track_consented
 from privacy.data import add_receipt, delete_tracks, write_receipt_file
 from privacy.errors import PolicyError
 from privacy.profiles import DEFAULT_PROFILE, get_profile
-from privacy.pseudonym import ATTESTED_PREFIX
 
 TIERS = ("features", "timelines", "aggregates", "audit")
 DEFAULT_PERIODS = {
@@ -224,7 +223,7 @@ def purge(
     # Whoever started the process is the actor, also of a start-up purge; `trigger` says why.
     actor = actor or resolve_actor()
     with store.transaction() as conn:
-        counts = _purge(conn, cut, dry_run)
+        counts = _purge(conn, cut, now, dry_run)
         receipt.counts = counts
         if dry_run:
             # The transaction is rolled back by raising nothing and deleting nothing: _purge only
@@ -244,112 +243,52 @@ def purge(
     return receipt
 
 
-def _count_or_delete(conn: Connection, table, condition, dry_run: bool) -> int:
-    if dry_run:
-        return int(conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one())
-    return retention_rows.delete_where(conn, table, condition)
-
-
-def _purge(conn: Connection, cut: dict[str, datetime], dry_run: bool) -> dict[str, int]:
+def _purge(conn: Connection, cut: dict[str, datetime], now: datetime, dry_run: bool) -> dict[str, int]:
+    """Each step's count, in the receipt's order; the SQL of each step is a named function of
+    `engagement.core.repositories.retention`."""
     s = schema
-    counts: dict[str, int] = {}
-
-    # 1. Consent enforcement: tracks nobody consented for (no pseudonym), participants with no
-    # active consent left, attested tracks whose session attestation is withdrawn.
-    counts["unconsented_tracks"] = 0
-    c = schema.consent_records
-    # Both subqueries are correlated with the outer track row explicitly: left to automatic
-    # correlation, a subquery that names `tracks` two levels down gets its own FROM tracks and
-    # checks every track against one arbitrary session.
-    active_participant = (
-        exists()
-        .where(c.c.kind == "participant", c.c.participant == s.tracks.c.participant, c.c.withdrawn_at.is_(None))
-        .correlate(s.tracks)
-    )
-    # An attested track is covered only by an active attestation of its own run's session.
-    active_attestation = (
-        exists()
-        .where(
-            c.c.kind == "attestation",
-            c.c.withdrawn_at.is_(None),
-            c.c.session_name == s.sessions.c.name,
-            s.sessions.c.id == s.runs.c.session_id,
-            s.runs.c.id == s.tracks.c.run_id,
-        )
-        .correlate(s.tracks)
-    )
-    unconsented = select(s.tracks.c.id).where(
-        or_(
-            s.tracks.c.participant.is_(None),
-            and_(~s.tracks.c.participant.like(ATTESTED_PREFIX + "%"), ~active_participant),
-            and_(s.tracks.c.participant.like(ATTESTED_PREFIX + "%"), ~active_attestation),
-        )
-    )
-    ids = [int(r[0]) for r in conn.execute(unconsented)]
-    if ids:
-        if dry_run:
-            counts["unconsented_tracks"] = len(ids)
-        else:
-            counts["unconsented_tracks"] = delete_tracks(conn, ids)["tracks"]
-
+    counts = {"unconsented_tracks": _purge_unconsented(conn, now, dry_run)}
     # 2. Per-second personal data by tier (cut-offs are aware UTC; the columns bind them as such).
-    counts["window_features"] = _count_or_delete(
-        conn, s.window_features, s.window_features.c.created_at < cut["features"], dry_run)
-    counts["engagement_estimates"] = _count_or_delete(
-        conn, s.engagement_estimates, s.engagement_estimates.c.created_at < cut["timelines"], dry_run)
-
+    counts["window_features"] = retention_rows.rows_created_before(conn, s.window_features, cut["features"],
+                                                                   dry_run=dry_run)
+    counts["engagement_estimates"] = retention_rows.rows_created_before(conn, s.engagement_estimates,
+                                                                        cut["timelines"], dry_run=dry_run)
     # 3. Tracks (they carry the pseudonym) once nothing hangs off them and their run is old enough.
-    track_cut = max(cut["features"], cut["timelines"])
-    run_started = select(s.runs.c.started_at).where(s.runs.c.id == s.tracks.c.run_id).scalar_subquery()
-    has_rows = or_(
-        exists().where(s.window_features.c.track_id == s.tracks.c.id),
-        exists().where(s.engagement_estimates.c.track_id == s.tracks.c.id),
-    )
-    if dry_run:
-        # In a dry run nothing was deleted above, so count tracks whose every row is past its period.
-        fresh_rows = or_(
-            exists().where(s.window_features.c.track_id == s.tracks.c.id,
-                           s.window_features.c.created_at >= cut["features"]),
-            exists().where(s.engagement_estimates.c.track_id == s.tracks.c.id,
-                           s.engagement_estimates.c.created_at >= cut["timelines"]),
-        )
-        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < track_cut, ~fresh_rows), True)
-    else:
-        counts["tracks"] = _count_or_delete(conn, s.tracks, and_(run_started < track_cut, ~has_rows), False)
-
+    counts["tracks"] = retention_rows.expired_tracks(
+        conn, run_before=max(cut["features"], cut["timelines"]), features_before=cut["features"],
+        timelines_before=cut["timelines"], dry_run=dry_run)
     # 4. Class-level aggregates.
-    counts["class_timeline"] = _count_or_delete(
-        conn, s.class_timeline, s.class_timeline.c.created_at < cut["aggregates"], dry_run)
-    counts["alerts"] = _count_or_delete(conn, s.alerts, s.alerts.c.created_at < cut["aggregates"], dry_run)
-
-    # 5. Finished runs past the aggregates period with nothing left under them.
-    run_empty = and_(
-        ~exists().where(s.tracks.c.run_id == s.runs.c.id),
-        ~exists().where(s.class_timeline.c.run_id == s.runs.c.id),
-        ~exists().where(s.alerts.c.run_id == s.runs.c.id),
-        ~exists().where(s.window_features.c.run_id == s.runs.c.id),
-        ~exists().where(s.engagement_estimates.c.run_id == s.runs.c.id),
-    )
-    if dry_run:
-        counts["runs"] = 0  # depends on the deletions above; reported after a real purge
-    else:
-        counts["runs"] = _count_or_delete(
-            conn, s.runs, and_(s.runs.c.status != "running", s.runs.c.started_at < cut["aggregates"], run_empty), False)
-
-    # 6. Audit tier: entries and receipts. The last removed entry becomes the chain's checkpoint.
-    a = schema.audit_log
-    old = audit_rows.newest_before(conn, cut["audit"])
-    if old is None:
-        counts["audit_log"] = 0
-    elif dry_run:
-        counts["audit_log"] = int(conn.execute(select(func.count()).select_from(a).where(a.c.seq <= old.seq)).scalar_one())
-    else:
-        # Entries are removed as a prefix (every seq up to the newest expired one), so the chain
-        # that remains is whole.
-        counts["audit_log"] = audit_rows.remove_through(conn, int(old.seq), old.hash)
-    counts["purge_receipts"] = _count_or_delete(
-        conn, schema.purge_receipts, schema.purge_receipts.c.created_at < cut["audit"], dry_run)
+    counts["class_timeline"] = retention_rows.rows_created_before(conn, s.class_timeline, cut["aggregates"],
+                                                                  dry_run=dry_run)
+    counts["alerts"] = retention_rows.rows_created_before(conn, s.alerts, cut["aggregates"], dry_run=dry_run)
+    # 5. Finished runs past the aggregates period with nothing left under them (a dry run cannot
+    # tell: it depends on the deletions above; reported after a real purge).
+    counts["runs"] = 0 if dry_run else retention_rows.empty_runs_before(conn, cut["aggregates"])
+    # 6. Audit tier: entries and receipts.
+    counts["audit_log"] = _purge_audit(conn, cut["audit"], dry_run)
+    counts["purge_receipts"] = retention_rows.rows_created_before(conn, s.purge_receipts, cut["audit"],
+                                                                  dry_run=dry_run)
     return counts
+
+
+def _purge_unconsented(conn: Connection, now: datetime, dry_run: bool) -> int:
+    """Consent enforcement: tracks nobody consented for (no pseudonym), participants with no
+    consent of any scope active now, attested tracks whose session attestation is not active."""
+    ids = retention_rows.tracks_lacking(conn, track_consented(None, now))
+    if not ids or dry_run:
+        return len(ids)
+    return delete_tracks(conn, ids)["tracks"]
+
+
+def _purge_audit(conn: Connection, cutoff: datetime, dry_run: bool) -> int:
+    """Audit entries older than `cutoff`, removed as a prefix (every seq up to the newest expired
+    one) so the chain that remains is whole; the last removed entry becomes its checkpoint."""
+    old = audit_rows.newest_before(conn, cutoff)
+    if old is None:
+        return 0
+    if dry_run:
+        return audit_rows.count_through(conn, int(old.seq))
+    return audit_rows.remove_through(conn, int(old.seq), old.hash)
 
 
 def startup_purge(store, *, trigger: str, policy_file: str | Path | None = None) -> PurgeReceipt:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engagement.core import schema
-from engagement.core.repositories import retention as retention_rows
+from engagement.core.repositories import consent as consent_rows
 from engagement.core.time import iso, utcnow
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
@@ -102,7 +102,8 @@ def erase(store, participant: str, *, cohort: str | None = None, actor: str | No
     now = utcnow()
     with store.transaction() as conn:
         counts = delete_participant_data(conn, [pseud])
-        counts["consents_ended"] = retention_rows.end_consents(conn, pseud, now)
+        ended = consent_rows.withdraw_consents(conn, consent_rows.PARTICIPANT, {"participant": pseud}, now)
+        counts["consents_ended"] = len(ended)
         if not any(counts.values()):
             known = conn.execute(select(c.id).where(c.participant == pseud).limit(1)).first()
             if known is None:

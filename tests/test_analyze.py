@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from engagement.cli.main import main
 from engagement.core import schema
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy.audit import AuditLog, resolve_actor
 from privacy.consent import attest
@@ -36,7 +37,7 @@ def analyze(db_url: str, video, session: str, *extra: str) -> int:
 
 
 def latest_run(db_url: str, session: str) -> dict:
-    return Store.open(db_url).latest_run(session)
+    return run_rows.latest_run(Store.open(db_url), session)
 
 
 def tracks_of(db_url: str, run_id: int) -> list:

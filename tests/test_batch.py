@@ -13,7 +13,9 @@ from clips import write_repeated
 from engagement.app.batch import Recording, collect, read_listing, require_ray
 from engagement.core import schema
 from engagement.core.errors import ConfigError
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
+from privacy.consent import attest
 
 
 def _touch(path, data=b"x"):
@@ -133,7 +135,7 @@ def test_two_workers_write_one_postgres_database_while_a_reader_reads(tmp_path, 
         try:
             while not stop.is_set():
                 try:
-                    reads.append(len(store.list_sessions()))
+                    reads.append(len(run_rows.list_sessions(store)))
                 except Exception as exc:  # any read failure while writers write is the bug
                     errors.append(exc)
                 stop.wait(0.2)
@@ -172,12 +174,19 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
     folder.mkdir()
     write_repeated(videos_dir / "liveportrait" / "d9.mp4", 6, folder / "panjang.mp4")
     db = f"sqlite:///{tmp_path / 'batch.db'}"
+    # Consent recorded first, so the analysis computes and writes per-second rows (without it,
+    # none are ever written and "no rows left" below would hold whatever the cancel did).
+    store = Store.open(db)
+    try:
+        attest(store, "panjang", facilitator="test facilitator", notice_version="t1", language="id", evidence="test")
+    finally:
+        store.close()
     proc = subprocess.Popen(
         [sys.executable, "-m", "engagement.cli.main", "batch", str(folder), "--workers", "1", "--db", db],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )
 
-    def statuses() -> list[str]:
+    def read(column) -> list:
         if not (tmp_path / "batch.db").exists():
             return []
         try:
@@ -186,17 +195,24 @@ def test_ctrl_c_or_sigterm_cancels_the_batch_and_leaves_no_run_running(tmp_path,
             return []
         try:
             with store.transaction() as conn:
-                return conn.execute(select(schema.runs.c.status)).scalars().all()
+                return conn.execute(select(column)).scalars().all()
         except Exception:  # the schema may not be there yet
             return []
         finally:
             store.close()
 
+    def statuses() -> list[str]:
+        return read(schema.runs.c.status)
+
+    # Signal only once the running analysis has committed per-second rows: the assertion at the
+    # end (none are left) then says they were removed, not that none were ever written.
     deadline = time.monotonic() + 120
-    while "running" not in statuses() and time.monotonic() < deadline and proc.poll() is None:
+    while not (statuses() == ["running"] and read(schema.window_features.c.second)) and (
+        time.monotonic() < deadline and proc.poll() is None
+    ):
         time.sleep(0.5)
     assert statuses() == ["running"], "the analysis never started"
-    time.sleep(2)  # some per-second rows written
+    assert read(schema.window_features.c.second), "the analysis wrote no per-second rows before the signal"
     proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 128 + getattr(signal, sig), err

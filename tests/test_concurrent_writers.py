@@ -5,11 +5,10 @@ key and nothing is recorded twice."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from engagement.core import schema
 from engagement.core.store import Store
@@ -17,10 +16,29 @@ from privacy.audit import AuditAction, AuditLog
 from privacy.retention import load_policy, note_policy
 
 
+def _is_write_turn(statement: str) -> bool:
+    """The statement `take_write_turn` sends on either database (see engagement.core.store)."""
+    return "pg_advisory_xact_lock" in statement or statement.lstrip().upper().startswith("DELETE FROM META")
+
+
 def _overlap(store: Store, first, second) -> list:
     """Run `first(conn)` in a transaction held open while `second(conn)` starts in another;
-    returns what `second` returned or raised."""
+    returns what `second` returned or raised.
+
+    The first transaction is released only once the second has either asked for the write turn
+    (it then waits on it) or finished a statement without asking (a read inside the first's
+    open transaction: the overlap a missing write turn lets through, which the callers' checks
+    then catch). Events from the second thread's own statements say which; no sleep guesses."""
     inside, release, outcome = threading.Event(), threading.Event(), []
+    follower: list[threading.Thread] = []
+
+    def before(_conn, _cursor, statement, *_args) -> None:
+        if follower and threading.current_thread() is follower[0] and _is_write_turn(statement):
+            release.set()
+
+    def after(_conn, _cursor, statement, *_args) -> None:
+        if follower and threading.current_thread() is follower[0]:
+            release.set()
 
     def hold():
         with store.transaction() as conn:
@@ -35,15 +53,20 @@ def _overlap(store: Store, first, second) -> list:
         except Exception as exc:  # the failure this test is about: reported, not raised in a thread
             outcome.append(exc)
 
-    a = threading.Thread(target=hold)
-    a.start()
-    assert inside.wait(20)
-    b = threading.Thread(target=follow)
-    b.start()
-    time.sleep(0.5)  # let the second transaction reach its write while the first is still open
-    release.set()
-    a.join()
-    b.join()
+    event.listen(store.engine, "before_cursor_execute", before)
+    event.listen(store.engine, "after_cursor_execute", after)
+    try:
+        a = threading.Thread(target=hold)
+        a.start()
+        assert inside.wait(20)
+        follower.append(threading.Thread(target=follow))
+        follower[0].start()
+        a.join()
+        follower[0].join()
+        assert release.is_set(), "the second transaction never reached the database"
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)
+        event.remove(store.engine, "after_cursor_execute", after)
     return outcome
 
 

@@ -624,7 +624,15 @@ def test_page_roles_cover_every_page_file():
 
     stems = {p.stem for p in PAGES.glob("*.py")} - {"sign_in", "__init__"}
     assert stems == set(PAGE_ROLES)
-    assert json.loads(json.dumps(PAGE_ROLES))  # plain data, reviewable at a glance
+    # Plain data, reviewable at a glance: it survives JSON unchanged (tuples read back as lists).
+    assert json.loads(json.dumps(PAGE_ROLES)) == {page: list(roles) for page, roles in PAGE_ROLES.items()}
+    # Every page opens to at least one real role, always to admin (who sets the others up), and
+    # the users page to admin alone.
+    from dashboard.auth import ROLES
+
+    for page, roles in PAGE_ROLES.items():
+        assert roles and set(roles) <= set(ROLES) and "admin" in roles, (page, roles)
+    assert PAGE_ROLES["users"] == ("admin",)
 
 
 def test_users_page_shows_local_minutes_not_raw_timestamps(db_url):

@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 from engagement.app.export import export_session, neutralise_formula
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions, settings_hash
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings
 from engagement.vision.expression import DEFAULT_MODEL
@@ -36,13 +37,13 @@ def store(db_url):
 
 def add_run(store, session: str, tracks: dict[str, str | None]) -> int:
     """A complete run of `session` with one window (and estimate) per track for seconds 0..1."""
-    sid = store.session_id(session, cohort="latsar")
-    run = store.begin_run(sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
-                          config={"sample_fps": 5}, config_hash="0", models={})
+    sid = run_rows.session_id(store, session, cohort="latsar")
+    run = run_rows.begin_run(store, sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
+                             config={"sample_fps": 5}, config_hash="0", models={})
     now = datetime.now(timezone.utc)
     with store.transaction() as conn:
         for label, participant in tracks.items():
-            tid = store.add_track(conn, run, label, participant, 0)
+            tid = run_rows.add_track(conn, run, label, participant, 0)
             for second in (0, 1):
                 conn.execute(insert(schema.window_features).values(
                     run_id=run, track_id=tid, second=second, created_at=now, n_frames=5, n_face=5,
@@ -65,7 +66,7 @@ def class_of_five(store):
     consent.grant(store, "budi@x.id", cohort="latsar", **FORMS)
     consent.grant(store, "ani@x.id", cohort="latsar", scopes=["facilitator_feedback", "research"], **FORMS)
     consent.grant(store, "dewi@x.id", cohort="latsar", scopes=["facilitator_feedback", "research"], **FORMS)
-    store.session_id("kelas", cohort="latsar")
+    run_rows.session_id(store, "kelas", cohort="latsar")
     consent.attest(store, "kelas", facilitator="wi@x.id", **FORMS)
     people = {"T1": pseudonym(store, "siti@x.id"), "T2": pseudonym(store, "budi@x.id"),
               "T3": pseudonym(store, "ani@x.id"), "T4": pseudonym(store, "dewi@x.id"),
@@ -94,7 +95,7 @@ def test_export_keeps_only_research_consented_people(store, class_of_five, tmp_p
 
 def test_attested_tracks_follow_their_own_sessions_attestation(store, tmp_path):
     for name, scopes in (("riset", ["facilitator_feedback", "research"]), ("umpan-balik", None)):
-        store.session_id(name, cohort="latsar")
+        run_rows.session_id(store, name, cohort="latsar")
         consent.attest(store, name, facilitator="wi@x.id", scopes=scopes, **FORMS)
         add_run(store, name, {label: KeyRing(store).attested_pseudonym("latsar", name, label) for label in ("T1", "T2")})
     assert export_session(store, "riset", "csv", tmp_path).rows == 4
@@ -183,9 +184,9 @@ def test_consent_granted_after_the_export_moment_does_not_count(store, tmp_path)
 
 def test_manifest_lists_the_full_run_record_and_its_hash_can_be_recomputed(store, tmp_path):
     record = run_settings(AnalysisOptions(sample_fps=5))
-    sid = store.session_id("rekam", cohort="latsar")
-    run = store.begin_run(sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
-                          config=record, config_hash=settings_hash(record), models={})
+    sid = run_rows.session_id(store, "rekam", cohort="latsar")
+    run = run_rows.begin_run(store, sid, mode="file", source=SOURCE, software_version="t", profile="id-pdp",
+                             config=record, config_hash=settings_hash(record), models={})
     with store.transaction() as conn:
         conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(status="complete"))
     manifest = json.loads(export_session(store, "rekam", "csv", tmp_path).manifest.read_text())

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy.audit import resolve_actor
 from privacy.consent import attest
@@ -310,7 +311,7 @@ def test_read_only_commands_work_on_a_read_only_data_directory(isolated_data_dir
                     "--evidence", "test")  # fmt: skip
     assert setup.returncode == 0, setup.stderr
     store = Store.open(f"sqlite:///{data / 'engagement.db'}")
-    store.session_id("class")
+    run_rows.session_id(store, "class")
     store.close()
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     for path in [data, *data.rglob("*")]:
@@ -350,17 +351,17 @@ def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
     from sqlalchemy import func, select, update
 
     store = Store.open(db_url)
-    session = store.session_id("class")
+    session = run_rows.session_id(store, "class")
     live, dead = (
-        store.begin_run(session, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
-                        config_hash="h", models={})  # fmt: skip
+        run_rows.begin_run(store, session, mode="file", source="x.mp4", software_version="t", profile="id-pdp",
+                           config={}, config_hash="h", models={})  # fmt: skip
         for _ in range(2)
     )
     values = (0.1,) * len(FEATURE_NAMES)
     with store.transaction() as conn:
         for run in (live, dead):
-            track = store.add_track(conn, run, "T1", "p-x", 0)
-            store.write_windows(conn, run, [(track, WindowFeatures(1, 0, 10, 10, 0, values, values))])
+            track = run_rows.add_track(conn, run, "T1", "p-x", 0)
+            run_rows.write_windows(conn, run, [(track, WindowFeatures(1, 0, 10, 10, 0, values, values))])
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
         conn.execute(update(schema.runs).where(schema.runs.c.id == dead).values(writer_pid=gone.pid))
@@ -380,21 +381,21 @@ def test_reaper_marks_empties_and_audits_a_dead_run_on_both_backends(db_url):
 
 def test_heartbeat_thread_keeps_a_run_alive_and_notices_a_reap(tmp_path):
     from engagement.app.run_writer import Heartbeat
-    from engagement.core.store import RunGone
+    from engagement.core.repositories.runs import RunGone
 
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
-    run = store.begin_run(store.session_id("s"), mode="live", source="webcam:0", software_version="t",
-                          profile="id-pdp", config={}, config_hash="h", models={})  # fmt: skip
-    first = store.latest_run("s", statuses=("running",))["heartbeat_at"]
+    run = run_rows.begin_run(store, run_rows.session_id(store, "s"), mode="live", source="webcam:0",
+                             software_version="t", profile="id-pdp", config={}, config_hash="h", models={})  # fmt: skip
+    first = run_rows.latest_run(store, "s", statuses=("running",))["heartbeat_at"]
     beat = Heartbeat(store, run, every_s=0.05)
     beat.start()
     try:
         deadline = time.monotonic() + 30
-        while store.latest_run("s", statuses=("running",))["heartbeat_at"] == first:
+        while run_rows.latest_run(store, "s", statuses=("running",))["heartbeat_at"] == first:
             assert time.monotonic() < deadline, "no heartbeat"
             time.sleep(0.05)
         beat.check()  # still running: nothing to say
-        store.abandon_run(run, status="interrupted", error="reaped by another host")
+        run_rows.abandon_run(store, run, status="interrupted", error="reaped by another host")
         while not beat.gone:
             assert time.monotonic() < deadline, "the reap went unnoticed"
             time.sleep(0.05)

@@ -24,6 +24,7 @@ from engagement.app.live.status import StatusLine
 from engagement.core import schema
 from engagement.core.errors import SourceError
 from engagement.core.records import RunningMode
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import FramesSource, Source
@@ -329,7 +330,7 @@ def test_live_command_replays_a_video(store, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "complete" in out and "per face" in out and "tracks: 1" in out
-    source = store.latest_run("class")["source"]  # a hash of the file name, not the name
+    source = run_rows.latest_run(store, "class")["source"]  # a hash of the file name, not the name
     assert source.startswith("file-") and source.endswith(".mp4") and "single_face" not in source
     with pytest.raises(SourceError, match="webcam index"):
         live(source="webcam:x", session="s", db=db)

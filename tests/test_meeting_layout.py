@@ -18,6 +18,7 @@ from engagement.cli.main import main
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.vision.tile_ids import TileIdTracker
 from engagement.vision.layout import LayoutWatcher, detect_layout, parse_layout
@@ -219,7 +220,7 @@ def test_batch_knows_the_settings_a_gallery_run_records(tmp_path):
     write_meeting(tmp_path / "m.mp4", lambda s: [(p, True) for p in range(4)], 4, seconds=2)
     analyze(tmp_path, tmp_path / "m.mp4")
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
-    run = store.latest_run("m")
+    run = run_rows.latest_run(store, "m")
     store.close()
     options = get_profile("id-pdp").analysis_options(AnalysisOptions())
     assert recorded_hash(options, tmp_path / "m.mp4") == run["config_hash"]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from engagement.core import schema
 from engagement.core.records import FEATURE_NAMES, WindowFeatures
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy import consent
 from privacy.audit import AuditLog
@@ -51,9 +52,9 @@ class FakeRun:
 
     def __init__(self, store, session="sesi-1", cohort="latsar"):
         self.store = store
-        self.session_id = store.session_id(session, cohort=cohort)
-        self.run_id = store.begin_run(self.session_id, mode="file", source="x.mp4", software_version="t",
-                                      profile="id-pdp", config={}, config_hash="0", models={})
+        self.session_id = run_rows.session_id(store, session, cohort=cohort)
+        self.run_id = run_rows.begin_run(store, self.session_id, mode="file", source="x.mp4", software_version="t",
+                                         profile="id-pdp", config={}, config_hash="0", models={})
         self.track_db: dict[str, int] = {}
 
     def second(self, gate: ConsentGate, s: int, faces: dict[str, tuple]) -> dict[str, str | None]:
@@ -68,9 +69,9 @@ class FakeRun:
                 if participant is None or participant in gone:
                     continue
                 if label not in self.track_db:
-                    self.track_db[label] = self.store.add_track(conn, self.run_id, label, participant, s)
+                    self.track_db[label] = run_rows.add_track(conn, self.run_id, label, participant, s)
                 rows.append((self.track_db[label], window(int(label[1:]), s)))
-            self.store.write_windows(conn, self.run_id, rows)
+            run_rows.write_windows(conn, self.run_id, rows)
         return decided
 
 

@@ -15,6 +15,7 @@ from conftest import require_shared
 from engagement.app import pipeline
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.core.time import as_utc
 from engagement.vision.sources import open_source
@@ -61,7 +62,7 @@ def test_withdrawal_during_a_run_end_to_end(store):
     def hook(progress):
         # One second into the video, Siti withdraws, effective from that second of the run.
         if not state["done"] and progress.t_ms >= 1000:
-            run = store.latest_run("e2e-withdraw", statuses=("running",))
+            run = run_rows.latest_run(store, "e2e-withdraw", statuses=("running",))
             consent.withdraw(store, pseudonym=pseud, at=as_utc(run["started_at"]) + timedelta(seconds=1))
             state["done"] = True
 

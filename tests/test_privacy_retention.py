@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from engagement.core import schema
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.core.time import as_utc
 from privacy import consent
@@ -32,12 +33,12 @@ def store(isolated_data_dir):
 def setup_run(store, started: datetime) -> tuple[int, int, str]:
     pseud = consent.grant(store, "siti@x.id", cohort="c1", notice_version="v1", language="id", evidence="f",
                           at=started - timedelta(days=1))[0].participant
-    sid = store.session_id("s1", cohort="c1")
-    run = store.begin_run(sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+    sid = run_rows.session_id(store, "s1", cohort="c1")
+    run = run_rows.begin_run(store, sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
+                             config_hash="0", models={})
     with store.transaction() as conn:
         conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(started_at=started, status="complete"))
-        track = store.add_track(conn, run, "T1", pseud, 0)
+        track = run_rows.add_track(conn, run, "T1", pseud, 0)
     return run, track, pseud
 
 
@@ -108,7 +109,7 @@ def test_track_goes_when_its_rows_are_gone(store):
 def test_purge_enforces_consent(store):
     run, track, pseud = setup_run(store, NOW - timedelta(days=1))
     with store.transaction() as conn:
-        store.add_track(conn, run, "T2", None, 0)  # a track nobody consented for
+        run_rows.add_track(conn, run, "T2", None, 0)  # a track nobody consented for
     add_rows(store, run, track, 0, NOW)
     receipt = purge(store, load_policy(), now=NOW)
     assert receipt.counts["unconsented_tracks"] == 1
@@ -190,16 +191,16 @@ def _tie(store, session: str, *, cohort="latsar", faces=None, device=None, roste
     from privacy.gate import ConsentGate
 
     faces = faces or {"T1": (100.0, 100.0, 300.0, 300.0)}
-    sid = store.session_id(session, cohort=cohort)
-    run = store.begin_run(sid, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+    sid = run_rows.session_id(store, session, cohort=cohort)
+    run = run_rows.begin_run(store, sid, mode="file", source="x.mp4", software_version="t", profile="id-pdp", config={},
+                             config_hash="0", models={})
     gate = ConsentGate.for_session(store, session, roster=roster, device_participant=device, scope=scope)
     tied = {}
     with store.transaction() as conn:
         for label, bbox in faces.items():
             pseud = gate.participant_for(label, bbox, (1280, 720), 500.0)
             if pseud is not None:
-                tied[label] = store.add_track(conn, run, label, pseud, 0)
+                tied[label] = run_rows.add_track(conn, run, label, pseud, 0)
                 conn.execute(insert(schema.window_features).values(
                     run_id=run, track_id=tied[label], second=0, created_at=datetime.now(timezone.utc),
                     n_frames=1, n_face=1, present_ratio=1.0, blinks=0))
@@ -210,7 +211,7 @@ def _tie(store, session: str, *, cohort="latsar", faces=None, device=None, roste
 def _late_track(store, run: int, label: str, pseudonym: str | None) -> int:
     """A track written after its consent ended (an in-flight run's last flush, say)."""
     with store.transaction() as conn:
-        return store.add_track(conn, run, label, pseudonym, 0)
+        return run_rows.add_track(conn, run, label, pseudonym, 0)
 
 
 def _track_ids(store) -> set[int]:
@@ -239,7 +240,7 @@ def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
     consented |= set(tied.values())
     # Facilitator attestations, one per session, several tracks each.
     for name in ("hari-1", "hari-2", "hari-3"):
-        store.session_id(name, cohort="latsar")
+        run_rows.session_id(store, name, cohort="latsar")
         consent.attest(store, name, facilitator="wi@x.id", **args)
         _, tied = _tie(store, name, faces={"T1": (0, 0, 10, 10), "T2": (20, 0, 30, 10)})
         assert len(tied) == 2
@@ -265,7 +266,7 @@ def test_purge_keeps_every_consented_track_across_sessions(any_store, capsys):
     consent.withdraw(store, "dewi@x.id", cohort="latsar")
     unconsented.add(_late_track(store, run_dewi, "T1", KeyRing(store).pseudonym("dewi@x.id", "latsar")))
     # A withdrawn attestation, while other sessions' attestations stay active.
-    store.session_id("hari-4", cohort="latsar")
+    run_rows.session_id(store, "hari-4", cohort="latsar")
     consent.attest(store, "hari-4", facilitator="wi@x.id", **args)
     run_h4, tied = _tie(store, "hari-4")
     consent.withdraw_attestation(store, "hari-4")

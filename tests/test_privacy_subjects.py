@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select
 
 from engagement.cli.main import main
 from engagement.core import schema
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from privacy import consent
 from privacy.audit import AuditAction, AuditLog
@@ -30,11 +31,11 @@ def store(isolated_data_dir):
 def analysed(store, who="siti@x.id", seconds=3) -> str:
     pseud = consent.grant(store, who, cohort="c1", notice_version="v1", language="id", evidence="f",
                           at=datetime.now(timezone.utc) - timedelta(days=1))[0].participant
-    sid = store.session_id("s1", cohort="c1")
-    run = store.begin_run(sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
-                          config_hash="0", models={})
+    sid = run_rows.session_id(store, "s1", cohort="c1")
+    run = run_rows.begin_run(store, sid, mode="file", source="a.mp4", software_version="t", profile="id-pdp", config={},
+                             config_hash="0", models={})
     with store.transaction() as conn:
-        track = store.add_track(conn, run, "T1", pseud, 0)
+        track = run_rows.add_track(conn, run, "T1", pseud, 0)
         for s in range(seconds):
             conn.execute(insert(schema.window_features).values(
                 run_id=run, track_id=track, second=s, created_at=datetime.now(timezone.utc), n_frames=1,

@@ -40,6 +40,7 @@ from benchmarks.screen_capture import (
 from conftest import require_shared
 from engagement.app.live.session import LiveLoopOptions, open_live_source
 from engagement.cli.main import main
+from engagement.core.repositories import runs as run_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 # Over the seconds the live loop analysed; measured 1.000 on every run here, loaded or not
@@ -122,7 +123,7 @@ def test_live_command_captures_a_real_window(tmp_path, display):
     assert "no recorded consent" not in stdout  # nothing found on the cartoon tile
 
     store = Store.open(url)
-    run = store.latest_run("screen-class")
+    run = run_rows.latest_run(store, "screen-class")
     assert run["source"] == spec and run["mode"] == "live" and run["status"] == "complete"
     found = tile_second_recall(store, run["id"], tiles)
     store.close()

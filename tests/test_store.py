@@ -14,7 +14,10 @@ from sqlalchemy import func, select, update
 from engagement.core import schema
 from engagement.core.errors import ConfigError, StoreError
 from engagement.core.records import FEATURE_NAMES, WindowFeatures
-from engagement.core.store import STALE_AFTER_S, RunGone, Store, safe_url, utcnow
+from engagement.core.repositories import runs as run_rows
+from engagement.core.repositories.runs import STALE_AFTER_S, RunGone
+from engagement.core.store import Store, safe_url
+from engagement.core.time import utcnow
 from conftest import another_programs_database
 
 
@@ -24,8 +27,9 @@ def window(second: int) -> WindowFeatures:
 
 
 def new_run(store: Store) -> int:
-    session = store.session_id("s")
-    return store.begin_run(
+    session = run_rows.session_id(store, "s")
+    return run_rows.begin_run(
+        store,
         session, mode="file", source="x.mp4", software_version="t", profile="id-pdp",
         config={}, config_hash="h", models={},
     )  # fmt: skip
@@ -66,9 +70,9 @@ def test_abandoned_run_keeps_its_row_and_no_data(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     run = new_run(store)
     with store.transaction() as conn:
-        track = store.add_track(conn, run, "T1", "a-x", 0)
-        store.write_windows(conn, run, [(track, window(0)), (track, window(1))])
-    store.abandon_run(run, status="interrupted", error="stopped by the user")
+        track = run_rows.add_track(conn, run, "T1", "a-x", 0)
+        run_rows.write_windows(conn, run, [(track, window(0)), (track, window(1))])
+    run_rows.abandon_run(store, run, status="interrupted", error="stopped by the user")
     with store.transaction() as conn:
         (row,) = conn.execute(select(schema.runs)).all()
         assert row.status == "interrupted" and row.error == "stopped by the user"
@@ -81,8 +85,8 @@ def test_write_windows_keeps_track_spans(tmp_path):
     run = new_run(store)
     absent = WindowFeatures(1, 2, 10, 0, 0, (None,) * len(FEATURE_NAMES), (None,) * len(FEATURE_NAMES))
     with store.transaction() as conn:
-        track = store.add_track(conn, run, "T1", "a-x", 0)
-        store.write_windows(conn, run, [(track, window(0)), (track, window(1)), (track, absent)])
+        track = run_rows.add_track(conn, run, "T1", "a-x", 0)
+        run_rows.write_windows(conn, run, [(track, window(0)), (track, window(1)), (track, absent)])
         row = conn.execute(select(schema.tracks)).one()
     assert (row.first_second, row.last_second, row.present_seconds) == (0, 2, 2)
 
@@ -133,7 +137,7 @@ def test_v1_database_is_upgraded_in_place_after_a_backup(tmp_path):
         version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar_one()
         windows = conn.execute(select(func.count()).select_from(schema.window_features)).scalar_one()
         old_run = conn.execute(select(schema.runs).where(schema.runs.c.id == 1)).one()
-    assert version == str(schema.SCHEMA_VERSION) == "3"
+    assert version == str(schema.SCHEMA_VERSION) == "4"
     assert windows == 2 and old_run.status == "complete" and old_run.writer_pid is None
     # Every column of the metadata is there now, the other modules' new columns too.
     raw = sqlite3.connect(path)
@@ -142,8 +146,8 @@ def test_v1_database_is_upgraded_in_place_after_a_backup(tmp_path):
     raw.close()
     # The new software writes and reads as usual.
     run = new_run(store)
-    assert store.latest_run("s", statuses=("running",))["writer_pid"] == os.getpid()
-    assert [s.name for s in store.list_sessions()] == ["old", "s"] and run == 2
+    assert run_rows.latest_run(store, "s", statuses=("running",))["writer_pid"] == os.getpid()
+    assert [s.name for s in run_rows.list_sessions(store)] == ["old", "s"] and run == 2
     store.close()
     # The old file is kept as it was, owner-only.
     backup = tmp_path / "old.db.v1.bak"
@@ -162,9 +166,9 @@ def test_read_only_open_of_a_v1_database_changes_nothing(tmp_path):
     path = tmp_path / "old.db"
     make_v1_database(path)
     store = Store.open(f"sqlite:///{path}", create=False, read_only=True)
-    assert [s.name for s in store.list_sessions()] == ["old"]
+    assert [s.name for s in run_rows.list_sessions(store)] == ["old"]
     with pytest.raises(StoreError, match="not writable"):
-        store.session_id("new")
+        run_rows.session_id(store, "new")
     store.close()
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT value FROM meta").fetchall() == [("1",)] and "writer_pid" not in columns(raw, "runs")
@@ -181,7 +185,7 @@ def test_older_database_gains_missing_columns_on_both_backends(db_url):
     store.close()
     store = Store.open(db_url)
     new_run(store)
-    row = store.latest_run("s", statuses=("running",))
+    row = run_rows.latest_run(store, "s", statuses=("running",))
     assert row["writer_pid"] == os.getpid() and row["writer_host"]
     store.close()
 
@@ -220,7 +224,7 @@ def test_dead_runs_by_pid_on_this_host_and_by_heartbeat_elsewhere(db_url):
         conn.execute(update(runs).where(runs.c.id == unknown).values(writer_host=None, writer_pid=None, heartbeat_at=old))
         # An old heartbeat on this host means nothing while the writer lives (a long stall).
         conn.execute(update(runs).where(runs.c.id == alive).values(heartbeat_at=old))
-    dead = {run.id: run.reason for run in store.dead_runs()}
+    dead = {run.id: run.reason for run in run_rows.dead_runs(store)}
     assert set(dead) == {gone, remote_stale, unknown}
     assert dead[gone] == "its process has ended" and dead[remote_stale].startswith("no heartbeat for")
     store.close()
@@ -229,20 +233,20 @@ def test_dead_runs_by_pid_on_this_host_and_by_heartbeat_elsewhere(db_url):
 def test_a_reaped_run_takes_no_more_writes(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
     run = new_run(store)
-    assert store.abandon_run(run, status="interrupted", error="reaped")
-    assert not store.abandon_run(run, status="failed", error="again")  # only a running run changes
-    assert not store.touch_run(run)
+    assert run_rows.abandon_run(store, run, status="interrupted", error="reaped")
+    assert not run_rows.abandon_run(store, run, status="failed", error="again")  # only a running run changes
+    assert not run_rows.touch_run(store, run)
     with pytest.raises(RunGone):
         with store.transaction() as conn:
-            store.heartbeat(conn, run, 1, 1, 1)
+            run_rows.heartbeat(conn, run, 1, 1, 1)
     with pytest.raises(RunGone):
-        store.finish_run(run, frames_read=1, frames_analysed=1, seconds=1)
-    assert store.latest_run("s", statuses=("interrupted",))["error"] == "reaped"
+        run_rows.finish_run(store, run, frames_read=1, frames_analysed=1, seconds=1)
+    assert run_rows.latest_run(store, "s", statuses=("interrupted",))["error"] == "reaped"
 
 
 def test_session_names_must_fit_their_column(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'r.db'}")
-    store.session_id("x" * 200)
+    run_rows.session_id(store, "x" * 200)
     for bad in ("x" * 201, "", "   "):
         with pytest.raises(ConfigError, match="session name"):
-            store.session_id(bad)
+            run_rows.session_id(store, bad)

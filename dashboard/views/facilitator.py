@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta, tzinfo
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +15,9 @@ from dashboard.page_text import current_lang, t
 from engagement.app import agenda as agenda_store
 from engagement.core.errors import EngagementError
 from engagement.core.i18n import fmt_seconds
+from engagement.core.store import Store
 from engagement.core.time import as_utc, utcnow
+from engagement.temporal.timeline import FatigueRule
 
 who = ui.require("facilitator")
 store = ui.store()
@@ -65,61 +67,113 @@ if live:
     c2.toggle(t("live.sound"), key="alert_sound", help=t("live.sound_help"))
 
 
-def _overview() -> None:
+@dataclass(frozen=True)
+class _Run:
+    """The run this page shows, handed to each part of the overview (no module globals)."""
+
+    store: Store
+    session: dict
+    session_id: int
+    run_id: int
+    live: bool
+    tz: tzinfo
+    actor: str
+
+
+def _overview(run: _Run) -> None:
     """Everything that changes while a live analysis writes; re-run on a timer when live."""
-    info = queries.run_info(store, run_id) or {}
+    info = queries.run_info(run.store, run.run_id) or {}
     length = int(info.get("length") or 0)
-    if live and info.get("status") != "running":
-        st.rerun(scope="app")  # the analysis finished (or stopped): redraw the page without the timer
-    if live:
-        st.info(t("facilitator.live", seconds=fmt_seconds(length)), icon=":material/radio_button_checked:")
-        beat = info.get("heartbeat_at")
-        if beat is not None:
-            quiet = (utcnow() - as_utc(beat)).total_seconds()  # as_utc: a value read through a query of its own
-            if quiet > STALE_AFTER_S:
-                # A crashed analysis leaves its run 'running'; say so instead of waiting forever.
-                st.warning(t("facilitator.stale", minutes=int(quiet // 60)))
+    if run.live:
+        _live_status(info, length)
     bucket = queries.bucket_for(length)
-    tl = queries.class_timeline(store, run_id, bucket)
+    tl = queries.class_timeline(run.store, run.run_id, bucket)
     if tl.empty:
-        _no_timeline(info)
+        _no_timeline(run, info)
         return
-    stats = queries.session_stats(store, run_id)
-    agenda = queries.agenda(store, session_id)
-    whole = clock.Clock.for_session(session.get("clock_start"), length, tz)
-    if live:
-        points = queries.timeline_points(store, run_id)
+    stats = queries.session_stats(run.store, run.run_id)
+    agenda = queries.agenda(run.store, run.session_id)
+    whole = clock.Clock.for_session(run.session.get("clock_start"), length, run.tz)
+    points = queries.timeline_points(run.store, run.run_id)
+    if run.live:
         alerts = alerting.live_alerts(points)
-        _announce(alerts, points, agenda, whole)
+        _announce(run, alerts, points, agenda, whole)
     else:
-        alerts = queries.alerts(store, run_id)
+        alerts = queries.alerts(run.store, run.run_id)
     # The headline is the share of present participants on screen; runs analysed before the
     # attention signals existed have only the engagement score.
     field = "on_screen_share" if stats["attention"] else "score"
+    headline = _headline(tl, bucket, length, field, agenda, whole)
+    tired = summary.fatigue_sentence(points, whole, current_lang(), live=run.live)
+    if tired:
+        st.warning(tired, icon=":material/bedtime:")
+        headline = f"{headline} {tired}"
+    _figures(stats, alerts, length)
+    _timelines(run, tl, bucket, length, field, stats, agenda, alerts, whole)
+    _fatigue(points, bucket, whole)
+    _estimate(stats)
+    _distribution(run, stats)
+    scores = _alerts_and_agenda(run, alerts, agenda, field, whole)
+    html = report.session_summary_html(current_lang(), run.session, stats, tl, scores, agenda, alerts, whole, headline,
+                                       field)
+    st.download_button(
+        t("facilitator.download_summary"),
+        data=html.encode("utf-8"),
+        file_name=f"{run.session['name']}-summary.html",
+        mime="text/html",
+        icon=":material/download:",
+        on_click=lambda: services.audit(run.store, services.REPORT_DOWNLOAD, run.actor,
+                                        {"session": run.session["name"], "run_id": run.run_id}),
+    )
 
+
+def _live_status(info: dict, length: int) -> None:
+    if info.get("status") != "running":
+        st.rerun(scope="app")  # the analysis finished (or stopped): redraw the page without the timer
+    st.info(t("facilitator.live", seconds=fmt_seconds(length)), icon=":material/radio_button_checked:")
+    beat = info.get("heartbeat_at")
+    if beat is not None:
+        quiet = (utcnow() - as_utc(beat)).total_seconds()  # as_utc: a value read through a query of its own
+        if quiet > STALE_AFTER_S:
+            # A crashed analysis leaves its run 'running'; say so instead of waiting forever.
+            st.warning(t("facilitator.stale", minutes=int(quiet // 60)))
+
+
+def _headline(tl: pd.DataFrame, bucket: int, length: int, field: str, agenda: pd.DataFrame,
+              whole: clock.Clock) -> str:
+    """The summary sentence, shown first; returned for the downloadable summary."""
     span = summary.lowest_span(tl, bucket, length, field)
-    item = queries.agenda_at(agenda, (span.start + span.end) / 2) if span else None
+    item = queries.agenda_at(agenda, (span.start + span.end) / 2) if span and summary.notable(span) else None
     headline = summary.sentence(span, item, whole, current_lang())
     st.info(headline, icon=":material/lightbulb:")
+    return headline
 
-    c1, c2, c3, c4, c5 = st.columns(5)
+
+def _figures(stats: dict, alerts: pd.DataFrame, length: int) -> None:
+    """The headline figures: what was measured directly. The model's estimate is not among them:
+    on held-out data it is barely better than a constant (its card), so it sits with the
+    researcher's measures below (`_estimate`)."""
+    c1, c2, c3, c4 = st.columns(4)
     # Each figure says what it means (a bare "0.66" told a facilitator nothing).
     c1.metric(t("kpi.on_screen"), ui.pct(stats["on_screen_share"]), help=t("kpi.on_screen_help"))
     c2.metric(t("kpi.cameras_off"), ui.pct(stats["off_share"]), help=t("kpi.cameras_off_help"))
-    c3.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]), help=t("kpi.mean_score_help"))
-    c4.metric(t("kpi.alerts"), len(alerts))
-    c5.metric(t("kpi.length"), fmt_seconds(length))
+    c3.metric(t("kpi.alerts"), len(alerts))
+    c4.metric(t("kpi.length"), fmt_seconds(length))
 
-    recent = live and st.session_state.get(f"live_view_{run_id}", "recent") == "recent"
+
+def _timelines(run: _Run, tl: pd.DataFrame, bucket: int, length: int, field: str, stats: dict,
+               agenda: pd.DataFrame, alerts: pd.DataFrame, whole: clock.Clock) -> None:
+    """The class timeline against the agenda, presence, and (for attention runs) the estimate."""
+    recent = run.live and st.session_state.get(f"live_view_{run.run_id}", "recent") == "recent"
     if recent:
         since = max(0, length - RECENT_S)
         view_bucket, view = 1, replace(whole, first_s=since)
-        view_tl = queries.class_timeline(store, run_id, 1, since=since)
+        view_tl = queries.class_timeline(run.store, run.run_id, 1, since=since)
     else:
         since, view_bucket, view, view_tl = None, bucket, whole, tl
 
     st.subheader(t("facilitator.timeline_on_screen") if field == "on_screen_share" else t("facilitator.timeline"))
-    band = queries.score_band(store, run_id, view_bucket, since)
+    band = queries.score_band(run.store, run.run_id, view_bucket, since)
     st.altair_chart(
         charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None),
         width="stretch",
@@ -136,43 +190,59 @@ def _overview() -> None:
         st.altair_chart(charts.timeline(view_tl, view, "score", band=band, height=200), width="stretch")
         st.caption(t("facilitator.estimate_help"))
 
+
+def _fatigue(points: list, bucket: int, whole: clock.Clock) -> None:
+    """The fatigue lane (yawns, heavy eyes, smiles where measured), under the timelines."""
+    frame = summary.fatigue_frame(points, bucket)
+    if frame.empty or frame[["yawn_rate", "heavy_share"]].isna().all().all():
+        return  # no fatigue figure: an older run, or fewer than k participants measured
+    rule = FatigueRule()
+    st.subheader(t("facilitator.fatigue"))
+    st.altair_chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share), width="stretch")
+    st.caption(t("facilitator.fatigue_help"))
+
+
+def _estimate(stats: dict) -> None:
+    """The model's mean score among the researcher's measures, with its measured held-out error."""
+    with st.expander(t("facilitator.researcher_measures"), icon=":material/science:"):
+        st.metric(t("kpi.mean_score"), ui.num(stats["mean_score"]), help=t("kpi.mean_score_help"))
+        st.caption(t("estimate.measured_error"))
+
+
+def _distribution(run: _Run, stats: dict) -> None:
     st.subheader(t("facilitator.distribution"))
-    dist, kind = queries.attention_distribution(store, run_id), "state"
+    dist, kind = queries.attention_distribution(run.store, run.run_id), "state"
     if dist.empty and not stats["attention"]:
-        dist, kind = queries.level_distribution(store, run_id), "level"
+        dist, kind = queries.level_distribution(run.store, run.run_id), "level"
     if dist.empty:
         ui.empty_state("facilitator.no_distribution")
     else:
         st.altair_chart(charts.distribution(dist, kind), width="stretch")
         st.caption(t("facilitator.distribution_help"))
 
+
+def _alerts_and_agenda(run: _Run, alerts: pd.DataFrame, agenda: pd.DataFrame, field: str,
+                       whole: clock.Clock) -> pd.DataFrame:
+    """The alert table and the ranked agenda; returns the agenda's scores for the download."""
     st.subheader(t("facilitator.alerts"))
     if alerts.empty:
         st.success(t("facilitator.no_alerts"))
     else:
         st.dataframe(_alert_table(alerts, agenda, whole), hide_index=True, width="stretch")
-
-    if not agenda.empty:
-        st.subheader(t("facilitator.agenda_scores"))
-        scores = queries.agenda_scores(store, session_id, run_id)
-        st.dataframe(_agenda_table(scores, field, whole), hide_index=True, width="stretch")
-        st.caption(t("facilitator.agenda_help"))
-    else:
-        scores = pd.DataFrame(columns=["start_second", "end_second", "title", "on_screen_share", "off_share", "score"])
-
-    html = report.session_summary_html(current_lang(), session, stats, tl, scores, agenda, alerts, whole, headline, field)
-    st.download_button(
-        t("facilitator.download_summary"),
-        data=html.encode("utf-8"),
-        file_name=f"{session['name']}-summary.html",
-        mime="text/html",
-        icon=":material/download:",
-        on_click=_audit_summary,
-    )
+    if agenda.empty:
+        return pd.DataFrame(columns=["start_second", "end_second", "title", "on_screen_share", "off_share", "score"])
+    st.subheader(t("facilitator.agenda_scores"))
+    scores = queries.agenda_scores(run.store, run.session_id, run.run_id)
+    st.dataframe(_agenda_table(scores, field, whole), hide_index=True, width="stretch")
+    st.caption(t("facilitator.agenda_help"))
+    return scores
 
 
 def _change(kind: str, magnitude: float) -> str:
-    """An alert's size: percentage points for the shares, score points for the score."""
+    """An alert's size: percentage points for the shares, score points for the score, and for
+    fatigue how far past its threshold the class went (1.0 = at it)."""
+    if kind == "fatigue_rising":
+        return t("unit.times_threshold", times=f"{magnitude:.1f}")
     return f"{magnitude * 100:.0f} {t('unit.points')}" if kind != "attention_drop" else ui.num(magnitude)
 
 
@@ -220,8 +290,9 @@ def _agenda_table(scores: pd.DataFrame, field: str, when: clock.Clock):
     return table.style.apply(colour, axis=1)
 
 
-def _announce(alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: clock.Clock) -> None:
+def _announce(run: _Run, alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: clock.Clock) -> None:
     """A toast for each new alert, a banner while one lasts, and the chime when asked for."""
+    run_id = run.run_id
     seen: set[str] = st.session_state.setdefault(f"alerts_seen_{run_id}", set())
     fresh = alerting.unseen(alerts, seen)
     last = points[-1].second if points else 0
@@ -245,28 +316,26 @@ def _alert_text(row, agenda: pd.DataFrame, when: clock.Clock) -> str:
     return t("live.alert", kind=t(f"alert.{row.kind}"), since=when.label(row.start_second), item=ui.text(item))
 
 
-def _no_timeline(info: dict) -> None:
+def _no_timeline(run: _Run, info: dict) -> None:
     """Why a run has no class timeline, and what to do about it."""
-    if live:
+    if run.live:
         ui.empty_state("facilitator.no_timeline")
         return
-    denied = services.denied_tracks(store, run_id) if not info.get("tracks") else 0
+    denied = services.denied_tracks(run.store, run.run_id) if not info.get("tracks") else 0
     if denied:
         # Faces were seen, but nobody had recorded consent: nothing was analysed (default deny).
-        ui.empty_state("facilitator.no_consent", "facilitator.no_consent_hint", n=denied, name=shlex.quote(session["name"]))
+        ui.empty_state("facilitator.no_consent", "facilitator.no_consent_hint", n=denied,
+                       name=shlex.quote(run.session["name"]))
     else:
         ui.empty_state("facilitator.no_faces")
 
 
-def _audit_summary() -> None:
-    services.audit(store, services.REPORT_DOWNLOAD, who.actor, {"session": session["name"], "run_id": run_id})
-
-
+RUN = _Run(store, session, session_id, run_id, live, tz, who.actor)
 if live:
     # Only the overview refreshes; the agenda editor below keeps what the user is typing.
-    st.fragment(run_every=timedelta(seconds=5))(lambda: ui.section(_overview))()
+    st.fragment(run_every=timedelta(seconds=5))(lambda: ui.section(lambda: _overview(RUN)))()
 else:
-    ui.section(_overview)
+    ui.section(lambda: _overview(RUN))
 
 # -- individual lanes: role and the run's compliance profile must both allow; audited ------------
 st.divider()

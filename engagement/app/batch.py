@@ -32,6 +32,7 @@ from engagement.core import schema
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError, EngagementError
 from engagement.core.registry import sha256_file
+from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
 from engagement.vision.meeting import options_for, recording_layout
@@ -373,6 +374,6 @@ def _outcome(ray, ref, rec: Recording, store: Store) -> Outcome:
     if rc != 0:
         return Outcome(rec, "failed", detail or f"exit code {rc}", wall, peak_mb)
     if rec.agenda:
-        session_id = store.session_id(rec.session, cohort=rec.cohort)
+        session_id = run_rows.session_id(store, rec.session, cohort=rec.cohort)
         replace_agenda(store, session_id, parse_agenda_csv(rec.agenda.read_bytes()))
     return Outcome(rec, "done", detail, wall, peak_mb)

@@ -19,16 +19,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import select
 
 from engagement import __version__
 from engagement.core import schema
 from engagement.core.errors import ConfigError, StoreError
 from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.core.registry import sha256_file
-from engagement.core.store import Store, utcnow
-from privacy.consent import SCOPES
-from privacy.pseudonym import ATTESTED_PREFIX
+from engagement.core.repositories import runs as run_rows
+from engagement.core.store import Store
+from engagement.core.time import utcnow
+from privacy.consent import track_consented
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `engagement analyze` never needs it
     import pandas as pd
@@ -43,6 +44,28 @@ _UNITS = {
     "gaze_yaw": "rad", "gaze_pitch": "rad", "eye_open_left": "ratio", "eye_open_right": "ratio",
     "face_size": "px", "blur": "laplacian variance", "brightness": "grey level 0-255",
 }  # fmt: skip
+
+
+# Fatigue (docs/attention.md, "Fatigue"): physical states under every profile, but `smile`.
+FATIGUE_SCHEMA = [
+    ("yawn", "int", "0/1",
+     "1 when a yawn was in progress this second (mouth held wide open for 1.5 s or more with the eyes "
+     "narrowing; flagged from 1.5 s into it); 0 when not; empty when absent"),
+    ("perclos", "float", "ratio 0-1",
+     "share of the last minute's frames with readable eyes in which the eyes were below the closed level "
+     "(40 % of the participant's own open-eye openness); empty with under 15 s of readable eyes"),
+    ("long_closures", "int", "count",
+     "eye closures of 0.5-3 s that ended this second (shorter is a blink, longer is eyes closed)"),
+    ("blink_rate", "float", "per minute",
+     "eye closures under 0.5 s in the last minute, per minute of face present; empty with under 15 s "
+     "of readable eyes"),
+    ("blink_ms", "float", "ms",
+     "mean duration of those blinks (first closed frame to first open frame: at 30 fps +-33 ms); empty "
+     "when none"),
+    ("smile", "int", "0/1",
+     "1 when the expression CNN's mean 'happy' and the mean mouthSmile blendshape of the second are both "
+     "0.5 or more; an expression, not a physical state: empty under eu-ai-act"),
+]  # fmt: skip
 
 
 def column_schema() -> list[dict[str, str]]:
@@ -81,6 +104,7 @@ def column_schema() -> list[dict[str, str]]:
         cols.append((f"bs_{name}", "float", "score 0-1",
                      f"mean over the second's face frames of MediaPipe Face Landmarker's '{name}' blendshape; "
                      f"{kind}; empty when absent or not measured"))  # fmt: skip
+    cols += FATIGUE_SCHEMA
     cols += [
         ("state", "string", "", "present | absent | unknown (absent/unknown are never low engagement)"),
         ("score", "float", "0-1", "engagement score from the temporal model; empty unless present"),
@@ -99,32 +123,12 @@ class ExportResult:
     excluded: int = 0  # participants left out for want of research consent
 
 
-def consented(scope: str, at: datetime):
-    """SQL condition on `tracks`: the track's participant has a consent for `scope` active at
-    `at`; an attested track (`a-...`), an attestation of its own run's session for `scope`."""
-    t, r, s = schema.tracks, schema.runs, schema.sessions
-    c = schema.consent_records.c
-    active = and_(c.scope == scope, c.granted_at <= at, or_(c.withdrawn_at.is_(None), c.withdrawn_at > at))
-    personal = exists().where(active, c.kind == "participant", c.participant == t.c.participant).correlate(t)
-    attested = (
-        exists()
-        .where(active, c.kind == "attestation", c.session_name == s.c.name, s.c.id == r.c.session_id, r.c.id == t.c.run_id)
-        .correlate(t)
-    )
-    is_attested = t.c.participant.startswith(ATTESTED_PREFIX)
-    return and_(t.c.participant.is_not(None), or_(and_(~is_attested, personal), and_(is_attested, attested)))
-
-
-def _any_active_consent(at: datetime):
-    """Like `consented`, for any scope: tells "facilitator feedback only" from "no consent left"."""
-    return or_(*(consented(scope, at) for scope in SCOPES))
-
-
 def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, int]:
     """How many of the run's participants a research export leaves out, by reason."""
     t = schema.tracks
     query = (
-        select(t.c.participant, consented(RESEARCH_SCOPE, at).label("research"), _any_active_consent(at).label("other"))
+        select(t.c.participant, track_consented(RESEARCH_SCOPE, at).label("research"),
+               track_consented(None, at).label("other"))
         .where(t.c.run_id == run_id)
         .distinct()
     )
@@ -145,7 +149,7 @@ def session_frame(store: Store, session: str, at: datetime | None = None) -> tup
     (consent active at `at`, default now), and that run's row."""
     import pandas as pd
 
-    run = store.latest_run(session)
+    run = run_rows.latest_run(store, session)
     at = at or utcnow()
     w, t, e = schema.window_features, schema.tracks, schema.engagement_estimates
     window_cols = [c for c in w.c if c.name not in ("run_id", "track_id", "created_at")]
@@ -161,7 +165,7 @@ def session_frame(store: Store, session: str, at: datetime | None = None) -> tup
         )
         .join(t, t.c.id == w.c.track_id)
         .outerjoin(e, (e.c.track_id == w.c.track_id) & (e.c.second == w.c.second))
-        .where(w.c.run_id == run["id"], consented(RESEARCH_SCOPE, at))
+        .where(w.c.run_id == run["id"], track_consented(RESEARCH_SCOPE, at))
         .order_by(t.c.id, w.c.second)
     )
     with store.transaction() as conn:
@@ -193,6 +197,21 @@ def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _write_table(frame: pd.DataFrame, fmt: str, data_path: Path) -> None:
+    """Write to a temporary name and rename, so an interrupted export never leaves a file that
+    looks complete."""
+    tmp = data_path.with_suffix(data_path.suffix + ".part")
+    try:
+        if fmt == "csv":
+            _csv_safe(frame).to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(data_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {data_path}: {exc.strerror}") from None
+
+
 def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> ExportResult:
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -205,18 +224,7 @@ def export_session(store: Store, session: str, fmt: str, out_dir: Path) -> Expor
         raise StoreError(f"cannot create the export directory {out_dir}: {exc.strerror}") from None
     stem = safe_stem(session)
     data_path = out_dir / f"{stem}.{fmt}"
-    tmp = data_path.with_suffix(data_path.suffix + ".part")
-    try:
-        # Write to a temporary name and rename, so an interrupted export never leaves a file
-        # that looks complete.
-        if fmt == "csv":
-            _csv_safe(frame).to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        tmp.replace(data_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {data_path}: {exc.strerror}") from None
+    _write_table(frame, fmt, data_path)
     schema_path = out_dir / f"{stem}.schema.json"
     schema_path.write_text(json.dumps({"columns": column_schema()}, indent=2))
     manifest = {

@@ -22,7 +22,10 @@ from engagement.core.config import AnalysisOptions, settings_hash
 from engagement.core.errors import EngagementError, StoreError
 from engagement.core.interrupts import Terminated, deferred
 from engagement.core.records import RunningMode, RunSummary
-from engagement.core.store import RunGone, Store, check_session_name, utcnow
+from engagement.core.repositories import runs as run_rows
+from engagement.core.repositories.runs import RunGone, check_session_name
+from engagement.core.store import Store
+from engagement.core.time import utcnow
 from engagement.temporal.run_config import run_settings
 from engagement.temporal.stage import TemporalStage
 from engagement.temporal.windows import WindowAggregator
@@ -162,11 +165,12 @@ class AnalysisPipeline:
             at=utcnow(),
             roster=self.consent.roster,
             device_participant=self.consent.device_participant,
-            cohort=None if self.store.session_exists(session) else cohort,
+            cohort=None if run_rows.session_exists(self.store, session) else cohort,
         )
-        session_id = self.store.session_id(session, cohort=cohort)
+        session_id = run_rows.session_id(self.store, session, cohort=cohort)
         settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
-        run_id = self.store.begin_run(
+        run_id = run_rows.begin_run(
+            self.store,
             session_id,
             mode=mode.value,
             source=source.name,
@@ -279,8 +283,8 @@ class AnalysisPipeline:
     def _complete(self, audit, actor: str, outcome: dict, *, frames_read: int, frames_analysed: int) -> None:
         """The run ends `complete` and is audited in one transaction: no outcome goes unrecorded."""
         with self.store.transaction() as conn:
-            self.store.finish_run(
-                outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
+            run_rows.finish_run(
+                self.store, outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
                 seconds=outcome["seconds"], conn=conn,
             )  # fmt: skip
             audit.record(AuditAction.ANALYSIS_RUN, actor, outcome, conn=conn)
@@ -290,7 +294,7 @@ class AnalysisPipeline:
         """A run that stops short keeps no rows (live runs too): mark it, empty it, audit it."""
         try:
             with self.store.transaction() as conn:
-                if not self.store.abandon_run(run_id, status=status, error=message, conn=conn):
+                if not run_rows.abandon_run(self.store, run_id, status=status, error=message, conn=conn):
                     return  # already complete, or reaped by another process
                 audit.record(
                     AuditAction.ANALYSIS_RUN,

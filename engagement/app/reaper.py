@@ -3,7 +3,7 @@
 A run killed with SIGKILL, or whose last write failed (a locked or full database), cannot mark
 itself. Every command that opens the store for writing calls `reap_dead_runs` first: a
 `running` run whose writer process has ended on this host, or whose heartbeat is older than
-`engagement.core.store.STALE_AFTER_S` (a writer on another host), is marked `interrupted`, its
+`engagement.core.repositories.runs.STALE_AFTER_S` (a writer on another host), is marked `interrupted`, its
 per-second rows (windows, estimates, tracks, class timeline, alerts) are deleted, and an audit
 entry records it, all in one transaction. Two commands reaping at once cannot both act on a run:
 only a run still `running` is changed.
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sys
 
-from engagement.core.store import DeadRun, Store
+from engagement.core.repositories import runs as run_rows
+from engagement.core.repositories.runs import DeadRun
+from engagement.core.store import Store
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 
 
@@ -21,10 +23,10 @@ def reap_dead_runs(store: Store, *, actor: str | None = None) -> list[DeadRun]:
     """Reap every dead run; returns the runs reaped by this call."""
     audit = AuditLog(store)
     reaped = []
-    for run in store.dead_runs():
+    for run in run_rows.dead_runs(store):
         with store.transaction() as conn:
             error = f"interrupted: the process writing this run is gone ({run.reason})"
-            if not store.abandon_run(run.id, status="interrupted", error=error, conn=conn):
+            if not run_rows.abandon_run(store, run.id, status="interrupted", error=error, conn=conn):
                 continue  # finished or reaped by another process meanwhile
             audit.record(
                 AuditAction.ANALYSIS_RUN,

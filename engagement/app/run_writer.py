@@ -9,7 +9,9 @@ from __future__ import annotations
 from engagement.app.periodic import Periodic
 from engagement.core.errors import StoreError
 from engagement.core.records import WindowFeatures
-from engagement.core.store import HEARTBEAT_EVERY_S, RunGone, Store
+from engagement.core.repositories import runs as run_rows
+from engagement.core.repositories.runs import HEARTBEAT_EVERY_S, RunGone
+from engagement.core.store import Store
 
 
 class Heartbeat(Periodic):
@@ -28,7 +30,7 @@ class Heartbeat(Periodic):
 
     def tick(self) -> bool:
         try:
-            self.gone = not self.store.touch_run(self.run_id)
+            self.gone = not run_rows.touch_run(self.store, self.run_id)
         except StoreError:
             pass  # a busy database: the next beat tries again
         return not self.gone
@@ -82,7 +84,7 @@ class RunWriter:
     def flush(self, frames_read: int, frames_analysed: int, alerts: list | None = None) -> None:
         with self.store.transaction() as conn:
             # First: a run reaped by another process (RunGone) gets nothing more written.
-            self.store.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
+            run_rows.heartbeat(conn, self.run_id, frames_read, frames_analysed, self.seconds)
             # Participants who withdrew while the run was going: their rows of this run are
             # deleted here, and nothing more of theirs is written.
             gone = self.gate.sweep(conn, self.run_id, t_ms=self.last_ms)
@@ -92,11 +94,11 @@ class RunWriter:
                     self._new_tracks.pop(track_id, None)
             # New track ids are kept aside until the commit, so a failed flush can be retried.
             added = {
-                track_id: self.store.add_track(conn, self.run_id, f"T{track_id}", participant, second)
+                track_id: run_rows.add_track(conn, self.run_id, f"T{track_id}", participant, second)
                 for track_id, (participant, second) in sorted(self._new_tracks.items())
             }
             track_ids = {**self.track_ids, **added}
-            self.store.write_windows(
+            run_rows.write_windows(
                 conn, self.run_id, [(track_ids[w.track_id], w) for w in self._windows if w.track_id in track_ids]
             )
             estimates, points = [], []
@@ -107,10 +109,10 @@ class RunWriter:
                     if est.track_id in track_ids
                 ]
                 points.append(out.class_point.to_dict())
-            self.store.write_outputs(conn, self.run_id, estimates, points, [a.to_dict() for a in alerts or ()])
+            run_rows.write_outputs(conn, self.run_id, estimates, points, [a.to_dict() for a in alerts or ()])
             for track_id, (first_ms, last_ms) in self._seen_ms.items():
                 if track_id in track_ids:
-                    self.store.set_track_span(conn, track_ids[track_id], first_ms, last_ms)
+                    run_rows.set_track_span(conn, track_ids[track_id], first_ms, last_ms)
         self.track_ids = track_ids
         self._new_tracks.clear()
         self._windows.clear()

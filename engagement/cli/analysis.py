@@ -17,7 +17,8 @@ from engagement.cli.common import (
 from engagement.core.config import AnalysisOptions, data_dir, parse_sample_fps
 from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
-from engagement.core.store import check_session_name
+from engagement.core.repositories import runs as run_rows
+from engagement.core.repositories.runs import check_session_name
 from engagement.vision.layout import parse_layout
 from engagement.vision.meeting import layout_at_start, options_for
 from engagement.vision.sources import VideoFileSource, name_digest, open_source
@@ -167,9 +168,9 @@ def format_summary(summary) -> str:
 
 def sessions_list(db: Db = None) -> int:
     store = open_store(db, create=False, read_only=True)  # reads only: works on a read-only directory
-    for run in store.dead_runs():
+    for run in run_rows.dead_runs(store):
         warn("cli.sessions.dead_run", run=run.id, session=repr(run.session), reason=run.reason)
-    sessions = store.list_sessions()
+    sessions = run_rows.list_sessions(store)
     if not sessions:
         print(say("cli.sessions.none"))
         return 0

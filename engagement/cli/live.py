@@ -16,7 +16,7 @@ from engagement.cli.common import (
 )
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import ConfigError
-from engagement.core.store import check_session_name
+from engagement.core.repositories.runs import check_session_name
 from engagement.vision.gallery import GalleryLayout, parse_grid
 
 

@@ -134,6 +134,16 @@ class FrameFeatures:
     # BLENDSHAPE_NAMES order; None for the whole face when the landmarker gave none, None for
     # one score the profile does not allow (expression blendshapes under `eu-ai-act`).
     blendshapes: tuple[float | None, ...] | None = None
+    # On an `eyes_closed` frame: when the closure began. Its first frames kept the verdict from
+    # before them (they could still have been a blink); now that it is a closure, the window
+    # counts them closed too.
+    closed_since_ms: float | None = None
+    # Fatigue (docs/attention.md): whether the eyes were below the closed level at this frame
+    # (None: not read), how long a closure this frame ended lasted (ms; blinks included), and
+    # whether a yawn was in progress (confirmed 1.5 s into it).
+    eyes_shut: bool | None = None
+    ended_closure_ms: float | None = None
+    yawn: bool = False
 
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
@@ -141,6 +151,8 @@ class FrameFeatures:
         _check_blendshapes(self.blendshapes)
         if self.attention is not None and self.attention not in FRAME_ATTENTION_STATES:
             raise ValueError(f"a frame's attention must be one of {FRAME_ATTENTION_STATES}, got {self.attention!r}")
+        if self.closed_since_ms is not None and (self.attention != "eyes_closed" or self.closed_since_ms > self.t_ms):
+            raise ValueError("closed_since_ms belongs to an eyes_closed frame and cannot be later than it")
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         out: dict[str, float | int | bool | None] = {"t_ms": self.t_ms, "track_id": self.track_id}
@@ -179,6 +191,17 @@ class WindowFeatures:
     eyes_closed_ratio: float | None = None
     attention: str = None  # type: ignore[assignment]  # None: `absent` without a face, else `unknown`
     blendshapes: tuple[float | None, ...] | None = None  # per-second means, BLENDSHAPE_NAMES order
+    # Fatigue, physical states (docs/attention.md; None where not measured): a yawn in progress
+    # this second (0/1), the share of the last minute's read frames with the eyes below the
+    # closed level (PERCLOS), closures of 0.5-3 s that ended this second, blinks per minute and
+    # mean blink duration (ms) over the last minute. `smile` (0/1) is an expression: None
+    # wherever the profile forbids expressions.
+    yawn: int | None = None
+    perclos: float | None = None
+    long_closures: int = 0
+    blink_rate: float | None = None
+    blink_ms: float | None = None
+    smile: int | None = None
 
     def __post_init__(self) -> None:
         _check_blendshapes(self.blendshapes)
@@ -188,7 +211,7 @@ class WindowFeatures:
             raise ValueError(f"attention must be one of {ATTENTION_STATES}, got {self.attention!r}")
         if self.n_face == 0 and self.attention not in ("absent", "unknown"):
             raise ValueError(f"a window without a face cannot be {self.attention!r}")
-        for name in ("on_screen_ratio", "eyes_closed_ratio"):
+        for name in ("on_screen_ratio", "eyes_closed_ratio", "perclos"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {value}")
@@ -218,7 +241,12 @@ class WindowFeatures:
         out["eyes_closed_ratio"] = self.eyes_closed_ratio
         out["attention"] = self.attention
         out.update(blendshape_columns(self.blendshapes))
+        out.update({name: getattr(self, name) for name in FATIGUE_COLUMNS})
         return out
+
+
+# WindowFeatures' fatigue fields, as stored and exported.
+FATIGUE_COLUMNS: tuple[str, ...] = ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile")
 
 
 @dataclass

@@ -23,26 +23,6 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAl
 
 from engagement.core import migrations, schema
 from engagement.core.errors import StoreError
-from engagement.core.repositories.runs import (
-    HEARTBEAT_EVERY_S,
-    SESSION_NAME_MAX,
-    STALE_AFTER_S,
-    DeadRun,
-    RunGone,
-    RunRepository,
-    SessionInfo,
-    check_session_name,
-    host_tag,
-    pid_alive,
-)
-from engagement.core.time import as_utc, utcnow
-
-# Callers import these from the store, where they were before the repositories split.
-__all__ = [
-    "HEARTBEAT_EVERY_S", "SESSION_NAME_MAX", "STALE_AFTER_S", "UPGRADE_LOCK", "WRITE_TURN_LOCK", "DeadRun", "RunGone",
-    "SessionInfo", "Store", "as_utc", "check_session_name", "describe_db_error", "host_tag", "pid_alive", "safe_url",
-    "sqlite_path", "take_write_turn", "utcnow",
-]
 
 # pg_advisory_xact_lock keys: the schema upgrade, and `take_write_turn`.
 UPGRADE_LOCK = 7403001
@@ -91,9 +71,9 @@ def safe_url(url: str) -> str:
     return url
 
 
-class Store(RunRepository):
-    """Access to the results database. Open with `Store.open(url)`; its writes of sessions and
-    runs come from `RunRepository`, the other aggregates' from `engagement.core.repositories`."""
+class Store:
+    """Access to the results database: open with `Store.open(url)`, then read and write in its
+    transactions through `engagement.core.repositories` (functions, one module per aggregate)."""
 
     def __init__(self, engine: Engine, url: str, *, read_only: bool = False):
         self.engine = engine

@@ -9,7 +9,8 @@ Attention per window (docs/attention.md): `absent` when the face was never found
 ratios) when fewer than half of the face frames could be judged (face measurable, screen
 direction known); otherwise the shares of the judged frames on screen and with eyes closed, and
 the most frequent judged verdict as the state (ties go to the earlier of on_screen,
-looking_away, eyes_closed).
+looking_away, eyes_closed). A closure counts from its first frame once it is confirmed within the
+open window (`FrameFeatures.closed_since_ms`): its first 0.4 s waited as a possible blink.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+from engagement.temporal.fatigue import FatigueHistory, SecondCounts, smile
 
 
 @dataclass
@@ -29,8 +31,10 @@ class _Accumulator:
     values: list[tuple[float, ...]] = field(default_factory=list)
     expressions: list[tuple[float, ...]] = field(default_factory=list)
     blinks: int = 0
-    attention: Counter = field(default_factory=Counter)  # frame verdict -> frames
+    verdicts: list[tuple[float, str]] = field(default_factory=list)  # (t_ms, attention) per face frame
     blendshapes: list[tuple[float | None, ...]] = field(default_factory=list)
+    eyes: SecondCounts = field(default_factory=SecondCounts)
+    yawn: bool = False
 
 
 class WindowAggregator:
@@ -49,6 +53,7 @@ class WindowAggregator:
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
         self._unmeasurable: set[int] = set()  # tracks whose faceless frames this window say nothing
+        self._fatigue: dict[int, FatigueHistory] = {}  # track id -> its last minute of eye counts
 
     def add(
         self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = (), unmeasurable: Sequence[int] = ()
@@ -71,15 +76,19 @@ class WindowAggregator:
             acc.blinks += int(f.blink)
             if f.expression is not None:
                 acc.expressions.append(f.expression)
-            acc.attention[f.attention or "unknown"] += 1
+            if f.closed_since_ms is not None:
+                _count_closed_since(acc.verdicts, f.closed_since_ms)
+            acc.verdicts.append((f.t_ms, f.attention or "unknown"))
             if f.blendshapes is not None:
                 acc.blendshapes.append(f.blendshapes)
+            _count_eyes(acc, f)
         return done
 
     def forget(self, track_id: int) -> None:
         """Stop emitting windows for a track (e.g. consent withdrawn)."""
         self._known.pop(track_id, None)
         self._acc.pop(track_id, None)
+        self._fatigue.pop(track_id, None)
 
     def flush(self) -> list[WindowFeatures]:
         if self._current is None or self._frames == 0:
@@ -92,6 +101,11 @@ class WindowAggregator:
         out = []
         for track_id in sorted(self._known):
             acc = self._acc.get(track_id, _Accumulator())
+            history = self._fatigue.setdefault(track_id, FatigueHistory(self.window_ms))
+            acc.eyes.present = bool(acc.values)
+            fatigue = history.add(acc.eyes)
+            if acc.values:
+                fatigue.update(yawn=int(acc.yawn), long_closures=acc.eyes.long_closures)
             out.append(
                 summarise(
                     track_id,
@@ -100,15 +114,37 @@ class WindowAggregator:
                     acc.values,
                     acc.blinks,
                     acc.expressions,
-                    acc.attention,
+                    Counter(v for _, v in acc.verdicts),
                     blendshapes=acc.blendshapes,
                     unmeasurable=track_id in self._unmeasurable,
+                    fatigue=fatigue,
                 )
             )
         self._acc = {}
         self._unmeasurable = set()
         self._frames = 0
         return out
+
+
+def _count_eyes(acc: _Accumulator, f: FrameFeatures) -> None:
+    """Add one face frame's eye reading and yawn verdict to its window (temporal/fatigue.py)."""
+    if f.eyes_shut is not None:
+        acc.eyes.read += 1
+        acc.eyes.shut += int(f.eyes_shut)
+    if f.ended_closure_ms is not None:
+        acc.eyes.add_closure(f.ended_closure_ms)
+    acc.yawn = acc.yawn or f.yawn
+
+
+def _count_closed_since(verdicts: list[tuple[float, str]], since_ms: float) -> None:
+    """Relabel this window's frames from `since_ms` on as eyes_closed: a closure just confirmed
+    began there, and its first frames kept the verdict from before it while they could still have
+    been a blink. Frames of an earlier, already emitted window keep their verdict (causal)."""
+    for i in range(len(verdicts) - 1, -1, -1):
+        t, verdict = verdicts[i]
+        if t < since_ms or verdict == "eyes_closed":
+            break  # earlier frames precede the closure, or were relabelled already
+        verdicts[i] = (t, "eyes_closed")
 
 
 def _finite_stats(column: np.ndarray) -> tuple[float | None, float | None]:
@@ -129,6 +165,7 @@ def summarise(
     *,
     blendshapes: list[tuple[float | None, ...]] | None = None,
     unmeasurable: bool = False,
+    fatigue: dict[str, float | int | None] | None = None,
 ) -> WindowFeatures:
     """Mean and (population) std per feature over one window; None where nothing was measured.
 
@@ -136,11 +173,16 @@ def summarise(
     `blendshapes`: the face frames' scores; their per-second mean per blendshape, None for one
     no frame measured (the profile withheld it, or the landmarker gave none). `unmeasurable`:
     a second without a face is `unknown`, not `absent` (the face was too small to be seen).
+    `fatigue`: the window's fatigue fields (temporal/fatigue.py) but `smile`, made here.
     """
+    fatigue = fatigue or {}
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
         state = "unknown" if unmeasurable else "absent"
-        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None, attention=state)
+        return WindowFeatures(
+            track_id, second, n_frames, 0, 0, empty, empty, None, attention=state,
+            perclos=fatigue.get("perclos"), blink_rate=fatigue.get("blink_rate"), blink_ms=fatigue.get("blink_ms"),
+        )  # fmt: skip
     matrix = np.asarray(values, dtype=np.float64)
     stats = [_finite_stats(matrix[:, j]) for j in range(matrix.shape[1])]
     expression = None
@@ -148,6 +190,7 @@ def summarise(
         mean = np.asarray(expressions, dtype=np.float64).mean(axis=0)
         expression = tuple(float(p) for p in mean)
         assert len(expression) == len(EXPRESSION_LABELS)
+    means = blendshape_means(blendshapes or [])
     return WindowFeatures(
         track_id=track_id,
         second=second,
@@ -158,7 +201,9 @@ def summarise(
         std=tuple(s for _, s in stats),
         expression=expression,
         **attention_summary(attention or Counter({"unknown": len(values)})),
-        blendshapes=blendshape_means(blendshapes or []),
+        blendshapes=means,
+        smile=smile(expression, means),
+        **{"yawn": 0, "long_closures": 0, **fatigue},
     )
 
 

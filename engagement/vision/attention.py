@@ -40,7 +40,7 @@ class FaceSignals:
 
 
 def measurable(s: FaceSignals, options: AttentionOptions) -> bool:
-    """Whether the face can be judged at all: big, sharp and bright enough, geometry solved."""
+    """Whether the gaze can be judged: big, sharp and bright enough, geometry solved."""
     numbers = (s.gaze_yaw, s.gaze_pitch, s.ear, s.face_size, s.sharpness, s.brightness)
     if not all(math.isfinite(v) for v in numbers):
         return False  # pose or eye geometry failed (e.g. a heavily occluded face)
@@ -49,6 +49,18 @@ def measurable(s: FaceSignals, options: AttentionOptions) -> bool:
         and s.sharpness >= options.min_sharpness
         and s.brightness >= options.min_brightness
     )
+
+
+def eyes_readable(s: FaceSignals, options: AttentionOptions) -> bool:
+    """Whether eye openness can be read: the face big enough and the lids found.
+
+    Sharpness and brightness gate the gaze only: eye openness kept a correlation of at least 0.94
+    with the original on faces blurred and darkened past those limits (docs/attention.md), and
+    closing the eyes itself lowers the face's sharpness (the open eyes are its sharpest detail:
+    0.55-0.65 of the open-eye figure on WolfgangLanger), so a gate on sharpness would drop
+    exactly the closed frames of a soft webcam image.
+    """
+    return math.isfinite(s.ear) and math.isfinite(s.face_size) and s.face_size >= options.min_face_px
 
 
 class AttentionTracker:
@@ -71,8 +83,13 @@ class AttentionTracker:
         self.open_level: float | None = None
         self.moves = 0  # times the screen direction was learned again after a move
         self.last_t = -math.inf
-        self._closed_since: float | None = None
+        self._closed_since: float | None = None  # first frame of the current closure
         self._verdict = "unknown"  # last eyes-open verdict, held through blinks
+        # The frame's reading of the eyes for the fatigue signals (vision/stage.py): whether they
+        # were below the closed level (None: not read), and how long a closure that the frame
+        # ended lasted (blinks and long closures alike; None when none ended).
+        self.shut: bool | None = None
+        self.ended_closure_ms: float | None = None
 
     def update(self, t_ms: float, s: FaceSignals) -> str:
         """The frame's verdict, one of records.FRAME_ATTENTION_STATES (a frame without the face
@@ -80,11 +97,10 @@ class AttentionTracker:
         if t_ms <= self.last_t:
             raise ValueError(f"attention frames must be in time order: {t_ms} ms after {self.last_t} ms")
         self.last_t = t_ms
+        self.shut = self.ended_closure_ms = None
         o = self.options
-        if not measurable(s, o):
-            self._closed_since = None
-            return "unknown"
-        if t_ms - self._last_sample >= o.sample_ms:
+        gaze_ok = measurable(s, o)
+        if gaze_ok and t_ms - self._last_sample >= o.sample_ms:
             self._last_sample = t_ms
             self._add(t_ms, s)
             # Refit once a second (every sample while still learning): a median over minutes
@@ -94,16 +110,48 @@ class AttentionTracker:
                 self._fit(t_ms)
         if self.direction is None or self.open_level is None:
             return "unknown"  # still learning this participant (docs/attention.md: warm-up)
-        if s.ear < o.closed_fraction * self.open_level:
-            if self._closed_since is None:
-                self._closed_since = t_ms
-            if t_ms - self._closed_since >= o.min_closed_ms:
-                return "eyes_closed"
+        closure = self._closure(t_ms, s)
+        if closure == "eyes_closed":
+            return closure
+        if not gaze_ok:
+            return "unknown"
+        if closure == "closing":
             return self._verdict  # a blink so far: the gaze before it still stands
-        self._closed_since = None
         inside = self._inside(np.float64(s.gaze_yaw), np.float64(s.gaze_pitch))
         self._verdict = "on_screen" if inside else "looking_away"
         return self._verdict
+
+    def _closure(self, t_ms: float, s: FaceSignals) -> str:
+        """Where this frame stands in a closure: `eyes_closed` once the eyes have been closed for
+        `min_closed_ms`, `closing` before that, `open`, or `unread` when the frame cannot tell.
+
+        Only a frame with the eyes seen open ends a closure. A frame whose openness cannot be read
+        leaves it running, and so does one too soft or dark for the gaze: before, such a frame
+        restarted the clock, and a closure whose frames were now and then unmeasurable never
+        lasted `min_closed_ms` and kept the verdict from before it (closed eyes stored as
+        on_screen). Nor does time alone: at a low sample rate (`--sample-fps 2`) closed frames
+        lie 500 ms apart and are still one closure.
+        """
+        o = self.options
+        assert self.open_level is not None
+        if not eyes_readable(s, o):
+            return "unread"
+        if s.ear >= o.closed_fraction * self.open_level:
+            if self._closed_since is not None:
+                self.ended_closure_ms = t_ms - self._closed_since
+            self._closed_since = None
+            self.shut = False
+            return "open"
+        self.shut = True
+        if self._closed_since is None:
+            self._closed_since = t_ms
+        return "eyes_closed" if t_ms - self._closed_since >= o.min_closed_ms else "closing"
+
+    @property
+    def closed_since(self) -> float | None:
+        """When the current closure began (None with the eyes open): after an `eyes_closed`
+        verdict, the frames since then were closed too, though each kept the verdict from before."""
+        return self._closed_since
 
     def _add(self, t_ms: float, s: FaceSignals) -> None:
         if self._end == len(self._buffer):

@@ -106,6 +106,43 @@ def evaluate_images(
     model = ExpressionModel.load(name, models_dir, threads=threads)
     index = {lab.lower(): i for i, lab in enumerate(model.labels)}
     problems: dict[str, list[str]] = {"missing": [], "unreadable": [], "unknown_label": [], "no_face": []}
+    truth, missed_truth, crops, several_faces = _face_crops(labels_csv, rows, index, problems)
+    scored = len(truth) + len(missed_truth)
+    if scored == 0:
+        raise EngagementError(
+            f"none of the {len(rows)} rows of {labels_csv} could be scored (missing files "
+            f"{len(problems['missing'])}, unreadable {len(problems['unreadable'])}, "
+            f"unknown labels {len(problems['unknown_label'])})"
+        )
+    k = len(model.labels)
+    pred = model.predict(np.stack(crops)).argmax(1) if crops else np.zeros(0, np.int64)
+    y_all = np.array(truth + missed_truth, dtype=np.int64)
+    p_all = np.concatenate([pred, np.full(len(missed_truth), k)]).astype(np.int64)
+    cm = confusion(y_all, p_all, k, columns=k + 1)
+    correct = int(np.trace(cm[:, :k]))
+    return {
+        "model": name,
+        "version": model.version,
+        "sha256": model.sha256,
+        "labels_csv": str(labels_csv),
+        "labels": list(model.labels),
+        "rows": len(rows),
+        "problems": problems,
+        "scored": scored,
+        "detected": len(truth),
+        "several_faces": several_faces,
+        "accuracy": correct / scored,
+        "accuracy_detected": correct / len(truth) if truth else float("nan"),
+        **class_scores(cm, model.labels),
+        "confusion": cm.tolist(),
+    }
+
+
+def _face_crops(labels_csv: Path, rows: list[tuple[str, str]], index: dict[str, int],
+                problems: dict[str, list[str]]) -> tuple[list[int], list[int], list[np.ndarray], int]:
+    """(labels of the faces found, labels of the images with no face found, the found faces'
+    crops, how many images showed several faces); every row that cannot be scored goes into
+    `problems` under its reason."""
     several_faces = 0
     truth, missed_truth, crops = [], [], []
     landmarker = None  # started at the first readable image: MediaPipe's start-up chatter on
@@ -143,35 +180,7 @@ def evaluate_images(
     finally:
         if landmarker is not None:
             landmarker.close()
-    scored = len(truth) + len(missed_truth)
-    if scored == 0:
-        raise EngagementError(
-            f"none of the {len(rows)} rows of {labels_csv} could be scored (missing files "
-            f"{len(problems['missing'])}, unreadable {len(problems['unreadable'])}, "
-            f"unknown labels {len(problems['unknown_label'])})"
-        )
-    k = len(model.labels)
-    pred = model.predict(np.stack(crops)).argmax(1) if crops else np.zeros(0, np.int64)
-    y_all = np.array(truth + missed_truth, dtype=np.int64)
-    p_all = np.concatenate([pred, np.full(len(missed_truth), k)]).astype(np.int64)
-    cm = confusion(y_all, p_all, k, columns=k + 1)
-    correct = int(np.trace(cm[:, :k]))
-    return {
-        "model": name,
-        "version": model.version,
-        "sha256": model.sha256,
-        "labels_csv": str(labels_csv),
-        "labels": list(model.labels),
-        "rows": len(rows),
-        "problems": problems,
-        "scored": scored,
-        "detected": len(truth),
-        "several_faces": several_faces,
-        "accuracy": correct / scored,
-        "accuracy_detected": correct / len(truth) if truth else float("nan"),
-        **class_scores(cm, model.labels),
-        "confusion": cm.tolist(),
-    }
+    return truth, missed_truth, crops, several_faces
 
 
 def format_images_report(result: dict) -> str:

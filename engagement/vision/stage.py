@@ -18,6 +18,7 @@ from engagement.core.config import AnalysisOptions
 from engagement.core.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
 from engagement.vision.attention import AttentionTracker, FaceSignals
 from engagement.vision.expression import ExpressionModel, align_face
+from engagement.vision.fatigue import YawnDetector, mouth_ratio
 from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head
 from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, bundle_sha256, load_bundle
@@ -46,6 +47,10 @@ _KEPT_BLENDSHAPES = {
 }
 
 
+_JAW_OPEN = BLENDSHAPE_NAMES.index("jawOpen")
+_SMILE = (BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight"))
+
+
 class VisionStage:
     def __init__(
         self,
@@ -62,6 +67,7 @@ class VisionStage:
         self.expression_model = expression_model
         self._blinks: dict[int, BlinkDetector] = {}
         self._attention: dict[int, AttentionTracker] = {}
+        self._yawns: dict[int, YawnDetector] = {}
         self._expression_at: dict[int, float] = {}  # track -> when the CNN last ran on it (ms)
         self._last_ms = -math.inf
 
@@ -150,7 +156,8 @@ class VisionStage:
             ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
             blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
             gaze_yaw, gaze_pitch = yaw + eyes["eye_yaw"], pitch + eyes["eye_pitch"]
-            attention = self._tracker(face.track_id).update(
+            tracker = self._tracker(face.track_id)
+            attention = tracker.update(
                 frame.t_ms, FaceSignals(gaze_yaw, gaze_pitch, ear, eyes["iod"], blur, brightness, tuple(pivot))
             )
             values = (
@@ -177,10 +184,27 @@ class VisionStage:
                     expression=expression,
                     attention=attention,
                     blendshapes=self._allowed_blendshapes(face.blendshapes),
+                    closed_since_ms=tracker.closed_since if attention == "eyes_closed" else None,
+                    eyes_shut=tracker.shut,
+                    ended_closure_ms=tracker.ended_closure_ms,
+                    yawn=self._yawn(frame.t_ms, face, ear, tracker),
                 )
             )
         self._forget_stale(frame.t_ms)
         return out
+
+    def _yawn(self, t_ms: float, face: FaceObservation, ear: float, tracker: AttentionTracker) -> bool:
+        """Whether a yawn is in progress (vision/fatigue.py). It reads the jaw and smile
+        blendshapes under every profile, as geometry: only the yes/no leaves this package."""
+        scores = face.blendshapes
+        jaw = smile = None
+        if scores is not None:
+            jaw = float(scores[_JAW_OPEN])
+            smile = float((scores[_SMILE[0]] + scores[_SMILE[1]]) / 2.0)
+        level = tracker.open_level
+        eye_ratio = ear / level if level and tracker.shut is not None else None
+        detector = self._yawns.setdefault(face.track_id, YawnDetector())
+        return detector.update(t_ms, mouth_ratio(face.landmarks), jaw, smile, eye_ratio)
 
     def _allowed_blendshapes(self, scores: np.ndarray | None) -> tuple[float | None, ...] | None:
         """The face's blendshape scores, less the expression ones where the profile forbids
@@ -214,6 +238,7 @@ class VisionStage:
         for track_id in [k for k, v in self._attention.items() if v.last_t < horizon]:
             del self._attention[track_id]
             self._blinks.pop(track_id, None)
+            self._yawns.pop(track_id, None)
             self._expression_at.pop(track_id, None)
 
     def close(self) -> None:

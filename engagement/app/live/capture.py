@@ -184,12 +184,16 @@ class LiveCapture:
             elif self.status != "capturing" and not self.status.endswith("reconnected"):
                 self._set_status("capturing")
             size = (image.shape[1], image.shape[0])
-            t_ms = self.clock.now_ms()
-            with self._cond:
-                self.captured += 1
-                self._latest = (self.captured, t_ms, image)
-                self._cond.notify_all()
+            self._publish(image)
         self._close_quietly()
+
+    def _publish(self, image) -> None:
+        """Make `image` the newest frame, stamped now, and wake the reader."""
+        t_ms = self.clock.now_ms()
+        with self._cond:
+            self.captured += 1
+            self._latest = (self.captured, t_ms, image)
+            self._cond.notify_all()
 
     def _retry_wait(self, exc: BaseException, failures: int, outage_since: float | None) -> bool:
         """Report the outage and wait before the next attempt; True when it is time to give up."""

@@ -95,16 +95,7 @@ def run_live(
     """Run a live session until the source ends or Ctrl-C; per-second rows land as they are made."""
     analysis = analysis or AnalysisOptions(expression=False)
     status = StatusLine(source, stream)
-    retries = [0]
-    last_trouble = [0.0]
-
-    def store_trouble(exc: StoreError) -> None:
-        retries[0] += 1
-        last_trouble[0] = time.monotonic()
-        status.store_note = translate("cli.live.store_busy", cli_lang(), error=exc)
-        if options.status:
-            status.note(status.text(0))
-
+    trouble = _StoreTrouble(status, options.status)
     vision_factory = None
     if isinstance(layout, LayoutSpec):  # `--layout`: found from the frames, as `analyze` does
         vision_factory = meeting_vision(layout)
@@ -114,21 +105,9 @@ def run_live(
 
     pipeline = AnalysisPipeline(
         store, analysis, profile=profile, consent=consent or ConsentOptions(), models_dir=models_dir,
-        vision_factory=vision_factory, on_store_error=store_trouble,
+        vision_factory=vision_factory, on_store_error=trouble,
     )
-    last_second = [-1]
-
-    def hook(progress) -> None:
-        if status.store_note and time.monotonic() - last_trouble[0] > 2.0:
-            status.store_note = ""  # a flush went through since: the buffered seconds made it
-        second = int(progress.t_ms // 1000)
-        if second != last_second[0]:
-            last_second[0] = second
-            if on_second:
-                on_second(second)
-        if options.status:
-            status(progress)
-
+    hook = _second_hook(status, trouble, options.status, on_second)
     if options.measure_latency and not source.options.measure_latency:
         source.options = replace(source.options, measure_latency=True)  # record capture times
     poller = StorePoller(store, session) if options.measure_latency else None
@@ -152,10 +131,46 @@ def run_live(
         dropped=source.dropped,
         rejected=source.rejected,
         reconnects=source.reconnects,
-        store_retries=retries[0],
+        store_retries=trouble.retries,
         problems=list(source.problems),
         latencies_s=poller.latencies(source.started_at, source.frame_times_ms) if poller else [],
     )
+
+
+class _StoreTrouble:
+    """The pipeline's `on_store_error`: counts the store errors a live run rode out (a locked
+    database keeps the second buffered) and shows the latest on the status line."""
+
+    def __init__(self, status: StatusLine, show: bool):
+        self.status, self.show = status, show
+        self.retries, self.last = 0, 0.0
+
+    def __call__(self, exc: StoreError) -> None:
+        self.retries += 1
+        self.last = time.monotonic()
+        self.status.store_note = translate("cli.live.store_busy", cli_lang(), error=exc)
+        if self.show:
+            self.status.note(self.status.text(0))
+
+
+def _second_hook(status: StatusLine, trouble: _StoreTrouble, show: bool,
+                 on_second: Callable[[int], None] | None) -> Callable:
+    """The pipeline's progress hook: clears a store note once flushes go through again, calls
+    `on_second` once per new second, updates the status line."""
+    last_second = [-1]
+
+    def hook(progress) -> None:
+        if status.store_note and time.monotonic() - trouble.last > 2.0:
+            status.store_note = ""  # a flush went through since: the buffered seconds made it
+        second = int(progress.t_ms // 1000)
+        if second != last_second[0]:
+            last_second[0] = second
+            if on_second:
+                on_second(second)
+        if show:
+            status(progress)
+
+    return hook
 
 
 def stop_signals(capture: LiveCapture):

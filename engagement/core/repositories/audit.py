@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection, Row
 
 from engagement.core import schema
@@ -50,6 +50,12 @@ def newest_before(conn: Connection, cutoff: datetime) -> Row | None:
     """(seq, hash) of the newest entry older than `cutoff`."""
     a = schema.audit_log
     return conn.execute(select(a.c.seq, a.c.hash).where(a.c.at < cutoff).order_by(a.c.seq.desc()).limit(1)).first()
+
+
+def count_through(conn: Connection, seq: int) -> int:
+    """How many entries `remove_through(seq)` would delete."""
+    a = schema.audit_log
+    return int(conn.execute(select(func.count()).select_from(a).where(a.c.seq <= seq)).scalar_one())
 
 
 def remove_through(conn: Connection, seq: int, last_hash: str) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from engagement.core import schema
 from engagement.core.schema import consent_records
-from engagement.core.store import utcnow
+from engagement.core.time import utcnow
 
 PARTICIPANT = "participant"
 ATTESTATION = "attestation"

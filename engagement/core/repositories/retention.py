@@ -3,14 +3,15 @@ per-second rows, rows past a retention period, purge receipts, cohort key events
 privacy bookkeeping (the policy hash last seen).
 
 What to delete and when is decided in `privacy` (retention policy, erasure, withdrawal); these
-functions only carry it out, with exact counts for the receipts."""
+functions only carry it out, with exact counts for the receipts. Withdrawing consent is
+`engagement.core.repositories.consent.withdraw_consents`."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -36,9 +37,51 @@ def delete_tracks(conn: Connection, track_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def delete_where(conn: Connection, table, condition: ColumnElement) -> int:
-    """Delete the rows of `table` matching `condition` (built by the policy); returns how many."""
+def _count_or_delete(conn: Connection, table, condition: ColumnElement, dry_run: bool) -> int:
+    """Delete the rows of `table` matching `condition` (a dry run only counts them); how many."""
+    if dry_run:
+        return int(conn.execute(select(func.count()).select_from(table).where(condition)).scalar_one())
     return int(conn.execute(delete(table).where(condition)).rowcount or 0)
+
+
+# -- the purge's steps (what is past its period is decided in privacy.retention) ------------------
+
+
+def tracks_lacking(conn: Connection, consented: ColumnElement) -> list[int]:
+    """Ids of tracks that do not meet `consented` (privacy.consent.track_consented's condition)."""
+    return [int(r[0]) for r in conn.execute(select(schema.tracks.c.id).where(~consented))]
+
+
+def rows_created_before(conn: Connection, table, cutoff: datetime, *, dry_run: bool) -> int:
+    """Delete (count) the rows of `table` created before `cutoff`: per-second rows, class-level
+    aggregates, purge receipts."""
+    return _count_or_delete(conn, table, table.c.created_at < cutoff, dry_run)
+
+
+def expired_tracks(conn: Connection, *, run_before: datetime, features_before: datetime,
+                   timelines_before: datetime, dry_run: bool) -> int:
+    """Delete (count) tracks of runs started before `run_before` with no per-second row left.
+
+    In a dry run nothing was deleted before this step, so it counts the tracks whose every row
+    is past its period (features before `features_before`, estimates before `timelines_before`)."""
+    t, wf, ee = schema.tracks, schema.window_features, schema.engagement_estimates
+    run_started = select(schema.runs.c.started_at).where(schema.runs.c.id == t.c.run_id).scalar_subquery()
+    if dry_run:
+        kept = or_(
+            exists().where(wf.c.track_id == t.c.id, wf.c.created_at >= features_before),
+            exists().where(ee.c.track_id == t.c.id, ee.c.created_at >= timelines_before),
+        )
+    else:
+        kept = or_(exists().where(wf.c.track_id == t.c.id), exists().where(ee.c.track_id == t.c.id))
+    return _count_or_delete(conn, t, and_(run_started < run_before, ~kept), dry_run)
+
+
+def empty_runs_before(conn: Connection, cutoff: datetime) -> int:
+    """Delete finished runs started before `cutoff` with nothing left under them; how many."""
+    r = schema.runs
+    empty = and_(*(~exists().where(table.c.run_id == r.c.id) for table in (
+        schema.tracks, schema.class_timeline, schema.alerts, schema.window_features, schema.engagement_estimates)))
+    return _count_or_delete(conn, r, and_(r.c.status != "running", r.c.started_at < cutoff, empty), False)
 
 
 def add_receipt(conn: Connection, *, kind: str, trigger: str, counts: dict, at: datetime,
@@ -57,16 +100,6 @@ def add_receipt(conn: Connection, *, kind: str, trigger: str, counts: dict, at: 
         )
     )
     return int(result.inserted_primary_key[0])
-
-
-def end_consents(conn: Connection, participant: str, at: datetime) -> int:
-    """Mark a participant's active consents withdrawn (an erasure: no later run processes them);
-    the rows stay as the proof that earlier processing was lawful. Returns how many ended."""
-    c = schema.consent_records.c
-    ended = conn.execute(
-        update(schema.consent_records).where(c.participant == participant, c.withdrawn_at.is_(None)).values(withdrawn_at=at)
-    )
-    return int(ended.rowcount or 0)
 
 
 def add_key_event(conn: Connection, cohort: str, event: str, fingerprint: str) -> None:
