@@ -35,6 +35,7 @@ from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
+from engagement.vision.meeting import options_for, recording_layout
 from privacy.profiles import get_profile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv"})
@@ -139,6 +140,12 @@ def read_listing(path: Path) -> list[Recording]:
 
 
 # -- skipping what is done ---------------------------------------------------------------------
+
+
+def recorded_hash(options: AnalysisOptions, path: Path) -> str:
+    """The settings hash `analyze` records for this recording: a gallery runs at the gallery's
+    rate, so its hash is not the one of the options as given."""
+    return run_settings_hash(options_for(options, recording_layout(path)))
 
 
 def already_analysed(store: Store, rec: Recording, sha256: str, config_hash: str) -> bool:
@@ -280,8 +287,9 @@ def run_batch(
     time; every recording ends with an Outcome, passed to `on_outcome` as it ends."""
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[int, Recording, list[str]]] = []
-    # The options a run records: the profile may switch the expression stage off.
-    config_hash = run_settings_hash(get_profile(opts.profile).analysis_options(opts.analysis))
+    # The options a run records: the profile may switch the expression stage off, and a gallery
+    # recording is analysed at the gallery's rate (as `analyze` decides it, from its opening).
+    options = get_profile(opts.profile).analysis_options(opts.analysis)
     store = Store.open(opts.db_url)
     try:
         for i, rec in enumerate(recordings):
@@ -290,7 +298,7 @@ def run_batch(
                 outcomes[i] = Outcome(rec, "failed", problem)
                 on_outcome(outcomes[i])
                 continue
-            if not opts.force and already_analysed(store, rec, sha256_file(rec.path), config_hash):
+            if not opts.force and already_analysed(store, rec, sha256_file(rec.path), recorded_hash(options, rec.path)):
                 outcomes[i] = Outcome(rec, "skipped", "already analysed with the same file and settings")
                 on_outcome(outcomes[i])
                 continue

@@ -93,7 +93,10 @@ class TemporalStage:
             track.baseline.add(w)
             self._maybe_commit(track, second)
             if w.n_face <= 0:
-                estimates[track_id] = EngagementEstimate(track_id, second, "absent")
+                # No face: absent, unless the face could not have been seen (a gallery tile too
+                # small for the landmarker), which is not knowing, not being away.
+                state = "unknown" if w.attention == "unknown" else "absent"
+                estimates[track_id] = EngagementEstimate(track_id, second, state)
                 continue
             n_present = sum(1 for b in track.buffer if b.n_face > 0)
             x, mask = segment_inputs(list(track.buffer), track.baseline.median())

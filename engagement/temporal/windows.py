@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,8 @@ class WindowAggregator:
 
     Call `add(t_ms, features)` for every analysed frame (also those with no face, so the
     aggregator knows the frame was looked at), in increasing time order; it returns the
-    windows that the new frame completed. `flush()` returns the last, partial window.
+    windows that the new frame completed. `present`: tracks known to be there without a face
+    (a camera-off gallery tile), whose windows are then `absent` from that second on. `flush()` returns the last, partial window.
     """
 
     def __init__(self, window_ms: int = 1000):
@@ -50,9 +52,12 @@ class WindowAggregator:
         self._frames = 0  # frames analysed in the open window
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
+        self._unmeasurable: set[int] = set()  # tracks whose faceless frames this window say nothing
         self._fatigue: dict[int, FatigueHistory] = {}  # track id -> its last minute of eye counts
 
-    def add(self, t_ms: float, features: list[FrameFeatures]) -> list[WindowFeatures]:
+    def add(
+        self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = (), unmeasurable: Sequence[int] = ()
+    ) -> list[WindowFeatures]:
         index = int(t_ms // self.window_ms)
         done: list[WindowFeatures] = []
         if self._current is not None and index < self._current:
@@ -61,6 +66,9 @@ class WindowAggregator:
             done = self._close()
         self._current = index
         self._frames += 1
+        for track_id in present:  # there, without a face (camera off): absent from this second on
+            self._known.setdefault(track_id, index)
+        self._unmeasurable.update(unmeasurable)  # ... or unknown, where no face could be seen
         for f in features:
             self._known.setdefault(f.track_id, index)
             acc = self._acc.setdefault(f.track_id, _Accumulator())
@@ -108,10 +116,12 @@ class WindowAggregator:
                     acc.expressions,
                     Counter(v for _, v in acc.verdicts),
                     blendshapes=acc.blendshapes,
+                    unmeasurable=track_id in self._unmeasurable,
                     fatigue=fatigue,
                 )
             )
         self._acc = {}
+        self._unmeasurable = set()
         self._frames = 0
         return out
 
@@ -154,20 +164,23 @@ def summarise(
     attention: Counter | None = None,
     *,
     blendshapes: list[tuple[float | None, ...]] | None = None,
+    unmeasurable: bool = False,
     fatigue: dict[str, float | int | None] | None = None,
 ) -> WindowFeatures:
     """Mean and (population) std per feature over one window; None where nothing was measured.
 
     `attention` counts the face frames' verdicts (a frame not judged counts as unknown).
     `blendshapes`: the face frames' scores; their per-second mean per blendshape, None for one
-    no frame measured (the profile withheld it, or the landmarker gave none).
+    no frame measured (the profile withheld it, or the landmarker gave none). `unmeasurable`:
+    a second without a face is `unknown`, not `absent` (the face was too small to be seen).
     `fatigue`: the window's fatigue fields (temporal/fatigue.py) but `smile`, made here.
     """
     fatigue = fatigue or {}
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
+        state = "unknown" if unmeasurable else "absent"
         return WindowFeatures(
-            track_id, second, n_frames, 0, 0, empty, empty, None, attention="absent",
+            track_id, second, n_frames, 0, 0, empty, empty, None, attention=state,
             perclos=fatigue.get("perclos"), blink_rate=fatigue.get("blink_rate"), blink_ms=fatigue.get("blink_ms"),
         )  # fmt: skip
     matrix = np.asarray(values, dtype=np.float64)

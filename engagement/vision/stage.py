@@ -120,6 +120,20 @@ class VisionStage:
         """The box the consent gate places on the roster; subclasses (gallery view) may anchor it."""
         return face.bbox
 
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, consent box) of participants known to be there without a face found in the
+        last frame: a gallery tile with its camera off. One camera shows none such."""
+        return []
+
+    def unmeasurable_tracks(self) -> set[int]:
+        """Faceless tracks of the last frame whose face could not have been seen (a tile too
+        small for the landmarker): their seconds are `unknown`, not `absent`."""
+        return set()
+
+    def layout_changes(self) -> list[tuple[float, str]]:
+        """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
+        return []
+
     def measure(self, frame: Frame, faces: list[FaceObservation]) -> list[FrameFeatures]:
         if not faces:
             return []
