@@ -11,6 +11,11 @@ Attention signals: (b) against (b) with the per-participant attention tracker re
 interleaved on the same frames, and the time spent inside the tracker; then the tracker alone at
 a full history (300 s of samples), where a refit costs most. Goal: attention adds <= 5 %.
 
+Fatigue signals (also alone with --fatigue): the time inside the yawn detector (lip geometry and
+its state) as a share of the rest of the stage, on the same frames; and the per-second fatigue
+bookkeeping of the windows (eye counts per face frame, the last minute's figures per second) in
+microseconds per face and frame, against the stage's time per frame. Goal: <= 5 % together.
+
 Memory (--memory): the whole `analyze` pipeline on the clip looped to 1 minute and to 20 minutes
 (in a child process each, peak RSS from the kernel). Goal: flat (within 10 %) and under 600 MB.
 """
@@ -63,6 +68,7 @@ class _NoAttention:
     """Stands in for AttentionTracker: the vision stage as it was before attention signals."""
 
     last_t = float("inf")  # never stale
+    shut = ended_closure_ms = open_level = closed_since = None  # what the stage reads after update
 
     def update(self, t_ms, signals) -> str:
         return "unknown"
@@ -76,9 +82,8 @@ class _TimedAttention:
     def __init__(self, inner):
         self.inner = inner
 
-    @property
-    def last_t(self) -> float:
-        return self.inner.last_t
+    def __getattr__(self, name):
+        return getattr(self.inner, name)  # last_t, shut, open_level ...: the real tracker's
 
     def update(self, t_ms, signals) -> str:
         start = time.perf_counter()
@@ -201,6 +206,72 @@ def speed(video: Path, n: int, rounds: int = 3) -> None:
           f" {per_frame / (1e6 * stage / n):.2%} of the stage's time per frame here (goal <= 5 %)")
 
 
+def fatigue_in_stage(frames) -> tuple[float, float]:
+    """(share of the rest of the stage spent in the yawn detector, stage seconds per frame)."""
+    from engagement.core.records import Frame
+    from engagement.vision.stage import VisionStage
+
+    spent = [0.0]
+
+    class Timed(VisionStage):
+        def _yawn(self, *args):
+            start = time.perf_counter()
+            out = super()._yawn(*args)
+            spent[0] += time.perf_counter() - start
+            return out
+
+    stage = Timed.from_options(AnalysisOptions(expression=False))
+    stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
+    spent[0] = 0.0
+    start = time.perf_counter()
+    for i, img in enumerate(frames, start=1):
+        frame = Frame(i * 33.3, i, img)
+        stage.measure(frame, stage.observe(frame))
+    total = time.perf_counter() - start
+    stage.close()
+    return spent[0] / (total - spent[0]), total / len(frames)
+
+
+def fatigue_windows_us(seconds: int = 600, fps: int = 30) -> float:
+    """Microseconds per face and frame of the windows' fatigue bookkeeping: counting each frame's
+    eye reading and closure, and the last minute's figures once a second."""
+    from engagement.core.records import FEATURE_NAMES, FrameFeatures
+    from engagement.temporal.fatigue import FatigueHistory
+    from engagement.temporal.windows import _Accumulator, _count_eyes
+
+    values = (0.1,) * len(FEATURE_NAMES)
+    frames = [
+        FrameFeatures(i * 33.3, 0, values, False, eyes_shut=i % 90 < 4, ended_closure_ms=130.0 if i % 90 == 4 else None)
+        for i in range(fps)
+    ]
+    history = FatigueHistory()
+    start = time.perf_counter()
+    for _ in range(seconds):
+        acc = _Accumulator()
+        for f in frames:
+            _count_eyes(acc, f)
+        acc.eyes.present = True
+        history.add(acc.eyes)
+    return (time.perf_counter() - start) / (seconds * fps) * 1e6
+
+
+def fatigue_cost(video: Path, n: int, rounds: int = 3) -> None:
+    frames = load_frames(video, n)
+    shares, per_frame = [], []
+    for _ in range(rounds):
+        share, frame_s = fatigue_in_stage(frames)
+        shares.append(share)
+        per_frame.append(frame_s)
+    windows_us = fatigue_windows_us()
+    frame_us = 1e6 * min(per_frame)
+    worst = max(shares)
+    print(f"fatigue signals on {n} frames of {video.name}, {rounds} rounds:"
+          f" time inside the yawn detector {' '.join(f'{s:.2%}' for s in shares)} of the rest of the stage;"
+          f" windows' fatigue bookkeeping {windows_us:.1f} us per face and frame = {windows_us / frame_us:.2%}"
+          f" of the stage's {frame_us / 1000:.1f} ms per frame; together {worst + windows_us / frame_us:.2%}"
+          " (goal <= 5 %)")
+
+
 def child_peak_rss(video: Path, minutes: float, sample_fps: float) -> dict:
     code = f"""
 import json, resource, sys, time
@@ -294,10 +365,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--memory", action="store_true", help="also run the 1-min / 20-min memory test")
     parser.add_argument("--sample-fps", type=float, default=10.0, help="sampling rate for the memory test")
+    parser.add_argument("--fatigue", action="store_true", help="only the fatigue signals' cost")
     args = parser.parse_args()
     if not args.video.exists():
-        sys.exit(f"video not found: {args.video} (set ENGAGEMENT_SHARED_DATA or pass --video)")
+        sys.exit(f"error: video not found: {args.video} (set ENGAGEMENT_SHARED_DATA or pass --video)")
+    if args.fatigue:
+        fatigue_cost(args.video, args.frames)
+        return
     speed(args.video, args.frames)
+    fatigue_cost(args.video, args.frames)
     if args.memory:
         memory(args.video, args.sample_fps)
     print(f"(this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")

@@ -179,6 +179,41 @@ def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:
     )
 
 
+FATIGUE = "#7B5EA7"
+
+
+def fatigue_lane(df: pd.DataFrame, clock: Clock, yawn_alert: float, heavy_alert: float) -> alt.VConcatChart:
+    """Yawns per participant-hour (trailing 5 min) above the share of participants with heavy
+    eyes (and smiling, where measured), each with its alert threshold dashed."""
+    data = _timed(df, clock)
+
+    def lane(field: str, title: str, fmt: str, threshold: float | None, scale=None) -> alt.LayerChart:
+        axis = alt.Axis(format="%") if fmt == ".0%" else alt.Axis()
+        line = (
+            alt.Chart(data)
+            .mark_line(color=FATIGUE, point=False)
+            .encode(
+                x=_x(clock, title=False),
+                y=alt.Y(f"{field}:Q", title=title, axis=axis, scale=scale or alt.Scale(zero=True)),
+                tooltip=[
+                    alt.Tooltip("when:N", title=t("chart.time")),
+                    alt.Tooltip(f"{field}:Q", title=title, format=fmt),
+                ],
+            )
+        )
+        layers = [line]
+        if threshold is not None:
+            rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color=ALERT, strokeDash=[4, 4])
+            layers.append(rule.encode(y="y:Q"))
+        return alt.layer(*layers).properties(height=110)
+
+    lanes = [lane("yawn_rate", t("chart.yawn_rate"), ".1f", yawn_alert),
+             lane("heavy_share", t("chart.heavy_eyes"), ".0%", heavy_alert, SCORE_SCALE)]
+    if data["smile_share"].notna().any():  # only where the profile measures expressions
+        lanes.append(lane("smile_share", t("chart.smiling"), ".0%", None, SCORE_SCALE))
+    return alt.vconcat(*lanes)
+
+
 def _translated(values, prefix: str, order) -> tuple[list[str], list[str]]:
     """The shown label of each value, and of each category in legend order."""
     return [t(f"{prefix}.{v}") for v in values], [t(f"{prefix}.{c}") for c in order]

@@ -17,7 +17,7 @@ Z95 = 1.96  # two-sided 95 % under a normal approximation
 def half_widths(persons: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of `keys`: the 95 % half-width of the mean between people, and n people.
     `persons` holds each person's sum (`total`) and count (`n`) of the measure, per title."""
-    per_person = persons.groupby([*keys, "track_id"], dropna=False)[["total", "n"]].sum().reset_index()
+    per_person = persons.groupby([*keys, "person"], dropna=False)[["total", "n"]].sum().reset_index()
     per_person = per_person[per_person["n"] > 0]
     per_person["mean"] = per_person["total"] / per_person["n"]
     grouped = per_person.groupby(keys, dropna=False)["mean"]

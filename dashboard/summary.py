@@ -17,6 +17,12 @@ three rules, in this order:
 2. discussion - the measure stayed below the session's median for 10 minutes or more around the
                 span (a long sag within one activity: change the format, let people talk);
 3. quiz       - otherwise (a short dip: a quick question or quiz brings attention back).
+
+Fatigue (`fatigue_sentence`) is a sentence of its own, after that one: it speaks only of a
+`fatigue_rising` alert (timeline.FatigueRule, docs/attention.md) and says what the class figures
+behind it were over the alert's five minutes: how many yawns among how many participants, and the
+share with heavy eyes. Live and still going, it speaks of the last five minutes and says that now
+is the time for a short break; afterwards, when it was.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import pandas as pd
 
 from dashboard.clock import Clock
 from engagement.core.i18n import translate
+from engagement.temporal.outputs import ClassPoint
+from engagement.temporal.timeline import FatigueRule, fatigue_alerts, fatigue_series
 
 BREAK_OFF_SHARE = 0.30
 BREAK_AFTER_S = 50 * 60
@@ -141,3 +149,39 @@ def sentence(span: LowestSpan | None, item: str | None, clock: Clock, lang: str)
                      on_screen=pct(span.on_screen_share), off=pct(span.off_share), score=score)
     advice = translate(f"summary.suggest.{suggestion(span)}", lang)
     return f"{line} {advice}"
+
+
+def fatigue_sentence(points: list[ClassPoint], clock: Clock, lang: str, *, live: bool,
+                     rule: FatigueRule | None = None) -> str | None:
+    """The fatigue line for the latest `fatigue_rising` alert, or None without one. `live`: the
+    analysis is still running, so an alert reaching the last point is happening now."""
+    rule = rule or FatigueRule()
+    alerts = fatigue_alerts(points, rule)
+    if not alerts:
+        return None
+    alert = alerts[-1]
+    series = {second: (count, share) for second, count, _, share in fatigue_series(points, rule.window_s)}
+    count, share = series[alert.end_second]
+    window = [p.n_seen for p in points if alert.end_second - rule.window_s < p.second <= alert.end_second]
+    people = round(sum(window) / len(window)) if window else 0
+    heavy = ""
+    if share is not None and share >= rule.perclos_share:
+        heavy = translate("summary.fatigue_heavy", lang, share=f"{share:.0%}")
+    values = {"yawns": count or 0, "people": people, "heavy": heavy, "minutes": rule.window_s // 60}
+    if live and alert.end_second >= points[-1].second:
+        return translate("summary.fatigue_now", lang, **values)
+    return translate("summary.fatigue_then", lang, span=clock.span(alert.start_second, alert.end_second), **values)
+
+
+def fatigue_frame(points: list[ClassPoint], bucket: int, rule: FatigueRule | None = None) -> pd.DataFrame:
+    """The fatigue lane's rows (t, yawn_rate, heavy_share, smile_share), one per `bucket`
+    seconds: the trailing five-minute figures the alert reads, at each bucket's last second."""
+    rule = rule or FatigueRule()
+    smiles = {p.second: p.smile_share for p in points}
+    rows = [
+        {"t": (second // bucket) * bucket, "yawn_rate": rate, "heavy_share": share, "smile_share": smiles[second]}
+        for second, _, rate, share in fatigue_series(points, rule.window_s)
+    ]
+    columns = ["t", "yawn_rate", "heavy_share", "smile_share"]
+    frame = pd.DataFrame(rows, columns=columns).astype({"yawn_rate": float, "heavy_share": float, "smile_share": float})
+    return frame.groupby("t", as_index=False).last() if not frame.empty else frame

@@ -466,4 +466,4 @@ def resolve_actor() -> str:
     try:
         return "cli:" + getpass.getuser()
     except Exception:  # noqa: BLE001 - containers may have no user name; the uid still names the account
-        return f"cli:uid{os.getuid()}"
+        return f"cli:uid{os.getuid()}" if hasattr(os, "getuid") else "cli:unknown"  # no uid on Windows

@@ -90,6 +90,8 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         f"{_t('cat_features', lang)}: {features}.",
         (f"{_t('cat_expression', lang)}: {', '.join(EXPRESSION_LABELS)}." if profile.expression_allowed
          else _t("cat_no_expression", lang)),
+        _t("cat_fatigue", lang),
+        _t("cat_smile" if profile.expression_allowed else "cat_no_smile", lang),
         _t("cat_estimates", lang) + ".",
         _t("cat_aggregates", lang) + ".",
         _t("cat_consent", lang) + ".",

@@ -66,3 +66,99 @@ def write_repeated(clip, times: int, out: Path) -> Path:
             writer.write(img)
     writer.release()
     return out
+
+
+# Zoom-like gallery recordings ------------------------------------------------------------------
+# Zoom draws tiles of 16:9 on a near-black canvas, a few pixels apart, the block centred and a
+# last row that is not full centred too; a participant without video is a plain grey tile with
+# their name. These builders draw that from the real clips, with the truth known per frame.
+ZOOM_CANVAS = 26  # Zoom's gallery background, #1a1a1a
+ZOOM_CAMERA_OFF = 48  # a camera-off tile, a plain grey a little lighter than the canvas
+ZOOM_GAP = 6  # pixels between tiles
+
+
+def zoom_grid(count: int) -> tuple[int, int]:
+    """Zoom's columns x rows for `count` participants (9 -> 3x3, 10 -> 4x3, 25 -> 5x5)."""
+    cols = int(np.ceil(np.sqrt(count)))
+    return cols, int(np.ceil(count / cols))
+
+
+def zoom_tiles(count: int, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The tile rectangles (x0, y0, x1, y1) Zoom would draw for `count` participants."""
+    width, height = size
+    cols, rows = zoom_grid(count)
+    tile_w = min((width - ZOOM_GAP * (cols + 1)) / cols, (height - ZOOM_GAP * (rows + 1)) / rows * 16 / 9)
+    tile_h = tile_w * 9 / 16
+    top = (height - rows * tile_h - (rows - 1) * ZOOM_GAP) / 2
+    rects = []
+    for r in range(rows):
+        in_row = min(cols, count - r * cols)
+        left = (width - in_row * tile_w - (in_row - 1) * ZOOM_GAP) / 2
+        for c in range(in_row):
+            x0, y0 = left + c * (tile_w + ZOOM_GAP), top + r * (tile_h + ZOOM_GAP)
+            rects.append((int(x0), int(y0), int(x0 + tile_w), int(y0 + tile_h)))
+    return rects
+
+
+def camera_off_tile(name: str, size: tuple[int, int] = (320, 180)) -> np.ndarray:
+    """What Zoom shows for a participant without video: their name on a plain tile."""
+    tile = np.full((size[1], size[0], 3), ZOOM_CAMERA_OFF, np.uint8)
+    scale = size[0] / 320
+    (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.putText(tile, name, ((size[0] - tw) // 2, (size[1] + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (235, 235, 235), 2, cv2.LINE_AA)
+    return tile
+
+
+def _place(canvas: np.ndarray, rect: tuple[int, int, int, int], image: np.ndarray) -> None:
+    """Draw `image` letterboxed (on the canvas colour) into `rect`."""
+    x0, y0, x1, y1 = rect
+    w, h = x1 - x0, y1 - y0
+    scale = min(w / image.shape[1], h / image.shape[0])
+    nw, nh = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
+    ox, oy = x0 + (w - nw) // 2, y0 + (h - nh) // 2
+    canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def zoom_frame(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """One gallery frame: each image letterboxed (on the canvas colour) into its tile."""
+    width, height = size
+    canvas = np.full((height, width, 3), ZOOM_CANVAS, np.uint8)
+    for rect, image in zip(zoom_tiles(len(images), size), images):
+        _place(canvas, rect, image)
+    return canvas
+
+
+def zoom_filmstrip_frame(large: np.ndarray, strip: list[np.ndarray], size: tuple[int, int], *,
+                         side: str = "top") -> np.ndarray:  # fmt: skip
+    """Speaker view (`top`: a strip of small tiles above the speaker) or a shared screen
+    (`right`: the screen, a strip of smaller tiles beside it), as Zoom draws them."""
+    width, height = size
+    canvas = np.full((height, width, 3), ZOOM_CANVAS, np.uint8)
+    n = len(strip)
+    if side == "top":
+        th = height // 6
+        tw = th * 16 // 9
+        left = (width - n * tw - (n - 1) * ZOOM_GAP) // 2
+        rects = [(left + i * (tw + ZOOM_GAP), ZOOM_GAP, left + i * (tw + ZOOM_GAP) + tw, ZOOM_GAP + th) for i in range(n)]
+        large_rect = (0, 2 * ZOOM_GAP + th, width, height - ZOOM_GAP)
+    else:
+        tw = width // 8
+        th = tw * 9 // 16
+        x0, top = width - tw - ZOOM_GAP, (height - n * th - (n - 1) * ZOOM_GAP) // 2
+        rects = [(x0, top + i * (th + ZOOM_GAP), x0 + tw, top + i * (th + ZOOM_GAP) + th) for i in range(n)]
+        large_rect = (ZOOM_GAP, ZOOM_GAP, x0 - 2 * ZOOM_GAP, height - ZOOM_GAP)
+    _place(canvas, large_rect, large)
+    for rect, image in zip(rects, strip):
+        _place(canvas, rect, image)
+    return canvas
+
+
+def shared_slide(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """A shared screen: a white slide with a title and a few lines of text (no face)."""
+    slide = np.full((size[1], size[0], 3), 250, np.uint8)
+    cv2.putText(slide, "Materi Pelatihan", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (40, 40, 40), 4, cv2.LINE_AA)
+    for i in range(5):
+        cv2.putText(slide, f"- Poin pembahasan {i + 1}", (80, 230 + 80 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
+                    (60, 60, 60), 2, cv2.LINE_AA)
+    return slide

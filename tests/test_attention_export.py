@@ -47,6 +47,13 @@ def test_attention_columns_in_store_and_export_under_the_eu_ai_act_profile(tmp_p
     by_second = frame.set_index("second")
     assert by_second.loc[19, "attention"] == "eyes_closed"
     assert by_second.loc[9, "attention"] == "looking_away" and by_second.loc[15, "attention"] == "looking_away"
+    # Fatigue: physical states kept, the smile (an expression) never stored; no yawn in the clip.
+    for name in ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile"):
+        assert name in frame.columns and columns[name]["description"]
+    assert frame["smile"].isna().all() and set(frame["yawn"].dropna()) == {0}
+    # Eyes read against her open level from 9 s on (warm-up, a hand over the face): under the
+    # 15 s of readable eyes a PERCLOS figure needs, so none; missing, never zero.
+    assert frame["perclos"].isna().all() and frame["blink_rate"].isna().all()
     unjudged = frame[frame["attention"].isin(["unknown", "absent"])]
     assert unjudged["on_screen_ratio"].isna().all() and unjudged["eyes_closed_ratio"].isna().all()
 
@@ -55,4 +62,5 @@ def test_attention_columns_in_store_and_export_under_the_eu_ai_act_profile(tmp_p
     with store.transaction() as conn:
         rows = conn.execute(select(schema.class_timeline)).mappings().all()
     assert rows and all(r["on_screen_share"] is None and r["n_absent"] is None for r in rows)
+    assert all(r["n_yawns"] is None and r["perclos_share"] is None and r["smile_share"] is None for r in rows)
     assert all(r["n_judged"] in (0, 1) for r in rows)

@@ -19,7 +19,7 @@ from engagement.core.interrupts import Terminated, exit_code
 from engagement.core.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard")
+COMMANDS = ("analyze", "sessions", "export", "batch", "live", "train", "evaluate", "privacy", "dashboard", "doctor")
 
 
 def run_cli(*args: str, lang: str | None = None, code: str | None = None) -> subprocess.CompletedProcess:
@@ -113,6 +113,7 @@ JOBS = {
     ("train", "expression"): ("--data", "--out", "--epochs", "--seed", "--resume", "--reschedule", "--lr", "--aug",
                               "--init-from", "--limit-train", "--recipe", "--ferplus-weight"),
     ("train", "export-expression"): ("--ckpt", "--version", "--models-dir", "--no-tta", "--int8", "--data"),
+    ("train", "float-expression"): ("INT8_ONNX", "--name", "--models-dir"),
     ("train", "temporal"): ("--data", "--out", "--seed", "--kind", "--folds", "--repeats", "--epochs", "--hidden",
                             "--members", "--decay", "--no-export"),
     ("evaluate", "fer2013"): ("NPZ", "--split", "--models-dir", "--model"),

@@ -390,3 +390,28 @@ def test_a_stale_heartbeat_and_banners_never_hide_the_agenda_editor(db_url):
     assert not at.exception
     assert any("menit" in w.value for w in at.warning)
     assert translate("agenda.edit", "id") in [str(getattr(e, "label", "")) for e in elements(at)]
+
+
+def test_fatigue_shows_a_sentence_and_a_lane_with_its_help(db_url):
+    """Three yawns among the class within five minutes near the end: the page says so, with the
+    break, and draws the fatigue lane with a help text saying what the numbers do not mean."""
+    _, _, run_id = session(db_url, "sesi-001")
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE class_timeline SET n_seen = n_tracked, n_yawns = 0, perclos_share = 0.05 WHERE run_id = ?",
+                    (run_id,))
+        (last,) = con.execute("SELECT MAX(second) FROM class_timeline WHERE run_id = ?", (run_id,)).fetchone()
+        for second in (last - 200, last - 150, last - 100):
+            con.execute("UPDATE class_timeline SET n_yawns = 1 WHERE run_id = ? AND second = ?", (run_id, second))
+    at = _facilitator(db_url, "sesi-001")
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Tanda lelah pada ") and "3 kali menguap di antara" in w for w in warnings), warnings
+    assert translate("facilitator.fatigue", "id") in [s.value for s in at.subheader]
+    assert translate("facilitator.fatigue_help", "id") in [c.value for c in at.caption]
+    lanes = [s for s in chart_specs(at) if "vconcat" in s]
+    assert len(lanes) == 1 and len(lanes[0]["vconcat"]) == 2  # no smile lane: no smile figure stored
+
+
+def test_no_fatigue_figures_no_fatigue_lane(db_url):
+    at = _facilitator(db_url, "sesi-001")  # the generator writes no fatigue figures (an older run)
+    assert translate("facilitator.fatigue", "id") not in [s.value for s in at.subheader]
+    assert not any("menguap" in w.value for w in at.warning)

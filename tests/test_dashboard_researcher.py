@@ -41,7 +41,7 @@ def test_half_width_is_196_sd_over_root_n_between_people():
     persons = pd.DataFrame(
         {
             "run_id": [1] * 5,
-            "track_id": [1, 2, 3, 4, 4],
+            "person": [1, 2, 3, 4, 4],
             "title": ["A", "A", "A", "A", "B"],
             "total": [0.4, 0.8, 1.2, 0.8, 0.8],
             "n": [2, 2, 2, 1, 1],
@@ -54,7 +54,7 @@ def test_half_width_is_196_sd_over_root_n_between_people():
     assert points["score_lo"].iloc[0] == pytest.approx(0.5 - 1.96 * sd / 2)
     assert points["score_n"].iloc[0] == 4
     # One person: no spread to speak of, so no interval.
-    alone = stats.with_interval(pd.DataFrame({"run_id": [1], "score": [0.5]}), persons[persons["track_id"] == 1],
+    alone = stats.with_interval(pd.DataFrame({"run_id": [1], "score": [0.5]}), persons[persons["person"] == 1],
                                 ["run_id"], "score")
     assert alone["score_lo"].isna().all() and alone["score_n"].iloc[0] == 1
 
@@ -83,6 +83,25 @@ def test_trend_points_carry_people_and_an_interval_around_them(db_url):
     with sqlite3.connect(db_path(db_url)) as con:
         on_screen = con.execute("SELECT avg(on_screen_share) FROM class_timeline WHERE run_id = 2").fetchone()[0]
     assert trend.loc[trend["name"] == "sesi-002", "on_screen_share"].item() == pytest.approx(on_screen)
+
+
+def test_n_counts_participants_not_tracks(db_url):
+    # Run 2 as a roster run where one participant's face was lost and found again: 8 tracks, of
+    # which the first two are the same pseudonymised participant. n is 7 people, not 8 tracks.
+    with sqlite3.connect(db_path(db_url)) as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM tracks WHERE run_id = 2 ORDER BY id")]
+        for i, track in enumerate(ids):
+            con.execute("UPDATE tracks SET participant = ? WHERE id = ?", (f"p{max(i, 1)}", track))
+    store = queries.open_store(db_url)
+    f = queries.Filters()
+    trend = queries.trends(store, f)
+    with sqlite3.connect(db_path(db_url)) as con:
+        tracks = con.execute("SELECT run_id, count(*) FROM tracks GROUP BY run_id ORDER BY run_id").fetchall()
+    assert tracks == [(1, 8), (2, 8), (3, 8)]
+    assert trend.set_index("run_id")["people"].to_dict() == {1: 8, 2: 7, 3: 8}
+    persons = queries.person_means(store, f, trend, "on_screen_share")
+    points = stats.with_interval(trend, persons, ["run_id"], "on_screen_share").set_index("run_id")
+    assert points["on_screen_share_n"].to_dict() == {1: 8, 2: 7, 3: 8}
 
 
 def test_per_agenda_values_per_session_match_the_seconds_of_each_item(db_url):

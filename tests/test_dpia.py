@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engagement.core.i18n import LANGUAGES, catalogue
+from engagement.core.i18n import LANGUAGES, catalogue, translate
 from engagement.core.store import Store
 from privacy.dpia import render_dpia
 from privacy.profiles import PROFILES
@@ -35,4 +35,8 @@ def test_the_document_shows_no_raw_keys(isolated_data_dir, lang, profile):
     assert not re.search(r"dpia\.(doc|profile)\.", md)
     # Lists are numbered keys: every safeguard and risk of the catalogue is in the document.
     items = [v for k, v in catalogue(lang).items() if re.fullmatch(r"dpia\.doc\.(safeguard|risk)_\d+", k)]
-    assert len(items) == 10 and all(f"- {text}" in md for text in items)
+    assert len(items) == 11 and all(f"- {text}" in md for text in items)
+    # The fatigue signals are described under every profile; smiles, an expression, only where allowed.
+    assert translate("dpia.doc.cat_fatigue", lang) in md
+    smile = "dpia.doc.cat_smile" if PROFILES[profile].expression_allowed else "dpia.doc.cat_no_smile"
+    assert translate(smile, lang) in md

@@ -91,6 +91,30 @@ def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_and_the_v3_colu
     store.close()
 
 
+def test_v3_file_gains_the_fatigue_columns(tmp_path):
+    """A database of the release before the fatigue signals opens upgraded: the new columns are
+    there, nullable (older runs read as not measured)."""
+    path = tmp_path / "r.db"
+    Store.open(f"sqlite:///{path}").close()
+    raw = sqlite3.connect(path)
+    fatigue = {"window_features": ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile"),
+               "class_timeline": ("n_seen", "n_yawns", "perclos_share", "smile_share")}  # fmt: skip
+    for table, columns in fatigue.items():
+        for column in columns:
+            raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    raw.execute("UPDATE alembic_version SET version_num = 'v3'")
+    raw.commit()
+    raw.close()
+    store = Store.open(f"sqlite:///{path}")
+    with store.engine.connect() as conn:
+        inspector = inspect(conn)
+        for table, columns in fatigue.items():
+            assert set(columns) <= {c["name"] for c in inspector.get_columns(table)}
+        assert migrations.stamped_revision(conn) == migrations.HEAD == "v4"
+    store.close()
+
+
 def test_time_columns_bind_and_return_aware_utc(db_url):
     """Whatever zone a time is given in, the same instant is stored, compared and read back as
     aware UTC, also where PostgreSQL's session time zone is Asia/Jakarta."""

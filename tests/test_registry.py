@@ -118,3 +118,12 @@ def test_register_adds_one_entry_and_keeps_the_others(tmp_path):
     register(tmp_path, record)
     assert set(load_registry(tmp_path)) == set(RAW) | {"expression-cnn.v9"}
     assert load_registry(tmp_path)["expression-cnn.v9"] == record
+
+
+def test_a_site_models_folder_overrides_the_shipped_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("ENGAGEMENT_MODELS_DIR", str(tmp_path))
+    assert models_dir() == tmp_path
+    with pytest.raises(ModelError, match="model registry not found"):
+        model_record("expression-cnn.v4")
+    monkeypatch.delenv("ENGAGEMENT_MODELS_DIR")
+    assert (models_dir() / "models.json").is_file()

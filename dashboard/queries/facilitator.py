@@ -92,14 +92,15 @@ def timeline_points(store: Store, run_id: int, since: int = 0) -> list:
     writes alerts only when it finishes; the dashboard runs the same rules on what it has)."""
     stmt = (
         select(CT.c.second, CT.c.n_present, CT.c.n_tracked, CT.c.score, CT.c.suppressed, CT.c.n_judged,
-               CT.c.on_screen_share, CT.c.n_absent)
+               CT.c.on_screen_share, CT.c.n_absent, CT.c.n_seen, CT.c.n_yawns, CT.c.perclos_share, CT.c.smile_share)
         .where(CT.c.run_id == run_id, CT.c.second >= int(since))
         .order_by(CT.c.second)
     )
     with store.transaction() as conn:
         rows = conn.execute(stmt).all()
     return [
-        ClassPoint(int(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4]), int(r[5] or 0), r[6], r[7])
+        ClassPoint(int(r[0]), int(r[1]), int(r[2]), r[3], bool(r[4]), int(r[5] or 0), r[6], r[7], int(r[8] or 0), r[9],
+                   r[10], r[11])
         for r in rows
     ]
 

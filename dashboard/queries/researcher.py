@@ -103,12 +103,22 @@ MEASURES = ("on_screen_share", "off_share", "score")
 
 def trends(store: Store, f: Filters) -> pd.DataFrame:
     """One row per selected session: on-screen share, cameras off and score (each a mean over the
-    seconds k let through), seconds analysed and people (tracks) in the session."""
+    seconds k let through), seconds analysed and people in the session (participants, not tracks: `people_of_tracks`)."""
     sel = _selected_runs(f).subquery()
     # Aggregate per run first (walks the covering index in order, no sort of 720k rows), then
     # attach the session's name and cohort to the 100-odd result rows.
     per_run = _class_sums([CT.c.run_id], _ct_in_scope(sel, f)).subquery()
-    people = select(T.c.run_id, func.count().label("people")).group_by(T.c.run_id).subquery()
+    # People, not tracks: a participant tied to several tracks of a run (a face lost and found
+    # again, a tile that moved) is one person; a track tied to no pseudonym (an attestation covers
+    # it) is one person of its own.
+    people = (
+        select(
+            T.c.run_id,
+            (func.count(T.c.participant.distinct()) + func.count(case((T.c.participant.is_(None), 1)))).label("people"),
+        )
+        .group_by(T.c.run_id)
+        .subquery()
+    )
     stmt = (
         select(
             sel.c.session_id,
@@ -157,11 +167,11 @@ SAMPLE_POINTS = 40
 
 
 def person_means(store: Store, f: Filters, runs: pd.DataFrame, field: str) -> pd.DataFrame:
-    """Per selected run, person (track) and agenda title (None outside the agenda): the sum and
+    """Per selected run, person and agenda title (None outside the agenda): the sum and
     count of that person's `field` ("on_screen_share": their on-screen ratio, or "score") over
     evenly spaced seconds whose class figure was shown (k). For the 95 % intervals between
     people; never shown on their own."""
-    cols = ["run_id", "track_id", "title", "total", "n"]
+    cols = ["run_id", "person", "title", "total", "n"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
     longest = int(runs["seconds"].max() or 0)
@@ -193,7 +203,17 @@ def person_means(store: Store, f: Filters, runs: pd.DataFrame, field: str) -> pd
         .order_by(samples.c.run_id, samples.c.track_id, seg.c.id.nulls_first())
     )
     with store.transaction() as conn:
-        return rows_frame(conn, stmt, cols, numeric=("total", "n"))
+        per_track = rows_frame(conn, stmt, ["run_id", "track_id", "title", "total", "n"], numeric=("total", "n"))
+        persons = people_of_tracks(conn, run_ids)
+    per_track["person"] = per_track["track_id"].map(persons)
+    return per_track[cols]
+
+
+def people_of_tracks(conn, run_ids: list[int]) -> dict[int, str]:
+    """Track id -> the person behind it: the participant's pseudonym where the track is tied to
+    one (several tracks of one participant are one person), else the track itself."""
+    rows = conn.execute(select(T.c.id, T.c.participant).where(T.c.run_id.in_(run_ids))).all()
+    return {int(r.id): r.participant if r.participant is not None else f"track:{r.id}" for r in rows}
 
 
 def score_histogram(store: Store, f: Filters, bins: int = 20) -> pd.DataFrame:

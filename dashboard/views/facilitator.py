@@ -17,6 +17,7 @@ from engagement.core.errors import EngagementError
 from engagement.core.i18n import fmt_seconds
 from engagement.core.store import Store
 from engagement.core.time import as_utc, utcnow
+from engagement.temporal.timeline import FatigueRule
 
 who = ui.require("facilitator")
 store = ui.store()
@@ -93,8 +94,8 @@ def _overview(run: _Run) -> None:
     stats = queries.session_stats(run.store, run.run_id)
     agenda = queries.agenda(run.store, run.session_id)
     whole = clock.Clock.for_session(run.session.get("clock_start"), length, run.tz)
+    points = queries.timeline_points(run.store, run.run_id)
     if run.live:
-        points = queries.timeline_points(run.store, run.run_id)
         alerts = alerting.live_alerts(points)
         _announce(run, alerts, points, agenda, whole)
     else:
@@ -103,8 +104,13 @@ def _overview(run: _Run) -> None:
     # attention signals existed have only the engagement score.
     field = "on_screen_share" if stats["attention"] else "score"
     headline = _headline(tl, bucket, length, field, agenda, whole)
+    tired = summary.fatigue_sentence(points, whole, current_lang(), live=run.live)
+    if tired:
+        st.warning(tired, icon=":material/bedtime:")
+        headline = f"{headline} {tired}"
     _figures(stats, alerts, length)
     _timelines(run, tl, bucket, length, field, stats, agenda, alerts, whole)
+    _fatigue(points, bucket, whole)
     _estimate(stats)
     _distribution(run, stats)
     scores = _alerts_and_agenda(run, alerts, agenda, field, whole)
@@ -185,6 +191,17 @@ def _timelines(run: _Run, tl: pd.DataFrame, bucket: int, length: int, field: str
         st.caption(t("facilitator.estimate_help"))
 
 
+def _fatigue(points: list, bucket: int, whole: clock.Clock) -> None:
+    """The fatigue lane (yawns, heavy eyes, smiles where measured), under the timelines."""
+    frame = summary.fatigue_frame(points, bucket)
+    if frame.empty or frame[["yawn_rate", "heavy_share"]].isna().all().all():
+        return  # no fatigue figure: an older run, or fewer than k participants measured
+    rule = FatigueRule()
+    st.subheader(t("facilitator.fatigue"))
+    st.altair_chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share), width="stretch")
+    st.caption(t("facilitator.fatigue_help"))
+
+
 def _estimate(stats: dict) -> None:
     """The model's mean score among the researcher's measures, with its measured held-out error."""
     with st.expander(t("facilitator.researcher_measures"), icon=":material/science:"):
@@ -222,7 +239,10 @@ def _alerts_and_agenda(run: _Run, alerts: pd.DataFrame, agenda: pd.DataFrame, fi
 
 
 def _change(kind: str, magnitude: float) -> str:
-    """An alert's size: percentage points for the shares, score points for the score."""
+    """An alert's size: percentage points for the shares, score points for the score, and for
+    fatigue how far past its threshold the class went (1.0 = at it)."""
+    if kind == "fatigue_rising":
+        return t("unit.times_threshold", times=f"{magnitude:.1f}")
     return f"{magnitude * 100:.0f} {t('unit.points')}" if kind != "attention_drop" else ui.num(magnitude)
 
 

@@ -16,7 +16,6 @@ import csv
 import io
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -30,8 +29,9 @@ from sqlalchemy import select
 
 from engagement.app.agenda import parse_agenda_csv, replace_agenda
 from engagement.app.reaper import reap_dead_runs
+from engagement.app.shared_storage import TOKEN_VAR, storage_problem, storage_token
 from engagement.core import schema
-from engagement.core.config import AnalysisOptions
+from engagement.core.config import AnalysisOptions, data_dir
 from engagement.core.errors import ConfigError, EngagementError
 from engagement.core.i18n import cli_lang, translate
 from engagement.core.registry import sha256_file
@@ -39,6 +39,7 @@ from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
 from engagement.vision.sources import name_digest
+from engagement.vision.meeting import options_for, recording_layout
 from privacy.profiles import get_profile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv"})
@@ -185,6 +186,12 @@ def read_listing(path: Path, *, file_names: bool = False) -> list[Recording]:
 # -- skipping what is done ---------------------------------------------------------------------
 
 
+def recorded_hash(options: AnalysisOptions, path: Path) -> str:
+    """The settings hash `analyze` records for this recording: a gallery runs at the gallery's
+    rate, so its hash is not the one of the options as given."""
+    return run_settings_hash(options_for(options, recording_layout(path)))
+
+
 def already_analysed(store: Store, rec: Recording, sha256: str, config_hash: str) -> bool:
     """A complete run of this very file (same content) with the same settings in its session."""
     runs, sessions = schema.runs, schema.sessions
@@ -236,6 +243,10 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
 
     A KeyboardInterrupt (Ctrl-C, or Ray cancelling the task) is passed on as SIGTERM, which the
     analysis handles like Ctrl-C; after CANCEL_GRACE_S it is killed."""
+    # A worker machine without the shared data directory stops here, before any run row.
+    problem = storage_problem(env.get(TOKEN_VAR), Path(env.get("ENGAGEMENT_DATA_DIR") or data_dir()).expanduser())
+    if problem:
+        return 2, problem, 0.0, 0.0
     t0 = time.monotonic()
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     child = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
@@ -258,8 +269,16 @@ def run_analysis(argv: list[str], env: dict[str, str]) -> tuple[int, str, float,
             child.communicate()
         raise
     detail = failure_reason(child.returncode, err) if child.returncode != 0 else success_detail(out)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    return child.returncode, detail, time.monotonic() - t0, peak_mb
+    return child.returncode, detail, time.monotonic() - t0, _children_peak_mb()
+
+
+def _children_peak_mb() -> float:
+    # `resource` is POSIX-only: a module-level import stopped the whole command line on Windows.
+    try:
+        import resource
+    except ImportError:
+        return 0.0  # unmeasured, as an Outcome says by default
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
 
 
 # MediaPipe's and TensorFlow Lite's own log lines (glog/absl: "W0000 00:00:1796667666.05 ...",
@@ -339,8 +358,9 @@ def run_batch(
     time; every recording ends with an Outcome, passed to `on_outcome` as it ends."""
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[int, Recording, list[str]]] = []
-    # The options a run records: the profile may switch the expression stage off.
-    config_hash = run_settings_hash(get_profile(opts.profile).analysis_options(opts.analysis))
+    # The options a run records: the profile may switch the expression stage off, and a gallery
+    # recording is analysed at the gallery's rate (as `analyze` decides it, from its opening).
+    options = get_profile(opts.profile).analysis_options(opts.analysis)
     store = Store.open(opts.db_url)
     try:
         for i, rec in enumerate(recordings):
@@ -349,7 +369,7 @@ def run_batch(
                 outcomes[i] = Outcome(rec, "failed", problem)
                 on_outcome(outcomes[i])
                 continue
-            if not opts.force and already_analysed(store, rec, sha256_file(rec.path), config_hash):
+            if not opts.force and already_analysed(store, rec, sha256_file(rec.path), recorded_hash(options, rec.path)):
                 outcomes[i] = Outcome(rec, "skipped", "already analysed with the same file and settings")
                 on_outcome(outcomes[i])
                 continue
@@ -357,7 +377,8 @@ def run_batch(
         if todo:
             ray = start_ray(workers, ray_address)
             try:
-                _run_tasks(ray, todo, store, outcomes, on_outcome)
+                with storage_token(data_dir()) as token:
+                    _run_tasks(ray, todo, store, outcomes, on_outcome, {**task_env(), TOKEN_VAR: token})
             finally:
                 ray.shutdown()
     finally:
@@ -379,9 +400,8 @@ def _precheck(rec: Recording) -> str:
     return ""
 
 
-def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome) -> None:
+def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome, env: dict[str, str]) -> None:
     analyse = ray.remote(num_cpus=1, max_retries=0)(run_analysis)
-    env = task_env()
     pending = {analyse.remote(argv, env): (i, rec) for i, rec, argv in todo}
     try:
         while pending:

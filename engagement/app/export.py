@@ -46,6 +46,28 @@ _UNITS = {
 }  # fmt: skip
 
 
+# Fatigue (docs/attention.md, "Fatigue"): physical states under every profile, but `smile`.
+FATIGUE_SCHEMA = [
+    ("yawn", "int", "0/1",
+     "1 when a yawn was in progress this second (mouth held wide open for 1.5 s or more with the eyes "
+     "narrowing; flagged from 1.5 s into it); 0 when not; empty when absent"),
+    ("perclos", "float", "ratio 0-1",
+     "share of the last minute's frames with readable eyes in which the eyes were below the closed level "
+     "(40 % of the participant's own open-eye openness); empty with under 15 s of readable eyes"),
+    ("long_closures", "int", "count",
+     "eye closures of 0.5-3 s that ended this second (shorter is a blink, longer is eyes closed)"),
+    ("blink_rate", "float", "per minute",
+     "eye closures under 0.5 s in the last minute, per minute of face present; empty with under 15 s "
+     "of readable eyes"),
+    ("blink_ms", "float", "ms",
+     "mean duration of those blinks (first closed frame to first open frame: at 30 fps +-33 ms); empty "
+     "when none"),
+    ("smile", "int", "0/1",
+     "1 when the expression CNN's mean 'happy' and the mean mouthSmile blendshape of the second are both "
+     "0.5 or more; an expression, not a physical state: empty under eu-ai-act"),
+]  # fmt: skip
+
+
 def column_schema() -> list[dict[str, str]]:
     """Name, type, unit and meaning of every exported column, in order."""
     cols = [
@@ -82,6 +104,7 @@ def column_schema() -> list[dict[str, str]]:
         cols.append((f"bs_{name}", "float", "score 0-1",
                      f"mean over the second's face frames of MediaPipe Face Landmarker's '{name}' blendshape; "
                      f"{kind}; empty when absent or not measured"))  # fmt: skip
+    cols += FATIGUE_SCHEMA
     cols += [
         ("state", "string", "", "present | absent | unknown (absent/unknown are never low engagement)"),
         ("score", "float", "0-1", "engagement score from the temporal model; empty unless present"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engagement import __version__
@@ -29,6 +29,8 @@ from engagement.core.time import utcnow
 from engagement.temporal.run_config import run_settings
 from engagement.temporal.stage import TemporalStage
 from engagement.temporal.windows import WindowAggregator
+from engagement.vision.layout import LayoutSpec, MeetingLayout
+from engagement.vision.meeting import MeetingVisionStage
 from engagement.vision.sources import Source
 from engagement.vision.stage import VisionStage
 from privacy.audit import AuditAction, AuditLog, resolve_actor
@@ -65,6 +67,16 @@ VisionFactory = Callable[[AnalysisOptions, "Path | None", RunningMode], VisionSt
 
 def default_vision_stage(options: AnalysisOptions, models_dir: Path | None, running_mode: RunningMode) -> VisionStage:
     return VisionStage.from_options(options, models_dir, running_mode=running_mode)
+
+
+def meeting_vision(spec: LayoutSpec, opening: MeetingLayout | None = None) -> VisionFactory:
+    """Vision that reads the recording's meeting layout (`--layout`): one camera as before, a
+    gallery through the per-tile path; `opening`: the layout it starts with, read beforehand."""
+
+    def factory(options: AnalysisOptions, models_dir: Path | None, running_mode: RunningMode) -> VisionStage:
+        return MeetingVisionStage.for_spec(options, spec, models_dir, running_mode=running_mode).start_with(opening)
+
+    return factory
 
 
 class AnalysisPipeline:
@@ -110,118 +122,19 @@ class AnalysisPipeline:
         source_sha256: str | None = None,
     ) -> RunSummary:
         check_session_name(session)
-        mode = source.running_mode
-        live = mode is RunningMode.LIVE
-        flush_every_s = max(1, self.flush_every_s or (1 if live else 10))
-        write = self._retrying_write if live else self._write
-        actor = self.actor or resolve_actor()
-        audit = AuditLog(self.store)
-        vision = self.vision_factory(self.options, self.models_dir, mode)
+        vision = self.vision_factory(self.options, self.models_dir, source.running_mode)
         try:
-            temporal = TemporalStage.load(self.models_dir)
-            # Everything that can be refused is checked before the run row exists, so a refusal
-            # leaves no run behind: the consent gate reads the roster, creates the cohort key (an
-            # unwritable key directory fails here) and turns identities into pseudonyms. An
-            # existing session keeps its own cohort, as it always has.
-            gate = ConsentGate.for_session(
-                self.store,
-                session,
-                at=utcnow(),
-                roster=self.consent.roster,
-                device_participant=self.consent.device_participant,
-                cohort=None if run_rows.session_exists(self.store, session) else cohort,
-            )
-            session_id = run_rows.session_id(self.store, session, cohort=cohort)
-            models = {**vision.model_versions(), **temporal.model_versions()}
-            settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
-            run_id = run_rows.begin_run(
-                self.store,
-                session_id,
-                mode=mode.value,
-                source=source.name,
-                software_version=__version__,
-                profile=self.profile.name,
-                config=settings,
-                config_hash=settings_hash(settings),
-                models=models,
-                source_sha256=source_sha256,
-            )
+            state = self._begin(vision, source, session, cohort, source_sha256)
         except BaseException:
             vision.close()
             raise
-        summary = RunSummary(session=session, run_id=run_id)
-        writer = RunWriter(self.store, run_id, temporal, gate)
-        aggregator = WindowAggregator(self.options.window_ms)
-        heartbeat = Heartbeat(self.store, run_id)
-        denied: set[int] = set()
-        allowed: dict[int, str] = {}
-        seen: set[int] = set()
-        frames_with_face = 0
-        clock = time.perf_counter()
-        duration_ms = source.duration_s * 1000.0
         try:
-            heartbeat.start()
+            state.heartbeat.start()
             for frame in source.frames():
-                heartbeat.check()
-                faces = vision.observe(frame)
-                admitted = []
-                for face in faces:
-                    seen.add(face.track_id)
-                    participant = gate.participant_for(
-                        f"T{face.track_id}", vision.consent_box(face), frame.size, frame.t_ms
-                    )
-                    if participant is None:
-                        # Default deny: no consent, nothing measured, nothing stored.
-                        denied.add(face.track_id)
-                        if face.track_id in allowed:  # consent withdrawn during the run
-                            del allowed[face.track_id]
-                            aggregator.forget(face.track_id)
-                            writer.forget(face.track_id)
-                        continue
-                    allowed[face.track_id] = participant
-                    admitted.append(face)
-                    writer.note_seen(face.track_id, frame.t_ms)
-                frames_with_face += bool(admitted)
-                writer.last_ms = frame.t_ms
-                features = vision.measure(frame, admitted)
-                summary.frames_analysed += 1
-                windows = aggregator.add(frame.t_ms, features)
-                if windows:
-                    writer.add(windows, allowed)
-                    if writer.pending_seconds >= flush_every_s:
-                        write(writer.flush, source.frames_read, summary.frames_analysed)
-                if hook:
-                    hook(
-                        Progress(
-                            source.frames_read, summary.frames_analysed, frame.t_ms, duration_ms, len(faces), len(seen)
-                        )
-                    )
+                state.heartbeat.check()
+                self._analyse_frame(state, vision, source, frame, hook)
             source.check_complete()
-            writer.add(aggregator.flush(), allowed)
-            if summary.frames_analysed:
-                # Seconds of video looked at, also when no face (and so no window) was found.
-                writer.seconds = max(writer.seconds, int(writer.last_ms // self.options.window_ms) + 1)
-            write(writer.finish, source.frames_read, summary.frames_analysed, final=True)
-            unconsented = len(denied - set(allowed))
-            outcome = {
-                "run_id": run_id,
-                "session_id": session_id,
-                "profile": self.profile.name,
-                "status": "complete",
-                "tracks": len(writer.track_ids),
-                "denied_tracks": unconsented,
-                "seconds": writer.seconds,
-                "config_hash": settings_hash(settings),
-            }
-            write(
-                self._complete,
-                audit,
-                actor,
-                outcome,
-                frames_read=source.frames_read,
-                frames_analysed=summary.frames_analysed,
-                final=True,
-            )
+            self._finish(state, vision, source)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             if isinstance(exc, KeyboardInterrupt):
@@ -229,18 +142,140 @@ class AnalysisPipeline:
             else:
                 message = str(exc) if isinstance(exc, EngagementError) else f"{type(exc).__name__}: {exc}"
             with deferred():
-                self._abandon(audit, actor, run_id, session_id, status, source.redact(message), exc)
+                self._abandon(state.audit, state.actor, state.run_id, state.session_id, status,
+                              source.redact(message), exc)  # fmt: skip
             raise
         finally:
-            heartbeat.stop()
+            state.heartbeat.stop()
             vision.close()
+        return self._summary(state, vision, source)
+
+    def _begin(self, vision: VisionStage, source: Source, session: str, cohort: str | None,
+               source_sha256: str | None) -> "_RunState":  # fmt: skip
+        """Everything that can be refused is checked before the run row exists, so a refusal
+        leaves no run behind: the consent gate reads the roster, creates the cohort key (an
+        unwritable key directory fails here) and turns identities into pseudonyms. An existing
+        session keeps its own cohort, as it always has."""
+        mode = source.running_mode
+        live = mode is RunningMode.LIVE
+        temporal = TemporalStage.load(self.models_dir)
+        gate = ConsentGate.for_session(
+            self.store,
+            session,
+            at=utcnow(),
+            roster=self.consent.roster,
+            device_participant=self.consent.device_participant,
+            cohort=None if run_rows.session_exists(self.store, session) else cohort,
+        )
+        session_id = run_rows.session_id(self.store, session, cohort=cohort)
+        settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
+        run_id = run_rows.begin_run(
+            self.store,
+            session_id,
+            mode=mode.value,
+            source=source.name,
+            software_version=__version__,
+            profile=self.profile.name,
+            config=settings,
+            config_hash=settings_hash(settings),
+            models={**vision.model_versions(), **temporal.model_versions()},
+            source_sha256=source_sha256,
+        )
+        return _RunState(
+            run_id=run_id, session_id=session_id, settings=settings, gate=gate,
+            writer=RunWriter(self.store, run_id, temporal, gate),
+            aggregator=WindowAggregator(self.options.window_ms),
+            heartbeat=Heartbeat(self.store, run_id),
+            audit=AuditLog(self.store), actor=self.actor or resolve_actor(),
+            write=self._retrying_write if live else self._write,
+            flush_every_s=max(1, self.flush_every_s or (1 if live else 10)),
+            summary=RunSummary(session=session, run_id=run_id),
+        )  # fmt: skip
+
+    def _analyse_frame(self, state: "_RunState", vision: VisionStage, source: Source, frame,
+                       hook: ProgressHook | None) -> None:  # fmt: skip
+        faces = vision.observe(frame)
+        admitted = [face for face in faces if self._admit(state, face.track_id, vision.consent_box(face), frame)]
+        for face in admitted:
+            state.writer.note_seen(face.track_id, frame.t_ms)
+        # Participants there without a face (a gallery tile with its camera off) are admitted the
+        # same way: they are counted, and their seconds are `absent`, under the same id as their video.
+        present = [track_id for track_id, box in vision.faceless_tracks() if self._admit(state, track_id, box, frame)]
+        state.frames_with_face += bool(admitted)
+        state.writer.last_ms = frame.t_ms
+        features = vision.measure(frame, admitted)
+        state.summary.frames_analysed += 1
+        unknown = vision.unmeasurable_tracks()
+        windows = state.aggregator.add(
+            frame.t_ms, features, present=present, unmeasurable=[t for t in present if t in unknown]
+        )
+        if windows:
+            state.writer.add(windows, state.allowed)
+            if state.writer.pending_seconds >= state.flush_every_s:
+                state.write(state.writer.flush, source.frames_read, state.summary.frames_analysed)
+        if hook:
+            hook(Progress(source.frames_read, state.summary.frames_analysed, frame.t_ms,
+                          source.duration_s * 1000.0, len(faces), len(state.seen)))  # fmt: skip
+
+    @staticmethod
+    def _admit(state: "_RunState", track_id: int, box, frame) -> bool:
+        """Whether the consent gate lets this track be measured now (default deny)."""
+        state.seen.add(track_id)
+        participant = state.gate.participant_for(f"T{track_id}", box, frame.size, frame.t_ms)
+        if participant is None:
+            # Default deny: no consent, nothing measured, nothing stored.
+            state.denied.add(track_id)
+            if track_id in state.allowed:  # consent withdrawn during the run
+                del state.allowed[track_id]
+                state.aggregator.forget(track_id)
+                state.writer.forget(track_id)
+            return False
+        state.allowed[track_id] = participant
+        return True
+
+    def _finish(self, state: "_RunState", vision: VisionStage, source: Source) -> None:
+        writer = state.writer
+        writer.add(state.aggregator.flush(), state.allowed)
+        if state.summary.frames_analysed:
+            # Seconds of video looked at, also when no face (and so no window) was found.
+            writer.seconds = max(writer.seconds, int(writer.last_ms // self.options.window_ms) + 1)
+        state.write(writer.finish, source.frames_read, state.summary.frames_analysed, final=True)
+        outcome = {
+            "run_id": state.run_id,
+            "session_id": state.session_id,
+            "profile": self.profile.name,
+            "status": "complete",
+            "tracks": len(writer.track_ids),
+            "denied_tracks": len(state.denied - set(state.allowed)),
+            "seconds": writer.seconds,
+            "config_hash": settings_hash(state.settings),
+        }
+        layouts = vision.layout_changes()
+        if layouts:  # recorded with the run: which layout was read, and from when
+            outcome["layouts"] = [{"t_s": round(t_ms / 1000.0, 2), "layout": text} for t_ms, text in layouts]
+        state.write(
+            self._complete,
+            state.audit,
+            state.actor,
+            outcome,
+            frames_read=source.frames_read,
+            frames_analysed=state.summary.frames_analysed,
+            final=True,
+        )
+
+    @staticmethod
+    def _summary(state: "_RunState", vision: VisionStage, source: Source) -> RunSummary:
+        summary, writer = state.summary, state.writer
         summary.frames_read = source.frames_read
         summary.seconds = writer.seconds
         summary.tracks = len(writer.track_ids)
-        summary.face_present_share = frames_with_face / summary.frames_analysed if summary.frames_analysed else 0.0
-        summary.wall_s = time.perf_counter() - clock
+        frames = summary.frames_analysed
+        summary.face_present_share = state.frames_with_face / frames if frames else 0.0
+        summary.wall_s = time.perf_counter() - state.clock
         summary.track_spans = writer.spans()
+        summary.layouts = vision.layout_changes()
         summary.notes.extend(source.warnings)
+        unconsented = len(state.denied - set(state.allowed))
         if unconsented:
             summary.notes.append(f"{unconsented} face track(s) had no recorded consent and were not analysed")
         return summary
@@ -249,8 +284,7 @@ class AnalysisPipeline:
         """The run ends `complete` and is audited in one transaction: no outcome goes unrecorded."""
         with self.store.transaction() as conn:
             run_rows.finish_run(
-                self.store,
-                outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
+                self.store, outcome["run_id"], frames_read=frames_read, frames_analysed=frames_analysed,
                 seconds=outcome["seconds"], conn=conn,
             )  # fmt: skip
             audit.record(AuditAction.ANALYSIS_RUN, actor, outcome, conn=conn)
@@ -296,6 +330,29 @@ class AnalysisPipeline:
                     raise
                 if final:
                     time.sleep(1.0)
+
+
+@dataclass
+class _RunState:
+    """What one run carries from frame to frame."""
+
+    run_id: int
+    session_id: int
+    settings: dict
+    gate: ConsentGate
+    writer: RunWriter
+    aggregator: WindowAggregator
+    heartbeat: Heartbeat
+    audit: AuditLog
+    actor: str
+    write: Callable
+    flush_every_s: int
+    summary: RunSummary
+    denied: set[int] = field(default_factory=set)
+    allowed: dict[int, str] = field(default_factory=dict)  # track id -> pseudonym
+    seen: set[int] = field(default_factory=set)
+    frames_with_face: int = 0
+    clock: float = field(default_factory=time.perf_counter)
 
 
 # Live runs: how often the closing write is tried (each try waits out SQLite's busy timeout).

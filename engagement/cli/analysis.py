@@ -9,7 +9,7 @@ import typer
 
 from engagement.app.demo import DEMO_SESSION, demo_db_url, make_demo_video
 from engagement.app.export import FORMATS, export_session
-from engagement.app.pipeline import AnalysisPipeline, ConsentOptions
+from engagement.app.pipeline import AnalysisPipeline, ConsentOptions, meeting_vision
 from engagement.cli.common import (
     Cohort, Db, MaxFaces, Participant, Profile, Roster, SampleFps, StoreFileName, command, group, load_roster,
     open_store, option, progress_bar, say, startup_purge, warn,
@@ -19,7 +19,9 @@ from engagement.core.errors import ConfigError
 from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
 from engagement.core.repositories.runs import check_session_name, printable
-from engagement.vision.sources import name_digest, open_source
+from engagement.vision.layout import parse_layout
+from engagement.vision.meeting import layout_at_start, options_for
+from engagement.vision.sources import VideoFileSource, name_digest, open_source
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import attest
 
@@ -43,11 +45,15 @@ def analyze(
     participant: Participant = None,
     roster: Roster = None,
     store_file_name: StoreFileName = False,
+    layout: Annotated[
+        str, option("--layout", metavar="auto|single|grid:COLSxROWS", key="cli.analyze.opt_layout")
+    ] = "auto",
     no_progress: Annotated[bool, option("--no-progress", key="cli.opt.no_progress")] = False,
 ) -> int:
     # Validate the input before touching the database: bad input writes nothing.
     fps = parse_sample_fps(sample_fps) if sample_fps is not None else None
     options = AnalysisOptions(sample_fps=fps, max_faces=max_faces)
+    spec = layout_option(layout)
     if session is not None:
         check_session_name(session)
     consent = ConsentOptions(device_participant=participant, roster=load_roster(roster))
@@ -67,12 +73,17 @@ def analyze(
         else:
             name = f"video-{name_digest(path)}"
     source = open_source(path, fps, keep_name=demo or store_file_name)
+    opening = layout_at_start(source.opening_images(), spec) if isinstance(source, VideoFileSource) else None
+    if options_for(options, opening) != options:
+        options = gallery_rate(source, opening, options)
     # The demo lives in its own database, never beside real participants' data.
     store = open_store(db or (demo_db_url() if demo else None))
     startup_purge(store)
     if demo:
         record_demo_attestation(store, name)
-    pipeline = AnalysisPipeline(store, options, profile=profile, consent=consent)
+    pipeline = AnalysisPipeline(
+        store, options, profile=profile, consent=consent, vision_factory=meeting_vision(spec, opening)
+    )
     with progress_bar(enabled=not no_progress) as bar:
         hook = AnalysisProgress(bar) if not bar.disable else None
         summary = pipeline.run(source, name, cohort=cohort, hook=hook, source_sha256=sha256_file(path))
@@ -82,6 +93,23 @@ def analyze(
         summary.notes.append(say("cli.analyze.hashed_name"))
     print(format_summary(summary))
     return 0
+
+
+def layout_option(text: str):
+    """`--layout` read, or one `error:` line in the operator's language."""
+    try:
+        return parse_layout(text)
+    except ConfigError:
+        raise ConfigError(say("cli.analyze.bad_layout", got=repr(text))) from None
+
+
+def gallery_rate(source: VideoFileSource, opening, options: AnalysisOptions) -> AnalysisOptions:
+    """A gallery recording is analysed at the gallery's rate unless --sample-fps says otherwise:
+    every tile costs a landmarker pass per analysed frame, and every frame would fall behind."""
+    options = options_for(options, opening)
+    source.sample_fps = options.sample_fps
+    warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{options.sample_fps:g}")
+    return options
 
 
 def record_demo_attestation(store, session: str) -> None:
@@ -132,6 +160,8 @@ def format_summary(summary) -> str:
         for label, (first, last) in sorted(summary.track_spans.items(), key=lambda kv: int(kv[0][1:])):
             first_s, last_s = f"{first / 1000:.2f}", f"{last / 1000:.2f}"
             lines.append(say("cli.summary.track_span", label=label, first=first_s, last=last_s))
+    if any(text != "single" for _, text in summary.layouts):  # one camera prints as it always has
+        lines.extend(say("cli.summary.layout", at=f"{t_ms / 1000:.1f}", layout=text) for t_ms, text in summary.layouts)
     lines.extend(say("cli.summary.note", note=note) for note in summary.notes)
     return "\n".join(lines)
 

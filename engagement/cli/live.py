@@ -9,7 +9,7 @@ import typer
 
 from engagement.app.live.session import LiveLoopOptions, open_live_source, run_live
 from engagement.app.pipeline import ConsentOptions
-from engagement.cli.analysis import format_summary
+from engagement.cli.analysis import format_summary, layout_option
 from engagement.cli.common import (
     Cohort, Db, Participant, Profile, Roster, StoreFileName, command, load_roster, open_store, option, say,
     startup_purge, warn,
@@ -29,6 +29,9 @@ def live(
     session: Annotated[str, option("--session", key="cli.live.opt_session")],
     cohort: Cohort = None,
     grid: Annotated[str | None, option("--grid", metavar="COLSxROWS", key="cli.live.opt_grid")] = None,
+    layout: Annotated[
+        str | None, option("--layout", metavar="auto|single|grid:COLSxROWS", key="cli.live.opt_layout")
+    ] = None,
     roster: Roster = None,
     participant: Participant = None,
     profile: Profile = "id-pdp",
@@ -50,15 +53,18 @@ def live(
     check_session_name(session)
     rostered = load_roster(roster)
     options = LiveLoopOptions(max_fps=max_fps, status=not no_status, give_up_after_s=give_up_after)
+    if layout is not None and grid is not None:
+        raise ConfigError(say("cli.live.grid_or_layout"))
+    spec = layout_option(layout) if layout is not None else None
     capture = open_live_source(source, options, screen_fps=screen_fps, keep_name=store_file_name)
-    layout = gallery_layout(grid, capture, rostered)
+    chosen = spec or gallery_layout(grid, capture, rostered)
     store = open_store(db)
     startup_purge(store)
     result = run_live(
         store,
         capture,
         session,
-        layout=layout,
+        layout=chosen,
         analysis=AnalysisOptions(max_faces=max_faces),
         options=options,
         profile=profile,

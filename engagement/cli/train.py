@@ -20,6 +20,7 @@ from typer.core import TyperCommand
 from engagement.cli.common import command, group, option, say
 from engagement.core.config import models_dir, shared_data_dir
 from engagement.core.errors import ConfigError
+from engagement.core.registry import sha256_file as sha256_of
 
 FER2013 = Path("../shared/data/fer2013")  # relative to where the command runs, as the README has it
 
@@ -49,6 +50,8 @@ def register(app: typer.Typer) -> None:
             description="cli.train.expression.description", cls=BareRecipeIsV1)
     command(train, "export-expression", export_expression, "cli.train.export-expression",
             description="cli.train.export-expression.description")
+    command(train, "float-expression", float_expression, "cli.train.float-expression",
+            description="cli.train.float-expression.description")
     command(train, "temporal", temporal, "cli.train.temporal", description="cli.train.temporal.description")
     app.add_typer(train)
 
@@ -108,6 +111,21 @@ def export_expression(
         _needs_extra(exc, ctx)
     export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=False if no_tta else None, int8=int8,
                              data=data, calibrate=calibrate)
+    return 0
+
+
+def float_expression(
+    ctx: typer.Context,
+    src: Annotated[Path, typer.Argument(metavar="INT8_ONNX")],
+    name: Annotated[str, option("--name", key="cli.train.float-expression.opt_name")],
+    models_dir_: Annotated[Path | None, typer.Option("--models-dir")] = None,
+) -> int:
+    try:  # onnx is only in the [train] extra (torch is not needed by this job)
+        from engagement.app.training.expression_float import replace_registered
+    except ModuleNotFoundError as exc:
+        _needs_extra(exc, ctx)
+    out = replace_registered(src, name, models_dir_ or models_dir())
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), sha256 {sha256_of(out)}")
     return 0
 
 

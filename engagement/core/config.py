@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+from importlib import resources
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,8 +37,23 @@ def default_db_url() -> str:
 
 
 def models_dir() -> Path:
+    """Where the shipped models are: ENGAGEMENT_MODELS_DIR if set (a site's own copy), else the
+    package data `engagement.models` of an installed wheel or an editable install, else the
+    models/ folder of a source checkout run without installing."""
     env = os.environ.get("ENGAGEMENT_MODELS_DIR")
-    return Path(env) if env else REPO_ROOT / "models"
+    if env:
+        return Path(env).expanduser()
+    return _packaged_models() or REPO_ROOT / "models"
+
+
+def _packaged_models() -> Path | None:
+    # engagement.models is a data-only namespace package (setup.py maps models/ onto it); on a
+    # source tree that is only on sys.path it does not exist, hence the fallback above.
+    try:
+        registry = resources.files("engagement.models") / "models.json"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(registry)).parent if registry.is_file() else None
 
 
 def shared_data_dir() -> Path:

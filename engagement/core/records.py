@@ -138,6 +138,12 @@ class FrameFeatures:
     # before them (they could still have been a blink); now that it is a closure, the window
     # counts them closed too.
     closed_since_ms: float | None = None
+    # Fatigue (docs/attention.md): whether the eyes were below the closed level at this frame
+    # (None: not read), how long a closure this frame ended lasted (ms; blinks included), and
+    # whether a yawn was in progress (confirmed 1.5 s into it).
+    eyes_shut: bool | None = None
+    ended_closure_ms: float | None = None
+    yawn: bool = False
 
     def __post_init__(self) -> None:
         if len(self.values) != len(FEATURE_NAMES):
@@ -169,8 +175,8 @@ class WindowFeatures:
     Attention: `on_screen_ratio` and `eyes_closed_ratio` are shares of the window's judged
     frames (face measurable, screen direction known); None unless at least half the face frames
     were judged (then `attention` is `unknown`). `attention` is the window's state, one of
-    ATTENTION_STATES; a window without a face is `absent` (the default `unknown` becomes
-    `absent` when `n_face == 0`).
+    ATTENTION_STATES; a window without a face is `absent` by default, or `unknown` when said so
+    (a gallery tile too small for a face to be seen: not finding one says nothing).
     """
 
     track_id: int
@@ -183,18 +189,29 @@ class WindowFeatures:
     expression: tuple[float, ...] | None = None  # mean probabilities; None when not computed
     on_screen_ratio: float | None = None
     eyes_closed_ratio: float | None = None
-    attention: str = "unknown"
+    attention: str = None  # type: ignore[assignment]  # None: `absent` without a face, else `unknown`
     blendshapes: tuple[float | None, ...] | None = None  # per-second means, BLENDSHAPE_NAMES order
+    # Fatigue, physical states (docs/attention.md; None where not measured): a yawn in progress
+    # this second (0/1), the share of the last minute's read frames with the eyes below the
+    # closed level (PERCLOS), closures of 0.5-3 s that ended this second, blinks per minute and
+    # mean blink duration (ms) over the last minute. `smile` (0/1) is an expression: None
+    # wherever the profile forbids expressions.
+    yawn: int | None = None
+    perclos: float | None = None
+    long_closures: int = 0
+    blink_rate: float | None = None
+    blink_ms: float | None = None
+    smile: int | None = None
 
     def __post_init__(self) -> None:
         _check_blendshapes(self.blendshapes)
+        if self.attention is None:
+            object.__setattr__(self, "attention", "absent" if self.n_face == 0 else "unknown")
         if self.attention not in ATTENTION_STATES:
             raise ValueError(f"attention must be one of {ATTENTION_STATES}, got {self.attention!r}")
-        if self.n_face == 0:
-            if self.attention not in ("absent", "unknown"):
-                raise ValueError(f"a window without a face cannot be {self.attention!r}")
-            object.__setattr__(self, "attention", "absent")
-        for name in ("on_screen_ratio", "eyes_closed_ratio"):
+        if self.n_face == 0 and self.attention not in ("absent", "unknown"):
+            raise ValueError(f"a window without a face cannot be {self.attention!r}")
+        for name in ("on_screen_ratio", "eyes_closed_ratio", "perclos"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {value}")
@@ -224,7 +241,12 @@ class WindowFeatures:
         out["eyes_closed_ratio"] = self.eyes_closed_ratio
         out["attention"] = self.attention
         out.update(blendshape_columns(self.blendshapes))
+        out.update({name: getattr(self, name) for name in FATIGUE_COLUMNS})
         return out
+
+
+# WindowFeatures' fatigue fields, as stored and exported.
+FATIGUE_COLUMNS: tuple[str, ...] = ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile")
 
 
 @dataclass
@@ -241,6 +263,7 @@ class RunSummary:
     wall_s: float = 0.0
     track_spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> first/last ms seen
     notes: list[str] = field(default_factory=list)
+    layouts: list[tuple[float, str]] = field(default_factory=list)  # (media ms, meeting layout) as read
 
     @property
     def speed_fps(self) -> float:

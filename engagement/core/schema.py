@@ -41,7 +41,9 @@ from engagement.core.time import as_utc
 #      attention columns of window_features and class_timeline; runs.source_sha256;
 #      the dashboard's covering indexes
 #   3: per-second blendshape means of window_features (bs_<name>, MediaPipe Face Landmarker)
-SCHEMA_VERSION = 3
+#   4: fatigue signals: window_features yawn, perclos, long_closures, blink_rate, blink_ms, smile;
+#      class_timeline n_seen, n_yawns, perclos_share, smile_share
+SCHEMA_VERSION = 4
 
 
 class UtcDateTime(TypeDecorator):
@@ -149,6 +151,16 @@ window_columns += [
 # Per-second mean of each Face Landmarker blendshape score (0-1). Nullable like the above; the
 # expression ones (brow, cheek, jaw, mouth, nose) stay NULL where the profile forbids expressions.
 window_columns += [Column(f"bs_{_name}", Float) for _name in BLENDSHAPE_NAMES]
+# Fatigue (docs/attention.md, records.WindowFeatures), nullable: NULL where not measured, and
+# `smile` always NULL where the profile forbids expressions.
+window_columns += [
+    Column("yawn", Integer),
+    Column("perclos", Float),
+    Column("long_closures", Integer),
+    Column("blink_rate", Float),
+    Column("blink_ms", Float),
+    Column("smile", Integer),
+]
 
 window_features = Table(
     "window_features",
@@ -195,6 +207,12 @@ class_timeline = Table(
     Column("n_judged", Integer),
     Column("on_screen_share", Float),
     Column("n_absent", Integer),
+    # Fatigue (timeline.py): participants with a face this second, yawns that began this second,
+    # share of those with a PERCLOS figure whose PERCLOS is raised, share smiling; NULL below k.
+    Column("n_seen", Integer),
+    Column("n_yawns", Integer),
+    Column("perclos_share", Float),
+    Column("smile_share", Float),
 )
 
 alerts = Table(
@@ -202,7 +220,7 @@ alerts = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(32), nullable=False),  # attention_drop | on_screen_drop | cameras_off_rise
+    Column("kind", String(32), nullable=False),  # attention_drop | on_screen_drop | cameras_off_rise | fatigue_rising
     Column("start_second", Integer, nullable=False),
     Column("end_second", Integer, nullable=False),
     Column("magnitude", Float, nullable=False),

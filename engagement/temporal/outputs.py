@@ -57,6 +57,13 @@ class ClassPoint:
     n_judged: int = 0
     on_screen_share: float | None = None
     n_absent: int | None = None
+    # Fatigue (timeline.py), each None below the minimum group size: participants with a face,
+    # yawns that began this second, the share of participants with a PERCLOS figure whose PERCLOS
+    # is raised, and the share smiling (None wherever expressions are not measured).
+    n_seen: int = 0
+    n_yawns: int | None = None
+    perclos_share: float | None = None
+    smile_share: float | None = None
 
     def to_dict(self) -> dict[str, int | float | None]:
         # `suppressed` is an Integer column (portable to PostgreSQL).
@@ -71,7 +78,8 @@ class Alert:
     start_second: int
     end_second: int
     # attention_drop: score at the start minus the lowest score; on_screen_drop: the same for the
-    # on-screen share; cameras_off_rise: rise of the share of participants with camera off. > 0
+    # on-screen share; cameras_off_rise: rise of the share of participants with camera off;
+    # fatigue_rising: the larger of the yawn rate and the heavy-eyed share over its threshold. > 0
     magnitude: float
 
     def to_dict(self) -> dict[str, int | float | str]:

@@ -58,6 +58,7 @@ class TemporalStage:
         self._tracks: dict[int, _Track] = {}
         self._class_points: list[ClassPoint] = []
         self._last_second: int | None = None
+        self._yawning: set[int] = set()  # tracks in a yawn in the previous second
 
     @classmethod
     def load(cls, models_dir: Path | None = None, k_min: int = K_MIN, model: str = DEFAULT_MODEL) -> "TemporalStage":
@@ -92,7 +93,10 @@ class TemporalStage:
             track.baseline.add(w)
             self._maybe_commit(track, second)
             if w.n_face <= 0:
-                estimates[track_id] = EngagementEstimate(track_id, second, "absent")
+                # No face: absent, unless the face could not have been seen (a gallery tile too
+                # small for the landmarker), which is not knowing, not being away.
+                state = "unknown" if w.attention == "unknown" else "absent"
+                estimates[track_id] = EngagementEstimate(track_id, second, state)
                 continue
             n_present = sum(1 for b in track.buffer if b.n_face > 0)
             x, mask = segment_inputs(list(track.buffer), track.baseline.median())
@@ -116,9 +120,18 @@ class TemporalStage:
                     track_id, second, float(out.score[i, 0]), out.levels[i, 0], float(out.uncertainty[i, 0]), n_present
                 )
         ordered = tuple(estimates[t] for t in ids)
-        point = class_point(second, ordered, self.k_min, windows=[windows[t] for t in ids])
+        point = class_point(
+            second, ordered, self.k_min, windows=[windows[t] for t in ids], yawn_starts=self._yawn_starts(windows, ids)
+        )
         self._class_points.append(point)
         return SecondOutput(second=second, estimates=ordered, class_point=point)
+
+    def _yawn_starts(self, windows: dict[int, WindowFeatures], ids: list[int]) -> int:
+        """How many of `ids` are in a yawn this second and were not in the previous one."""
+        now = {t for t in ids if windows[t].yawn == 1}
+        starts = len(now - self._yawning)
+        self._yawning = now
+        return starts
 
     def _maybe_commit(self, track: _Track, second: int) -> None:
         """Advance the committed state by one segment every HOP_S seconds after the first SEGMENT_S."""

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES, FrameFeatures, WindowFeatures
+from engagement.temporal.fatigue import FatigueHistory, SecondCounts, smile
 
 
 @dataclass
@@ -31,6 +33,8 @@ class _Accumulator:
     blinks: int = 0
     verdicts: list[tuple[float, str]] = field(default_factory=list)  # (t_ms, attention) per face frame
     blendshapes: list[tuple[float | None, ...]] = field(default_factory=list)
+    eyes: SecondCounts = field(default_factory=SecondCounts)
+    yawn: bool = False
 
 
 class WindowAggregator:
@@ -38,7 +42,8 @@ class WindowAggregator:
 
     Call `add(t_ms, features)` for every analysed frame (also those with no face, so the
     aggregator knows the frame was looked at), in increasing time order; it returns the
-    windows that the new frame completed. `flush()` returns the last, partial window.
+    windows that the new frame completed. `present`: tracks known to be there without a face
+    (a camera-off gallery tile), whose windows are then `absent` from that second on. `flush()` returns the last, partial window.
     """
 
     def __init__(self, window_ms: int = 1000):
@@ -47,8 +52,12 @@ class WindowAggregator:
         self._frames = 0  # frames analysed in the open window
         self._acc: dict[int, _Accumulator] = {}
         self._known: dict[int, int] = {}  # track id -> first window index
+        self._unmeasurable: set[int] = set()  # tracks whose faceless frames this window say nothing
+        self._fatigue: dict[int, FatigueHistory] = {}  # track id -> its last minute of eye counts
 
-    def add(self, t_ms: float, features: list[FrameFeatures]) -> list[WindowFeatures]:
+    def add(
+        self, t_ms: float, features: list[FrameFeatures], present: Sequence[int] = (), unmeasurable: Sequence[int] = ()
+    ) -> list[WindowFeatures]:
         index = int(t_ms // self.window_ms)
         done: list[WindowFeatures] = []
         if self._current is not None and index < self._current:
@@ -57,6 +66,9 @@ class WindowAggregator:
             done = self._close()
         self._current = index
         self._frames += 1
+        for track_id in present:  # there, without a face (camera off): absent from this second on
+            self._known.setdefault(track_id, index)
+        self._unmeasurable.update(unmeasurable)  # ... or unknown, where no face could be seen
         for f in features:
             self._known.setdefault(f.track_id, index)
             acc = self._acc.setdefault(f.track_id, _Accumulator())
@@ -69,12 +81,14 @@ class WindowAggregator:
             acc.verdicts.append((f.t_ms, f.attention or "unknown"))
             if f.blendshapes is not None:
                 acc.blendshapes.append(f.blendshapes)
+            _count_eyes(acc, f)
         return done
 
     def forget(self, track_id: int) -> None:
         """Stop emitting windows for a track (e.g. consent withdrawn)."""
         self._known.pop(track_id, None)
         self._acc.pop(track_id, None)
+        self._fatigue.pop(track_id, None)
 
     def flush(self) -> list[WindowFeatures]:
         if self._current is None or self._frames == 0:
@@ -87,6 +101,11 @@ class WindowAggregator:
         out = []
         for track_id in sorted(self._known):
             acc = self._acc.get(track_id, _Accumulator())
+            history = self._fatigue.setdefault(track_id, FatigueHistory(self.window_ms))
+            acc.eyes.present = bool(acc.values)
+            fatigue = history.add(acc.eyes)
+            if acc.values:
+                fatigue.update(yawn=int(acc.yawn), long_closures=acc.eyes.long_closures)
             out.append(
                 summarise(
                     track_id,
@@ -97,11 +116,24 @@ class WindowAggregator:
                     acc.expressions,
                     Counter(v for _, v in acc.verdicts),
                     blendshapes=acc.blendshapes,
+                    unmeasurable=track_id in self._unmeasurable,
+                    fatigue=fatigue,
                 )
             )
         self._acc = {}
+        self._unmeasurable = set()
         self._frames = 0
         return out
+
+
+def _count_eyes(acc: _Accumulator, f: FrameFeatures) -> None:
+    """Add one face frame's eye reading and yawn verdict to its window (temporal/fatigue.py)."""
+    if f.eyes_shut is not None:
+        acc.eyes.read += 1
+        acc.eyes.shut += int(f.eyes_shut)
+    if f.ended_closure_ms is not None:
+        acc.eyes.add_closure(f.ended_closure_ms)
+    acc.yawn = acc.yawn or f.yawn
 
 
 def _count_closed_since(verdicts: list[tuple[float, str]], since_ms: float) -> None:
@@ -132,16 +164,25 @@ def summarise(
     attention: Counter | None = None,
     *,
     blendshapes: list[tuple[float | None, ...]] | None = None,
+    unmeasurable: bool = False,
+    fatigue: dict[str, float | int | None] | None = None,
 ) -> WindowFeatures:
     """Mean and (population) std per feature over one window; None where nothing was measured.
 
     `attention` counts the face frames' verdicts (a frame not judged counts as unknown).
     `blendshapes`: the face frames' scores; their per-second mean per blendshape, None for one
-    no frame measured (the profile withheld it, or the landmarker gave none).
+    no frame measured (the profile withheld it, or the landmarker gave none). `unmeasurable`:
+    a second without a face is `unknown`, not `absent` (the face was too small to be seen).
+    `fatigue`: the window's fatigue fields (temporal/fatigue.py) but `smile`, made here.
     """
+    fatigue = fatigue or {}
     if not values:
         empty = (None,) * len(FEATURE_NAMES)
-        return WindowFeatures(track_id, second, n_frames, 0, 0, empty, empty, None, attention="absent")
+        state = "unknown" if unmeasurable else "absent"
+        return WindowFeatures(
+            track_id, second, n_frames, 0, 0, empty, empty, None, attention=state,
+            perclos=fatigue.get("perclos"), blink_rate=fatigue.get("blink_rate"), blink_ms=fatigue.get("blink_ms"),
+        )  # fmt: skip
     matrix = np.asarray(values, dtype=np.float64)
     stats = [_finite_stats(matrix[:, j]) for j in range(matrix.shape[1])]
     expression = None
@@ -149,6 +190,7 @@ def summarise(
         mean = np.asarray(expressions, dtype=np.float64).mean(axis=0)
         expression = tuple(float(p) for p in mean)
         assert len(expression) == len(EXPRESSION_LABELS)
+    means = blendshape_means(blendshapes or [])
     return WindowFeatures(
         track_id=track_id,
         second=second,
@@ -159,7 +201,9 @@ def summarise(
         std=tuple(s for _, s in stats),
         expression=expression,
         **attention_summary(attention or Counter({"unknown": len(values)})),
-        blendshapes=blendshape_means(blendshapes or []),
+        blendshapes=means,
+        smile=smile(expression, means),
+        **{"yawn": 0, "long_closures": 0, **fatigue},
     )
 
 

@@ -85,6 +85,11 @@ class AttentionTracker:
         self.last_t = -math.inf
         self._closed_since: float | None = None  # first frame of the current closure
         self._verdict = "unknown"  # last eyes-open verdict, held through blinks
+        # The frame's reading of the eyes for the fatigue signals (vision/stage.py): whether they
+        # were below the closed level (None: not read), and how long a closure that the frame
+        # ended lasted (blinks and long closures alike; None when none ended).
+        self.shut: bool | None = None
+        self.ended_closure_ms: float | None = None
 
     def update(self, t_ms: float, s: FaceSignals) -> str:
         """The frame's verdict, one of records.FRAME_ATTENTION_STATES (a frame without the face
@@ -92,6 +97,7 @@ class AttentionTracker:
         if t_ms <= self.last_t:
             raise ValueError(f"attention frames must be in time order: {t_ms} ms after {self.last_t} ms")
         self.last_t = t_ms
+        self.shut = self.ended_closure_ms = None
         o = self.options
         gaze_ok = measurable(s, o)
         if gaze_ok and t_ms - self._last_sample >= o.sample_ms:
@@ -131,8 +137,12 @@ class AttentionTracker:
         if not eyes_readable(s, o):
             return "unread"
         if s.ear >= o.closed_fraction * self.open_level:
+            if self._closed_since is not None:
+                self.ended_closure_ms = t_ms - self._closed_since
             self._closed_since = None
+            self.shut = False
             return "open"
+        self.shut = True
         if self._closed_since is None:
             self._closed_since = t_ms
         return "eyes_closed" if t_ms - self._closed_since >= o.min_closed_ms else "closing"

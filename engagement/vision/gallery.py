@@ -1,4 +1,7 @@
-"""Gallery view: a meeting grid (2x2 .. 5x5 tiles) captured from a facilitator's screen.
+"""Gallery view: a meeting grid of tiles, from a facilitator's screen or a recording.
+
+The tiles are a user's grid (`live --grid`: `GalleryLayout`) or the tiles a detected layout
+gives (`engagement.vision.layout`, through `engagement.vision.meeting`).
 
 Why per-tile crops: MediaPipe's face landmarker finds faces with its short-range detector on a
 128x128 rescale of the whole image, so in a 1280x720 grid a 60-90 px face shrinks to 6-9 px and is
@@ -25,7 +28,7 @@ screen position and not to a face embedding:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -37,19 +40,11 @@ from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
+from engagement.vision.tile_ids import TileIdTracker, tile_signature
+
+__all__ = ["GalleryLayout", "GalleryVisionStage", "TileIdTracker", "compose_gallery", "parse_grid", "tile_signature"]
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
-
-# Thumbnail of a whole tile used to tell feeds apart (8x6 colour pixels: cheap, blur-tolerant).
-SIGNATURE_SIZE = (8, 6)
-# Mean absolute thumbnail change (0-1) above which a tile's content is said to have cut. Frames
-# of one talking-head feed measured <= 0.043 apart on the real clips; different feeds 0.04-0.35: feeds that look alike at
-# this scale (same room, same person) are not told apart, and then the id stays with the position.
-CUT_THRESHOLD = 0.06
-# A cut tile's new content must be this close to another tile's previous content to count as
-# that feed having moved here.
-MATCH_THRESHOLD = 0.05
-
 
 @dataclass(frozen=True)
 class GalleryLayout:
@@ -121,86 +116,6 @@ def compose_gallery(
     return canvas
 
 
-def tile_signature(tile: np.ndarray) -> np.ndarray:
-    """A tiny colour thumbnail (0-1 floats) of a whole tile: what tells one feed from another."""
-    return cv2.resize(tile, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-
-
-def signature_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(np.abs(a - b)))
-
-
-@dataclass
-class _Slot:
-    track_id: int | None = None
-    signature: np.ndarray | None = None
-
-
-@dataclass
-class TileIdTracker:
-    """Tile-anchored track ids (see the module docstring for what "stay with the tile" means)."""
-
-    n_tiles: int
-    cut_threshold: float = CUT_THRESHOLD
-    match_threshold: float = MATCH_THRESHOLD
-    _slots: list[_Slot] = field(default_factory=list)
-    _next_id: int = 1
-    home: dict[int, int] = field(default_factory=dict)  # track id -> tile it was first seen in
-    moves: int = 0  # how many times an id followed its feed to another tile
-
-    def __post_init__(self) -> None:
-        self._slots = [_Slot() for _ in range(self.n_tiles)]
-
-    def update(self, signatures: Sequence[np.ndarray], has_face: Sequence[bool]) -> list[int | None]:
-        """The track id of each tile's face this frame (None: no face in that tile)."""
-        previous = [s.signature for s in self._slots]
-        cut = [
-            prev is not None and signature_distance(prev, sig) > self.cut_threshold
-            for prev, sig in zip(previous, signatures)
-        ]
-        ids = [s.track_id for s in self._slots]
-        changed = [i for i, c in enumerate(cut) if c]
-        if len(changed) >= 2:
-            # Content that appeared in a cut tile is matched to content that left another cut
-            # tile; greedy on distance is exact enough for the few tiles one reorder moves.
-            pairs = sorted(
-                (signature_distance(signatures[j], previous[i]), i, j)  # type: ignore[arg-type]
-                for j in changed
-                for i in changed
-                if i != j
-            )
-            taken_src: set[int] = set()
-            taken_dst: set[int] = set()
-            moved: dict[int, int | None] = {}
-            for dist, src, dst in pairs:
-                if dist > self.match_threshold:
-                    break
-                if src in taken_src or dst in taken_dst:
-                    continue
-                # Only a move if the new content matches the other tile better than its own past.
-                if dist >= signature_distance(signatures[dst], previous[dst]):  # type: ignore[arg-type]
-                    continue
-                taken_src.add(src)
-                taken_dst.add(dst)
-                moved[dst] = ids[src]
-            for dst, track_id in moved.items():
-                self._slots[dst].track_id = track_id
-                self.moves += track_id is not None
-            # A feed that moved away and was not replaced by another feed leaves an empty slot.
-            for src in taken_src - taken_dst:
-                self._slots[src].track_id = None
-        out: list[int | None] = []
-        for i, (sig, face) in enumerate(zip(signatures, has_face)):
-            slot = self._slots[i]
-            slot.signature = sig
-            if face and slot.track_id is None:
-                slot.track_id = self._next_id
-                self.home[self._next_id] = i
-                self._next_id += 1
-            out.append(slot.track_id if face else None)
-        return out
-
-
 LandmarkerFactory = Callable[[LandmarkerOptions], FaceLandmarker]
 
 
@@ -208,12 +123,16 @@ class GalleryVisionStage(VisionStage):
     """VisionStage for a meeting grid: one landmarker per tile crop, tile-anchored ids.
 
     `measure` is inherited unchanged, so gallery faces give the same numbers as any other face.
+    The tiles are a `GalleryLayout`'s equal cells (`live --grid`) or any rectangles a detected
+    layout gives (`set_tiles`, engagement/vision/meeting.py): one per-tile path for both.
     """
+
+    _home_rects: dict[int, Rect] | None = None  # track id -> the tile rectangle it was first seen in
 
     def __init__(
         self,
         options: AnalysisOptions,
-        layout: GalleryLayout,
+        layout: GalleryLayout | None,
         *,
         expression_model=None,
         landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
@@ -222,20 +141,24 @@ class GalleryVisionStage(VisionStage):
         landmarker_sha256: str | None = None,
     ):
         self.layout = layout
+        self._rects: list[Rect] = layout.tiles() if layout is not None else []
+        self._occupied = False  # whether every tile is a participant (a detected layout's tiles)
         self._tile_options = landmarker_options(options, faces_per_tile, running_mode)
         # One landmarker per tile: each keeps its own tracking state and its own VIDEO-mode clock,
         # so a tile's face is re-detected only when that tile loses it. Created lazily, on a
         # tile's first use.
         self._factory = landmarker_factory
-        self._landmarkers: list[FaceLandmarker | None] = [None] * layout.n_tiles
+        self._landmarkers: list[FaceLandmarker | None] = [None] * len(self._rects)
         super().__init__(
             options,
             landmarker=None,  # type: ignore[arg-type]
             expression_model=expression_model,
             landmarker_sha256=landmarker_sha256,
         )
-        self.tile_ids = TileIdTracker(layout.n_tiles)
+        self.tile_ids = TileIdTracker(len(self._rects))
         self._tile_of_track: dict[int, int] = {}
+        self._home_rects = {}
+        self._faceless: list[tuple[int, tuple[float, float, float, float]]] = []
 
     @classmethod
     def for_layout(
@@ -262,16 +185,36 @@ class GalleryVisionStage(VisionStage):
             lm = self._landmarkers[index] = self._factory(self._tile_options)
         return lm
 
+    def set_tiles(self, rects: Sequence[Rect], frame: Frame, *, occupied: bool) -> None:
+        """Cut the frame into new tiles (a re-detected layout); ids follow their feeds into them."""
+        self._close_landmarkers()
+        old_rects, self._rects = self._rects, list(rects)
+        self._landmarkers = [None] * len(self._rects)
+        self._occupied = occupied
+        old_centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in old_rects]
+        reach = min((x1 - x0) / 2 for x0, _, x1, _ in self._rects) if self._rects else 0.0
+        self.tile_ids.relayout(
+            [tile_signature(frame.image[y0:y1, x0:x1]) for x0, y0, x1, y1 in self._rects],
+            [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in self._rects],
+            old_centres,
+            reach,
+        )
+
     def observe(self, frame: Frame) -> list[FaceObservation]:
         self._advance_clock(frame)
         width, height = frame.size
-        if (width, height) != (self.layout.width, self.layout.height):
+        if self.layout is not None and (width, height) != (self.layout.width, self.layout.height):
             # The captured region changed size (window resized, camera renegotiated): same grid
             # over the new size; tiles keep their indices, so ids stay with them.
             self.layout = GalleryLayout(self.layout.cols, self.layout.rows, width, height)
+            self._rects = self.layout.tiles()
+        return self._observe_tiles(frame)
+
+    def _observe_tiles(self, frame: Frame) -> list[FaceObservation]:
+        width, height = frame.size
         found: list[LandmarkedFace | None] = []
         signatures = []
-        for index, (x0, y0, x1, y1) in enumerate(self.layout.tiles()):
+        for index, (x0, y0, x1, y1) in enumerate(self._rects):
             crop = frame.image[y0:y1, x0:x1]
             signatures.append(tile_signature(crop))
             faces = self._landmarker(index).detect_faces(crop, frame.t_ms)
@@ -284,15 +227,29 @@ class GalleryVisionStage(VisionStage):
                 found.append(LandmarkedFace(lm, face.blendshapes, face.transform))
             else:
                 found.append(None)
-        ids = self.tile_ids.update(signatures, [f is not None for f in found])
+        self.tile_ids.update(signatures, [f is not None for f in found], [self._occupied] * len(found))
         out = []
-        for index, (track_id, face) in enumerate(zip(ids, found)):
-            if track_id is None or face is None:
+        self._faceless = []
+        for index, (track_id, face) in enumerate(zip(self.tile_ids.ids(), found)):
+            if track_id is None:
                 continue
             self._tile_of_track[track_id] = index
+            self._home_rects.setdefault(track_id, self._rects[index])  # type: ignore[union-attr]
+            if face is None:
+                self._faceless.append((track_id, self._home_box(track_id)))
+                continue
             box = face_box(face.landmarks, width, height)
             out.append(FaceObservation(track_id, box, face.landmarks, face.blendshapes, face.transform))
         return out
+
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, consent box) of the tiles that hold a participant but showed no face in the
+        last frame (camera off, looking away, out of the picture): they are there, absent."""
+        return list(self._faceless)
+
+    def _home_box(self, track_id: int) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (self._home_rects or {})[track_id]
+        return (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
 
     def tile_of(self, track_id: int) -> int | None:
         """The tile the track was last seen in (0-based, row-major)."""
@@ -301,14 +258,19 @@ class GalleryVisionStage(VisionStage):
     def consent_box(self, face: FaceObservation) -> tuple[float, float, float, float]:
         # Consent follows the id, not the screen position: ask with the track's home tile so a
         # reordered grid never ties a face to the roster entry of whoever sat there before.
+        if face.track_id in (self._home_rects or {}):
+            return self._home_box(face.track_id)
         home = self.tile_ids.home.get(face.track_id)
-        if home is None:
+        if home is None or self.layout is None:
             return face.bbox
         x0, y0, x1, y1 = self.layout.tile_rect(home)
         return (float(x0), float(y0), float(x1 - 1), float(y1 - 1))
 
-    def close(self) -> None:
+    def _close_landmarkers(self) -> None:
         for lm in self._landmarkers:
             if lm is not None:
                 lm.close()
-        self._landmarkers = [None] * self.layout.n_tiles
+        self._landmarkers = [None] * len(self._landmarkers)
+
+    def close(self) -> None:
+        self._close_landmarkers()

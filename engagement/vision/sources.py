@@ -213,6 +213,24 @@ class VideoFileSource:
                 return guess
         return last_ms + 1.0 if math.isfinite(last_ms) else 0.0
 
+    def opening_images(self, seconds: float = 2.0, count: int = 8) -> list[np.ndarray]:
+        """`count` frames evenly spread over the file's first `seconds`, read apart from the run
+        (to read its layout beforehand)."""
+        cap = self._open()
+        every = max(1, round((self.fps or 25.0) * seconds / count))
+        images: list[np.ndarray] = []
+        try:
+            for index in range(every * count):
+                if not cap.grab():  # decoded, but converted to an image only when kept
+                    break
+                if index % every == 0:
+                    ok, image = cap.retrieve()
+                    if ok and image is not None:
+                        images.append(image)
+        finally:
+            cap.release()
+        return images
+
     def check_complete(self) -> None:
         """Raise if the file decoded fewer frames than its container declares (cut short)."""
         if self.declared_frames and self.frames_read < self.declared_frames * (1 - TRUNCATION_TOLERANCE) - 2:

@@ -18,6 +18,7 @@ from engagement.core.config import AnalysisOptions
 from engagement.core.records import BLENDSHAPE_NAMES, EYE_BLENDSHAPES, FaceObservation, Frame, FrameFeatures, RunningMode
 from engagement.vision.attention import AttentionTracker, FaceSignals
 from engagement.vision.expression import ExpressionModel, align_face
+from engagement.vision.fatigue import YawnDetector, mouth_ratio
 from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose, solve_head
 from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, bundle_sha256, load_bundle
@@ -46,6 +47,10 @@ _KEPT_BLENDSHAPES = {
 }
 
 
+_JAW_OPEN = BLENDSHAPE_NAMES.index("jawOpen")
+_SMILE = (BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight"))
+
+
 class VisionStage:
     def __init__(
         self,
@@ -62,6 +67,7 @@ class VisionStage:
         self.expression_model = expression_model
         self._blinks: dict[int, BlinkDetector] = {}
         self._attention: dict[int, AttentionTracker] = {}
+        self._yawns: dict[int, YawnDetector] = {}
         self._expression_at: dict[int, float] = {}  # track -> when the CNN last ran on it (ms)
         self._last_ms = -math.inf
 
@@ -114,6 +120,20 @@ class VisionStage:
         """The box the consent gate places on the roster; subclasses (gallery view) may anchor it."""
         return face.bbox
 
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """(track id, consent box) of participants known to be there without a face found in the
+        last frame: a gallery tile with its camera off. One camera shows none such."""
+        return []
+
+    def unmeasurable_tracks(self) -> set[int]:
+        """Faceless tracks of the last frame whose face could not have been seen (a tile too
+        small for the landmarker): their seconds are `unknown`, not `absent`."""
+        return set()
+
+    def layout_changes(self) -> list[tuple[float, str]]:
+        """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
+        return []
+
     def measure(self, frame: Frame, faces: list[FaceObservation]) -> list[FrameFeatures]:
         if not faces:
             return []
@@ -165,10 +185,26 @@ class VisionStage:
                     attention=attention,
                     blendshapes=self._allowed_blendshapes(face.blendshapes),
                     closed_since_ms=tracker.closed_since if attention == "eyes_closed" else None,
+                    eyes_shut=tracker.shut,
+                    ended_closure_ms=tracker.ended_closure_ms,
+                    yawn=self._yawn(frame.t_ms, face, ear, tracker),
                 )
             )
         self._forget_stale(frame.t_ms)
         return out
+
+    def _yawn(self, t_ms: float, face: FaceObservation, ear: float, tracker: AttentionTracker) -> bool:
+        """Whether a yawn is in progress (vision/fatigue.py). It reads the jaw and smile
+        blendshapes under every profile, as geometry: only the yes/no leaves this package."""
+        scores = face.blendshapes
+        jaw = smile = None
+        if scores is not None:
+            jaw = float(scores[_JAW_OPEN])
+            smile = float((scores[_SMILE[0]] + scores[_SMILE[1]]) / 2.0)
+        level = tracker.open_level
+        eye_ratio = ear / level if level and tracker.shut is not None else None
+        detector = self._yawns.setdefault(face.track_id, YawnDetector())
+        return detector.update(t_ms, mouth_ratio(face.landmarks), jaw, smile, eye_ratio)
 
     def _allowed_blendshapes(self, scores: np.ndarray | None) -> tuple[float | None, ...] | None:
         """The face's blendshape scores, less the expression ones where the profile forbids
@@ -202,6 +238,7 @@ class VisionStage:
         for track_id in [k for k, v in self._attention.items() if v.last_t < horizon]:
             del self._attention[track_id]
             self._blinks.pop(track_id, None)
+            self._yawns.pop(track_id, None)
             self._expression_at.pop(track_id, None)
 
     def close(self) -> None:

@@ -29,13 +29,14 @@ from pathlib import Path
 from engagement.app.live.capture import LiveCapture, LiveLoopOptions
 from engagement.app.live.latency import StorePoller
 from engagement.app.live.status import StatusLine
-from engagement.app.pipeline import AnalysisPipeline, ConsentOptions
+from engagement.app.pipeline import AnalysisPipeline, ConsentOptions, meeting_vision
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import StoreError
 from engagement.core.i18n import cli_lang, translate
 from engagement.core.interrupts import Terminated, signal_handlers
 from engagement.core.records import RunningMode, RunSummary
 from engagement.vision.gallery import GalleryLayout, GalleryVisionStage
+from engagement.vision.layout import LayoutSpec
 from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import VideoReplaySource, WebcamSource, webcam_index
 
@@ -81,7 +82,7 @@ def run_live(
     source: LiveCapture,
     session: str,
     *,
-    layout: GalleryLayout | None = None,
+    layout: GalleryLayout | LayoutSpec | None = None,
     analysis: AnalysisOptions | None = None,
     options: LiveLoopOptions = LiveLoopOptions(),
     profile: str = "id-pdp",
@@ -96,7 +97,9 @@ def run_live(
     status = StatusLine(source, stream)
     trouble = _StoreTrouble(status, options.status)
     vision_factory = None
-    if layout is not None:
+    if isinstance(layout, LayoutSpec):  # `--layout`: found from the frames, as `analyze` does
+        vision_factory = meeting_vision(layout)
+    elif layout is not None:
         def vision_factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
             return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
 

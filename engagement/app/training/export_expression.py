@@ -118,7 +118,9 @@ def quantize_int8(fp32_path: Path, out_path: Path, calib_pixels: np.ndarray) -> 
     """Static int8 quantization (QDQ, per-channel weights) calibrated on FER2013 Training faces.
 
     On CPUs with VNNI/AMX, ONNX Runtime runs the int8 graph 3-4x faster than fp32 at a quarter
-    of the size; the metadata of the fp32 file is copied over (quantization drops it). Only the
+    of the size, but its fused integer kernels answer differently on other CPUs (they saturate
+    on AVX2 without VNNI): ship `expression_float.float_from_int8` of this file, not this file.
+    The metadata of the fp32 file is copied over (quantization drops it). Only the
     convolutions, ReLUs (folded into the activation range) and max-pools are quantized: the head
     (one small Gemm) and the softmax stay float, else the probabilities come out in steps of
     1/255 and rows stop summing to 1.

@@ -31,6 +31,7 @@ import torch.nn as nn
 from onnx import numpy_helper
 
 from engagement.app.training.expression_data import load_fer2013, normalise, split_arrays
+from engagement.app.training.expression_float import axis_of, dequantize
 from engagement.app.training.expression_nets import ExpressionCNN
 from engagement.app.training.expression_train import train_expression
 from engagement.core.config import models_dir
@@ -60,15 +61,8 @@ def _constant_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     for node in model.graph.node:
         if node.op_type != "DequantizeLinear" or not all(name in tensors for name in node.input):
             continue
-        q, scale = tensors[node.input[0]], tensors[node.input[1]]
-        zero = tensors[node.input[2]] if len(node.input) > 2 else np.zeros_like(scale)
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        if scale.ndim == 1 and q.ndim > 0:
-            shape[axis] = -1
-        tensors[node.output[0]] = (
-            (q.astype(np.float32) - zero.astype(np.float32).reshape(shape)) * scale.reshape(shape)
-        ).astype(np.float32)
+        zero = tensors[node.input[2]] if len(node.input) > 2 else None
+        tensors[node.output[0]] = dequantize(tensors[node.input[0]], tensors[node.input[1]], zero, axis_of(node))
     return tensors
 
 

@@ -1,0 +1,89 @@
+"""The command line without the POSIX-only pieces that Windows (and partly macOS) lack.
+
+CI runs on Linux only; these tests take away what a facilitator's Windows laptop does not have:
+`os.getuid` and friends, the POSIX-only modules (`resource`, `pwd`, `grp`, `fcntl`, `termios`), a
+readable /proc, and a user name in the environment (so `getpass.getuser()` fails as it does in a
+bare service account). The commands must still run; the audit log names an unknown actor rather
+than crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engagement.core.repositories.runs import pid_alive
+
+REPO = Path(__file__).resolve().parents[1]
+
+WITHOUT_POSIX = """
+import builtins, io, os, sys
+for name in ("getuid", "geteuid", "getgid", "getegid"):
+    delattr(os, name)
+for name in ("resource", "pwd", "grp", "fcntl", "termios"):
+    sys.modules[name] = None  # `import name` now raises ImportError, as on Windows
+_open = builtins.open
+def _no_proc(file, *args, **kwargs):
+    if str(file).startswith("/proc"):
+        raise PermissionError(13, "Permission denied", str(file))
+    return _open(file, *args, **kwargs)
+builtins.open = io.open = _no_proc
+from engagement.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_posix(*args: str, data: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LOGNAME", "USER", "LNAME", "USERNAME", "ENGAGEMENT_DB", "ENGAGEMENT_LANG")}
+    env["ENGAGEMENT_DATA_DIR"] = str(data)
+    return subprocess.run([sys.executable, "-c", WITHOUT_POSIX, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_prelude_really_takes_the_posix_pieces_away(tmp_path):
+    probe = run_without_posix("--version", data=tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    check = subprocess.run([sys.executable, "-c", WITHOUT_POSIX.replace(
+        "from engagement.cli.main import main\nsys.exit(main(sys.argv[1:]))",
+        "import getpass\ntry:\n    getpass.getuser()\nexcept Exception:\n    print('no user')\n"
+        "print(hasattr(os, 'getuid'))\ntry:\n    open('/proc/self/stat')\nexcept PermissionError:\n    print('no proc')")],
+        env={k: v for k, v in os.environ.items() if k not in ("LOGNAME", "USER", "LNAME", "USERNAME")},
+        capture_output=True, text=True, timeout=60)
+    assert check.stdout.split() == ["no", "user", "False", "no", "proc"]
+
+
+def test_commands_run_and_the_audit_names_an_unknown_actor(tmp_path):
+    data = tmp_path / "data"
+    assert run_without_posix("--help", data=data).returncode == 0  # imports every command, batch included
+    doctor = run_without_posix("doctor", "--json", data=data)
+    assert doctor.returncode == 0, doctor.stderr
+    cpu = [c for c in json.loads(doctor.stdout)["checks"] if c["check"] == "cpu"][0]
+    assert cpu["values"]["avx2"] is None  # /proc/cpuinfo unreadable: unknown, not a crash
+    dpia = run_without_posix("privacy", "dpia", "--out", str(tmp_path / "dpia.md"), data=data)
+    assert dpia.returncode == 0, dpia.stderr
+    listing = run_without_posix("privacy", "audit", "list", "--json", data=data)
+    assert listing.returncode == 0, listing.stderr
+    actors = {entry["actor"] for entry in json.loads(listing.stdout)}
+    assert actors == {"cli:unknown"}
+
+
+def test_process_liveness_without_proc(monkeypatch):
+    real_read_text = Path.read_text
+
+    def no_proc(self, *args, **kwargs):
+        if str(self).startswith("/proc"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert pid_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid)  # reaped: gone, found without /proc
