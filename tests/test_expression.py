@@ -230,12 +230,14 @@ def test_evaluate_command(tmp_path, capsys):
 @pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPRESSION_MODELS)
-def test_shipped_model_accuracy_on_publictest(name):
+def test_shipped_model_reproduces_its_cards_publictest_figure(name):
+    # A reproducibility check, not an accuracy estimate: PublicTest chose each model's checkpoint,
+    # so its figure is optimistic (v4's card: about 0.715 estimated, 0.7014 on FER2013 PrivateTest,
+    # which is kept out of the project and checked independently). What this guards: the file,
+    # the runtime and the evaluation give exactly the figure the card states, on any CPU.
     npz = require_shared("fer2013/fer2013_train_publictest.npz")
     result = evaluate_fer2013(npz, "PublicTest", name=name, threads=2)
     assert result["n"] == 3579
-    # The shipped model must score what its card and metadata claim (0.6868 for v1; the 0.72
-    # goal is not reached on CPU-only training, see the card), and never fall below a floor.
     card = (MODELS / f"{name}.MODEL_CARD.md").read_text()
     claimed = float(re.search(r"accuracy (0\.\d{4})", card).group(1))
     assert result["accuracy"] == pytest.approx(claimed, abs=5e-4), format_fer2013_report(result)
