@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from engagement.core import schema
 from engagement.core.errors import ConfigError
 from engagement.core.i18n import LANGUAGES, catalogue, translate
-from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.core.time import iso, utcnow
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
@@ -78,6 +78,14 @@ def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
     ]
 
 
+def _blendshapes(profile: Profile, lang: str) -> str:
+    """The bs_* columns every per-second export holds (a reviewer found them nowhere in the DPIA):
+    how many, which describe the eyes, and whether the rest are filled under this profile."""
+    eyes = len(EYE_BLENDSHAPES)
+    key = "cat_blendshapes" if profile.expression_allowed else "cat_blendshapes_no_expression"
+    return _t(key, lang).format(n=len(BLENDSHAPE_NAMES), eyes=eyes, rest=len(BLENDSHAPE_NAMES) - eyes)
+
+
 def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[str, list]:
     """The report as (title, sections); each section is (heading, blocks) and a block is
     ("p", text) | ("ul", [text]) | ("table", [header], [[cell]])."""
@@ -88,6 +96,7 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         _t("subjects", lang),
         _t("cat_video", lang),
         f"{_t('cat_features', lang)}: {features}.",
+        _blendshapes(profile, lang),
         (f"{_t('cat_expression', lang)}: {', '.join(EXPRESSION_LABELS)}." if profile.expression_allowed
          else _t("cat_no_expression", lang)),
         _t("cat_fatigue", lang),

@@ -18,6 +18,7 @@ from dashboard import auditview, queries, services
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 from privacy import consent
+from privacy.audit import AuditAction
 
 IDENTITY, COHORT = "siti@example.id", "angkatan-1"
 RAW_TABLES = ("window_features", "engagement_estimates", "class_timeline", "purge_receipts", "audit_log")
@@ -92,17 +93,59 @@ def test_grant_keeps_the_command_lines_rules(db_url):
 
 
 def test_attestation_form_records_with_reason(db_url):
-    at = _page("privacy_consent")
-    at.selectbox(key="attest_session").set_value("sesi-002")
-    at.text_input(key="attest_facilitator").input("Ibu Widya")
-    at.text_input(key="attest_notice").input("2026-1")
-    at.text_input(key="attest_evidence").input("attendance sheet 3")
-    at.text_area(key="attest_reason").input("paper forms collected")
-    _submit(at, "consent_attest", "consent.attest")
+    with sqlite3.connect(db_path(db_url)) as con:  # the generator attests every session: end sesi-002's
+        con.execute("UPDATE consent_records SET withdrawn_at = '2026-01-01 00:00:00' WHERE session_name = 'sesi-002'")
+    at = _attest(_page("privacy_consent"), "sesi-002")
     no_failure(at)
     entry = _last(db_url, "consent_attested")
     assert entry["actor"] == "dashboard:dpo" and entry["details"]["session"] == "sesi-002"
-    assert entry["details"]["reason"] == "paper forms collected"
+    assert entry["details"]["reason"] == "formulir kertas dikumpulkan"
+
+
+def _attest(at, session: str | None = None, new: str = "", cohort: str = ""):
+    if session:
+        at.selectbox(key="attest_session").set_value(session)
+    at.text_input(key="attest_new_session").input(new)
+    at.text_input(key="attest_cohort").input(cohort)
+    at.text_input(key="attest_facilitator").input("Ibu Widya")
+    at.text_input(key="attest_notice").input("2026-1")
+    at.text_input(key="attest_evidence").input("daftar hadir 3")
+    at.text_area(key="attest_reason").input("formulir kertas dikumpulkan")
+    return _submit(at, "consent_attest", "consent.attest")
+
+
+def test_an_attestation_can_be_recorded_before_class_for_a_new_session(db_url):
+    at = _attest(_page("privacy_consent"), new="kelas-besok", cohort="angkatan-9")
+    no_failure(at)
+    entry = _last(db_url, "consent_attested")
+    assert entry["details"]["session"] == "kelas-besok" and entry["details"]["cohort"] == "angkatan-9"
+    assert at.success[0].value.startswith(translate("consent.attested", "id", session="kelas-besok", n=1)[:30])
+
+
+def test_a_second_attestation_for_a_session_is_recorded_only_after_a_warning(db_url):
+    count = audit_actions(db_url).count("consent_attested")
+    at = _attest(_page("privacy_consent"), "sesi-002")  # the generator attested every session
+    assert at.warning[0].value == translate("consent.attest_duplicate", "id", session="sesi-002")
+    assert audit_actions(db_url).count("consent_attested") == count  # warned, nothing recorded
+    at = _attest(at, "sesi-002")
+    no_failure(at)
+    assert audit_actions(db_url).count("consent_attested") == count + 1
+
+
+def test_an_attestation_without_a_session_is_refused_in_words(db_url):
+    count = audit_actions(db_url).count("consent_attested")
+    at = _attest(_page("privacy_consent"))
+    assert at.error[0].value == translate("consent.need_session", "id")
+    assert audit_actions(db_url).count("consent_attested") == count
+
+
+def test_the_audit_filter_offers_every_action_kind(db_url):
+    _participant_with_data(db_url)
+    at = _page("privacy_audit")
+    offered = at.multiselect(key="audit_actions").options
+    assert len(offered) == len(AuditAction)
+    for action in ("sign_in_failed", "agenda_changed", "report_download", "user_created"):
+        assert translate(f"action.{action}", "id") in offered
 
 
 def test_withdrawal_needs_confirmation_then_purges_and_is_audited(db_url):

@@ -148,24 +148,43 @@ with tab_grant:
 
 sessions = queries.list_sessions(store)
 session_names = sessions["name"].tolist()
+def _attest_form() -> None:
+    """A facilitator's attestation, for an analysed session or one not held yet: the command line
+    allows attesting before class, so the form takes a new session name (and its cohort) too. A
+    second attestation for a session that already has one is recorded only after a warning."""
+    with st.form("consent_attest"):
+        a, b = st.columns([3, 2])
+        picked = a.selectbox(t("chart.session"), session_names, index=None, placeholder=t("consent.pick_or_new"),
+                             key="attest_session")
+        new_name = a.text_input(t("consent.new_session"), help=t("consent.new_session_help"), key="attest_new_session")
+        cohort = b.text_input(t("consent.cohort_optional"), help=t("consent.cohort_new_session_help"), key="attest_cohort")
+        facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"), key="attest_facilitator")
+        scopes, notice, language, evidence = _notice_fields("attest")
+        reason = st.text_area(t("consent.reason"), key="attest_reason")
+        go = st.form_submit_button(t("consent.attest"), type="primary")
+    if not go:
+        return
+    session = new_name.strip() or picked
+    if not session:
+        st.error(t("consent.need_session"))
+        return
+    if services.has_attestation(store, session) and st.session_state.get("attest_again") != session:
+        # Warn once; submitting again for the same session records the second attestation.
+        st.session_state["attest_again"] = session
+        st.warning(t("consent.attest_duplicate", session=session))
+        return
+    try:
+        attested = services.consent_attest(store, session, facilitator, cohort, scopes, notice, language, evidence,
+                                           reason, who.actor)
+    except EngagementError as exc:
+        _refusal(exc)
+        return
+    st.session_state.pop("attest_again", None)
+    done(t("consent.attested", session=session, n=len(attested)))
+
+
 with tab_attest:
-    if not session_names:
-        st.caption(t("consent.no_sessions"))
-    else:
-        with st.form("consent_attest"):
-            a, b = st.columns([3, 2])
-            session = a.selectbox(t("chart.session"), session_names, key="attest_session")
-            facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"), key="attest_facilitator")
-            scopes, notice, language, evidence = _notice_fields("attest")
-            reason = st.text_area(t("consent.reason"), key="attest_reason")
-            go = st.form_submit_button(t("consent.attest"), type="primary")
-        if go:
-            try:
-                attested = services.consent_attest(store, session, facilitator, None, scopes, notice, language, evidence,
-                                                   reason, who.actor)
-                done(t("consent.attested", session=session, n=len(attested)))
-            except EngagementError as exc:
-                _refusal(exc)
+    _attest_form()
 
 with tab_withdraw:
     st.caption(t("consent.withdraw_help"))
