@@ -403,7 +403,8 @@ def histogram(df: pd.DataFrame) -> alt.Chart:
             x=alt.X("low:Q", bin="binned", title=t("chart.class_score"), scale=SCORE_SCALE),
             x2="high:Q",
             y=alt.Y("n:Q", title=t("chart.seconds")),
-            tooltip=[alt.Tooltip("low:Q", title=t("chart.class_score"), format=".2f"), alt.Tooltip("n:Q", title=t("chart.seconds"))],
+            tooltip=[alt.Tooltip("low:Q", title=t("chart.class_score"), format=".2f"),
+                     alt.Tooltip("n:Q", title=t("chart.seconds"), format=".0f")],
         )
         .properties(height=220)
     )
@@ -419,7 +420,7 @@ def agenda_bars(df: pd.DataFrame, field: str) -> alt.LayerChart:
         tooltip=[
             alt.Tooltip("title:N", title=t("chart.agenda_item")),
             *_value_tooltips(field, title, fmt),
-            alt.Tooltip("sessions:Q", title=t("kpi.sessions")),
+            alt.Tooltip("sessions:Q", title=t("kpi.sessions"), format=".0f"),
             alt.Tooltip("people:Q", title=t("chart.people"), format=".0f"),
         ],
     )

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -138,6 +139,18 @@ def section(render: Callable[[], None]) -> None:
 
 def pct(value: float | None) -> str:
     return MISSING if value is None or value != value else f"{value:.0%}"
+
+
+# d3's number format as Indonesian writes numbers (comma decimals, dot thousands): chart
+# tooltips and axes read "0,52" and "1.234" in the Indonesian UI, like the tables.
+ID_NUMBERS = {"decimal": ",", "thousands": ".", "grouping": [3], "currency": ["Rp", ""]}
+
+
+def chart(spec) -> None:
+    """An Altair chart across the page's width, its numbers written in the page's language."""
+    if current_lang() == "id":
+        spec = spec.configure(locale=alt.Locale(number=ID_NUMBERS))
+    st.altair_chart(spec, width="stretch")
 
 
 def duration(seconds: float | None) -> str:

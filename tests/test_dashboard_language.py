@@ -92,3 +92,36 @@ def test_every_page_speaks_one_language_with_readable_numbers(db_url, role, page
     long_decimals = {m for s in everything for m in re.findall(r"\d[.,]\d{3,}", s)} - ALLOWED_NUMBERS
     assert not long_decimals
     assert not [s for s in ui if re.search(r"\b[a-z]+_[a-z_]+\b", s)]  # a raw column or key name
+
+
+def _tooltips(node) -> list[dict]:
+    """Every tooltip field of a chart specification, in its layers and facets too."""
+    found = []
+    if isinstance(node, dict):
+        tip = node.get("encoding", {}).get("tooltip") if isinstance(node.get("encoding"), dict) else None
+        found += tip if isinstance(tip, list) else [tip] if isinstance(tip, dict) else []
+        for value in node.values():
+            found += _tooltips(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _tooltips(value)
+    return found
+
+
+@pytest.mark.parametrize(("role", "page"), [("facilitator", "facilitator"), ("researcher", "researcher")])
+def test_every_tooltip_is_named_in_words_and_formatted(db_url, role, page):
+    at = _page(role, page, "id")
+    tips = [tip for spec in chart_specs(at) for tip in _tooltips(spec)]
+    assert tips
+    for tip in tips:
+        assert tip.get("title") and not re.search(r"\b[a-z]+_[a-z_]+\b", tip["title"]), tip  # never a column name
+        if tip.get("type") == "quantitative":
+            assert re.fullmatch(r"\.\d[f%]", tip.get("format", "")) and int(tip["format"][1]) <= 2, tip
+
+
+@pytest.mark.parametrize(("lang", "decimal"), [("id", ","), ("en", None)])
+def test_chart_numbers_are_written_as_the_language_writes_them(db_url, lang, decimal):
+    at = _page("facilitator", "facilitator", lang)
+    specs = chart_specs(at)
+    assert specs and all(spec.get("config", {}).get("locale", {}).get("number", {}).get("decimal") == decimal
+                         for spec in specs)

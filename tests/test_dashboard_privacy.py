@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import app, audit_actions, audit_entries, db_path, make_db, missing_words, no_failure, open_page
+from dashboard_support import PAGES, app, audit_actions, audit_entries, db_path, make_db, missing_words, no_failure, open_page
 
 from dashboard import auditview, queries, services
 from dashboard.clock import zone
@@ -289,6 +289,21 @@ def test_purge_preview_names_data_in_words_and_follows_a_policy_change(db_url):
     assert at.session_state["purge_preview"]["policy_hash"] == services.load_policy().hash
 
 
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_bad_retention_period_is_refused_in_words_without_the_servers_path(db_url, lang):
+    at = app("privacy_officer", lang)
+    at.switch_page(str(PAGES / "privacy_retention.py"))
+    at.run()
+    before = services.load_policy().hash
+    at.text_input[0].input("soon")
+    at.text_area[0].input("a test of a typo")
+    at.button(key="FormSubmitter:policy_edit-" + translate("retention.save", lang)).click().run()
+    (error,) = at.error
+    assert error.value == translate("retention.bad_period", lang, tier=translate("tier.features", lang), value="soon")
+    assert "/" not in error.value and services.load_policy().hash == before
+    assert not [c.value for c in at.caption if "/" in c.value]  # the policy file by name only
+
+
 def test_one_policy_change_is_one_audit_entry_and_a_no_op_is_none(db_url):
     at = _page("privacy_retention")
     at.text_input[0].input("20d")
@@ -345,6 +360,12 @@ def test_audit_details_are_readable_not_raw_json(db_url):
     assert at.get("download_button")
 
 
+def test_audit_detail_codes_read_as_words():
+    text = auditview.details_text({"kind": "attestation", "locked": [{"scope": "account", "seconds": 300}],
+                                   "scopes": ["research"]}, zone("Asia/Jakarta"))
+    assert text == "jenis: Pernyataan fasilitator · dikunci: akun selama 5 mnt 0 dtk · cakupan: Riset", text
+
+
 def test_audit_csv_keeps_everything_and_is_safe_in_a_spreadsheet(db_url):
     store = queries.open_store(db_url)
     services.audit(store, "sign_in", "=HYPERLINK(\"x\")", {"role": "researcher"})
@@ -368,4 +389,5 @@ def test_details_text_formats_counts_times_hashes_and_lists():
         tz,
     )
     assert "Fitur per detik 10" in text and "2025-01-06 10:00:00" in text
-    assert "aaaaaaaaaaaa…" in text and "facilitator_feedback, research" in text and "ditemukan: tidak" in text
+    assert "aaaaaaaaaaaa…" in text and "ditemukan: tidak" in text
+    assert "cakupan: Umpan balik fasilitator, Riset" in text  # scope codes in words

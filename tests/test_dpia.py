@@ -53,3 +53,10 @@ def test_the_document_names_the_51_blendshape_columns_every_export_holds(isolate
     assert "51" in md and "bs_*" in md and ("14" in md and "37" in md)
     empty = {"id": "selalu kosong", "en": "always empty"}[lang]
     assert (empty in md) is not PROFILES[profile].expression_allowed
+
+
+def test_the_policy_source_is_named_without_the_servers_path():
+    from privacy.dpia import _source
+
+    assert _source("/srv/engagement/conf/retention.toml", "id") == "retention.toml"
+    assert _source("defaults", "id") == translate("dpia.doc.policy_defaults", "id") == "bawaan"

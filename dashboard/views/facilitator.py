@@ -174,20 +174,17 @@ def _timelines(run: _Run, tl: pd.DataFrame, bucket: int, length: int, field: str
 
     st.subheader(t("facilitator.timeline_on_screen") if field == "on_screen_share" else t("facilitator.timeline"))
     band = queries.score_band(run.store, run.run_id, view_bucket, since)
-    st.altair_chart(
-        charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None),
-        width="stretch",
-    )
+    ui.chart(charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None))
     st.caption(t("facilitator.timeline_help", bucket=view_bucket))
     if stats["suppressed_share"]:
         st.caption(t("facilitator.suppressed", share=ui.pct(stats["suppressed_share"])))
     if agenda.empty:
         st.caption(t("facilitator.no_agenda_hint"))
     st.subheader(t("facilitator.presence"))
-    st.altair_chart(charts.presence(view_tl, view), width="stretch")
+    ui.chart(charts.presence(view_tl, view))
     if field != "score":
         st.subheader(t("facilitator.estimate"))
-        st.altair_chart(charts.timeline(view_tl, view, "score", band=band, height=200), width="stretch")
+        ui.chart(charts.timeline(view_tl, view, "score", band=band, height=200))
         st.caption(t("facilitator.estimate_help"))
 
 
@@ -198,7 +195,7 @@ def _fatigue(points: list, bucket: int, whole: clock.Clock) -> None:
         return  # no fatigue figure: an older run, or fewer than k participants measured
     rule = FatigueRule()
     st.subheader(t("facilitator.fatigue"))
-    st.altair_chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share), width="stretch")
+    ui.chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share))
     st.caption(t("facilitator.fatigue_help"))
 
 
@@ -217,7 +214,7 @@ def _distribution(run: _Run, stats: dict) -> None:
     if dist.empty:
         ui.empty_state("facilitator.no_distribution")
     else:
-        st.altair_chart(charts.distribution(dist, kind), width="stretch")
+        ui.chart(charts.distribution(dist, kind))
         st.caption(t("facilitator.distribution_help"))
 
 
@@ -406,8 +403,7 @@ else:
         if lanes.empty:
             ui.empty_state("facilitator.no_estimates")
         else:
-            st.altair_chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket),
-                            width="stretch")
+            ui.chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket))
             st.caption(t("lanes.help", bucket=lane_bucket))
     else:
         st.session_state["lanes_audited"] = [r for r in st.session_state.get("lanes_audited", []) if r != run_id]

@@ -85,7 +85,7 @@ k5.metric(t("kpi.mean_score"), ui.num(trend["score"].mean()))
 
 st.subheader(t(f"researcher.trend_{field}"))
 if trend[field].notna().any():
-    st.altair_chart(charts.trends(trend, field), width="stretch")
+    ui.chart(charts.trends(trend, field))
     st.caption(t("researcher.interval_help"))
 else:
     ui.empty_state("researcher.no_values")
@@ -101,9 +101,9 @@ else:
         items["local_start"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
         left, right = st.columns([3, 2])
         with left:
-            st.altair_chart(charts.agenda_trends(items, field), width="stretch")
+            ui.chart(charts.agenda_trends(items, field))
         with right:
-            st.altair_chart(charts.agenda_bars(stats.across_sessions(items, field), field), width="stretch")
+            ui.chart(charts.agenda_bars(stats.across_sessions(items, field), field))
         st.caption(t("researcher.by_agenda_help"))
 
 # -- sessions side by side ----------------------------------------------------------------------
@@ -122,7 +122,7 @@ if compared:
     longest = int(chosen["seconds"].max())
     lines = _timelines(ui.db_url(), tuple(int(r) for r in chosen["run_id"]), queries.bucket_for(longest, 360))
     lines = lines.merge(chosen[["run_id", "name"]], on="run_id")
-    st.altair_chart(charts.compare(lines, field, longest), width="stretch")
+    ui.chart(charts.compare(lines, field, longest))
     side = chosen.set_index("name").reindex(compared)
     st.dataframe(
         pd.DataFrame(
@@ -144,7 +144,7 @@ st.subheader(t("researcher.histogram"))
 if hist.empty:
     ui.empty_state("researcher.no_scores")
 else:
-    st.altair_chart(charts.histogram(hist), width="stretch")
+    ui.chart(charts.histogram(hist))
 
 with st.expander(t("researcher.table")):
     st.dataframe(
