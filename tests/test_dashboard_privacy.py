@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import PAGES, app, audit_actions, audit_entries, db_path, make_db, missing_words, no_failure, open_page
+from dashboard_support import PAGES, app, audit_actions, audit_entries, db_path, elements, make_db, missing_words, no_failure, open_page
 
 from dashboard import auditview, queries, services
 from dashboard.clock import zone
@@ -120,6 +120,14 @@ def test_an_attestation_can_be_recorded_before_class_for_a_new_session(db_url):
     entry = _last(db_url, "consent_attested")
     assert entry["details"]["session"] == "kelas-besok" and entry["details"]["cohort"] == "angkatan-9"
     assert at.success[0].value.startswith(translate("consent.attested", "id", session="kelas-besok", n=1)[:30])
+
+
+def test_an_outcome_shows_beside_the_forms_not_at_the_top(db_url):
+    at = _attest(_page("privacy_consent"), new="kelas-lusa")
+    no_failure(at)
+    shown = [e for e in elements(at) if getattr(e, "type", "") in ("subheader", "success")]
+    order = [e.type for e in shown]
+    assert order.index("success") > [i for i, e in enumerate(shown) if e.value == translate("consent.actions", "id")][0]
 
 
 def test_a_second_attestation_for_a_session_is_recorded_only_after_a_warning(db_url):

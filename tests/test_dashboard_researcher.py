@@ -200,3 +200,10 @@ def test_the_download_says_first_which_sessions_have_no_research_consent(db_url)
     left = dict(zip(table[translate("chart.session", "id")], table[translate("researcher.export_left_out", "id")]))
     assert kept["sesi-001"] == "0" and left["sesi-001"] == "8"
     assert kept["sesi-002"] == "8" and left["sesi-002"] == "0"
+
+
+def test_the_score_histogram_says_it_is_the_models_score_whatever_the_measure(db_url):
+    at = _researcher()
+    subheaders = [h.value for h in at.subheader]
+    assert translate("researcher.histogram", "id") in subheaders
+    assert translate("researcher.histogram_help", "id") in [c.value for c in at.caption]

@@ -18,8 +18,6 @@ st.title(t("consent.title"))
 st.caption(t("consent.help"))
 tz = clock.local_tz()
 FLASH = "consent_flash"  # an action's outcome, shown after the rerun that refreshes the tables
-if st.session_state.get(FLASH):
-    st.success(st.session_state.pop(FLASH), icon=":material/check_circle:")
 
 
 def records_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +67,13 @@ else:
 st.divider()
 st.subheader(t("consent.actions"))
 st.caption(t("consent.actions_help"))
+# The outcome beside the forms, not at the page's top out of view; and the tab stays where the
+# officer was (a keyed tab set keeps its choice across the rerun that follows each submit).
+if st.session_state.get(FLASH):
+    st.success(st.session_state.pop(FLASH), icon=":material/check_circle:")
 tab_lookup, tab_grant, tab_attest, tab_withdraw = st.tabs(
-    [t("consent.tab_lookup"), t("consent.tab_grant"), t("consent.tab_attest"), t("consent.tab_withdraw")]
+    [t("consent.tab_lookup"), t("consent.tab_grant"), t("consent.tab_attest"), t("consent.tab_withdraw")],
+    key="consent_tab", on_change="rerun",
 )
 
 

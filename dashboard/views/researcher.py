@@ -145,6 +145,9 @@ if hist.empty:
     ui.empty_state("researcher.no_scores")
 else:
     ui.chart(charts.histogram(hist))
+    # Said outright: it is the model's score whichever measure is picked above (unexplained, it
+    # read as a histogram of the share on screen).
+    st.caption(t("researcher.histogram_help"))
 
 with st.expander(t("researcher.table")):
     st.dataframe(
