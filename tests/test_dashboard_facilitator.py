@@ -230,6 +230,14 @@ def test_agenda_table_is_ranked_by_the_share_on_screen_and_coloured(db_url):
     assert "#F6D5CF" in styles  # the weakest third: pink
 
 
+def test_the_distribution_axis_spans_the_whole_0_to_100_percent_in_quarters():
+    dist = pd.DataFrame({"category": ["on_screen", "looking_away"], "n": [90, 10], "share": [0.9, 0.1]})
+    x = charts.distribution(dist, "state").to_dict()["encoding"]["x"]
+    assert x["scale"]["domain"] == [0, 1] and x["axis"]["values"] == [0, 0.25, 0.5, 0.75, 1]
+    small = pd.DataFrame({"category": ["on_screen"], "n": [5], "share": [0.05]})
+    assert charts.distribution(small, "state").to_dict()["encoding"]["x"]["scale"]["domain"] == [0, 1]
+
+
 def test_k_hides_lone_states_from_the_distribution_and_hidden_seconds_from_the_band(db_url):
     _, _, run_id = session(db_url, "sesi-001")
     store = queries.open_store(db_url)
