@@ -23,6 +23,8 @@ CAMERAS_OFF = "#8A6D3B"
 SCORE = "#4C6A92"
 ALERT = "#C0392B"
 AGENDA_BANDS = ["#E8EEF2", "#F5F1E6"]
+# Sessions side by side (at most four): four hues apart, not neighbouring blues.
+COMPARE_COLOURS = ["#1F6F78", "#E0A458", "#A2574F", "#7B5EA7"]
 STATE_ORDER = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
 STATE_COLOURS = ("#1F6F78", "#E0A458", "#A2574F", "#8C969B", "#D5DBDD")
 LEVEL_ORDER = ("level3", "level2", "level1", "level0", "unknown", "absent")
@@ -386,7 +388,8 @@ def compare(df: pd.DataFrame, field: str, length_s: int) -> alt.Chart:
         .encode(
             x=_x(clock),
             y=alt.Y(f"{field}:Q", title=title, scale=SCORE_SCALE, axis=axis),
-            color=alt.Color("name:N", title=t("chart.session"), legend=alt.Legend(orient="bottom")),
+            color=alt.Color("name:N", title=t("chart.session"), scale=alt.Scale(range=COMPARE_COLOURS),
+                            legend=alt.Legend(orient="bottom", labelLimit=0, columns=2)),  # names never cut off
             tooltip=[
                 alt.Tooltip("name:N", title=t("chart.session")),
                 alt.Tooltip("when:N", title=t("chart.time")),

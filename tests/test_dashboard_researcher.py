@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
 
-from dashboard import queries, stats
+from dashboard import charts, queries, stats
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 
@@ -152,6 +152,9 @@ def test_sessions_side_by_side(db_url):
     no_failure(at)
     spec = next(s for s in chart_specs(at) if s.get("encoding", {}).get("color", {}).get("field") == "name")
     assert spec["encoding"]["x"]["axis"]["format"] == "%-M:%S"  # elapsed time: sessions start at different hours
+    colour = spec["encoding"]["color"]
+    assert colour["scale"]["range"] == charts.COMPARE_COLOURS and len(set(charts.COMPARE_COLOURS)) == 4
+    assert colour["legend"]["labelLimit"] == 0  # session names are never cut off
 
 
 def test_presence_is_a_percentage_everywhere(db_url):
