@@ -91,3 +91,9 @@ def test_items_stored_past_the_end_are_left_out_of_charts_and_the_last_one_ends_
     kept = queries.agenda_within(stored, 900)
     assert kept["title"].tolist() == ["Pembukaan", "Materi"]
     assert kept["end_second"].tolist() == [600, 900]
+
+
+def test_without_a_start_or_a_length_any_offset_is_kept_as_before():
+    # A batch listing's agenda is read before its recording is: nothing to check it against.
+    rows = parse_agenda_csv("0:00,Pembukaan\n9:30:00,Penutup\n")
+    assert [r.start_second for r in rows] == [0, 34200]

@@ -68,6 +68,8 @@ class SessionSpan:
         return PLAN_AHEAD_S if self.length_s is None else self.length_s
 
     def inside(self, second: int) -> bool:
+        if self.length_s is None and self.clock_start_s is None:
+            return second >= 0  # nothing to check against (a batch listing's agenda): as before
         return 0 <= second <= self.last_s
 
     def describe(self, second: int) -> str:
