@@ -97,3 +97,66 @@ def chime_html(token: str) -> str:
     data: URL never leaves the browser. `token` makes each new alert a new element (one play)."""
     data = base64.b64encode(chime_wav()).decode("ascii")
     return f'<audio autoplay data-alert="{token}" src="data:audio/wav;base64,{data}"></audio>'
+
+
+JUMP_KIND = "cameras_off_jump"
+
+
+def with_jump(alerts: pd.DataFrame, points: list[ClassPoint], jump: Jump | None) -> pd.DataFrame:
+    """The live alerts and a sudden cameras-off rise as one table: the counter, the toasts and the
+    banners all read it (the counter stayed at 0 while the camera-off banner showed). The rise
+    starts where the cameras-off share last climbed to JUMP_MIN_SHARE, so its identity (kind and
+    start) holds across refreshes and it is announced once."""
+    if jump is None:
+        return alerts
+    shares = [(p.second, p.n_absent / p.n_tracked) for p in points if p.n_absent is not None and p.n_tracked]
+    start = jump.second
+    for second, share in reversed(shares):
+        if share < JUMP_MIN_SHARE:
+            break
+        start = second
+    row = pd.DataFrame([[JUMP_KIND, start, jump.second, jump.now - jump.before]], columns=ALERT_COLUMNS)
+    return row if alerts.empty else pd.concat([alerts, row], ignore_index=True)
+
+
+NOW_S = 30  # the "now" panel's share on screen: the last 30 seconds ...
+BEFORE_S = 300  # ... against the five minutes before them
+
+
+@dataclass(frozen=True)
+class Now:
+    """What the live view's large panel shows: the share on screen over the last NOW_S seconds,
+    its change against the BEFORE_S seconds before (None until both are known), the latest second
+    and the people with a camera on then."""
+
+    share: float | None
+    change: float | None
+    second: int
+    present: int
+
+
+def now_figures(points: list[ClassPoint]) -> Now | None:
+    if not points:
+        return None
+    last = points[-1].second
+
+    def mean(first: int, end: int) -> float | None:
+        values = [p.on_screen_share for p in points if first < p.second <= end and p.on_screen_share is not None]
+        return sum(values) / len(values) if values else None
+
+    share = mean(last - NOW_S, last)
+    before = mean(last - NOW_S - BEFORE_S, last - NOW_S)
+    change = None if share is None or before is None else share - before
+    newest = points[-1]
+    # People with their camera on: the tracked less those absent (cameras off, faces lost).
+    present = newest.n_tracked - newest.n_absent if newest.n_absent is not None else newest.n_present
+    return Now(share, change, last, present)
+
+
+LEARNING_S = 120  # past this, a class with no share at all is hidden by k, not still learning
+
+
+def learning(points: list[ClassPoint]) -> bool:
+    """True while nobody's screen direction is learned yet: the first seconds of a live class,
+    when no second has an on-screen share (blank charts said nothing about why)."""
+    return bool(points) and points[-1].second <= LEARNING_S and all(p.on_screen_share is None for p in points)

@@ -22,6 +22,10 @@ from engagement.app.export import neutralise_formula
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 MAX_ITEMS = 5  # list items shown before "+n"
+# Detail values that are codes, and the catalogue prefix that says them in words ("jenis:
+# attestation" in the Indonesian log read as machine text). A code the catalogue lacks shows as itself.
+VALUE_TERMS = {"action": "action", "role": "role", "kind": "consent_kind", "scopes": "scope", "trigger": "trigger",
+               "format": "format"}
 
 
 def value_text(key: str, value: object, tz: tzinfo) -> str:
@@ -35,14 +39,16 @@ def value_text(key: str, value: object, tz: tzinfo) -> str:
             return value[:12] + "…"
         if _ISO.match(value):
             return local_text(value, tz, seconds=True) or value
-        if key in ("action", "role"):
-            return ui.term(key, value)
+        if key in VALUE_TERMS:
+            return ui.term(VALUE_TERMS[key], value)
         return value
     if isinstance(value, list):
         shown = [value_text(key, v, tz) for v in value[:MAX_ITEMS]]
         more = len(value) - MAX_ITEMS
         return ", ".join(shown) + (f" +{more}" if more > 0 else "")
     if isinstance(value, dict):
+        if set(value) == {"scope", "seconds"}:  # a sign-in lock: what was locked, for how long
+            return t("audit.lock", scope=ui.term("lock_scope", value["scope"]), length=ui.duration(value["seconds"]))
         if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
             return ", ".join(f"{ui.count_label(k)} {v}" for k, v in value.items())  # a receipt's counts
         return "; ".join(f"{ui.term('detail', k)} {value_text(k, v, tz)}" for k, v in value.items())

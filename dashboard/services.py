@@ -18,6 +18,7 @@ from typing import Any
 from dashboard import queries
 from engagement.app import export as exporter
 from engagement.core.errors import EngagementError
+from engagement.core.repositories import consent as consent_rows
 from engagement.core.store import Store
 from privacy import consent, retention, subjects
 from privacy import pseudonym as pseudonyms
@@ -125,6 +126,12 @@ def consent_attest(store: Store, session: str, facilitator: str, cohort: str | N
     return consent.attest(store, session, facilitator=facilitator, cohort=(cohort or "").strip() or None, scopes=scopes,
                           notice_version=notice_version, language=language, evidence=evidence, actor=actor,
                           reason=reason)
+
+
+def has_attestation(store: Store, session: str) -> bool:
+    """Whether `session` already has an active facilitator's attestation."""
+    with store.transaction() as conn:
+        return bool(consent_rows.active_ids(conn, consent_rows.ATTESTATION, {"session_name": session}))
 
 
 def consent_withdraw(store: Store, participant: str, cohort: str | None, scopes: list[str] | None, reason: str,
@@ -280,6 +287,11 @@ def dpia(store: Store, lang: str, fmt: str, actor: str) -> bytes:
 
 
 # -- export -----------------------------------------------------------------------------------
+
+
+def research_preview(store: Store, session: str) -> dict[str, int]:
+    """Per session, before a download: participants kept and left out for want of consent."""
+    return exporter.research_preview(store, session)
 
 
 def export_bundle(store: Store, session_names: list[str], fmt: str, actor: str) -> bytes:

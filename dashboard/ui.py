@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -187,8 +188,37 @@ def pct(value: float | None) -> str:
     return MISSING if value is None or value != value else f"{value:.0%}"
 
 
+# d3's number format as Indonesian writes numbers (comma decimals, dot thousands): chart
+# tooltips and axes read "0,52" and "1.234" in the Indonesian UI, like the tables.
+ID_NUMBERS = {"decimal": ",", "thousands": ".", "grouping": [3], "currency": ["Rp", ""]}
+
+
+def chart(spec) -> None:
+    """An Altair chart across the page's width, its numbers written in the page's language."""
+    if current_lang() == "id":
+        spec = spec.configure(locale=alt.Locale(number=ID_NUMBERS))
+    st.altair_chart(spec, width="stretch")
+
+
+def duration(seconds: float | None) -> str:
+    """A length of time in words ("21 mnt 51 dtk"): beside clock-time columns, "21:51" read as
+    a time of day."""
+    if seconds is None or seconds != seconds:
+        return MISSING
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return t("unit.duration_hm", h=h, m=m)
+    return t("unit.duration_ms", m=m, s=s) if m else t("unit.duration_s", s=s)
+
+
 def num(value: float | None, digits: int = 2) -> str:
-    return MISSING if value is None or value != value else f"{value:.{digits}f}"
+    """A number with `digits` decimals, written as the reader's language writes it (0,52 in
+    Indonesian, 0.52 in English)."""
+    if value is None or value != value:
+        return MISSING
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if current_lang() == "id" else text
 
 
 # What each count of a purge, erasure or withdrawal is about, in words (never a table name).

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from engagement.core import schema
 from engagement.core.errors import ConfigError
 from engagement.core.i18n import LANGUAGES, catalogue, translate
-from engagement.core.records import EXPRESSION_LABELS, FEATURE_NAMES
+from engagement.core.records import BLENDSHAPE_NAMES, EXPRESSION_LABELS, EYE_BLENDSHAPES, FEATURE_NAMES
 from engagement.core.time import iso, utcnow
 from privacy.audit import AuditLog
 from privacy.profiles import Profile
@@ -74,8 +75,28 @@ def _state(store, policy: RetentionPolicy, lang: str) -> list[tuple[str, str]]:
         (_t("st_keys", lang), f"{in_use} / {destroyed}"),
         (_t("st_purge", lang), last_text),
         (_t("st_audit", lang), audit_text),
-        (_t("st_policy", lang), f"{policy.hash[:16]}… ({policy.source})"),
+        (_t("st_policy", lang), f"{policy.hash[:16]}… ({_source(policy.source, lang)})"),
     ]
+
+
+def _period(value: timedelta, lang: str) -> str:
+    """A retention period in words ("90 hari"), not the policy file's "90d"."""
+    text = format_period(value)
+    return translate("period.days" if text.endswith("d") else "period.hours", lang, n=text[:-1])
+
+
+def _source(source: str, lang: str) -> str:
+    """Where the policy came from: the built-in defaults, or the policy file's name (never the
+    server's path to it)."""
+    return _t("policy_defaults", lang) if source == "defaults" else Path(source).name
+
+
+def _blendshapes(profile: Profile, lang: str) -> str:
+    """The bs_* columns every per-second export holds (a reviewer found them nowhere in the DPIA):
+    how many, which describe the eyes, and whether the rest are filled under this profile."""
+    eyes = len(EYE_BLENDSHAPES)
+    key = "cat_blendshapes" if profile.expression_allowed else "cat_blendshapes_no_expression"
+    return _t(key, lang).format(n=len(BLENDSHAPE_NAMES), eyes=eyes, rest=len(BLENDSHAPE_NAMES) - eyes)
 
 
 def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[str, list]:
@@ -88,7 +109,9 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         _t("subjects", lang),
         _t("cat_video", lang),
         f"{_t('cat_features', lang)}: {features}.",
-        (f"{_t('cat_expression', lang)}: {', '.join(EXPRESSION_LABELS)}." if profile.expression_allowed
+        _blendshapes(profile, lang),
+        (f"{_t('cat_expression', lang)}: {', '.join(translate(f'expression.{x}', lang) for x in EXPRESSION_LABELS)}."
+         if profile.expression_allowed
          else _t("cat_no_expression", lang)),
         _t("cat_fatigue", lang),
         _t("cat_smile" if profile.expression_allowed else "cat_no_smile", lang),
@@ -98,7 +121,7 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         _t("cat_identity", lang),
     ]
     rows = [[_t("tier_raw_frames", lang), _t("never_stored", lang)]]
-    rows += [[_t(f"tier_{tier}", lang), format_period(policy.periods[tier])] for tier in TIERS]
+    rows += [[_t(f"tier_{tier}", lang), _period(policy.periods[tier], lang)] for tier in TIERS]
     recipients = [_t("rec_facilitator" if profile.individual_views_allowed else "rec_facilitator_class_only", lang),
                   _t("rec_research", lang), _t("rec_officer", lang), _t("rec_none", lang)]
     views = _t("views_allowed" if profile.individual_views_allowed else "views_not_allowed", lang)

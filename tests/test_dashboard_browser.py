@@ -294,6 +294,12 @@ def test_a_live_drop_shows_its_banner_and_plays_the_chime(server):
         page.get_by_text("Porsi yang melihat layar turun sejak").first.wait_for(timeout=60_000)
         chime = page.locator('audio[src^="data:audio/wav;base64,"]')
         chime.first.wait_for(state="attached", timeout=30_000)
+        # The "now" panel reads from across the room: its share at least 60 px high (a normal
+        # figure is about 36 px), and a moment can be marked.
+        share = page.locator(".st-key-live_now [data-testid='stMetricValue']").first
+        share.wait_for(timeout=30_000)
+        assert float(share.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 60
+        assert page.get_by_role("button", name="Tandai sekarang").count() == 1
         assert page.get_by_text("Traceback").count() == 0
     _assert_offline(requests)
 

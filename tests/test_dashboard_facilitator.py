@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from dashboard_support import (
     app,
+    audit_entries,
     chart_specs,
     db_path,
     elements,
@@ -209,6 +210,12 @@ def test_alerts_are_listed_with_kind_and_agenda_item(db_url):
     kinds = {translate(f"alert.{k}", "id") for k in ("attention_drop", "on_screen_drop", "cameras_off_rise")}
     assert set(table[translate("alerts.kind", "id")]) <= kinds
     assert all(v and v != "–" for v in table[translate("alerts.agenda_item", "id")])
+    # "Lama" is a length in words, never "21:51" beside the clock-time columns; every change in points.
+    durations = table[translate("alerts.duration", "id")]
+    assert all(re.fullmatch(r"(\d+ jam \d+ mnt|\d+ mnt \d+ dtk|\d+ dtk)", d) for d in durations), durations.tolist()
+    sizes = table[translate("alerts.magnitude", "id")]
+    assert all(re.fullmatch(r"\d+ poin", v) for v in sizes), sizes.tolist()
+    assert "attention_drop" in set(queries.alerts(queries.open_store(db_url), session(db_url, "sesi-001")[2])["kind"])
 
 
 def test_agenda_table_is_ranked_by_the_share_on_screen_and_coloured(db_url):
@@ -221,6 +228,14 @@ def test_agenda_table_is_ranked_by_the_share_on_screen_and_coloured(db_url):
     styles = frame.proto.arrow_data.styler.styles
     assert "row0_col0" in styles.split("{")[0] and "#D3EAE4" in styles.split("}")[0]  # the best item: green
     assert "#F6D5CF" in styles  # the weakest third: pink
+
+
+def test_the_distribution_axis_spans_the_whole_0_to_100_percent_in_quarters():
+    dist = pd.DataFrame({"category": ["on_screen", "looking_away"], "n": [90, 10], "share": [0.9, 0.1]})
+    x = charts.distribution(dist, "state").to_dict()["encoding"]["x"]
+    assert x["scale"]["domain"] == [0, 1] and x["axis"]["values"] == [0, 0.25, 0.5, 0.75, 1]
+    small = pd.DataFrame({"category": ["on_screen"], "n": [5], "share": [0.05]})
+    assert charts.distribution(small, "state").to_dict()["encoding"]["x"]["scale"]["domain"] == [0, 1]
 
 
 def test_k_hides_lone_states_from_the_distribution_and_hidden_seconds_from_the_band(db_url):
@@ -330,11 +345,81 @@ def test_live_drop_raises_a_toast_a_banner_and_the_chime_once(db_url):
     assert any(w.startswith(translate("alert.on_screen_drop", "id")) for w in warnings), warnings
     jump = translate("live.cameras_off_jump", "id", now="50%", before="{before}").split("{before}")[0]
     assert any(w.startswith(jump) for w in warnings), warnings
-    sounds = [e for e in elements(at) if getattr(e, "type", "") == "html"]
+    sounds = _sounds(at)
     assert len(sounds) == 1 and "<audio autoplay" in sounds[0].proto.body
     at.run()  # the next refresh: the same alert is not announced again
-    assert not at.toast and not [e for e in elements(at) if getattr(e, "type", "") == "html"]
+    assert not at.toast and not _sounds(at)
     assert any(w.value.startswith(translate("alert.on_screen_drop", "id")) for w in at.warning)  # the banner stays
+
+
+def _sounds(at) -> list:
+    return [e for e in elements(at) if getattr(e, "type", "") == "html" and "<audio" in e.proto.body]
+
+
+def _points(shares: list[float | None], absent: list[int] | None = None, n: int = 8) -> list[ClassPoint]:
+    absent = absent or [0] * len(shares)
+    return [ClassPoint(s, n - a, n, 0.6, False, n - a, v, a) for s, (v, a) in enumerate(zip(shares, absent))]
+
+
+def test_now_figures_are_the_last_30_seconds_against_the_five_minutes_before():
+    now = alerting.now_figures(_points([0.8] * 300 + [0.5] * 30, [0] * 320 + [2] * 10))
+    assert now.share == pytest.approx(0.5) and now.change == pytest.approx(-0.3)
+    assert now.second == 329 and now.present == 6  # 8 tracked, 2 cameras off
+    early = alerting.now_figures(_points([0.7] * 20))
+    assert early.share == pytest.approx(0.7) and early.change is None  # nothing before to compare with
+    assert alerting.now_figures([]) is None
+
+
+def test_the_learning_notice_holds_only_while_no_direction_is_learned_in_the_first_minutes():
+    assert alerting.learning(_points([None] * 40))
+    assert not alerting.learning(_points([None] * 39 + [0.8]))
+    assert not alerting.learning(_points([None] * 200))  # past two minutes: k hides it, not learning
+    assert not alerting.learning([])
+
+
+def test_a_cameras_off_jump_joins_the_alerts_once_with_a_start_that_holds_across_refreshes():
+    points = _points([0.8] * 325, [0] * 300 + [4] * 25)
+    first = alerting.with_jump(alerting.live_alerts(points), points, alerting.cameras_off_jump(points))
+    later = points + [ClassPoint(s, 4, 8, 0.6, False, 4, 0.8, 4) for s in range(325, 330)]  # the next refresh
+    again = alerting.with_jump(alerting.live_alerts(later), later, alerting.cameras_off_jump(later))
+    jumps = first[first["kind"] == alerting.JUMP_KIND]
+    assert jumps["start_second"].tolist() == [300] and jumps["end_second"].tolist() == [324]
+    assert again[again["kind"] == alerting.JUMP_KIND]["start_second"].tolist() == [300]
+    assert alerting.unseen(again, {alerting.alert_key(alerting.JUMP_KIND, 300)}).empty
+    quiet = _points([0.8] * 325)
+    assert alerting.with_jump(alerting.live_alerts(quiet), quiet, None).empty
+
+
+def test_the_live_counter_counts_every_banner_and_the_now_panel_is_shown(db_url):
+    _make_live(db_url, "sesi-003")
+    at = app("facilitator").run()
+    no_failure(at)
+    banners = [w.value for w in at.warning if w.proto.icon in (":material/notifications_active:", ":material/videocam_off:")]
+    jump = translate("live.cameras_off_jump", "id", now="50%", before="{before}").split("{before}")[0]
+    assert any(b.startswith(jump) for b in banners), banners
+    counter = next(m for m in at.metric if m.label == translate("kpi.alerts", "id"))
+    assert int(counter.value) >= len(banners) > 0
+    panel = {m.label: m for m in at.metric}
+    share = panel[translate("live.now_share", "id")]
+    # The last 30 s at 30 %; the five minutes before: 130 s at 80 %, 170 s at 30 % (52 %).
+    assert share.value == "30%" and share.proto.delta == "-22 " + translate("unit.points", "id")
+    assert panel[translate("live.now_present", "id")].value == "4"
+    assert panel[translate("live.now_item", "id")].value not in ("–", "None", "")
+
+
+def test_mark_now_adds_a_one_minute_item_at_the_newest_second(db_url):
+    _make_live(db_url, "sesi-003")
+    _, session_id, run_id = session(db_url, "sesi-003")
+    at = app("facilitator").run()
+    before = _agenda_rows(db_url, session_id)
+    running = [title for start, title in before if start <= 899][-1]
+    next(w for w in at.text_input if w.label == translate("live.mark_title", "id")).input("Kuis dimulai")
+    at.button(key="FormSubmitter:live_mark-" + translate("live.mark", "id")).click().run()
+    no_failure(at)
+    added = [r for r in _agenda_rows(db_url, session_id) if r not in before]
+    assert added == [(899, "Kuis dimulai"), (959, running)]
+    assert any(s.value.startswith("«Kuis dimulai»") for s in at.success)
+    assert "mark" in [e["details"].get("change") for e in audit_entries(db_url) if e["action"] == "agenda_changed"]
 
 
 def test_live_view_shows_the_last_ten_minutes_by_default(db_url):
@@ -415,3 +500,93 @@ def test_no_fatigue_figures_no_fatigue_lane(db_url):
     at = _facilitator(db_url, "sesi-001")  # the generator writes no fatigue figures (an older run)
     assert translate("facilitator.fatigue", "id") not in [s.value for s in at.subheader]
     assert not any("menguap" in w.value for w in at.warning)
+
+
+# -- agenda editor ----------------------------------------------------------------------------------
+
+
+def _agenda_rows(db_url: str, session_id: int) -> list[tuple[int, str]]:
+    with sqlite3.connect(db_path(db_url)) as con:
+        return con.execute("SELECT start_second, title FROM agenda_items WHERE session_id = ? ORDER BY start_second, id",
+                           (session_id,)).fetchall()
+
+
+def _add(at, session_id: int, start: str, title: str, lang: str = "id"):
+    form = f"agenda_add_{session_id}"
+    inputs = [w for w in at.text_input if w.label in (translate("agenda.start", lang), translate("agenda.title", lang))]
+    inputs[0].input(start)
+    inputs[1].input(title)
+    return at.button(key=f"FormSubmitter:{form}-" + translate("agenda.add", lang)).click().run()
+
+
+def _editor_page(db_url: str, name: str, lang: str = "id"):
+    """The facilitator page on session `name`, in `lang` (picked as a user does, in the sidebar)."""
+    at = app("facilitator").run()
+    if lang != "id":
+        at.sidebar.selectbox[0].set_value(lang).run()
+    at = open_page(at, "facilitator")
+    # By position: set_value formats the option outside the page's run, in the default language.
+    at.selectbox(key="facilitator_session").select_index(session(db_url, name)[0]).run()
+    return at
+
+
+def _start_of(db_url: str, name: str) -> datetime:
+    sessions = queries.list_sessions(queries.open_store(db_url))
+    start = pd.Timestamp(sessions.loc[sessions["name"] == name, "clock_start"].iloc[0])
+    return (start.tz_localize("UTC") if start.tzinfo is None else start).tz_convert(JAKARTA).to_pydatetime()
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_clock_time_and_an_offset_land_on_the_same_second_and_read_alike(db_url, lang):
+    _, session_id, _ = session(db_url, "sesi-002")
+    at = _editor_page(db_url, "sesi-002", lang)
+    before = _agenda_rows(db_url, session_id)
+    clock_time = (_start_of(db_url, "sesi-002") + timedelta(minutes=7, seconds=30)).strftime("%H:%M:%S")
+    at = _add(at, session_id, clock_time, "Kuis jam", lang)
+    no_failure(at)
+    at = _add(at, session_id, "+7:30", "Kuis offset", lang)
+    no_failure(at)
+    added = [r for r in _agenda_rows(db_url, session_id) if r not in before]
+    assert added == [(450, "Kuis jam"), (450, "Kuis offset")]
+    # The editor lists the start as the ranking does: the session's clock, never an offset.
+    label = Clock.for_session(_start_of(db_url, "sesi-002"), 900, JAKARTA).label(450)
+    editor = next(df.value for df in at.dataframe if list(df.value.columns) == [translate("agenda.start", lang), translate("agenda.title", lang)])
+    assert editor.loc[editor[translate("agenda.title", lang)] == "Kuis jam", translate("agenda.start", lang)].tolist() == [label]
+    ranking = next(df.value for df in at.dataframe if translate("agenda.rank", lang) in df.value.columns)
+    assert set(ranking.loc[ranking[translate("agenda.title", lang)].str.startswith("Kuis"), translate("agenda.start", lang)]) == {label}
+
+
+@pytest.mark.parametrize(("lang", "words"), [("id", "di luar sesi"), ("en", "outside the session")])
+def test_a_time_outside_the_session_is_refused_in_the_users_language_and_nothing_is_stored(db_url, lang, words):
+    _, session_id, _ = session(db_url, "sesi-002")
+    at = _editor_page(db_url, "sesi-002", lang)
+    before = _agenda_rows(db_url, session_id)
+    at = _add(at, session_id, "22:43:30" if _start_of(db_url, "sesi-002").hour != 22 else "03:43:30", "Terlambat", lang)
+    assert _agenda_rows(db_url, session_id) == before
+    (error,) = at.error
+    assert error.value.startswith(translate("agenda.invalid", lang, detail="")) and words in error.value
+    other = "cannot" if lang == "id" else "tidak"
+    assert other not in error.value
+
+
+def test_removing_an_item_asks_first_and_can_be_undone(db_url):
+    _, session_id, _ = session(db_url, "sesi-002")
+    at = _editor_page(db_url, "sesi-002")
+    before = _agenda_rows(db_url, session_id)
+    assert len(before) >= 2
+    at.button(key=f"agenda_remove_ask_{session_id}").click().run()
+    assert _agenda_rows(db_url, session_id) == before  # one click deletes nothing
+    assert any(translate("agenda.remove_yes", "id") == b.label for b in at.button)
+    at.button(key=f"agenda_remove_no_{session_id}").click().run()
+    assert _agenda_rows(db_url, session_id) == before
+    at.button(key=f"agenda_remove_ask_{session_id}").click().run()
+    at.button(key=f"agenda_remove_yes_{session_id}").click().run()
+    no_failure(at)
+    after = _agenda_rows(db_url, session_id)
+    assert len(after) == len(before) - 1
+    (gone,) = [r for r in before if r not in after]
+    assert translate("agenda.removed", "id", title=gone[1]) in [s.value for s in at.success]
+    at.button(key=f"agenda_undo_button_{session_id}").click().run()
+    no_failure(at)
+    assert _agenda_rows(db_url, session_id) == before
+    assert translate("agenda.restored", "id") in [s.value for s in at.success]

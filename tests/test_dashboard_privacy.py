@@ -12,12 +12,13 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import app, audit_actions, audit_entries, db_path, make_db, missing_words, no_failure, open_page
+from dashboard_support import PAGES, app, audit_actions, audit_entries, db_path, elements, make_db, missing_words, no_failure, open_page
 
 from dashboard import auditview, queries, services
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 from privacy import consent
+from privacy.audit import AuditAction
 
 IDENTITY, COHORT = "siti@example.id", "angkatan-1"
 RAW_TABLES = ("window_features", "engagement_estimates", "class_timeline", "purge_receipts", "audit_log")
@@ -92,17 +93,67 @@ def test_grant_keeps_the_command_lines_rules(db_url):
 
 
 def test_attestation_form_records_with_reason(db_url):
-    at = _page("privacy_consent")
-    at.selectbox(key="attest_session").set_value("sesi-002")
-    at.text_input(key="attest_facilitator").input("Ibu Widya")
-    at.text_input(key="attest_notice").input("2026-1")
-    at.text_input(key="attest_evidence").input("attendance sheet 3")
-    at.text_area(key="attest_reason").input("paper forms collected")
-    _submit(at, "consent_attest", "consent.attest")
+    with sqlite3.connect(db_path(db_url)) as con:  # the generator attests every session: end sesi-002's
+        con.execute("UPDATE consent_records SET withdrawn_at = '2026-01-01 00:00:00' WHERE session_name = 'sesi-002'")
+    at = _attest(_page("privacy_consent"), "sesi-002")
     no_failure(at)
     entry = _last(db_url, "consent_attested")
     assert entry["actor"] == "dashboard:dpo" and entry["details"]["session"] == "sesi-002"
-    assert entry["details"]["reason"] == "paper forms collected"
+    assert entry["details"]["reason"] == "formulir kertas dikumpulkan"
+
+
+def _attest(at, session: str | None = None, new: str = "", cohort: str = ""):
+    if session:
+        at.selectbox(key="attest_session").set_value(session)
+    at.text_input(key="attest_new_session").input(new)
+    at.text_input(key="attest_cohort").input(cohort)
+    at.text_input(key="attest_facilitator").input("Ibu Widya")
+    at.text_input(key="attest_notice").input("2026-1")
+    at.text_input(key="attest_evidence").input("daftar hadir 3")
+    at.text_area(key="attest_reason").input("formulir kertas dikumpulkan")
+    return _submit(at, "consent_attest", "consent.attest")
+
+
+def test_an_attestation_can_be_recorded_before_class_for_a_new_session(db_url):
+    at = _attest(_page("privacy_consent"), new="kelas-besok", cohort="angkatan-9")
+    no_failure(at)
+    entry = _last(db_url, "consent_attested")
+    assert entry["details"]["session"] == "kelas-besok" and entry["details"]["cohort"] == "angkatan-9"
+    assert at.success[0].value.startswith(translate("consent.attested", "id", session="kelas-besok", n=1)[:30])
+
+
+def test_an_outcome_shows_beside_the_forms_not_at_the_top(db_url):
+    at = _attest(_page("privacy_consent"), new="kelas-lusa")
+    no_failure(at)
+    shown = [e for e in elements(at) if getattr(e, "type", "") in ("subheader", "success")]
+    order = [e.type for e in shown]
+    assert order.index("success") > [i for i, e in enumerate(shown) if e.value == translate("consent.actions", "id")][0]
+
+
+def test_a_second_attestation_for_a_session_is_recorded_only_after_a_warning(db_url):
+    count = audit_actions(db_url).count("consent_attested")
+    at = _attest(_page("privacy_consent"), "sesi-002")  # the generator attested every session
+    assert at.warning[0].value == translate("consent.attest_duplicate", "id", session="sesi-002")
+    assert audit_actions(db_url).count("consent_attested") == count  # warned, nothing recorded
+    at = _attest(at, "sesi-002")
+    no_failure(at)
+    assert audit_actions(db_url).count("consent_attested") == count + 1
+
+
+def test_an_attestation_without_a_session_is_refused_in_words(db_url):
+    count = audit_actions(db_url).count("consent_attested")
+    at = _attest(_page("privacy_consent"))
+    assert at.error[0].value == translate("consent.need_session", "id")
+    assert audit_actions(db_url).count("consent_attested") == count
+
+
+def test_the_audit_filter_offers_every_action_kind(db_url):
+    _participant_with_data(db_url)
+    at = _page("privacy_audit")
+    offered = at.multiselect(key="audit_actions").options
+    assert len(offered) == len(AuditAction)
+    for action in ("sign_in_failed", "agenda_changed", "report_download", "user_created"):
+        assert translate(f"action.{action}", "id") in offered
 
 
 def test_withdrawal_needs_confirmation_then_purges_and_is_audited(db_url):
@@ -246,6 +297,21 @@ def test_purge_preview_names_data_in_words_and_follows_a_policy_change(db_url):
     assert at.session_state["purge_preview"]["policy_hash"] == services.load_policy().hash
 
 
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_a_bad_retention_period_is_refused_in_words_without_the_servers_path(db_url, lang):
+    at = app("privacy_officer", lang)
+    at.switch_page(str(PAGES / "privacy_retention.py"))
+    at.run()
+    before = services.load_policy().hash
+    at.text_input[0].input("soon")
+    at.text_area[0].input("a test of a typo")
+    at.button(key="FormSubmitter:policy_edit-" + translate("retention.save", lang)).click().run()
+    (error,) = at.error
+    assert error.value == translate("retention.bad_period", lang, tier=translate("tier.features", lang), value="soon")
+    assert "/" not in error.value and services.load_policy().hash == before
+    assert not [c.value for c in at.caption if "/" in c.value]  # the policy file by name only
+
+
 def test_one_policy_change_is_one_audit_entry_and_a_no_op_is_none(db_url):
     at = _page("privacy_retention")
     at.text_input[0].input("20d")
@@ -302,6 +368,12 @@ def test_audit_details_are_readable_not_raw_json(db_url):
     assert at.get("download_button")
 
 
+def test_audit_detail_codes_read_as_words():
+    text = auditview.details_text({"kind": "attestation", "locked": [{"scope": "account", "seconds": 300}],
+                                   "scopes": ["research"]}, zone("Asia/Jakarta"))
+    assert text == "jenis: Pernyataan fasilitator · dikunci: akun selama 5 mnt 0 dtk · cakupan: Riset", text
+
+
 def test_audit_csv_keeps_everything_and_is_safe_in_a_spreadsheet(db_url):
     store = queries.open_store(db_url)
     services.audit(store, "sign_in", "=HYPERLINK(\"x\")", {"role": "researcher"})
@@ -325,4 +397,5 @@ def test_details_text_formats_counts_times_hashes_and_lists():
         tz,
     )
     assert "Fitur per detik 10" in text and "2025-01-06 10:00:00" in text
-    assert "aaaaaaaaaaaa…" in text and "facilitator_feedback, research" in text and "ditemukan: tidak" in text
+    assert "aaaaaaaaaaaa…" in text and "ditemukan: tidak" in text
+    assert "cakupan: Umpan balik fasilitator, Riset" in text  # scope codes in words

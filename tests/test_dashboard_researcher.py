@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
 
-from dashboard import queries, stats
+from dashboard import charts, queries, stats
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 
@@ -157,7 +157,7 @@ def test_every_aggregate_point_shows_its_n_and_interval(db_url):
         fields = {t["field"] for layer in _layers(spec) for t in layer["encoding"].get("tooltip", [])}
         assert "people" in fields
     assert "sessions" in {t["field"] for t in _layers(agenda_bars)[0]["encoding"]["tooltip"]}
-    table = at.dataframe[-1].value
+    table = next(df.value for df in at.dataframe if translate("researcher.interval", "id") in df.value.columns)
     assert all(v == "–" or "%–" in v for v in table[translate("researcher.interval", "id")])
 
 
@@ -171,12 +171,15 @@ def test_sessions_side_by_side(db_url):
     no_failure(at)
     spec = next(s for s in chart_specs(at) if s.get("encoding", {}).get("color", {}).get("field") == "name")
     assert spec["encoding"]["x"]["axis"]["format"] == "%-M:%S"  # elapsed time: sessions start at different hours
+    colour = spec["encoding"]["color"]
+    assert colour["scale"]["range"] == charts.COMPARE_COLOURS and len(set(charts.COMPARE_COLOURS)) == 4
+    assert colour["legend"]["labelLimit"] == 0  # session names are never cut off
 
 
 def test_presence_is_a_percentage_everywhere(db_url):
     at = _researcher()
     values = [m.value for m in at.metric if m.label in (translate("kpi.on_screen", "id"), translate("kpi.cameras_off", "id"))]
-    table = at.dataframe[-1].value
+    table = next(df.value for df in at.dataframe if translate("kpi.cameras_off", "id") in df.value.columns)
     values += table[translate("kpi.cameras_off", "id")].tolist() + table[translate("kpi.on_screen", "id")].tolist()
     assert values and all(v.endswith("%") for v in values), values
     assert not missing_words(at)
@@ -197,3 +200,32 @@ def test_a_measure_hidden_everywhere_by_k_is_an_empty_state_not_a_crash(db_url):
     at = _researcher()
     assert [i.value for i in at.info].count(translate("researcher.no_values", "id")) == 2  # per session, per agenda item
     assert not missing_words(at)
+
+
+def test_the_download_says_first_which_sessions_have_no_research_consent(db_url):
+    # The generator's attestations cover facilitator feedback only; sesi-002 also gets research.
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute(
+            "INSERT INTO consent_records (kind, cohort, participant, session_name, attested_by, scope, notice_version,"
+            " language, evidence, granted_at, withdrawn_at, created_at) SELECT kind, cohort, participant, session_name,"
+            " attested_by, 'research', notice_version, language, evidence, granted_at, NULL, created_at"
+            " FROM consent_records WHERE session_name = 'sesi-002'"
+        )
+    at = _researcher()
+    chosen = at.multiselect(key="researcher_download_sessions").value
+    assert {"sesi-001", "sesi-002", "sesi-003"} <= set(chosen)
+    warning = translate("researcher.no_research_consent", "id", sessions="{x}").split("{x}")[0]
+    (said,) = [w.value for w in at.warning if w.value.startswith(warning)]
+    assert "sesi-001" in said and "sesi-003" in said and "sesi-002" not in said
+    table = next(df.value for df in at.dataframe if translate("researcher.export_kept", "id") in df.value.columns)
+    kept = dict(zip(table[translate("chart.session", "id")], table[translate("researcher.export_kept", "id")]))
+    left = dict(zip(table[translate("chart.session", "id")], table[translate("researcher.export_left_out", "id")]))
+    assert kept["sesi-001"] == "0" and left["sesi-001"] == "8"
+    assert kept["sesi-002"] == "8" and left["sesi-002"] == "0"
+
+
+def test_the_score_histogram_says_it_is_the_models_score_whatever_the_measure(db_url):
+    at = _researcher()
+    subheaders = [h.value for h in at.subheader]
+    assert translate("researcher.histogram", "id") in subheaders
+    assert translate("researcher.histogram_help", "id") in [c.value for c in at.caption]

@@ -19,6 +19,7 @@ from dashboard.queries.facilitator import (
     agenda,
     agenda_at,
     agenda_scores,
+    agenda_within,
     alerts,
     attention_distribution,
     class_timeline,

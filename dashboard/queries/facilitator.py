@@ -278,3 +278,16 @@ def agenda_at(agenda: pd.DataFrame, second: float) -> str | None:
     hit = agenda[agenda["start_second"] <= second]
     return None if hit.empty else str(hit.iloc[-1]["title"])
 
+
+
+def agenda_within(agenda: pd.DataFrame, length_s: int) -> pd.DataFrame:
+    """The items that start inside a session of `length_s` seconds, each ending at the next one or
+    the session's end. An item stored past the end (before the editor refused them, '22:43:30' was
+    kept as 22 hours in) would otherwise stretch the chart's axis to a sliver and draw the
+    summary's band past its edge."""
+    if agenda.empty:
+        return agenda
+    kept = agenda[agenda["start_second"] < max(length_s, 1)].copy()
+    ends = kept["end_second"].astype(float).fillna(float(length_s))
+    kept["end_second"] = ends.clip(upper=float(length_s))
+    return kept

@@ -10,11 +10,9 @@ from datetime import timedelta, tzinfo
 import pandas as pd
 import streamlit as st
 
-from dashboard import alerting, auth, charts, clock, queries, report, services, summary, ui
+from dashboard import agenda_editor, alerting, auth, charts, clock, queries, report, services, summary, ui
 from dashboard.page_text import current_lang, t
-from engagement.app import agenda as agenda_store
-from engagement.core.errors import EngagementError
-from engagement.core.i18n import fmt_seconds
+from engagement.core.i18n import fmt_seconds, translate
 from engagement.core.store import Store
 from engagement.core.time import as_utc, utcnow
 from engagement.temporal.timeline import FatigueRule
@@ -34,10 +32,13 @@ if sessions.empty:
     st.stop()
 
 
-def _label(row: pd.Series) -> str:
-    status = t(f"status.{row.status}") if isinstance(row.status, str) else t("status.none")
+def _label(row: pd.Series, lang: str) -> str:
+    """A session as the picker lists it, in `lang`: bound when the page runs, because Streamlit
+    may format the picked option again outside the page's run, where the language is unknown."""
+    status = translate(f"status.{row.status}" if isinstance(row.status, str) else "status.none", lang)
     when = ui.text(clock.local_text(row.started_at, tz))
-    return t("facilitator.session_option", name=row["name"], date=when, cohort=ui.text(row.cohort), status=status)
+    return translate("facilitator.session_option", lang, name=row["name"], date=when, cohort=ui.text(row.cohort),
+                     status=status)
 
 
 options = sessions.index.tolist()
@@ -48,7 +49,7 @@ pick = st.selectbox(
     t("facilitator.pick_session"),
     options,
     index=options.index(matches[0]) if matches else 0,
-    format_func=lambda i: _label(sessions.loc[i]),
+    format_func=lambda i, lang=current_lang(): _label(sessions.loc[i], lang),
     key="facilitator_session",
 )
 session = sessions.loc[pick].to_dict()
@@ -92,12 +93,11 @@ def _overview(run: _Run) -> None:
         _no_timeline(run, info)
         return
     stats = queries.session_stats(run.store, run.run_id)
-    agenda = queries.agenda(run.store, run.session_id)
+    agenda = queries.agenda_within(queries.agenda(run.store, run.session_id), length)
     whole = clock.Clock.for_session(run.session.get("clock_start"), length, run.tz)
     points = queries.timeline_points(run.store, run.run_id)
     if run.live:
-        alerts = alerting.live_alerts(points)
-        _announce(run, alerts, points, agenda, whole)
+        alerts = _live_now(run, points, agenda, whole)
     else:
         alerts = queries.alerts(run.store, run.run_id)
     # The headline is the share of present participants on screen; runs analysed before the
@@ -174,20 +174,17 @@ def _timelines(run: _Run, tl: pd.DataFrame, bucket: int, length: int, field: str
 
     st.subheader(t("facilitator.timeline_on_screen") if field == "on_screen_share" else t("facilitator.timeline"))
     band = queries.score_band(run.store, run.run_id, view_bucket, since)
-    st.altair_chart(
-        charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None),
-        width="stretch",
-    )
+    ui.chart(charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None))
     st.caption(t("facilitator.timeline_help", bucket=view_bucket))
     if stats["suppressed_share"]:
         st.caption(t("facilitator.suppressed", share=ui.pct(stats["suppressed_share"])))
     if agenda.empty:
         st.caption(t("facilitator.no_agenda_hint"))
     st.subheader(t("facilitator.presence"))
-    st.altair_chart(charts.presence(view_tl, view), width="stretch")
+    ui.chart(charts.presence(view_tl, view))
     if field != "score":
         st.subheader(t("facilitator.estimate"))
-        st.altair_chart(charts.timeline(view_tl, view, "score", band=band, height=200), width="stretch")
+        ui.chart(charts.timeline(view_tl, view, "score", band=band, height=200))
         st.caption(t("facilitator.estimate_help"))
 
 
@@ -198,7 +195,7 @@ def _fatigue(points: list, bucket: int, whole: clock.Clock) -> None:
         return  # no fatigue figure: an older run, or fewer than k participants measured
     rule = FatigueRule()
     st.subheader(t("facilitator.fatigue"))
-    st.altair_chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share), width="stretch")
+    ui.chart(charts.fatigue_lane(frame, whole, rule.yawns_per_hour, rule.perclos_share))
     st.caption(t("facilitator.fatigue_help"))
 
 
@@ -217,7 +214,7 @@ def _distribution(run: _Run, stats: dict) -> None:
     if dist.empty:
         ui.empty_state("facilitator.no_distribution")
     else:
-        st.altair_chart(charts.distribution(dist, kind), width="stretch")
+        ui.chart(charts.distribution(dist, kind))
         st.caption(t("facilitator.distribution_help"))
 
 
@@ -239,11 +236,12 @@ def _alerts_and_agenda(run: _Run, alerts: pd.DataFrame, agenda: pd.DataFrame, fi
 
 
 def _change(kind: str, magnitude: float) -> str:
-    """An alert's size: percentage points for the shares, score points for the score, and for
-    fatigue how far past its threshold the class went (1.0 = at it)."""
+    """An alert's size in points: percentage points for the shares, and the 0-1 score's drop on
+    the same 0-100 scale (a column mixing "61 poin" and "0.52" read as two units); for fatigue
+    how far past its threshold the class went (1.0 = at it)."""
     if kind == "fatigue_rising":
         return t("unit.times_threshold", times=f"{magnitude:.1f}")
-    return f"{magnitude * 100:.0f} {t('unit.points')}" if kind != "attention_drop" else ui.num(magnitude)
+    return f"{magnitude * 100:.0f} {t('unit.points')}"
 
 
 def _alert_table(alerts: pd.DataFrame, agenda: pd.DataFrame, when: clock.Clock) -> pd.DataFrame:
@@ -252,7 +250,7 @@ def _alert_table(alerts: pd.DataFrame, agenda: pd.DataFrame, when: clock.Clock) 
             t("alerts.kind"): [t(f"alert.{k}") for k in alerts["kind"]],
             t("alerts.from"): [when.label(s) for s in alerts["start_second"]],
             t("alerts.to"): [when.label(s) for s in alerts["end_second"]],
-            t("alerts.duration"): [fmt_seconds(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
+            t("alerts.duration"): [ui.duration(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
             t("alerts.agenda_item"): [ui.text(queries.agenda_at(agenda, s)) for s in alerts["start_second"]],
             t("alerts.magnitude"): [_change(k, m) for k, m in zip(alerts["kind"], alerts["magnitude"])],
         }
@@ -290,28 +288,51 @@ def _agenda_table(scores: pd.DataFrame, field: str, when: clock.Clock):
     return table.style.apply(colour, axis=1)
 
 
-def _announce(run: _Run, alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: clock.Clock) -> None:
+# The live "now" panel is read from across the room: its figures four times the usual size.
+NOW_CSS = "<style>.st-key-live_now [data-testid='stMetricValue']{font-size:4.5rem;line-height:1.1}</style>"
+
+
+def _live_now(run: _Run, points: list, agenda: pd.DataFrame, when: clock.Clock) -> pd.DataFrame:
+    """The live view's top: what is being learned, the large "now" panel, and the alerts (drops
+    and a sudden cameras-off rise in one table, so the counter and the banners agree)."""
+    jump = alerting.cameras_off_jump(points)
+    alerts = alerting.with_jump(alerting.live_alerts(points), points, jump)
+    if alerting.learning(points):
+        st.info(t("live.learning"), icon=":material/hourglass_top:")
+    now = alerting.now_figures(points)
+    if now is not None:
+        st.html(NOW_CSS)
+        with st.container(key="live_now", border=True):
+            a, b, c = st.columns([2, 3, 1])
+            change = None if now.change is None else f"{now.change * 100:+.0f} {t('unit.points')}"
+            a.metric(t("live.now_share"), ui.pct(now.share), delta=change, help=t("live.now_share_help"))
+            b.metric(t("live.now_item"), ui.text(queries.agenda_at(agenda, now.second)))
+            c.metric(t("live.now_present"), str(now.present))
+    _announce(run, alerts, points, agenda, when, jump)
+    return alerts
+
+
+def _announce(run: _Run, alerts: pd.DataFrame, points: list, agenda: pd.DataFrame, when: clock.Clock,
+              jump: alerting.Jump | None) -> None:
     """A toast for each new alert, a banner while one lasts, and the chime when asked for."""
     run_id = run.run_id
     seen: set[str] = st.session_state.setdefault(f"alerts_seen_{run_id}", set())
     fresh = alerting.unseen(alerts, seen)
     last = points[-1].second if points else 0
     for row in fresh.itertuples():
-        st.toast(_alert_text(row, agenda, when), icon=":material/notifications_active:")
+        st.toast(_alert_text(row, agenda, when, jump), icon=":material/notifications_active:")
         seen.add(alerting.alert_key(row.kind, row.start_second))
     for row in alerts[alerts["end_second"] >= last - ONGOING_S].itertuples():
-        st.warning(_alert_text(row, agenda, when), icon=":material/notifications_active:")
-    jump = alerting.cameras_off_jump(points)
-    jumped_before = st.session_state.get(f"jump_{run_id}", False)
-    if jump is not None:
-        st.warning(t("live.cameras_off_jump", now=ui.pct(jump.now), before=ui.pct(jump.before)), icon=":material/videocam_off:")
-    st.session_state[f"jump_{run_id}"] = jump is not None
-    if st.session_state.get("alert_sound") and (not fresh.empty or (jump is not None and not jumped_before)):
+        icon = ":material/videocam_off:" if row.kind == alerting.JUMP_KIND else ":material/notifications_active:"
+        st.warning(_alert_text(row, agenda, when, jump), icon=icon)
+    if st.session_state.get("alert_sound") and not fresh.empty:
         st.html(alerting.chime_html(f"{run_id}-{last}"))
 
 
 
-def _alert_text(row, agenda: pd.DataFrame, when: clock.Clock) -> str:
+def _alert_text(row, agenda: pd.DataFrame, when: clock.Clock, jump: alerting.Jump | None = None) -> str:
+    if row.kind == alerting.JUMP_KIND and jump is not None:
+        return t("live.cameras_off_jump", now=ui.pct(jump.now), before=ui.pct(jump.before))
     item = queries.agenda_at(agenda, row.start_second)
     return t("live.alert", kind=t(f"alert.{row.kind}"), since=when.label(row.start_second), item=ui.text(item))
 
@@ -331,7 +352,26 @@ def _no_timeline(run: _Run, info: dict) -> None:
 
 
 RUN = _Run(store, session, session_id, run_id, live, tz, who.actor)
+EDITED_CLOCK = clock.Clock.for_session(session.get("clock_start"), int((queries.run_info(store, run_id) or {}).get("length") or 0), tz)
+AGENDA = agenda_editor.Target(store, session_id, session["name"], EDITED_CLOCK, agenda_editor.span_of(EDITED_CLOCK, live), who.actor)
+
+
+def _mark_form() -> None:
+    """During class: mark a moment ("kuis dimulai") as a one-minute agenda item at the current second."""
+    with st.form("live_mark", clear_on_submit=True, border=False):
+        a, b = st.columns([3, 1], vertical_alignment="bottom")
+        title = a.text_input(t("live.mark_title"))
+        if b.form_submit_button(t("live.mark"), icon=":material/flag:", help=t("live.mark_help")):
+            second = max(0, int((queries.run_info(store, run_id) or {}).get("length") or 0) - 1)  # the newest second
+            agenda_editor.mark_now(AGENDA, second, title)
+            st.rerun()
+    note = st.session_state.pop("live_mark_note", None)
+    if note:
+        st.success(note, icon=":material/flag:")
+
+
 if live:
+    _mark_form()
     # Only the overview refreshes; the agenda editor below keeps what the user is typing.
     st.fragment(run_every=timedelta(seconds=5))(lambda: ui.section(lambda: _overview(RUN)))()
 else:
@@ -363,8 +403,7 @@ else:
         if lanes.empty:
             ui.empty_state("facilitator.no_estimates")
         else:
-            st.altair_chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket),
-                            width="stretch")
+            ui.chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket))
             st.caption(t("lanes.help", bucket=lane_bucket))
     else:
         st.session_state["lanes_audited"] = [r for r in st.session_state.get("lanes_audited", []) if r != run_id]
@@ -372,47 +411,4 @@ else:
 # -- agenda editor ----------------------------------------------------------------------------
 st.divider()
 with st.expander(t("agenda.edit"), icon=":material/event_note:"):
-    agenda_now = queries.agenda(store, session_id)
-    if agenda_now.empty:
-        st.caption(t("agenda.empty"))
-    else:
-        st.dataframe(
-            pd.DataFrame({t("agenda.start"): [fmt_seconds(s) for s in agenda_now["start_second"]], t("agenda.title"): agenda_now["title"]}),
-            hide_index=True,
-            width="stretch",
-        )
-    with st.form("agenda_add", clear_on_submit=True):
-        a, b = st.columns([1, 3])
-        start_text = a.text_input(t("agenda.start"), placeholder=t("agenda.start_placeholder"))
-        title_text = b.text_input(t("agenda.title"))
-        if st.form_submit_button(t("agenda.add")):
-            try:
-                agenda_store.add_agenda_item(store, session_id, agenda_store.parse_offset(start_text), title_text)
-                services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "add"})
-                st.rerun()
-            except EngagementError as exc:
-                st.error(t("agenda.invalid", detail=str(exc)))
-    upload = st.file_uploader(t("agenda.import"), type=["csv", "txt"], help=t("agenda.import_help"))
-    if upload is not None and st.button(t("agenda.import_apply")):
-        try:
-            rows = agenda_store.parse_agenda_csv(upload.getvalue())
-            agenda_store.replace_agenda(store, session_id, rows)
-            services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "import", "items": len(rows)})
-            st.success(t("agenda.imported", n=len(rows)))
-        except EngagementError as exc:
-            st.error(t("agenda.invalid", detail=str(exc)))
-    if not agenda_now.empty:
-        item_labels = {
-            int(i): f"{fmt_seconds(int(start))} {title}"
-            for i, start, title in zip(agenda_now["id"], agenda_now["start_second"], agenda_now["title"])
-        }
-        remove = st.selectbox(
-            t("agenda.remove_pick"),
-            list(item_labels),
-            format_func=lambda i: item_labels.get(i, ""),
-            key=f"agenda_remove_{session_id}",  # per session: another session's items are not options
-        )
-        if st.button(t("agenda.remove")):
-            agenda_store.delete_agenda_item(store, int(remove))
-            services.audit(store, services.AGENDA_CHANGED, who.actor, {"session": session["name"], "change": "remove"})
-            st.rerun()
+    agenda_editor.render(AGENDA)

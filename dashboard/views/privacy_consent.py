@@ -18,8 +18,6 @@ st.title(t("consent.title"))
 st.caption(t("consent.help"))
 tz = clock.local_tz()
 FLASH = "consent_flash"  # an action's outcome, shown after the rerun that refreshes the tables
-if st.session_state.get(FLASH):
-    st.success(st.session_state.pop(FLASH), icon=":material/check_circle:")
 
 
 def records_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +67,13 @@ else:
 st.divider()
 st.subheader(t("consent.actions"))
 st.caption(t("consent.actions_help"))
+# The outcome beside the forms, not at the page's top out of view; and the tab stays where the
+# officer was (a keyed tab set keeps its choice across the rerun that follows each submit).
+if st.session_state.get(FLASH):
+    st.success(st.session_state.pop(FLASH), icon=":material/check_circle:")
 tab_lookup, tab_grant, tab_attest, tab_withdraw = st.tabs(
-    [t("consent.tab_lookup"), t("consent.tab_grant"), t("consent.tab_attest"), t("consent.tab_withdraw")]
+    [t("consent.tab_lookup"), t("consent.tab_grant"), t("consent.tab_attest"), t("consent.tab_withdraw")],
+    key="consent_tab", on_change="rerun",
 )
 
 
@@ -148,24 +151,43 @@ with tab_grant:
 
 sessions = queries.list_sessions(store)
 session_names = sessions["name"].tolist()
+def _attest_form() -> None:
+    """A facilitator's attestation, for an analysed session or one not held yet: the command line
+    allows attesting before class, so the form takes a new session name (and its cohort) too. A
+    second attestation for a session that already has one is recorded only after a warning."""
+    with st.form("consent_attest"):
+        a, b = st.columns([3, 2])
+        picked = a.selectbox(t("chart.session"), session_names, index=None, placeholder=t("consent.pick_or_new"),
+                             key="attest_session")
+        new_name = a.text_input(t("consent.new_session"), help=t("consent.new_session_help"), key="attest_new_session")
+        cohort = b.text_input(t("consent.cohort_optional"), help=t("consent.cohort_new_session_help"), key="attest_cohort")
+        facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"), key="attest_facilitator")
+        scopes, notice, language, evidence = _notice_fields("attest")
+        reason = st.text_area(t("consent.reason"), key="attest_reason")
+        go = st.form_submit_button(t("consent.attest"), type="primary")
+    if not go:
+        return
+    session = new_name.strip() or picked
+    if not session:
+        st.error(t("consent.need_session"))
+        return
+    if services.has_attestation(store, session) and st.session_state.get("attest_again") != session:
+        # Warn once; submitting again for the same session records the second attestation.
+        st.session_state["attest_again"] = session
+        st.warning(t("consent.attest_duplicate", session=session))
+        return
+    try:
+        attested = services.consent_attest(store, session, facilitator, cohort, scopes, notice, language, evidence,
+                                           reason, who.actor)
+    except EngagementError as exc:
+        _refusal(exc)
+        return
+    st.session_state.pop("attest_again", None)
+    done(t("consent.attested", session=session, n=len(attested)))
+
+
 with tab_attest:
-    if not session_names:
-        st.caption(t("consent.no_sessions"))
-    else:
-        with st.form("consent_attest"):
-            a, b = st.columns([3, 2])
-            session = a.selectbox(t("chart.session"), session_names, key="attest_session")
-            facilitator = b.text_input(t("consent.facilitator"), help=t("consent.facilitator_help"), key="attest_facilitator")
-            scopes, notice, language, evidence = _notice_fields("attest")
-            reason = st.text_area(t("consent.reason"), key="attest_reason")
-            go = st.form_submit_button(t("consent.attest"), type="primary")
-        if go:
-            try:
-                attested = services.consent_attest(store, session, facilitator, None, scopes, notice, language, evidence,
-                                                   reason, who.actor)
-                done(t("consent.attested", session=session, n=len(attested)))
-            except EngagementError as exc:
-                _refusal(exc)
+    _attest_form()
 
 with tab_withdraw:
     st.caption(t("consent.withdraw_help"))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import clock, queries, services, ui
-from dashboard.page_text import t
+from dashboard.page_text import current_lang, t
 from engagement.core.errors import EngagementError
+from engagement.core.i18n import translate
+from privacy import retention
+from privacy.errors import PolicyError
 from privacy.profiles import PROFILES
 
 who = ui.require("privacy_retention")
@@ -30,8 +34,22 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
-source = t("retention.source_defaults") if policy.source == "defaults" else policy.source
+# The policy file by name only: the server's path to it is not the officer's business.
+source = t("retention.source_defaults") if policy.source == "defaults" else Path(policy.source).name
 st.caption(t("retention.profile", profile=ui.term("profile", policy.profile), source=source))
+
+
+
+def _bad_periods(periods: dict[str, str]) -> str | None:
+    """The first period the policy would refuse, said in the page's language (the privacy
+    module's own message is English and names the server's policy file)."""
+    for tier, value in periods.items():
+        try:
+            retention.parse_period(value.strip(), tier, "")
+        except PolicyError:
+            return t("retention.bad_period", tier=t(f"tier.{tier}"), value=value.strip())
+    return None
+
 
 with st.expander(t("retention.edit"), icon=":material/edit:"):
     st.caption(t("retention.edit_help"))
@@ -39,10 +57,14 @@ with st.expander(t("retention.edit"), icon=":material/edit:"):
         new_periods = {tier: st.text_input(t(f"tier.{tier}"), value=value) for tier, value in periods.items()}
         names = sorted(PROFILES)
         profile = st.selectbox(t("retention.profile_pick"), names, index=names.index(policy.profile),
-                               format_func=lambda p: ui.term("profile", p))
+                               # Bound to the page's language: Streamlit may format the pick again outside the run.
+                               format_func=lambda p, lang=current_lang(): translate(f"profile.{p}", lang))
         reason = st.text_area(t("retention.reason"))
         if st.form_submit_button(t("retention.save"), type="primary"):
-            if not reason.strip():
+            bad = _bad_periods(new_periods)
+            if bad:
+                st.error(bad)
+            elif not reason.strip():
                 st.error(t("retention.reason_required"))
             else:
                 try:

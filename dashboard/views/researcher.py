@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts, clock, queries, services, stats, ui
 from dashboard.page_text import t
+from engagement.core.errors import EngagementError
 from engagement.core.i18n import fmt_seconds
 
 who = ui.require("researcher")
@@ -84,7 +85,7 @@ k5.metric(t("kpi.mean_score"), ui.num(trend["score"].mean()))
 
 st.subheader(t(f"researcher.trend_{field}"))
 if trend[field].notna().any():
-    st.altair_chart(charts.trends(trend, field), width="stretch")
+    ui.chart(charts.trends(trend, field))
     st.caption(t("researcher.interval_help"))
 else:
     ui.empty_state("researcher.no_values")
@@ -100,9 +101,9 @@ else:
         items["local_start"] = items["started_at"].dt.tz_convert(tz).dt.tz_localize(None)
         left, right = st.columns([3, 2])
         with left:
-            st.altair_chart(charts.agenda_trends(items, field), width="stretch")
+            ui.chart(charts.agenda_trends(items, field))
         with right:
-            st.altair_chart(charts.agenda_bars(stats.across_sessions(items, field), field), width="stretch")
+            ui.chart(charts.agenda_bars(stats.across_sessions(items, field), field))
         st.caption(t("researcher.by_agenda_help"))
 
 # -- sessions side by side ----------------------------------------------------------------------
@@ -121,7 +122,7 @@ if compared:
     longest = int(chosen["seconds"].max())
     lines = _timelines(ui.db_url(), tuple(int(r) for r in chosen["run_id"]), queries.bucket_for(longest, 360))
     lines = lines.merge(chosen[["run_id", "name"]], on="run_id")
-    st.altair_chart(charts.compare(lines, field, longest), width="stretch")
+    ui.chart(charts.compare(lines, field, longest))
     side = chosen.set_index("name").reindex(compared)
     st.dataframe(
         pd.DataFrame(
@@ -143,7 +144,10 @@ st.subheader(t("researcher.histogram"))
 if hist.empty:
     ui.empty_state("researcher.no_scores")
 else:
-    st.altair_chart(charts.histogram(hist), width="stretch")
+    ui.chart(charts.histogram(hist))
+    # Said outright: it is the model's score whichever measure is picked above (unexplained, it
+    # read as a histogram of the share on screen).
+    st.caption(t("researcher.histogram_help"))
 
 with st.expander(t("researcher.table")):
     st.dataframe(
@@ -155,7 +159,7 @@ with st.expander(t("researcher.table")):
                 t("chart.people"): trend["people"],
                 t("kpi.on_screen"): [ui.pct(v) for v in trend["on_screen_share"]],
                 t("kpi.cameras_off"): [ui.pct(v) for v in trend["off_share"]],
-                t("kpi.mean_score"): [ui.num(v, 3) for v in trend["score"]],
+                t("kpi.mean_score"): [ui.num(v) for v in trend["score"]],
                 t("researcher.interval"): [ui.interval(a, b, field) for a, b in zip(trend[f"{field}_lo"], trend[f"{field}_hi"])],
                 t("chart.seconds"): trend["seconds"],
             }
@@ -178,6 +182,33 @@ chosen = st.multiselect(
     placeholder=t("researcher.pick_sessions"),
     key="researcher_download_sessions",
 )
+def _consent_preview(names: list[str]) -> None:
+    """Before the download, per session: whose data it will hold. A session without research
+    consent gives a file with a header only; the manifest said why, but only after the download."""
+    rows = []
+    for name in names:
+        try:
+            counts = services.research_preview(ui.store(), name)
+        except EngagementError:
+            counts = None  # no complete run: the download itself says so
+        rows.append((name, counts))
+    empty = [name for name, c in rows if c is not None and c["research"] == 0]
+    if empty:
+        st.warning(t("researcher.no_research_consent", sessions=", ".join(empty)), icon=":material/info:")
+    st.dataframe(
+        pd.DataFrame({
+            t("chart.session"): [name for name, _ in rows],
+            t("researcher.export_kept"): [ui.MISSING if c is None else str(c["research"]) for _, c in rows],
+            t("researcher.export_left_out"): [ui.MISSING if c is None else str(c["no_research_consent"] + c["no_active_consent"])
+                                              for _, c in rows],
+        }),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+if chosen:
+    _consent_preview(list(chosen))
 fmt = st.radio(t("researcher.format"), ("csv", "parquet"), format_func=lambda f: t(f"format.{f}"), horizontal=True)
 actor = who.actor
 picked = list(chosen)

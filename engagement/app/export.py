@@ -125,6 +125,14 @@ class ExportResult:
 
 def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, int]:
     """How many of the run's participants a research export leaves out, by reason."""
+    return {k: v for k, v in research_consent_counts(store, run_id, at).items() if k != "research"}
+
+
+def research_consent_counts(store: Store, run_id: int, at: datetime | None = None) -> dict[str, int]:
+    """The run's participants by what a research export does with them: kept ("research"), or
+    left out for want of a research consent, or of any active consent. What the dashboard says
+    per session before a download (a file with a header only otherwise surprised researchers)."""
+    at = at or utcnow()
     t = schema.tracks
     query = (
         select(t.c.participant, track_consented(RESEARCH_SCOPE, at).label("research"),
@@ -137,11 +145,15 @@ def excluded_participants(store: Store, run_id: int, at: datetime) -> dict[str, 
         for row in conn.execute(query):
             seen = people.get(row.participant, (False, False))
             people[row.participant] = (seen[0] or bool(row.research), seen[1] or bool(row.other))
-    out = {"no_research_consent": 0, "no_active_consent": 0}
+    out = {"research": 0, "no_research_consent": 0, "no_active_consent": 0}
     for research, other in people.values():
-        if not research:
-            out["no_research_consent" if other else "no_active_consent"] += 1
+        out["research" if research else "no_research_consent" if other else "no_active_consent"] += 1
     return out
+
+
+def research_preview(store: Store, session: str, at: datetime | None = None) -> dict[str, int]:
+    """`research_consent_counts` of the run a session's export would use (its newest complete run)."""
+    return research_consent_counts(store, int(run_rows.latest_run(store, session)["id"]), at)
 
 
 def session_frame(store: Store, session: str, at: datetime | None = None) -> tuple[pd.DataFrame, dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from engagement.core.schema import agenda_items as AG
@@ -23,3 +23,9 @@ def replace_items(conn: Connection, session_id: int, items: Iterable[tuple[int, 
 
 def delete_item(conn: Connection, item_id: int) -> None:
     conn.execute(delete(AG).where(AG.c.id == item_id))
+
+
+def items(conn: Connection, session_id: int) -> list[tuple[int, str]]:
+    """(start_second, title) of a session's items, in order of start."""
+    stmt = select(AG.c.start_second, AG.c.title).where(AG.c.session_id == session_id).order_by(AG.c.start_second, AG.c.id)
+    return [(int(s), str(t)) for s, t in conn.execute(stmt)]
