@@ -35,7 +35,8 @@ def rederive(conn: Connection, run_ids: Iterable[int]) -> dict[str, int]:
         for w in windows:
             windows_by_second[int(w.second)].append(w)
         # Only seconds the run had a class row for, and only where someone is left.
-        points = [class_point(s, by_second[s], k_min, windows=windows_by_second[s])
+        starts = yawn_starts(windows_by_second)
+        points = [class_point(s, by_second[s], k_min, windows=windows_by_second[s], yawn_starts=starts.get(s, 0))
                   for s in seconds if by_second.get(s)]
         alerts = class_alerts(points)
         removed, removed_alerts = repo.replace_class_rows(
@@ -44,3 +45,14 @@ def rederive(conn: Connection, run_ids: Iterable[int]) -> dict[str, int]:
         counts["alerts"] += removed_alerts
         counts["class_timeline_recomputed"] += len(points)
     return counts
+
+
+def yawn_starts(windows_by_second: dict) -> dict[int, int]:
+    """Per second, how many of the remaining participants began a yawn then (in a yawn this
+    second and not the second before), as the temporal stage counts them while analysing."""
+    starts, yawning = {}, set()
+    for second in sorted(windows_by_second):
+        now = {w.track_id for w in windows_by_second[second] if w.yawn == 1}
+        starts[second] = len(now - yawning)
+        yawning = now
+    return starts

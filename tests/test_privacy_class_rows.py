@@ -85,6 +85,23 @@ def test_a_withdrawal_takes_the_person_out_of_the_class_rows(store):
                and p.n_absent is None for p in points)
 
 
+def test_fatigue_figures_of_those_who_remain_survive_a_withdrawal(store):
+    # Budi yawns in seconds 3..5 and Ani has heavy eyes throughout: after Siti withdraws, the
+    # recomputed class rows still count Budi's one yawn start and the heavy-eyed share.
+    run = make_run(store)
+    wf = schema.window_features
+    with store.transaction() as conn:
+        tracks = dict(conn.execute(select(schema.tracks.c.label, schema.tracks.c.id).where(
+            schema.tracks.c.run_id == run)).all())
+        conn.execute(wf.update().where(wf.c.run_id == run).values(yawn=0, perclos=0.05))
+        conn.execute(wf.update().where(wf.c.track_id == tracks["T1"], wf.c.second.between(3, 5)).values(yawn=1))
+        conn.execute(wf.update().where(wf.c.track_id == tracks["T2"]).values(perclos=0.4))
+    consent.withdraw(store, "siti@x.id", cohort="c1")
+    points, _ = class_rows(store, run)
+    assert [p.n_yawns for p in points] == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert all(p.n_seen == 3 and p.perclos_share == pytest.approx(1 / 3) for p in points)
+
+
 def test_erasure_leaves_no_class_row_only_the_person_made(store):
     run = make_run(store)
     erase(store, "siti@x.id", cohort="c1")

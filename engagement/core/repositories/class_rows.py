@@ -40,13 +40,17 @@ def timeline_seconds(conn: Connection, run_id: int) -> list[int]:
 
 def second_rows(conn: Connection, run_id: int) -> tuple[list[Row], list[Row]]:
     """The run's remaining per-second rows the class figures use: estimates (track, second,
-    state, score) and windows (track, second, on-screen ratio, attention)."""
+    state, score) and windows (track, second, on-screen ratio, attention, and the fatigue
+    columns the class figures count: face frames, yawn, PERCLOS, smile)."""
     ee, wf = schema.engagement_estimates, schema.window_features
     estimates = conn.execute(
         select(ee.c.track_id, ee.c.second, ee.c.state, ee.c.score).where(ee.c.run_id == run_id)
     ).all()
     windows = conn.execute(
-        select(wf.c.track_id, wf.c.second, wf.c.on_screen_ratio, wf.c.attention).where(wf.c.run_id == run_id)
+        select(
+            wf.c.track_id, wf.c.second, wf.c.on_screen_ratio, wf.c.attention,
+            wf.c.n_face, wf.c.yawn, wf.c.perclos, wf.c.smile,
+        ).where(wf.c.run_id == run_id).order_by(wf.c.second, wf.c.track_id)
     ).all()
     return estimates, windows
 
