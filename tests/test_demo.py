@@ -47,7 +47,7 @@ def test_every_tile_is_labelled_and_tiles_do_not_overlap():
     for i, (x0, y0, x1, y1) in enumerate(rects):
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
         assert all(x1 <= a or b <= x0 or y1 <= c or d <= y0 for a, c, b, d in rects[i + 1:])
-    frame = demo.demo_frame(demo._face_image(), 100.0)
+    frame = demo.demo_frame(demo.demo_faces(), 100.0)
     for x0, y0, x1, y1 in rects:  # the black DEMO label box in the tile's top left corner
         assert (frame[y0 + 4 : y0 + 20, x0 + 4 : x0 + 20] < 10).mean() > 0.3
 
@@ -104,9 +104,11 @@ def test_the_landmarker_finds_every_participant_and_states_follow_the_script(dem
         scripted = {s: demo.state_at(participant, s + 0.5)[0] for s in lane.index}
         # Past the warm-up and a second either side of every change of state.
         steady = [s for s in lane.index if s >= 5 and all(scripted.get(n) == scripted[s] for n in (s - 2, s + 2))]
-        want = {"screen": "on_screen", "aside": "looking_away", "phone": "looking_away", "off": "absent"}
-        agree = np.mean([lane[s] == want[scripted[s]] for s in steady])
-        assert agree >= 0.9, (participant, agree, lane.value_counts().to_dict())
+        want = {"screen": "on_screen", "aside": "looking_away", "phone": "looking_away", "eyes": "eyes_closed",
+                "off": "absent"}
+        for what in {scripted[s] for s in steady}:  # every scripted state, the short ones too
+            agree = np.mean([lane[s] == want[what] for s in steady if scripted[s] == what])
+            assert agree >= 0.8, (participant, what, agree, lane.value_counts().to_dict())
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ which ships inside the scikit-image wheel, so the demo needs no download. Nine p
 ("Peserta 1" to "Peserta 9") sit in a 3x3 gallery drawn the way meeting software draws one (a
 dark canvas, tiles a few pixels apart, a name in each tile, DEMO on every tile). Each tile is the
 photo mirrored, tinted and shifted, and moved by a script (`DEMO_SCRIPT`): heads turn aside, a
-head tips down to a phone, one camera is switched off. During the third agenda item most of the
+head tips down to a phone, eyes close for a few seconds, one camera is switched off. During the third agenda item most of the
 class looks away for a while, so the dashboard has a drop, an alert and a suggestion to show.
 
 The recording is an ordinary mp4 analysed by the same `engagement analyze` path as a real
@@ -29,7 +29,7 @@ DEMO_SESSION = "demo"
 # The demo has a database of its own: its public demo/demo account never sits beside real data.
 DEMO_DB = "demo.sqlite"
 # The recording's file name carries its version: a recording cached by an older demo is redrawn.
-DEMO_VIDEO = "demo-class-v2.mp4"
+DEMO_VIDEO = "demo-class-v3.mp4"
 DEMO_SIZE = (1280, 720)
 DEMO_FPS = 6  # analysed at 3 fps (the gallery rate); 6 keeps the file small and the motion smooth
 DEMO_SECONDS = 150
@@ -38,6 +38,10 @@ CANVAS = 26  # the gallery's near-black background
 CAMERA_OFF = 48  # a camera-off tile: a plain grey a little lighter than the canvas
 GAP = 6  # pixels between tiles
 FACE_CROP = (90, 0, 390, 225)  # x0, y0, x1, y1 of the head and shoulders in astronaut.png
+# The eyes in astronaut.png (centre x, y, half width, half height; found by the landmarker), painted
+# over with skin and a lash line for closed eyes: the landmarker's eye openness (EAR) read 0.03-0.05
+# instead of 0.33.
+EYES = ((205, 101, 12, 6), (246, 104, 12, 6))
 FACE_CENTRE = (238.0, 112.0)  # the middle of the face in astronaut.png (between the eyes and the mouth)
 FACE_RADIUS = 62.0  # half the face's width there, px
 
@@ -51,7 +55,7 @@ DEMO_AGENDA: tuple[tuple[int, str], ...] = (
 DROP_ITEM = 2
 
 # Per participant (0-based): (start s, end s, what) for each time they are not looking at the
-# screen. "aside": the head turned aside; "phone": the head tipped down to a phone;
+# screen. "aside": the head turned aside; "eyes": eyes closed; "phone": the head tipped down to a phone;
 # "off": the camera switched off. A look away lasts under half the time the participant has
 # already looked at the screen: the screen direction is each participant's own median direction,
 # and a look away longer than the looks at the screen before it would become the screen.
@@ -62,7 +66,7 @@ DEMO_SCRIPT: dict[int, tuple[tuple[float, float, str], ...]] = {
     3: ((74, 120, "phone"),),
     4: ((80, 126, "aside"),),
     5: ((86, 130, "phone"),),
-    6: ((100, 130, "aside"),),
+    6: ((20, 28, "eyes"), (100, 130, "aside")),
     7: ((136, 141, "phone"),),
     8: ((40, DEMO_SECONDS, "off"),),
 }
@@ -93,7 +97,7 @@ def tile_rects(count: int = PARTICIPANTS, size: tuple[int, int] = DEMO_SIZE) -> 
 
 
 def state_at(participant: int, t_s: float) -> tuple[str, float]:
-    """What the participant does at `t_s` ("screen", "aside", "phone", "off") and how far
+    """What the participant does at `t_s` ("screen", "aside", "phone", "eyes", "off") and how far
     into it the head has turned (0..1)."""
     for start, end, what in DEMO_SCRIPT[participant]:
         if start <= t_s < end:
@@ -105,6 +109,22 @@ def _face_image() -> np.ndarray:
     from skimage import data
 
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _closed_eyes(face: np.ndarray) -> np.ndarray:
+    """The photo with its eyes closed (`EYES`)."""
+    closed = face.copy()
+    for cx, cy, a, b in EYES:
+        skin = face[cy + b + 6, cx - 3 : cx + 4].mean(axis=0)  # the cheek just below the eye
+        cv2.ellipse(closed, (cx, cy), (a + 2, b + 3), 0, 0, 360, skin.tolist(), -1, cv2.LINE_AA)
+        cv2.ellipse(closed, (cx, cy + 1), (a, 3), 0, 20, 160, (40, 35, 40), 1, cv2.LINE_AA)
+    return closed
+
+
+def demo_faces() -> tuple[np.ndarray, np.ndarray]:
+    """The photo (BGR) with its eyes open and closed."""
+    face = _face_image()
+    return face, _closed_eyes(face)
 
 
 def _turn(tile: np.ndarray, centre: tuple[float, float], radius: float, yaw_deg: float, pitch_deg: float,
@@ -144,13 +164,14 @@ def _camera_off(name: str, size: tuple[int, int]) -> np.ndarray:
     return tile
 
 
-def _tile(face: np.ndarray, participant: int, t_s: float, size: tuple[int, int]) -> np.ndarray:
+def _tile(faces: tuple[np.ndarray, np.ndarray], participant: int, t_s: float, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     name = f"Peserta {participant + 1}"
     what, amount = state_at(participant, t_s)
     if what == "off":
         tile = _camera_off(name, size)
     else:
+        face = faces[1] if what == "eyes" else faces[0]
         x0, y0, x1, y1 = FACE_CROP
         sway = 2 * math.pi * (t_s + 1.3 * participant)
         scale = h / (y1 - y0) * 0.95 * _ZOOM[participant] * (1.0 + 0.02 * math.sin(sway / 9.0))
@@ -175,11 +196,11 @@ def _tile(face: np.ndarray, participant: int, t_s: float, size: tuple[int, int])
     return tile
 
 
-def demo_frame(face: np.ndarray, t_s: float) -> np.ndarray:
+def demo_frame(faces: tuple[np.ndarray, np.ndarray], t_s: float) -> np.ndarray:
     """One frame of the demo recording at `t_s` seconds."""
     canvas = np.full((DEMO_SIZE[1], DEMO_SIZE[0], 3), CANVAS, np.uint8)
     for participant, (x0, y0, x1, y1) in enumerate(tile_rects()):
-        canvas[y0:y1, x0:x1] = _tile(face, participant, t_s, (x1 - x0, y1 - y0))
+        canvas[y0:y1, x0:x1] = _tile(faces, participant, t_s, (x1 - x0, y1 - y0))
     return canvas
 
 
@@ -199,10 +220,10 @@ def make_demo_video(path: Path, seconds: int = DEMO_SECONDS) -> Path:
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), DEMO_FPS, DEMO_SIZE)
     if not writer.isOpened():
         raise OSError(f"cannot write the demo video to {path}")
-    face = _face_image()
+    faces = demo_faces()
     try:
         for i in range(seconds * DEMO_FPS):
-            writer.write(demo_frame(face, i / DEMO_FPS))
+            writer.write(demo_frame(faces, i / DEMO_FPS))
     finally:
         writer.release()
     partial.replace(path)
