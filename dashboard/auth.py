@@ -137,19 +137,32 @@ def has_users(store: Store) -> bool:
 
 
 DEMO_USER = DEMO_PASSWORD = "demo"
+# The demo's accounts, one per role a newcomer would try: all share the public password, shorter
+# than MIN_PASSWORD, so they sign in only on a `--demo` server (`authenticate`).
+DEMO_ACCOUNTS: tuple[tuple[str, str], ...] = (
+    (DEMO_USER, "facilitator"),
+    ("peneliti", "researcher"),
+    ("privasi", "privacy_officer"),
+)
 # Set by `engagement dashboard --demo` for its server: only then may the demo account sign in.
 DEMO_ENV = "ENGAGEMENT_DASHBOARD_DEMO"
 
 
-def ensure_demo_account(store: Store) -> User | None:
-    """The well-known demo/demo facilitator account of the offline demo; None if it exists.
+def ensure_demo_account(store: Store, name: str = DEMO_USER, role: str = "facilitator") -> User | None:
+    """A well-known demo account of the offline demo (demo/demo: facilitator); None if it exists.
 
     Its password is public, so `engagement dashboard --demo` only creates it when the server
     listens on the loopback address (nobody else can reach it)."""
     with store.transaction() as conn:
-        if conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == DEMO_USER)).first():
+        if conn.execute(select(dashboard_users.c.id).where(dashboard_users.c.name == name)).first():
             return None
-    return create_user(store, DEMO_USER, "facilitator", DEMO_PASSWORD, _demo=True)
+    return create_user(store, name, role, DEMO_PASSWORD, _demo=True)
+
+
+def ensure_demo_accounts(store: Store) -> list[User]:
+    """Every account of `DEMO_ACCOUNTS` that did not exist yet, created."""
+    created = [ensure_demo_account(store, name, role) for name, role in DEMO_ACCOUNTS]
+    return [user for user in created if user is not None]
 
 
 def can_view_individuals(role: str) -> bool:

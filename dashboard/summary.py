@@ -68,11 +68,14 @@ def lowest_span(tl: pd.DataFrame, bucket: int, length_s: int, measure: str) -> L
     if tl.empty or measure not in tl or tl[measure].notna().sum() == 0:
         return None
     data = tl.sort_values("t").reset_index(drop=True)
-    size = max(1, round(window_for(length_s) / max(1, bucket)))
+    # The window never outgrows the session: a 30 s session is one window, not "no window".
+    size = max(1, min(round(window_for(length_s) / max(1, bucket)), len(data)))
     series = data[measure]
     rolling = series.rolling(size, min_periods=math.ceil(size / 2)).mean()
     if rolling.notna().sum() == 0:
-        return None
+        # Shown seconds too scattered to fill half a window: still a span, never "no second
+        # reached k" beside a chart that draws them (`summary.none` means what it says).
+        rolling = series.rolling(size, min_periods=1).mean()
     last = int(rolling.idxmin())
     first = max(0, last - size + 1)
     rows = data.iloc[first : last + 1]

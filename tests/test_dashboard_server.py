@@ -172,7 +172,8 @@ def test_demo_serves_headless_on_a_fresh_machine_from_its_own_database(tmp_path,
     data = tmp_path / "data"
     assert not (data / "engagement.db").exists()
     with sqlite3.connect(data / "demo.sqlite") as con:
-        assert con.execute("SELECT name FROM dashboard_users").fetchall() == [("demo",)]
+        names = sorted(name for (name,) in con.execute("SELECT name FROM dashboard_users"))
+        assert names == sorted(name for name, _ in auth.DEMO_ACCOUNTS)  # facilitator, researcher, privacy officer
         assert con.execute("SELECT count(*) FROM sessions WHERE name = 'demo'").fetchone()[0] == 1
 
 

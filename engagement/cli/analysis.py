@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engagement.app.demo import DEMO_SESSION, demo_db_url, make_demo_video
+from engagement.app.demo import DEMO_SESSION, demo_db_url, demo_video_path, make_demo_video, write_demo_agenda
 from engagement.app.export import FORMATS, export_session
 from engagement.app.pipeline import AnalysisPipeline, ConsentOptions, meeting_vision
 from engagement.cli.common import (
@@ -59,7 +59,7 @@ def analyze(
     consent = ConsentOptions(device_participant=participant, roster=load_roster(roster))
     demo = video is None
     if demo:
-        path = data_dir() / "demo" / "demo-session.mp4"
+        path = demo_video_path()
         if not path.exists():
             warn("cli.analyze.making_demo", path=path)
             make_demo_video(path)
@@ -81,6 +81,7 @@ def analyze(
     startup_purge(store)
     if demo:
         record_demo_attestation(store, name)
+        write_demo_agenda(store, name)
     pipeline = AnalysisPipeline(
         store, options, profile=profile, consent=consent, vision_factory=meeting_vision(spec, opening)
     )
@@ -113,7 +114,7 @@ def gallery_rate(source: VideoFileSource, opening, options: AnalysisOptions) -> 
 
 
 def record_demo_attestation(store, session: str) -> None:
-    """The demo's only 'participant' is a public-domain photo; record that as its attestation."""
+    """The demo's 'participants' are one public-domain photo; record that as its attestation."""
     # attest() keeps an existing active attestation instead of adding a second one.
     attest(
         store,
@@ -121,7 +122,7 @@ def record_demo_attestation(store, session: str) -> None:
         facilitator="demo",
         notice_version="demo",
         language="en",
-        evidence="DEMO: public-domain image (scikit-image astronaut), no real participant",
+        evidence="DEMO: nine tiles drawn from one public-domain image (scikit-image astronaut), no real participant",
         actor="demo",
     )
 

@@ -248,10 +248,10 @@ def _ensure_demo_session(url: str) -> None:
 def _demo_account(store) -> None:
     from dashboard import auth, services
 
-    user = auth.ensure_demo_account(store)
-    if user is not None:
+    for user in auth.ensure_demo_accounts(store):
         services.audit(store, services.USER_CREATED, "system:dashboard-demo", {"account": user.name, "role": user.role, "demo": True})
-    print(say("cli.dashboard.demo_sign_in", user=auth.DEMO_USER, password=auth.DEMO_PASSWORD))
+    for name, role in auth.DEMO_ACCOUNTS:
+        print(say("cli.dashboard.demo_sign_in", user=name, password=auth.DEMO_PASSWORD, role=say(f"role.{role}")))
 
 
 def users_add(
