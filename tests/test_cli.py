@@ -196,3 +196,21 @@ def test_sigterm_while_the_command_line_is_loading_ends_with_a_message():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "ENGAGEMENT_LANG": "en"})
     assert done.returncode == 143 and done.stderr.strip() == "terminated (SIGTERM)" and done.stdout == ""
+
+
+# Every input points into an empty folder: were the check broken, each job would stop on its
+# missing input (another message) and never train or write a model.
+@pytest.mark.parametrize(("job", "missing"), [
+    (["train", "temporal", "--data", "{tmp}/none.npz", "--no-export"], "torch"),
+    (["train", "expression", "--out", "{tmp}/run", "--data", "{tmp}/none.npz"], "onnx"),
+    (["train", "export-expression", "--ckpt", "{tmp}/x.pt", "--version", "v9", "--models-dir", "{tmp}"], "torch"),
+    (["train", "float-expression", "{tmp}/x.onnx", "--name", "expression-cnn.v9", "--models-dir", "{tmp}"], "onnx"),
+])
+def test_a_training_job_without_the_train_extra_says_so_in_one_line(job, missing, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a))
+    assert main([arg.format(tmp=tmp_path) for arg in job]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"missing {missing}" in err and "[train]" in err and "Traceback" not in err

@@ -10,9 +10,10 @@ value applies; its choices are checked once that code is loaded.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from typer.core import TyperCommand
@@ -74,12 +75,10 @@ def expression(
 ) -> int:
     # The training modules import torch (the [train] extra) at their top, so they are imported
     # here, when a job runs, and not at the top: `engagement --help` must work without torch.
-    try:
-        from engagement.app.training.expression import RECIPES as recipes
-        from engagement.app.training.expression_data import AUG_PRESETS
-        from engagement.app.training.expression_train import TrainConfig, train_expression
-    except ModuleNotFoundError as exc:
-        _needs_extra(exc, ctx)
+    _require_extra(ctx, "onnx", "torch")
+    from engagement.app.training.expression import RECIPES as recipes
+    from engagement.app.training.expression_data import AUG_PRESETS
+    from engagement.app.training.expression_train import TrainConfig, train_expression
 
     _one_of(ctx, "--aug", aug, AUG_PRESETS)
     if recipe is not None:
@@ -105,10 +104,8 @@ def export_expression(
     data: Annotated[Path, option("--data", key="cli.train.export-expression.opt_data")] = FER2013,
     calibrate: Annotated[bool, option("--calibrate", key="cli.train.export-expression.opt_calibrate")] = False,
 ) -> int:
-    try:  # torch and onnx are only in the [train] extra: imported when the job runs (see expression)
-        from engagement.app.training import export_expression as export
-    except ModuleNotFoundError as exc:
-        _needs_extra(exc, ctx)
+    _require_extra(ctx, "onnx", "torch")  # imported when the job runs (see expression)
+    from engagement.app.training import export_expression as export
     export.export_checkpoint(ckpt, version, models_dir_ or models_dir(), tta_flip=False if no_tta else None, int8=int8,
                              data=data, calibrate=calibrate)
     return 0
@@ -120,10 +117,8 @@ def float_expression(
     name: Annotated[str, option("--name", key="cli.train.float-expression.opt_name")],
     models_dir_: Annotated[Path | None, typer.Option("--models-dir")] = None,
 ) -> int:
-    try:  # onnx is only in the [train] extra (torch is not needed by this job)
-        from engagement.app.training.expression_float import replace_registered
-    except ModuleNotFoundError as exc:
-        _needs_extra(exc, ctx)
+    _require_extra(ctx, "onnx")  # torch is not needed by this job
+    from engagement.app.training.expression_float import replace_registered
     out = replace_registered(src, name, models_dir_ or models_dir())
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), sha256 {sha256_of(out)}")
     return 0
@@ -143,10 +138,8 @@ def temporal(
     decay: Annotated[float | None, option("--decay", key="cli.train.temporal.opt_decay")] = None,
     no_export: Annotated[bool, option("--no-export", key="cli.train.temporal.opt_no_export")] = False,
 ) -> int:
-    try:  # torch is only in the [train] extra: imported when the job runs (see expression)
-        from engagement.app.training import temporal as training
-    except ModuleNotFoundError as exc:
-        _needs_extra(exc, ctx)
+    _require_extra(ctx, "torch", "onnx")  # imported when the job runs (see expression)
+    from engagement.app.training import temporal as training
     data = data or shared_data_dir() / "engagewild" / "engagewild_train_test.npz"
     if not data.exists():
         raise ConfigError(say("cli.train.no_data", path=data))
@@ -168,12 +161,13 @@ def temporal(
     return 0
 
 
-def _needs_extra(exc: ModuleNotFoundError, ctx: typer.Context) -> NoReturn:
-    """A missing torch or onnx means the [train] extra is not installed: one clear line. Any
-    other missing module is a bug and keeps its traceback."""
-    if exc.name == "torch" or (exc.name or "").startswith("onnx"):
-        raise ConfigError(say("cli.train.needs_extra", prog=ctx.command_path, missing=exc.name)) from None
-    raise exc
+def _require_extra(ctx: typer.Context, *modules: str) -> None:
+    """One clear line when a third-party module of the [train] extra is not installed. Checked
+    before the project's training modules are imported, so those are imported plainly and any
+    other missing module (a bug) keeps its traceback."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(say("cli.train.needs_extra", prog=ctx.command_path, missing=module))
 
 
 def _one_of(ctx: typer.Context, name: str, value: str, choices) -> None:
