@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -119,6 +120,17 @@ def compose_gallery(
 LandmarkerFactory = Callable[[LandmarkerOptions], FaceLandmarker]
 
 
+def shipped_tile_models(options: AnalysisOptions, models_dir: Path | None = None) -> dict:
+    """The shipped models for a per-tile stage, as its constructor takes them: the landmarker
+    bundle is read and checked once and shared by every tile's landmarker."""
+    bundle = load_bundle(models_dir)
+    return {
+        "expression_model": expression_model_for(options, models_dir),
+        "landmarker_factory": lambda tile_options: FaceLandmarker(tile_options, bundle),
+        "landmarker_sha256": bundle_sha256(models_dir),
+    }
+
+
 class GalleryVisionStage(VisionStage):
     """VisionStage for a meeting grid: one landmarker per tile crop, tile-anchored ids.
 
@@ -164,15 +176,7 @@ class GalleryVisionStage(VisionStage):
     def for_layout(
         cls, options: AnalysisOptions, layout: GalleryLayout, models_dir=None, *, running_mode=RunningMode.LIVE
     ) -> "GalleryVisionStage":
-        bundle = load_bundle(models_dir)  # checked once, shared by every tile's landmarker
-        return cls(
-            options,
-            layout,
-            expression_model=expression_model_for(options, models_dir),
-            landmarker_factory=lambda tile_options: FaceLandmarker(tile_options, bundle),
-            running_mode=running_mode,
-            landmarker_sha256=bundle_sha256(models_dir),
-        )
+        return cls(options, layout, running_mode=running_mode, **shipped_tile_models(options, models_dir))
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         models = super().model_versions()

@@ -19,11 +19,11 @@ import numpy as np
 from engagement.core.config import AnalysisOptions
 from engagement.core.errors import SourceError
 from engagement.core.records import FaceObservation, Frame, RunningMode
-from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory
-from engagement.vision.landmarks import FaceLandmarker, bundle_sha256, load_bundle
+from engagement.vision.gallery import GalleryVisionStage, LandmarkerFactory, shipped_tile_models
+from engagement.vision.landmarks import FaceLandmarker
 from engagement.vision.layout import LayoutSpec, LayoutWatcher, MeetingLayout, fixed_grid, opening_layout, single
 from engagement.vision.sources import VideoFileSource
-from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
+from engagement.vision.stage import VisionStage, landmarker_options
 from engagement.vision.tile_ids import tile_signature
 
 
@@ -102,15 +102,7 @@ class MeetingVisionStage(GalleryVisionStage):
         cls, options: AnalysisOptions, spec: LayoutSpec, models_dir: Path | None = None, *,
         running_mode: RunningMode = RunningMode.VIDEO_FILE,
     ) -> "MeetingVisionStage":  # fmt: skip
-        bundle = load_bundle(models_dir)  # checked once, shared by every landmarker
-        return cls(
-            options,
-            spec,
-            expression_model=expression_model_for(options, models_dir),
-            landmarker_factory=lambda opts: FaceLandmarker(opts, bundle),
-            running_mode=running_mode,
-            landmarker_sha256=bundle_sha256(models_dir),
-        )
+        return cls(options, spec, running_mode=running_mode, **shipped_tile_models(options, models_dir))
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         # A single-camera recording keeps today's record; a gallery says its landmarkers ran per tile.
