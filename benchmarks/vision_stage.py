@@ -110,10 +110,15 @@ def _stage(expression: bool, attention: str):
 
 def time_stage(frames, expression: bool, attention: str = "on") -> float:
     """Seconds for the stage over `frames`."""
+    return _run(_stage(expression, attention), frames)
+
+
+def _run(stage, frames, on_warm=lambda: None) -> float:
+    """Seconds for `stage` over `frames` after one warm-up frame (`on_warm` runs after it); closes it."""
     from engagement.core.records import Frame
 
-    stage = _stage(expression, attention)
-    stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
+    stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))
+    on_warm()
     start = time.perf_counter()
     for i, img in enumerate(frames, start=1):
         frame = Frame(i * 33.3, i, img)
@@ -208,7 +213,6 @@ def speed(video: Path, n: int, rounds: int = 3) -> None:
 
 def fatigue_in_stage(frames) -> tuple[float, float]:
     """(share of the rest of the stage spent in the yawn detector, stage seconds per frame)."""
-    from engagement.core.records import Frame
     from engagement.vision.stage import VisionStage
 
     spent = [0.0]
@@ -220,15 +224,7 @@ def fatigue_in_stage(frames) -> tuple[float, float]:
             spent[0] += time.perf_counter() - start
             return out
 
-    stage = Timed.from_options(AnalysisOptions(expression=False))
-    stage.measure(Frame(0.0, 0, frames[0]), stage.observe(Frame(0.0, 0, frames[0])))  # warm-up
-    spent[0] = 0.0
-    start = time.perf_counter()
-    for i, img in enumerate(frames, start=1):
-        frame = Frame(i * 33.3, i, img)
-        stage.measure(frame, stage.observe(frame))
-    total = time.perf_counter() - start
-    stage.close()
+    total = _run(Timed.from_options(AnalysisOptions(expression=False)), frames, on_warm=lambda: spent.__setitem__(0, 0.0))
     return spent[0] / (total - spent[0]), total / len(frames)
 
 
