@@ -73,7 +73,7 @@ def write_repeated(clip, times: int, out: Path) -> Path:
 # last row that is not full centred too; a participant without video is a plain grey tile with
 # their name. These builders draw that from the real clips, with the truth known per frame.
 ZOOM_CANVAS = 26  # Zoom's gallery background, #1a1a1a
-ZOOM_CAMERA_OFF = 48  # a camera-off tile, a plain grey a little lighter than the canvas
+# A camera-off tile is drawn by the product's own demo drawing (engagement.app.demo.camera_off_tile).
 ZOOM_GAP = 6  # pixels between tiles
 
 
@@ -98,16 +98,6 @@ def zoom_tiles(count: int, size: tuple[int, int]) -> list[tuple[int, int, int, i
             x0, y0 = left + c * (tile_w + ZOOM_GAP), top + r * (tile_h + ZOOM_GAP)
             rects.append((int(x0), int(y0), int(x0 + tile_w), int(y0 + tile_h)))
     return rects
-
-
-def camera_off_tile(name: str, size: tuple[int, int] = (320, 180)) -> np.ndarray:
-    """What Zoom shows for a participant without video: their name on a plain tile."""
-    tile = np.full((size[1], size[0], 3), ZOOM_CAMERA_OFF, np.uint8)
-    scale = size[0] / 320
-    (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-    cv2.putText(tile, name, ((size[0] - tw) // 2, (size[1] + th) // 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (235, 235, 235), 2, cv2.LINE_AA)
-    return tile
 
 
 def _place(canvas: np.ndarray, rect: tuple[int, int, int, int], image: np.ndarray) -> None:

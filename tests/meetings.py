@@ -13,7 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clips import FACE_CLIPS, camera_off_tile, zoom_frame
+from engagement.app.demo import camera_off_tile
+
+from clips import FACE_CLIPS, zoom_frame
 from conftest import require_shared
 
 # A second's tiles: (participant, camera on) in reading order.

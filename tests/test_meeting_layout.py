@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from engagement.app.demo import camera_off_tile
 from engagement.cli.main import main
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
@@ -26,7 +27,7 @@ from engagement.vision.meeting import MeetingVisionStage
 from engagement.vision.sources import VideoFileSource
 from privacy.consent import attest
 
-from clips import FACE_CLIPS, camera_off_tile, read_looped, zoom_frame, zoom_grid
+from clips import FACE_CLIPS, read_looped, zoom_frame, zoom_grid
 from conftest import require_shared
 from meetings import write_meeting
 

@@ -155,7 +155,8 @@ def _label(tile: np.ndarray, text: str, corner: str) -> None:
     cv2.putText(tile, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def _camera_off(name: str, size: tuple[int, int]) -> np.ndarray:
+def camera_off_tile(name: str, size: tuple[int, int] = (320, 180)) -> np.ndarray:
+    """What a meeting app shows for a participant without video: their name on a plain tile."""
     tile = np.full((size[1], size[0], 3), CAMERA_OFF, np.uint8)
     scale = size[0] / 320
     (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
@@ -169,7 +170,7 @@ def _tile(faces: tuple[np.ndarray, np.ndarray], participant: int, t_s: float, si
     name = f"Peserta {participant + 1}"
     what, amount = state_at(participant, t_s)
     if what == "off":
-        tile = _camera_off(name, size)
+        tile = camera_off_tile(name, size)
     else:
         face = faces[1] if what == "eyes" else faces[0]
         x0, y0, x1, y1 = FACE_CROP
