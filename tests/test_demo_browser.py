@@ -54,6 +54,9 @@ def test_the_demos_first_screen_shows_the_drop_its_item_a_suggestion_cameras_off
         sentence = page.get_by_text("Perhatian paling rendah pada").inner_text()
         assert drop_title in sentence
         assert any(translate(f"summary.suggest.{s}", "id") in sentence for s in ("break", "discussion", "quiz"))
+        # Streamlit draws the page top down: the sentence can be there before the figures below it.
+        for key in ("kpi.cameras_off", "kpi.alerts"):
+            page.locator('[data-testid="stMetric"]', has_text=translate(key, "id")).first.wait_for(timeout=60_000)
         # Tables are drawn on a canvas: the figures and headings are what the page's text holds.
         metrics = {m.split("\n")[0].strip(): m.split("\n")[-1].strip()
                    for m in page.locator('[data-testid="stMetric"]').all_inner_texts()}
