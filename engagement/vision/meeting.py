@@ -79,10 +79,11 @@ class MeetingVisionStage(GalleryVisionStage):
         landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
         running_mode: RunningMode = RunningMode.VIDEO_FILE,
         landmarker_sha256: str | None = None,
+        workers: int | None = None,
     ):
         super().__init__(
             options, None, expression_model=expression_model, landmarker_factory=landmarker_factory,
-            running_mode=running_mode, landmarker_sha256=landmarker_sha256,
+            running_mode=running_mode, landmarker_sha256=landmarker_sha256, workers=workers,
         )  # fmt: skip
         self.spec = spec
         # The single-camera path is today's: one landmarker on the whole frame, up to max_faces.
