@@ -53,9 +53,8 @@ Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
 # once every EMPTY_RECHECK_MS, or at once when its picture changes by more than EMPTY_CHANGE
 # (mean absolute thumbnail difference, 0-1: a camera turned on moves it by about 0.2, a still
 # camera-off tile by under 0.004 frame to frame; tests/test_tile_schedule.py). The detector on an
-# empty tile costs about as much as
-# tracking a face, and in a class of 25 several tiles are empty. A face lost for a moment (a
-# head turned far aside) is looked for in every frame, as before.
+# empty tile costs about as much as tracking a face, and in a class of 25 several tiles are
+# empty. A face lost for a moment (a head turned far aside) is looked for in every frame, as before.
 EMPTY_AFTER_MS = 2000.0
 EMPTY_RECHECK_MS = 1000.0
 EMPTY_CHANGE = 0.01
