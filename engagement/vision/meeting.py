@@ -39,12 +39,27 @@ GALLERY_SAMPLE_FPS = 3.0
 MEASURABLE_TILE_PX = 100
 
 
+# The expression CNN's rate per face in a gallery (a single camera: AnalysisOptions'
+# expression_hz, 5). In a class of 25 the CNN at 5 per second per face cost a tenth of each
+# analysed frame; each second's expression is then one frame's instead of the mean of several
+# (what that changes on the shared clips: docs/live.md, benchmarks/expression_rate.py --hz 1).
+GALLERY_EXPRESSION_HZ = 1.0
+
+
+def per_tile_options(options: AnalysisOptions) -> AnalysisOptions:
+    """A gallery's options: the expression CNN at the gallery's rate per face."""
+    hz = options.expression_hz
+    return replace(options, expression_hz=GALLERY_EXPRESSION_HZ if hz is None else min(hz, GALLERY_EXPRESSION_HZ))
+
+
 def options_for(options: AnalysisOptions, opening: MeetingLayout | None) -> AnalysisOptions:
     """The options a recording is analysed with (and its run records): a gallery at the
-    gallery's rate unless a rate was given."""
-    if options.sample_fps is None and opening is not None and opening.is_grid:
-        return replace(options, sample_fps=GALLERY_SAMPLE_FPS)
-    return options
+    gallery's rates, frames unless a rate was given."""
+    if opening is None or not opening.is_grid:
+        return options
+    if options.sample_fps is None:
+        options = replace(options, sample_fps=GALLERY_SAMPLE_FPS)
+    return per_tile_options(options)
 
 
 def recording_layout(path: Path, spec: LayoutSpec = LayoutSpec()) -> MeetingLayout | None:
