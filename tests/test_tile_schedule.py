@@ -106,3 +106,15 @@ def test_camera_off_tile_is_looked_at_once_a_second_and_found_when_it_comes_on(m
     turned_on = signature_distance(sigs[-2], sigs[-1])
     print(f"camera-off tile frame to frame: <= {still:.4f}; camera turned on: {turned_on:.4f}")
     assert still < EMPTY_CHANGE / 2 < 2 * EMPTY_CHANGE < turned_on
+
+
+def test_a_gallery_runs_the_expression_cnn_at_its_own_rate_and_records_it():
+    from engagement.vision.layout import fixed_grid, single
+    from engagement.vision.meeting import GALLERY_EXPRESSION_HZ, GALLERY_SAMPLE_FPS, options_for
+
+    gallery = options_for(AnalysisOptions(), fixed_grid(5, 5, (1920, 1080)))
+    assert (gallery.sample_fps, gallery.expression_hz) == (GALLERY_SAMPLE_FPS, GALLERY_EXPRESSION_HZ)
+    assert options_for(AnalysisOptions(sample_fps=5.0), fixed_grid(5, 5, (1920, 1080))).sample_fps == 5.0
+    # One camera keeps the single-face rates; the run's record (options.to_dict) says which ran.
+    assert options_for(AnalysisOptions(), single((1280, 720))) == AnalysisOptions()
+    assert gallery.to_dict()["expression_hz"] == GALLERY_EXPRESSION_HZ

@@ -40,10 +40,11 @@ MEASURABLE_TILE_PX = 100
 
 
 # The expression CNN's rate per face in a gallery (a single camera: AnalysisOptions'
-# expression_hz, 5). In a class of 25 the CNN at 5 per second per face cost a tenth of each
-# analysed frame; each second's expression is then one frame's instead of the mean of several
-# (what that changes on the shared clips: docs/live.md, benchmarks/expression_rate.py --hz 1).
-GALLERY_EXPRESSION_HZ = 1.0
+# expression_hz, 5). In a class of 25 the CNN on every analysed frame cost a tenth of each frame.
+# Against the CNN on every frame (24-30 fps), the per-second expression means of the shared clips
+# moved by 0.016-0.028 on average at 2 per second, the top class of 0 and 2 of 20 seconds
+# changing; at 1 per second 0.033-0.049, 2 and 4 of 20 (benchmarks/expression_rate.py --hz N).
+GALLERY_EXPRESSION_HZ = 2.0
 
 
 def per_tile_options(options: AnalysisOptions) -> AnalysisOptions:
