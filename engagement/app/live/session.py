@@ -100,13 +100,7 @@ def run_live(
         analysis = per_tile_options(analysis)  # a gallery: the expression CNN at the gallery's rate
     status = StatusLine(source, stream)
     trouble = _StoreTrouble(status, options.status)
-    vision_factory = None
-    if isinstance(layout, LayoutSpec):  # `--layout`: found from the frames, as `analyze` does
-        vision_factory = meeting_vision(layout)
-    elif layout is not None:
-        def vision_factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
-            return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
-
+    vision_factory = _vision_for(layout)
     pipeline = AnalysisPipeline(
         store, analysis, profile=profile, consent=consent or ConsentOptions(), models_dir=models_dir,
         vision_factory=vision_factory, on_store_error=trouble,
@@ -140,6 +134,20 @@ def run_live(
         latencies_s=poller.latencies(source.started_at, source.frame_times_ms) if poller else [],
         analysis_s=source.busy_s,
     )
+
+
+def _vision_for(layout: GalleryLayout | LayoutSpec | None):
+    """The pipeline's vision factory: the user's grid, a layout found from the frames as `analyze`
+    finds it (`--layout`), or None for one camera."""
+    if isinstance(layout, LayoutSpec):
+        return meeting_vision(layout)
+    if layout is None:
+        return None
+
+    def factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
+        return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
+
+    return factory
 
 
 class _StoreTrouble:
