@@ -118,3 +118,18 @@ def test_a_gallery_runs_the_expression_cnn_at_its_own_rate_and_records_it():
     # One camera keeps the single-face rates; the run's record (options.to_dict) says which ran.
     assert options_for(AnalysisOptions(), single((1280, 720))) == AnalysisOptions()
     assert gallery.to_dict()["expression_hz"] == GALLERY_EXPRESSION_HZ
+
+
+def test_tile_threads_follow_the_environment(monkeypatch):
+    from engagement.app.batch import task_env
+    from engagement.core.errors import ConfigError
+    from engagement.vision.gallery import TILE_THREADS_VAR, tile_workers
+
+    monkeypatch.delenv(TILE_THREADS_VAR, raising=False)
+    assert 1 <= tile_workers() <= 2
+    assert task_env()[TILE_THREADS_VAR] == "1"  # a batch analysis has one core of its own
+    monkeypatch.setenv(TILE_THREADS_VAR, "1")
+    assert tile_workers() == 1
+    monkeypatch.setenv(TILE_THREADS_VAR, "two")
+    with pytest.raises(ConfigError, match=TILE_THREADS_VAR):
+        tile_workers()

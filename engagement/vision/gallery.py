@@ -60,10 +60,20 @@ EMPTY_RECHECK_MS = 1000.0
 EMPTY_CHANGE = 0.01
 
 
+TILE_THREADS_VAR = "ENGAGEMENT_TILE_THREADS"
+
+
 def tile_workers() -> int:
     """Threads that run the tiles' landmarkers: MediaPipe's calls release the GIL, so each core
     can analyse a tile at once (benchmarks/live_class.py). Two at most: past that the Python work
-    between the calls, which holds the GIL, is what limits."""
+    between the calls, which holds the GIL, is what limits. $ENGAGEMENT_TILE_THREADS sets it
+    (`batch` sets 1: each of its analyses has one core)."""
+    wanted = os.environ.get(TILE_THREADS_VAR)
+    if wanted:
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            raise ConfigError(f"{TILE_THREADS_VAR} must be a whole number, got {wanted!r}") from None
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
