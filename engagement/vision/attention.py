@@ -231,10 +231,7 @@ class AttentionTracker:
         """
         o = self.options
         recent = samples[:, 0] >= t_ms - o.move_confirm_s * 1000.0
-        # 80 % of the samples the recent span holds at the rate samples actually come (at 3
-        # frames a second per face, a fixed count of 5 per second never came: moves went unseen).
-        spacing = max(o.sample_ms, float(np.median(np.diff(samples[:, 0])))) if len(samples) > 1 else o.sample_ms
-        need = max(2, int(o.move_confirm_s * 1000.0 / spacing * 0.8))
+        need = max(2, int(o.move_confirm_s * 1000.0 / o.sample_ms * 0.8))
         if recent.sum() < need or not self._learned(samples[~recent][:, 0]):
             return False
         before = np.median(samples[~recent][:, 4:7], axis=0)
