@@ -54,10 +54,11 @@ def run(
     *,
     image: Callable[[float], np.ndarray] | np.ndarray | None = None,
     options: AttentionOptions | None = None,
+    fps: float = FPS,
 ) -> tuple[dict[int, list[WindowFeatures]], VisionStage]:
     """Windows per track of a synthetic session; `script(t_s)` gives the faces at time t_s."""
-    n = int(seconds * FPS)
-    times = [i * 1000.0 / FPS for i in range(n)]
+    n = int(seconds * fps)
+    times = [i * 1000.0 / fps for i in range(n)]
     landmarker = ScriptedLandmarker(lambda i: [jitter(i, p) for p in script(times[i] / 1000.0)])
     analysis = AnalysisOptions(expression=False, attention=options or AttentionOptions())
     stage = VisionStage(analysis, landmarker)
@@ -104,6 +105,17 @@ def test_warm_up_seconds_are_unknown_not_judged():
     assert states(windows, 0, 1) == ["unknown", "unknown"]
     assert windows[0].on_screen_ratio is None and windows[0].eyes_closed_ratio is None
     assert windows[-1].attention == "on_screen"
+
+
+@pytest.mark.parametrize("fps,first_judged", [(15.0, 3), (5.0, 3), (3.0, 3), (2.0, 3), (1.0, 5)])
+def test_warm_up_lasts_three_seconds_down_to_two_frames_a_second(fps, first_judged):
+    # A class of 25 on two cores gets 3-5 frames a second per face: the warm-up must not take
+    # five times longer there. Below 2 frames a second it waits for MIN_WARMUP_SAMPLES frames.
+    tracks, _ = run(lambda t: [AT_SCREEN], 12, fps=fps)
+    (windows,) = tracks.values()
+    judged = [w.second for w in windows if w.attention != "unknown"]
+    assert judged[0] == first_judged
+    assert states(windows, first_judged, 11) == ["on_screen"] * (12 - first_judged)
 
 
 def test_steady_40_degree_head_turn_reads_looking_away_for_the_whole_minute():

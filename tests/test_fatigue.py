@@ -67,14 +67,14 @@ def test_a_laugh_or_a_wide_mouth_with_open_eyes_is_not_a_yawn():
     assert not any(surprise)
 
 
-def closure_windows(closed_s: tuple[float, float], seconds: float = 40.0) -> dict[int, WindowFeatures]:
+def closure_windows(closed_s: tuple[float, float], seconds: float = 40.0, fps: float = 15.0) -> dict[int, WindowFeatures]:
     """Windows of a synthetic participant looking at the screen, eyes closed in `closed_s`."""
 
     def script(t: float) -> list[Pose]:
         closed = closed_s[0] <= t < closed_s[1]
         return [Pose(head_pitch=-12.0, eye_pitch=-8.0, ear=0.05 if closed else 0.30)]
 
-    tracks, _ = run(script, seconds)
+    tracks, _ = run(script, seconds, fps=fps)
     (windows,) = tracks.values()
     return {w.second: w for w in windows}
 
@@ -94,6 +94,15 @@ def test_a_blink_is_not_a_long_closure_but_counts_in_the_blink_rate():
     assert by_second[31].blink_rate == pytest.approx(60.0 / 31.0, rel=0.05)  # one blink in 31 s of face
     assert by_second[31].blink_ms == pytest.approx(200.0, abs=1000.0 / 15)
     assert by_second[29].blink_rate == 0.0 and by_second[29].blink_ms is None
+
+
+def test_blinks_are_not_counted_at_a_gallery_frame_rate():
+    # At 3 frames a second most blinks fall between frames: a blink rate would read low, so it
+    # is missing there, while PERCLOS (a share of frames) is still given.
+    by_second = closure_windows((30.0, 30.2), fps=3.0)
+    assert all(w.blink_rate is None and w.blink_ms is None for w in by_second.values())
+    assert by_second[39].perclos is not None
+    assert closure_windows((30.0, 30.2), fps=8.0)[39].blink_rate is not None
 
 
 def test_a_closure_longer_than_three_seconds_is_eyes_closed_not_a_long_closure():

@@ -39,6 +39,7 @@ from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
 from engagement.vision.sources import name_digest
+from engagement.vision.gallery import TILE_THREADS_VAR
 from engagement.vision.meeting import options_for, recording_layout
 from privacy.profiles import get_profile
 
@@ -326,7 +327,7 @@ def task_env() -> dict[str, str]:
     """What each analysis needs from this process's environment (also on other cluster nodes),
     one thread per analysis so N workers use N cores."""
     env = {k: v for k, v in os.environ.items() if k.startswith("ENGAGEMENT_")}
-    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", TILE_THREADS_VAR: "1"})
     return env
 
 

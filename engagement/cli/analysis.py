@@ -107,10 +107,11 @@ def layout_option(text: str):
 def gallery_rate(source: VideoFileSource, opening, options: AnalysisOptions) -> AnalysisOptions:
     """A gallery recording is analysed at the gallery's rate unless --sample-fps says otherwise:
     every tile costs a landmarker pass per analysed frame, and every frame would fall behind."""
-    options = options_for(options, opening)
-    source.sample_fps = options.sample_fps
-    warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{options.sample_fps:g}")
-    return options
+    chosen = options_for(options, opening)
+    if options.sample_fps is None:
+        source.sample_fps = chosen.sample_fps
+        warn("cli.analyze.gallery_fps", layout=opening.describe(), fps=f"{chosen.sample_fps:g}")
+    return chosen
 
 
 def record_demo_attestation(store, session: str) -> None:

@@ -24,6 +24,11 @@ from engagement.core.config import AttentionOptions  # core, since AnalysisOptio
 RELEARN_BELOW = 0.3
 # The screen direction and open-eye level are refitted this often (every sample while learning).
 REFIT_MS = 1000.0
+# The warm-up is `warmup_s` of samples: every `sample_ms` (15 samples by default) when frames come
+# that often, and at least this many when they come more slowly (a class of 25 on two cores gets
+# 3-5 frames a second per face): 2 frames a second per face still learn in the same 3 s, slower
+# rates take MIN_WARMUP_SAMPLES frames (docs/attention.md, "Frame rate").
+MIN_WARMUP_SAMPLES = 6
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class AttentionTracker:
         self._buffer = np.empty((2 * n, 7))
         self._start = self._end = 0
         self._warmup_samples = max(1, int(math.ceil(o.warmup_s * 1000.0 / o.sample_ms)))
+        self._min_warmup_samples = min(MIN_WARMUP_SAMPLES, self._warmup_samples)
         self._last_sample = self._last_fit = -math.inf
         self.direction: tuple[float, float] | None = None  # (yaw, pitch) of the screen, radians
         self.open_level: float | None = None
@@ -167,7 +173,7 @@ class AttentionTracker:
         o = self.options
         samples = self.samples
         level = float(np.percentile(samples[:, 3], o.open_percentile))
-        self.open_level = level if len(samples) >= self._warmup_samples and level >= o.min_open_ear else None
+        self.open_level = level if self._learned(samples[:, 0]) and level >= o.min_open_ear else None
         if self.open_level is None:
             self.direction = None
             return
@@ -179,7 +185,7 @@ class AttentionTracker:
             open_ = open_[open_[:, 0] >= t_ms - o.move_confirm_s * 1000.0]
             self.direction = None  # learned afresh from the frames since the move
             self.moves += 1
-        if len(open_) < self._warmup_samples:
+        if not self._learned(open_[:, 0]):
             self.direction = None
             return
         if self.direction is not None:
@@ -190,6 +196,15 @@ class AttentionTracker:
             if inside.mean() >= RELEARN_BELOW:
                 open_ = open_[inside]
         self.direction = (float(np.median(open_[:, 1])), float(np.median(open_[:, 2])))
+
+    def _learned(self, times: np.ndarray) -> bool:
+        """Whether samples taken at `times` (ms, ascending) are enough to learn from: the warm-up's
+        count at the full sample rate, or fewer that still span the warm-up's time."""
+        n = len(times)
+        if n >= self._warmup_samples:
+            return True
+        span_ms = float(times[-1] - times[0]) if n else 0.0
+        return n >= self._min_warmup_samples and span_ms >= self.options.warmup_s * 1000.0
 
     @property
     def samples(self) -> np.ndarray:
@@ -217,7 +232,7 @@ class AttentionTracker:
         o = self.options
         recent = samples[:, 0] >= t_ms - o.move_confirm_s * 1000.0
         need = max(2, int(o.move_confirm_s * 1000.0 / o.sample_ms * 0.8))
-        if recent.sum() < need or (~recent).sum() < self._warmup_samples:
+        if recent.sum() < need or not self._learned(samples[~recent][:, 0]):
             return False
         before = np.median(samples[~recent][:, 4:7], axis=0)
         now = samples[recent][:, 4:7]

@@ -27,7 +27,9 @@ screen position and not to a face embedding:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +43,42 @@ from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
-from engagement.vision.tile_ids import TileIdTracker, tile_signature
+from engagement.vision.tile_ids import TileIdTracker, signature_distance, tile_signature
 
 __all__ = ["GalleryLayout", "GalleryVisionStage", "TileIdTracker", "compose_gallery", "parse_grid", "tile_signature"]
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
+
+# A tile that has shown no face for EMPTY_AFTER_MS (camera off, nobody in the seat) is looked at
+# once every EMPTY_RECHECK_MS, or at once when its picture changes by more than EMPTY_CHANGE
+# (mean absolute thumbnail difference, 0-1: a camera turned on moves it by about 0.2, a still
+# camera-off tile by under 0.004 frame to frame; tests/test_tile_schedule.py). The detector on an
+# empty tile costs about as much as tracking a face, and in a class of 25 several tiles are
+# empty. A face lost for a moment (a head turned far aside) is looked for in every frame, as before.
+EMPTY_AFTER_MS = 2000.0
+EMPTY_RECHECK_MS = 1000.0
+EMPTY_CHANGE = 0.01
+
+
+TILE_THREADS_VAR = "ENGAGEMENT_TILE_THREADS"
+
+
+def tile_workers() -> int:
+    """Threads that run the tiles' landmarkers: MediaPipe's calls release the GIL, so each core
+    can analyse a tile at once (benchmarks/live_class.py). Two at most: past that the Python work
+    between the calls, which holds the GIL, is what limits. $ENGAGEMENT_TILE_THREADS sets it
+    (`batch` sets 1: each of its analyses has one core)."""
+    wanted = os.environ.get(TILE_THREADS_VAR)
+    if wanted:
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            raise ConfigError(f"{TILE_THREADS_VAR} must be a whole number, got {wanted!r}") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores))
 
 @dataclass(frozen=True)
 class GalleryLayout:
@@ -151,6 +184,7 @@ class GalleryVisionStage(VisionStage):
         faces_per_tile: int = 1,
         running_mode: RunningMode = RunningMode.LIVE,
         landmarker_sha256: str | None = None,
+        workers: int | None = None,
     ):
         self.layout = layout
         self._rects: list[Rect] = layout.tiles() if layout is not None else []
@@ -161,6 +195,12 @@ class GalleryVisionStage(VisionStage):
         # tile's first use.
         self._factory = landmarker_factory
         self._landmarkers: list[FaceLandmarker | None] = [None] * len(self._rects)
+        # Each tile's landmarker is called once per frame and the frame waits for all of them, so
+        # every landmarker still sees its frames in time order, whichever thread runs it.
+        workers = tile_workers() if workers is None else workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tile") if workers > 1 else None
+        # tile -> (first look that found it empty, last look, its thumbnail then)
+        self._empty: dict[int, tuple[float, float, np.ndarray]] = {}
         super().__init__(
             options,
             landmarker=None,  # type: ignore[arg-type]
@@ -192,6 +232,7 @@ class GalleryVisionStage(VisionStage):
     def set_tiles(self, rects: Sequence[Rect], frame: Frame, *, occupied: bool) -> None:
         """Cut the frame into new tiles (a re-detected layout); ids follow their feeds into them."""
         self._close_landmarkers()
+        self._empty = {}
         old_rects, self._rects = self._rects, list(rects)
         self._landmarkers = [None] * len(self._rects)
         self._occupied = occupied
@@ -212,25 +253,25 @@ class GalleryVisionStage(VisionStage):
             # over the new size; tiles keep their indices, so ids stay with them.
             self.layout = GalleryLayout(self.layout.cols, self.layout.rows, width, height)
             self._rects = self.layout.tiles()
+            self._empty = {}
         return self._observe_tiles(frame)
 
     def _observe_tiles(self, frame: Frame) -> list[FaceObservation]:
         width, height = frame.size
-        found: list[LandmarkedFace | None] = []
-        signatures = []
-        for index, (x0, y0, x1, y1) in enumerate(self._rects):
-            crop = frame.image[y0:y1, x0:x1]
-            signatures.append(tile_signature(crop))
-            faces = self._landmarker(index).detect_faces(crop, frame.t_ms)
-            if faces:
-                # The biggest face is the tile's participant; anyone behind them is not tracked.
-                face = max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0])))
-                lm = face.landmarks.copy()
-                lm[:, 0] += x0
-                lm[:, 1] += y0
-                found.append(LandmarkedFace(lm, face.blendshapes, face.transform))
+        signatures = [tile_signature(frame.image[y0:y1, x0:x1]) for x0, y0, x1, y1 in self._rects]
+        looked = [i for i, sig in enumerate(signatures) if self._look_at(i, sig, frame.t_ms)]
+        if self._pool is not None:
+            results = list(self._pool.map(lambda i: self._tile_face(i, frame), looked))
+        else:
+            results = [self._tile_face(i, frame) for i in looked]
+        found: list[LandmarkedFace | None] = [None] * len(self._rects)
+        for index, face in zip(looked, results):
+            found[index] = face
+            if face is None:
+                since = self._empty.get(index, (frame.t_ms,))[0]
+                self._empty[index] = (since, frame.t_ms, signatures[index])
             else:
-                found.append(None)
+                self._empty.pop(index, None)
         self.tile_ids.update(signatures, [f is not None for f in found], [self._occupied] * len(found))
         out = []
         self._faceless = []
@@ -245,6 +286,33 @@ class GalleryVisionStage(VisionStage):
             box = face_box(face.landmarks, width, height)
             out.append(FaceObservation(track_id, box, face.landmarks, face.blendshapes, face.transform))
         return out
+
+    def _look_at(self, index: int, signature: np.ndarray, t_ms: float) -> bool:
+        """Whether tile `index` goes through its landmarker this frame: always while it shows a
+        face or lost it only lately; a long-empty one when its picture changed or
+        EMPTY_RECHECK_MS passed."""
+        empty = self._empty.get(index)
+        if empty is None:
+            return True
+        since_ms, looked_ms, looked_signature = empty
+        return (
+            looked_ms - since_ms < EMPTY_AFTER_MS
+            or t_ms - looked_ms >= EMPTY_RECHECK_MS
+            or signature_distance(signature, looked_signature) > EMPTY_CHANGE
+        )
+
+    def _tile_face(self, index: int, frame: Frame) -> LandmarkedFace | None:
+        """The tile's participant in frame coordinates, or None. Runs on the tile threads."""
+        x0, y0, x1, y1 = self._rects[index]
+        faces = self._landmarker(index).detect_faces(frame.image[y0:y1, x0:x1], frame.t_ms)
+        if not faces:
+            return None
+        # The biggest face is the tile's participant; anyone behind them is not tracked.
+        face = max(faces, key=lambda f: float(np.ptp(f.landmarks[:, 0])))
+        lm = face.landmarks.copy()
+        lm[:, 0] += x0
+        lm[:, 1] += y0
+        return LandmarkedFace(lm, face.blendshapes, face.transform)
 
     def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
         """(track id, consent box) of the tiles that hold a participant but showed no face in the
@@ -277,4 +345,6 @@ class GalleryVisionStage(VisionStage):
         self._landmarkers = [None] * len(self._landmarkers)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._close_landmarkers()

@@ -39,12 +39,28 @@ GALLERY_SAMPLE_FPS = 3.0
 MEASURABLE_TILE_PX = 100
 
 
+# The expression CNN's rate per face in a gallery (a single camera: AnalysisOptions'
+# expression_hz, 5). In a class of 25 the CNN on every analysed frame cost a tenth of each frame.
+# Against the CNN on every frame (24-30 fps), the per-second expression means of the shared clips
+# moved by 0.016-0.028 on average at 2 per second, the top class of 0 and 2 of 20 seconds
+# changing; at 1 per second 0.033-0.049, 2 and 4 of 20 (benchmarks/expression_rate.py --hz N).
+GALLERY_EXPRESSION_HZ = 2.0
+
+
+def per_tile_options(options: AnalysisOptions) -> AnalysisOptions:
+    """A gallery's options: the expression CNN at the gallery's rate per face."""
+    hz = options.expression_hz
+    return replace(options, expression_hz=GALLERY_EXPRESSION_HZ if hz is None else min(hz, GALLERY_EXPRESSION_HZ))
+
+
 def options_for(options: AnalysisOptions, opening: MeetingLayout | None) -> AnalysisOptions:
     """The options a recording is analysed with (and its run records): a gallery at the
-    gallery's rate unless a rate was given."""
-    if options.sample_fps is None and opening is not None and opening.is_grid:
-        return replace(options, sample_fps=GALLERY_SAMPLE_FPS)
-    return options
+    gallery's rates, frames unless a rate was given."""
+    if opening is None or not opening.is_grid:
+        return options
+    if options.sample_fps is None:
+        options = replace(options, sample_fps=GALLERY_SAMPLE_FPS)
+    return per_tile_options(options)
 
 
 def recording_layout(path: Path, spec: LayoutSpec = LayoutSpec()) -> MeetingLayout | None:
@@ -79,10 +95,11 @@ class MeetingVisionStage(GalleryVisionStage):
         landmarker_factory: LandmarkerFactory = FaceLandmarker.from_options,
         running_mode: RunningMode = RunningMode.VIDEO_FILE,
         landmarker_sha256: str | None = None,
+        workers: int | None = None,
     ):
         super().__init__(
             options, None, expression_model=expression_model, landmarker_factory=landmarker_factory,
-            running_mode=running_mode, landmarker_sha256=landmarker_sha256,
+            running_mode=running_mode, landmarker_sha256=landmarker_sha256, workers=workers,
         )  # fmt: skip
         self.spec = spec
         # The single-camera path is today's: one landmarker on the whole frame, up to max_faces.

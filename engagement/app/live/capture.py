@@ -70,6 +70,7 @@ class LiveCapture:
         self.fps = source.fps
         self.captured = 0
         self.analysed = 0
+        self.busy_s = 0.0  # wall time the consumer spent on the frames it took
         self.rejected = 0
         self.reconnects = 0
         self.status = "starting"
@@ -272,7 +273,9 @@ class LiveCapture:
                 step = time.monotonic()
                 yield Frame(t_ms=t_ms, index=index - 1, image=image)
                 # The consumer (vision + consent + windows + store) ran between yield and here.
-                self.rate.observe(time.monotonic() - step)
+                took = time.monotonic() - step
+                self.busy_s += took
+                self.rate.observe(took)
                 next_due = step + self.rate.period_s
         finally:
             self.close()

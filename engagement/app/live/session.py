@@ -37,6 +37,7 @@ from engagement.core.interrupts import Terminated, signal_handlers
 from engagement.core.records import RunningMode, RunSummary
 from engagement.vision.gallery import GalleryLayout, GalleryVisionStage
 from engagement.vision.layout import LayoutSpec
+from engagement.vision.meeting import per_tile_options
 from engagement.vision.screen import ScreenSource, parse_screen_region
 from engagement.vision.sources import VideoReplaySource, WebcamSource, webcam_index
 
@@ -75,6 +76,7 @@ class LiveResult:
     store_retries: int
     problems: list[str] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)  # capture -> visible in the store, per analysed frame
+    analysis_s: float = 0.0  # wall time spent analysing and storing the analysed frames
 
 
 def run_live(
@@ -94,15 +96,11 @@ def run_live(
 ) -> LiveResult:
     """Run a live session until the source ends or Ctrl-C; per-second rows land as they are made."""
     analysis = analysis or AnalysisOptions(expression=False)
+    if layout is not None:
+        analysis = per_tile_options(analysis)  # a gallery: the expression CNN at the gallery's rate
     status = StatusLine(source, stream)
     trouble = _StoreTrouble(status, options.status)
-    vision_factory = None
-    if isinstance(layout, LayoutSpec):  # `--layout`: found from the frames, as `analyze` does
-        vision_factory = meeting_vision(layout)
-    elif layout is not None:
-        def vision_factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
-            return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
-
+    vision_factory = _vision_for(layout)
     pipeline = AnalysisPipeline(
         store, analysis, profile=profile, consent=consent or ConsentOptions(), models_dir=models_dir,
         vision_factory=vision_factory, on_store_error=trouble,
@@ -134,7 +132,22 @@ def run_live(
         store_retries=trouble.retries,
         problems=list(source.problems),
         latencies_s=poller.latencies(source.started_at, source.frame_times_ms) if poller else [],
+        analysis_s=source.busy_s,
     )
+
+
+def _vision_for(layout: GalleryLayout | LayoutSpec | None):
+    """The pipeline's vision factory: the user's grid, a layout found from the frames as `analyze`
+    finds it (`--layout`), or None for one camera."""
+    if isinstance(layout, LayoutSpec):
+        return meeting_vision(layout)
+    if layout is None:
+        return None
+
+    def factory(opts: AnalysisOptions, mdir: Path | None, running_mode: RunningMode):
+        return GalleryVisionStage.for_layout(opts, layout, mdir, running_mode=running_mode)
+
+    return factory
 
 
 class _StoreTrouble:
