@@ -38,9 +38,9 @@ from engagement.core.registry import sha256_file
 from engagement.core.repositories import runs as run_rows
 from engagement.core.store import Store
 from engagement.temporal.run_config import run_settings_hash
-from engagement.vision.sources import name_digest
 from engagement.vision.gallery import TILE_THREADS_VAR
 from engagement.vision.meeting import options_for, recording_layout
+from engagement.vision.sources import name_digest
 from privacy.profiles import get_profile
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".mpg", ".mpeg", ".m4v", ".webm", ".wmv", ".flv"})

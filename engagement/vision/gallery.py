@@ -59,7 +59,6 @@ EMPTY_AFTER_MS = 2000.0
 EMPTY_RECHECK_MS = 1000.0
 EMPTY_CHANGE = 0.01
 
-
 TILE_THREADS_VAR = "ENGAGEMENT_TILE_THREADS"
 
 
@@ -79,6 +78,7 @@ def tile_workers() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(2, cores))
+
 
 @dataclass(frozen=True)
 class GalleryLayout:
