@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,12 @@ def like_windows(monkeypatch):
     monkeypatch.setattr(os, "kill", lambda pid, sig: real_kill(pid, signal.SIGKILL))
 
 
+def _os_named(name: str) -> types.SimpleNamespace:
+    """The os module as one module sees it, with another os.name (patching os.name itself would
+    turn every new Path into a WindowsPath, which cannot be made here)."""
+    return types.SimpleNamespace(**{**vars(os), "name": name})
+
+
 def _processes() -> tuple[subprocess.Popen, subprocess.Popen]:
     """A live process and a dead one (ended and collected)."""
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -130,9 +137,8 @@ def test_a_crashed_run_is_reaped_at_once_like_windows(like_windows, monkeypatch,
         with store.transaction() as conn:
             for run, proc in ((running, live), (crashed, dead)):
                 conn.execute(update(schema.runs).where(schema.runs.c.id == run).values(writer_pid=proc.pid))
-        with monkeypatch.context() as m:
-            m.setattr(os, "name", "nt")  # only while the reaper looks; both heartbeats are fresh
-            found = [(run.id, run.reason) for run in run_rows.dead_runs(store)]
+        monkeypatch.setattr(run_rows, "os", _os_named("nt"))  # both heartbeats are fresh
+        found = [(run.id, run.reason) for run in run_rows.dead_runs(store)]
         assert found == [(crashed, "its process has ended")]
         with pytest.raises(subprocess.TimeoutExpired):
             live.wait(timeout=1)
@@ -140,3 +146,31 @@ def test_a_crashed_run_is_reaped_at_once_like_windows(like_windows, monkeypatch,
         live.kill()
         live.wait()
         store.close()
+
+
+def test_a_cohort_key_is_read_again_where_modes_mean_nothing(monkeypatch, tmp_path):
+    """Windows reports mode 0o666 for every writable file, whatever chmod was asked: the check
+    that a key is private to its user refused every cohort key after the first use there (so a
+    facilitator's second `live` or `analyze`). Simulated with a loose mode and os.name 'nt'."""
+    from privacy import pseudonym
+    from privacy.errors import CohortKeyError
+    from privacy.pseudonym import KeyRing, key_path
+
+    first = KeyRing().pseudonym("Budi", "c1")
+    os.chmod(key_path("c1"), 0o666)
+    with pytest.raises(CohortKeyError, match="chmod 600"):
+        KeyRing().pseudonym("Budi", "c1")  # on POSIX a loose key is still refused
+    monkeypatch.setattr(pseudonym, "os", _os_named("nt"))
+    assert KeyRing().pseudonym("Budi", "c1") == first
+
+
+@pytest.mark.parametrize("platform, shown", [("win32", True), ("darwin", True), ("linux", False)])
+def test_a_display_is_found_without_x11_variables_on_windows_and_macos(monkeypatch, platform, shown):
+    """`dashboard --demo` opened the browser only where DISPLAY or WAYLAND_DISPLAY was set, which
+    Windows and macOS never set: a facilitator's laptop got no browser."""
+    from engagement.core.config import has_display
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", platform)
+    assert has_display() is shown
