@@ -185,7 +185,10 @@ class KeyRing:
 def _read_key(path: Path) -> bytes:
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
+        # Only POSIX modes say who may read a file. Windows reports 0o666 for every writable file
+        # (chmod sets only the read-only flag): the key, in the user's profile, is guarded by the
+        # profile's access rules there, and this check refused every key after the first use.
+        if os.name == "posix" and mode & 0o077:
             raise CohortKeyError(
                 f"cohort key {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
             )

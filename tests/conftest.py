@@ -124,3 +124,19 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'engagement.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once per run (tests/installed_wheel.py)."""
+    from installed_wheel import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def wheel_env(wheel, tmp_path_factory):
+    """A fresh virtual environment with the wheel installed, once per run."""
+    from installed_wheel import fresh_env
+
+    return fresh_env(wheel, tmp_path_factory.mktemp("fresh") / "venv")

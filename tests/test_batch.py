@@ -54,6 +54,23 @@ def test_sessions_are_not_named_after_files_by_default(tmp_path):
     assert "--store-file-name" in analyze_argv(collect([video], file_names=True)[0], asked)
 
 
+def test_the_analysis_command_is_taken_on_the_worker(tmp_path, monkeypatch):
+    """The batch machine's interpreter path was sent to every worker: on a worker machine it may
+    not exist, or be a source checkout instead of the installed wheel. The task now takes the
+    worker's own interpreter."""
+    from engagement.app import batch
+    from engagement.core.config import AnalysisOptions
+
+    opts = batch.BatchOptions(db_url="sqlite://", analysis=AnalysisOptions())
+    argv = batch.analyze_argv(collect([_touch(tmp_path / "x.mp4")])[0], opts)
+    assert argv[0] == "analyze" and sys.executable not in argv
+    ran = []
+    monkeypatch.setattr(batch, "run_analysis", lambda command, env: ran.append(command) or (0, "", 0.0, 0.0))
+    monkeypatch.setattr(batch.sys, "executable", "/the/worker's/python")
+    batch.analyse_recording(argv, {})
+    assert ran == [["/the/worker's/python", "-m", "engagement.cli.main", *argv]]
+
+
 def test_listing_resolves_paths_relative_to_the_csv(tmp_path):
     _touch(tmp_path / "rec" / "x.mp4")
     listing = tmp_path / "list.csv"

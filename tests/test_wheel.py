@@ -1,69 +1,30 @@
 """Installed as users install it: a built wheel carries every shipped model, and the program runs
-from a fresh virtual environment holding that wheel (not editable, no source tree on the path).
-
-The fresh environment borrows the already installed dependencies through a .pth file naming the
-running interpreter's site-packages folders (none of which holds the `engagement` package itself),
-so the test needs no network and downloads nothing; the wheel itself goes in with `--no-deps`.
+from a fresh virtual environment holding that wheel (not editable, no source tree on the path;
+both built once per run: tests/installed_wheel.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import venv
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from engagement.core.config import REPO_ROOT
+from installed_wheel import clean_env
 from test_dashboard_server import _free_port, _wait_healthy
 
 pytestmark = pytest.mark.slow
 
 MODELS = REPO_ROOT / "models"
-# Generated or private folders of a working copy (the top-level ones are .gitignore's: checkpoints
-# under runs/ can be large); everything else travels to the build.
-_TOP_LEVEL_JUNK = {".git", ".venv", "build", "dist", "runs", "data", ".engagement", ".pytest_cache", ".import_linter_cache"}
-_ANYWHERE_JUNK = shutil.ignore_patterns("*.egg-info", "__pycache__")
-
-
-def _not_sources(folder: str, names: list[str]) -> set[str]:
-    top = _TOP_LEVEL_JUNK & set(names) if Path(folder) == REPO_ROOT else set()
-    return top | _ANYWHERE_JUNK(folder, names)
-
-
-def _setuptools_builds_wheels() -> None:
-    # setuptools builds wheels on its own (no `wheel` package) from 70.1; the dev extra pins it.
-    version = tuple(int(p) for p in metadata.version("setuptools").split(".")[:2])
-    if version < (70, 1):
-        pytest.fail(f"setuptools {metadata.version('setuptools')} is too old to build the wheel offline: "
-                    "pip install -e '.[dev]' (it brings setuptools>=70.1)")
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The project's wheel, built offline from a copy of the sources (an in-tree build would
-    leave build/ behind and could pick up stale files from it)."""
-    _setuptools_builds_wheels()
-    work = tmp_path_factory.mktemp("wheel")
-    src = work / "src"
-    shutil.copytree(REPO_ROOT, src, ignore=_not_sources)
-    out = work / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(out), str(src)], check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-    (built,) = out.glob("engagement-*.whl")
-    return built
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "ENGAGEMENT_MODELS_DIR", "ENGAGEMENT_DB", "ENGAGEMENT_DATA_DIR")}
-    return {**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **extra}
+def installed(wheel_env) -> Path:
+    """The `engagement` command of a fresh virtual environment holding the wheel."""
+    return wheel_env.engagement
 
 
 def test_the_wheel_carries_every_file_under_models(wheel):
@@ -77,32 +38,11 @@ def test_the_wheel_carries_every_file_under_models(wheel):
     assert "models" not in top_level and "tests" not in top_level
 
 
-def _dependency_paths() -> list[str]:
-    """The running interpreter's site-packages folders, minus any that hold the project itself."""
-    paths = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
-    return [p for p in dict.fromkeys(paths) if not (Path(p) / "engagement" / "__init__.py").exists()]
-
-
-@pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
-    """A fresh virtual environment with the wheel installed; returns its `engagement` command."""
-    root = tmp_path_factory.mktemp("fresh") / "venv"
-    venv.EnvBuilder(with_pip=False).create(root)
-    bindir = root / ("Scripts" if os.name == "nt" else "bin")
-    python = bindir / ("python.exe" if os.name == "nt" else "python")
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
-    (site / "dependencies.pth").write_text("\n".join(_dependency_paths()) + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, env=_clean_env())
-    return bindir / ("engagement.exe" if os.name == "nt" else "engagement")
-
-
 def test_the_installed_package_finds_its_models_inside_itself(installed, tmp_path):
     python = installed.with_name(installed.name.replace("engagement", "python"))
     probe = ("import engagement, engagement.core.config as c; "
              "print(engagement.__file__); print(c.models_dir()); print(c.REPO_ROOT)")
-    out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=_clean_env(),
+    out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=clean_env(),
                          check=True, capture_output=True, text=True).stdout.split("\n")
     package, models = Path(out[0]), Path(out[1])
     venv_root = installed.parent.parent
@@ -112,7 +52,7 @@ def test_the_installed_package_finds_its_models_inside_itself(installed, tmp_pat
 
 
 def test_the_installed_demo_analyses_exports_and_serves(installed, tmp_path):
-    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
+    env = clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
     result = subprocess.run([str(installed), "analyze"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -136,7 +76,7 @@ def test_the_installed_demo_analyses_exports_and_serves(installed, tmp_path):
 
 
 def test_the_installed_doctor_loads_every_model_from_the_wheel(installed, tmp_path):
-    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+    env = clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
     result = subprocess.run([str(installed), "doctor", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
@@ -154,7 +94,7 @@ def test_the_installed_evaluate_images_scores_a_tiny_generated_set(installed, tm
     cv2.imwrite(str(tmp_path / "face.png"), face)
     cv2.imwrite(str(tmp_path / "mirror.png"), face[:, ::-1])
     (tmp_path / "labels.csv").write_text("path,label\nface.png,happy\nmirror.png,happy\n")
-    env = _clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
+    env = clean_env(ENGAGEMENT_DATA_DIR=str(tmp_path / "data"))
     result = subprocess.run([str(installed), "evaluate", "images", str(tmp_path)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -215,9 +215,9 @@ def already_analysed(store: Store, rec: Recording, sha256: str, config_hash: str
 
 
 def analyze_argv(rec: Recording, opts: BatchOptions) -> list[str]:
-    argv = [sys.executable, "-m", "engagement.cli.main", "analyze", str(rec.path), "--session", rec.session,
-            "--db", opts.db_url, "--profile", opts.profile, "--max-faces", str(opts.analysis.max_faces),
-            "--no-progress"]
+    """The `engagement` arguments of one recording's analysis (the command comes from the worker)."""
+    argv = ["analyze", str(rec.path), "--session", rec.session, "--db", opts.db_url, "--profile", opts.profile,
+            "--max-faces", str(opts.analysis.max_faces), "--no-progress"]
     if opts.analysis.sample_fps is not None:
         argv += ["--sample-fps", repr(opts.analysis.sample_fps)]
     if rec.cohort:
@@ -227,6 +227,18 @@ def analyze_argv(rec: Recording, opts: BatchOptions) -> list[str]:
     if opts.store_file_name:
         argv.append("--store-file-name")
     return argv
+
+
+def engagement_command(*args: str) -> list[str]:
+    """`engagement` on the machine this runs on: its own interpreter, where the package is
+    installed. Never the batch machine's interpreter: its path may not exist on a worker machine,
+    or hold another copy of the package there (a source checkout)."""
+    return [sys.executable, "-m", "engagement.cli.main", *args]
+
+
+def analyse_recording(args: list[str], env: dict[str, str]) -> tuple[int, str, float, float]:
+    """The Ray task: `run_analysis` of `engagement <args>`, the command taken on the worker."""
+    return run_analysis(engagement_command(*args), env)
 
 
 def _die_with_parent() -> None:
@@ -402,7 +414,7 @@ def _precheck(rec: Recording) -> str:
 
 
 def _run_tasks(ray, todo, store: Store, outcomes: dict, on_outcome, env: dict[str, str]) -> None:
-    analyse = ray.remote(num_cpus=1, max_retries=0)(run_analysis)
+    analyse = ray.remote(num_cpus=1, max_retries=0)(analyse_recording)
     pending = {analyse.remote(argv, env): (i, rec) for i, rec, argv in todo}
     try:
         while pending:

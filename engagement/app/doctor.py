@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from engagement.core import schema
-from engagement.core.config import data_dir, default_db_url, models_dir
+from engagement.core.config import data_dir, default_db_url, has_display, models_dir
 from engagement.core.errors import EngagementError
 from engagement.core.registry import load_registry, onnx_session, resolve_model
 from engagement.core.store import Store, sqlite_path
@@ -215,7 +215,7 @@ def check_screen() -> Finding:
 
 def check_display() -> Finding:
     """Whether a browser can open the dashboard on this machine (Linux needs a graphical session)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not has_display():
         return Finding("display", "warn", "doctor.display.none", {}, "doctor.display.fix")
     return Finding("display", "ok", "doctor.display.ok", {"platform": sys.platform})
 

@@ -24,7 +24,7 @@ from engagement.app.demo import DEMO_SESSION, demo_db_url
 from engagement.app.reaper import reap_and_report
 from engagement.cli.analysis import analyze
 from engagement.cli.common import command, group, option, say
-from engagement.core.config import default_db_url
+from engagement.core.config import default_db_url, has_display
 from engagement.core.errors import ConfigError
 from engagement.core.store import safe_url
 from privacy.audit import resolve_actor
@@ -125,7 +125,7 @@ def serve(*, db: str | None, port: int, address: str, demo: bool, session: str |
     _server_env(url, demo=demo, session=session or (DEMO_SESSION if demo else None), trusted_proxies=trusted)
     url_shown = f"http://{address}:{port}"
     print(say("cli.dashboard.serving", url=url_shown, db=safe_url(url)), flush=True)
-    if demo and _has_display():
+    if demo and has_display():
         _open_browser_when_up(url_shown)
     return _run_streamlit(address, port)
 
@@ -198,10 +198,6 @@ def _check_port_free(address: str, port: int) -> None:
                 raise ConfigError(say("cli.dashboard.port_in_use", port=port, address=address)) from None
             reason = exc.strerror
             raise ConfigError(say("cli.dashboard.cannot_serve", address=address, port=port, reason=reason)) from None
-
-
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _open_browser_when_up(url: str) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from importlib import resources
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,14 @@ def data_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "engagement"
+
+
+def has_display() -> bool:
+    """Whether this machine shows windows to its user: Windows and macOS always do for a signed-in
+    user; Linux only inside a graphical session (X11 or Wayland)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def default_db_url() -> str:

@@ -16,9 +16,9 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -241,7 +241,7 @@ def abandon_run(store: Store, run_id: int, *, status: str, error: str, conn: Con
 
 def dead_runs(store: Store, now: datetime | None = None) -> list[DeadRun]:
     """`running` runs whose writer is gone: on this host its process has ended; elsewhere
-    (or where the process cannot be checked) its heartbeat is older than STALE_AFTER_S."""
+    its heartbeat is older than STALE_AFTER_S."""
     now = now or utcnow()
     here = host_tag()
     r, s = schema.runs, schema.sessions
@@ -254,7 +254,7 @@ def dead_runs(store: Store, now: datetime | None = None) -> list[DeadRun]:
         ).all()
     dead = []
     for row in rows:
-        if row.writer_pid and row.writer_host == here and os.name == "posix":
+        if row.writer_pid and row.writer_host == here:
             if not pid_alive(int(row.writer_pid)):
                 dead.append(DeadRun(row.id, row.session_id, row.name, "its process has ended"))
             continue
@@ -322,23 +322,21 @@ def host_tag() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this host (POSIX)."""
+    """Whether a process with this id runs on this host, on every platform.
+
+    Through psutil, not `os.kill(pid, 0)` and /proc: on Windows `os.kill` with signal 0 calls
+    TerminateProcess (it would kill the writer it asks about) and there is no /proc, so a crashed
+    run there waited for its heartbeat to go stale. psutil asks the system itself (OpenProcess and
+    GetExitCodeProcess on Windows, the kernel's process table on Linux and macOS)."""
     if pid == os.getpid():
         return True
     try:
-        os.kill(pid, 0)  # signal 0: only checks that the process exists
-    except ProcessLookupError:
+        # A killed process whose parent has not collected it yet (a zombie) runs no more code.
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True  # another account's process
-    except OSError:
-        return False
-    # A killed process whose parent has not collected it yet (a zombie) runs no more code.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
+    except psutil.AccessDenied:
+        return True  # another account's process: it exists
 
 
 SESSION_NAME_MAX = schema.sessions.c.name.type.length
