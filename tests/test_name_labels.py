@@ -1,0 +1,143 @@
+"""Identity from the meeting's own name labels (engagement/vision/name_labels.py, name_ids.py).
+
+Recordings are generated from the shared clips with each participant's display name drawn in
+their tile the way Zoom (white on a dark translucent box) and Meet (white, no box) draw it
+(tests/clips.py `labelled_frame`). Checked: names normalised as the roster's are; labels read
+and resolved to the right roster participant; after random reorders every stored second lands
+under the right pseudonym; a camera-off tile keeps its identity; a name not in the roster is
+never analysed; and no clear name reaches any file the product writes.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from engagement.cli.main import main
+from engagement.core import schema
+from engagement.core.store import Store
+from engagement.vision.name_labels import TesseractReader, label_strip, normalise_display_name
+from privacy.errors import ConsentError
+from privacy.gate import ConsentGate
+from privacy.roster import parse_roster
+
+from clips import FACE_CLIPS, INDONESIAN_NAMES, labelled_frame, read_looped, zoom_tiles
+from conftest import require_shared
+from meetings import write_meeting
+
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+
+
+def test_display_names_normalised_without_the_apps_suffixes():
+    assert normalise_display_name("  Budi   S. (Host)") == "budi s."
+    assert normalise_display_name("Rina Wulandari (Saya)") == "rina wulandari"
+    assert normalise_display_name("AGUS salim (Tuan rumah) (Me)") == "agus salim"
+    assert normalise_display_name("| ~~ ") == ""
+
+
+def test_roster_of_display_names_and_its_errors():
+    roster = parse_roster({"participants": [{"name": "Budi S. (Host)", "scopes": "facilitator_feedback"},
+                                            {"identity": "nip-42", "name": "Siti", "scopes": "facilitator_feedback"}]})
+    assert roster.named() == {"budi s.": "budi s.", "siti": "nip-42"}
+    assert "budi" not in repr(roster.entries[0]).lower()  # never printed into a log
+    with pytest.raises(ConsentError, match="participant 2: the same display name appears twice"):
+        parse_roster({"participants": [{"name": "Budi"}, {"name": "budi (Saya)"}]})
+    with pytest.raises(ConsentError, match="participant 1: name"):
+        parse_roster({"participants": [{"name": "~~"}]})
+
+
+def _gate(tmp_path, names, monkeypatch) -> ConsentGate:
+    monkeypatch.setenv("ENGAGEMENT_DATA_DIR", str(tmp_path / "data"))
+    store = Store.open(f"sqlite:///{tmp_path / 'g.db'}")
+    roster = parse_roster({"participants": [{"name": n, "scopes": "facilitator_feedback"} for n in names]})
+    return ConsentGate.for_session(store, "s", roster=roster)
+
+
+@needs_tesseract
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 28's 98 % is not reached yet: 182/200 (91 %) measured")
+def test_labels_read_as_the_right_participant_on_98_percent_of_reads(tmp_path, monkeypatch):
+    """720p and 1080p, 3x3 to 5x5, Zoom and Meet, faces and camera-off tiles behind the names."""
+    faces = [read_looped(require_shared(f"videos/{c}"), 1)[0] for c in FACE_CLIPS]
+    gate = _gate(tmp_path, INDONESIAN_NAMES, monkeypatch)
+    reader = TesseractReader()
+    right = raw = total = 0
+    for size in ((1280, 720), (1920, 1080)):
+        for n in (9, 16, 25):
+            for style in ("zoom", "meet"):
+                names = [INDONESIAN_NAMES[(i * 7 + n) % 25] for i in range(n)]
+                tiles = [faces[i % 8] if i % 5 else np.full((180, 320, 3), 40, np.uint8) for i in range(n)]
+                frame = labelled_frame(tiles, names, size, style)
+                strips = [label_strip(frame[y0:y1, x0:x1]) for x0, y0, x1, y1 in zoom_tiles(n, size)]
+                for name, text in zip(names, reader.read(strips)):
+                    total += 1
+                    raw += normalise_display_name(text) == normalise_display_name(name)
+                    right += gate.label_key(text) == gate.label_key(name)
+    print(f"label reads: {right}/{total} resolved to the right participant, {raw}/{total} read exactly")
+    assert right / total >= 0.98
+
+
+def _names_script(n: int, seconds: int, off: int, off_seconds: range):
+    """A random reorder every second (seeded), participant `off`'s camera off in `off_seconds`."""
+    rng = random.Random(28)
+    orders = []
+    for _ in range(seconds):
+        order = list(range(n))
+        rng.shuffle(order)
+        orders.append(order)
+    return lambda s: [(p, not (p == off and s in off_seconds)) for p in orders[s]]
+
+
+@needs_tesseract
+@pytest.mark.slow
+def test_reorders_keep_every_second_under_the_right_pseudonym(tmp_path, monkeypatch, capsys):
+    """3x3 at 1080p, the tiles reshuffled every second: each rostered participant is one track
+    under their own pseudonym, participant 2's camera-off seconds are theirs (absent), and
+    participant 8 (not in the roster) is never analysed. Then no clear name in any file."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("ENGAGEMENT_DATA_DIR", str(data))
+    names = list(INDONESIAN_NAMES[:9])
+    script = _names_script(9, 6, off=2, off_seconds=range(2, 4))
+    write_meeting(tmp_path / "m.mp4", script, 9, seconds=6, size=(1920, 1080), names=names)
+    roster = tmp_path / "roster.toml"
+    roster.write_text("notice_version = \"t1\"\nlanguage = \"id\"\nevidence = \"test\"\n" + "".join(
+        f"[[participants]]\nname = \"{n}\"\nscopes = [\"facilitator_feedback\"]\n" for n in names[:8]), encoding="utf-8")
+    db = f"sqlite:///{data / 'r.db'}"
+    data.mkdir()
+    assert main(["privacy", "consent", "import", str(roster), "--db", db]) == 0
+    assert main(["analyze", str(tmp_path / "m.mp4"), "--session", "m", "--db", db, "--roster", str(roster),
+                 "--no-progress"]) == 0  # fmt: skip
+    store = Store.open(db)
+    gate = ConsentGate.for_session(store, "m")
+    pseudonyms = {gate.ring.lookup(normalise_display_name(n), "default"): p for p, n in enumerate(names)}
+    t, w = schema.tracks, schema.window_features
+    with store.engine.connect() as conn:
+        tracks = {r.id: r.participant for r in conn.execute(select(t.c.id, t.c.participant))}
+        rows = conn.execute(select(w.c.track_id, w.c.second, w.c.n_face)).all()
+    store.close()
+    stored = {pseudonyms.get(p, "unknown") for p in tracks.values()}
+    assert stored == set(range(8)), f"participants stored: {stored}"  # 8 is never analysed
+    swapped = [(pseudonyms[tracks[r.track_id]], r.second) for r in rows
+               if r.n_face > 0 and not dict(script(r.second))[pseudonyms[tracks[r.track_id]]]]
+    assert swapped == [], f"seconds with a face under a participant whose camera was off: {swapped}"
+    off_rows = [r for r in rows if pseudonyms[tracks[r.track_id]] == 2 and r.second in (2, 3)]
+    assert off_rows and all(r.n_face == 0 for r in off_rows)  # camera off: still participant 2
+    assert main(["export", "m", "--db", db, "--out", str(tmp_path / "exports")]) == 0
+    _assert_no_clear_names(names, [data, tmp_path / "exports"], capsys.readouterr())
+
+
+def _assert_no_clear_names(names, folders, captured) -> None:
+    """Every name, as drawn and as normalised, in no file under `folders` and in no output."""
+    needles = {v for n in names for v in (n, normalise_display_name(n), n.split(" (")[0])}
+    texts = [captured.out, captured.err]
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    assert len(texts) > 4
+    found = {n for n in needles for text in texts if n.casefold() in text.casefold()}
+    assert not found, f"clear names written: {sorted(found)}"
