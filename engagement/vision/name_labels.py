@@ -9,7 +9,7 @@ distribution; nothing is downloaded at run time), run once per batch of strips: 
 read in one frame are stacked into one image, so a 5x5 gallery whose tiles all cut costs one
 process start, not 25. Chosen over an ONNX OCR wheel (rapidocr-onnxruntime) because that wheel
 pulls `opencv-python` beside mediapipe's `opencv-contrib-python` (two packages fighting over
-one `cv2`, docs/architecture notes) and does not install on Python 3.13; measured figures are in
+one `cv2`) and does not install on Python 3.13; measured figures are in
 docs/privacy.md ("Name labels").
 
 What leaves this module is the text of a label, which the caller turns into a keyed pseudonym
@@ -46,7 +46,8 @@ def normalise_display_name(text: str) -> str:
     suffixes ("(Host)", "(Saya)") removed. Empty when nothing name-like is left."""
     text = unicodedata.normalize("NFKC", str(text))
     text = _NAME_CHARS.sub(" ", text)
-    text = " ".join(text.split())
+    # A word without a letter or digit ("." or "-" alone) is OCR noise or decoration, not a name.
+    text = " ".join(w for w in text.split() if any(c.isalnum() for c in w))
     while True:
         stripped = _SUFFIXES.sub("", text)
         if stripped == text:
@@ -87,13 +88,13 @@ def _text_line(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     left fifth (a white shirt further right does not count); it runs from there to the right
     until a gap wider than the line is high (what lies beyond is the video, not the name)."""
     left = mask[:, : max(4, mask.shape[1] // 5)].sum(axis=1)
-    bands, start = [], None
-    for y, n in enumerate([*left.tolist(), 0]):
-        if n and start is None:
-            start = y
-        elif not n and start is not None:
-            bands.append((int(left[start:y].sum()), start, y))
-            start = None
+    bands: list[list[int]] = []  # [white pixels, first row, row after the last]
+    for y in np.flatnonzero(left).tolist():
+        if bands and y - bands[-1][2] <= 2:  # thin strokes leave a row or two blank inside a line
+            bands[-1][0] += int(left[y])
+            bands[-1][2] = y + 1
+        else:
+            bands.append([int(left[y]), y, y + 1])
     if not bands:
         return None
     _, y0, y1 = max(bands)
@@ -103,7 +104,7 @@ def _text_line(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     x1 = cols[0]
     for c in cols:
-        if c - x1 > 1.5 * line_h:
+        if c - x1 > 2 * line_h:
             break
         x1 = c
     return int(y0), int(y1), int(cols[0]), int(x1 + 1)
@@ -186,7 +187,7 @@ class TesseractReader:
                 conf = float(cols[10])
             except ValueError:
                 continue
-            if conf < 0:
+            if conf < 0:  # -1: a block or line row, not a word
                 continue
             out.append((int(cols[7]), int(cols[9]), int(cols[6]), cols[11].strip()))
         return out
