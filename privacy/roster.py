@@ -133,7 +133,7 @@ def _parse_identity(raw: dict, where: str, seen_names: set[str]) -> tuple[str, s
         # A roster of display names needs no other identity: the name is the identity.
         ident = normalise_identity(raw.get("identity") or name or "")
     except Exception:  # noqa: BLE001
-        raise ConsentError(f"{where}identity (or name) is missing") from None
+        raise ConsentError(f"{where}identity is missing (a roster of display names gives name = ...)") from None
     if name is not None:
         if name in seen_names:
             raise ConsentError(f"{where}the same display name appears twice")

@@ -24,6 +24,7 @@ from engagement.vision.name_labels import TesseractReader, label_strip, normalis
 from privacy.errors import ConsentError
 from privacy.gate import ConsentGate
 from privacy.roster import parse_roster
+from privacy.subjects import access, resolve_subject
 
 from clips import FACE_CLIPS, INDONESIAN_NAMES, labelled_frame, read_looped, zoom_tiles
 from conftest import require_shared
@@ -129,6 +130,13 @@ def test_reorders_keep_every_second_under_the_right_pseudonym(tmp_path, monkeypa
     assert off_rows and all(r.n_face == 0 for r in off_rows)  # camera off: still participant 2
     assert main(["export", "m", "--db", db, "--out", str(tmp_path / "exports")]) == 0
     _assert_no_clear_names(names, [data, tmp_path / "exports"], capsys.readouterr())
+    # The privacy officer finds a participant by the display name typed as the meeting showed it.
+    store = Store.open(db)
+    try:
+        rina = resolve_subject(store, "  RINA wulandari (Saya)", None)
+        assert pseudonyms[rina] == 4 and access(store, rina)["tracks"]
+    finally:
+        store.close()
 
 
 def _assert_no_clear_names(names, folders, captured) -> None:
