@@ -150,3 +150,58 @@ def _assert_no_clear_names(names, folders, captured) -> None:
     assert len(texts) > 4
     found = {n for n in needles for text in texts if n.casefold() in text.casefold()}
     assert not found, f"clear names written: {sorted(found)}"
+
+
+class _Labels:
+    """A reader that returns the names the test puts in the tiles (None: unreadable)."""
+
+    def __init__(self):
+        self.names: list[str | None] = []
+        self.calls = 0
+
+    def read(self, strips):
+        self.calls += 1
+        return [self.names[int(s[0, 0, 0])] or "" for s in strips]
+
+
+def _tiles(n: int, brightness: list[int]) -> tuple[np.ndarray, list, list]:
+    """n tiles side by side, tile i's pixels all `brightness[i]` (its feed); the first pixel of
+    each label strip says which tile the fake reader is looking at."""
+    image = np.zeros((90, 160 * n, 3), np.uint8)
+    rects = [(160 * i, 0, 160 * (i + 1), 90) for i in range(n)]
+    for i, (x0, y0, x1, y1) in enumerate(rects):
+        image[y0:y1, x0:x1] = brightness[i]
+    image[90 - 20, [x0 for x0, *_ in rects], 0] = range(n)
+    from engagement.vision.tile_ids import tile_signature
+
+    return image, rects, [tile_signature(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in rects]
+
+
+def test_ids_follow_names_through_reorder_unreadable_and_duplicate_tiles():
+    from engagement.vision.name_ids import NameIdentities
+    from engagement.vision.tile_ids import TileIdTracker
+
+    reader = _Labels()
+    names = NameIdentities(lambda text: "k:" + normalise_display_name(text), reader)
+    tracker = TileIdTracker(3)
+
+    def step(labels, brightness, t_ms):
+        reader.names = labels
+        image, rects, sigs = _tiles(3, brightness)
+        tracker.update(sigs, [True] * 3, [True] * 3)
+        skip = names.decide(tracker, image, rects, sigs, t_ms)
+        return [None if i in skip else tid for i, tid in enumerate(tracker.ids())]
+
+    first = step(["Budi S. (Host)", "Siti", "Agus"], [10, 120, 240], 0)
+    assert len(set(first)) == 3
+    assert step(["Budi S. (Host)", "Siti", "Agus"], [10, 120, 240], 100) == first
+    assert reader.calls == 1  # no cut, not due: no second read
+    # A reorder whose thumbnails alone would not tell (all tiles cut to look-alike feeds).
+    assert step(["Agus", "Budi S.", "Siti"], [60, 70, 80], 200) == [first[2], first[0], first[1]]
+    # Siti's label unreadable after a cut: the tile keeps the id it had (position + thumbnail).
+    assert step(["Agus", "Budi S.", None], [60, 70, 200], 300)[2] == first[1]
+    # Budi joined twice: one participant, the second tile not analysed, a warning counted.
+    assert step(["Budi S.", "Budi S.", "Agus"], [100, 160, 20], 400) == [first[0], None, first[2]]
+    assert step(["Budi S.", "Budi S.", "Agus"], [100, 160, 20], 500) == [first[0], None, first[2]]
+    assert names.duplicates == 2  # one per frame
+    assert names.key(first[0]) == "k:budi s."

@@ -138,6 +138,10 @@ class VisionStage:
     def read_names(self, name_key, reader=None) -> None:
         """Read tiles' name labels (galleries only; one camera has none)."""
 
+    def duplicate_names(self) -> int:
+        """Frames in which two tiles showed one name (a participant joined twice)."""
+        return 0
+
     def layout_changes(self) -> list[tuple[float, str]]:
         """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
         return []
