@@ -5,8 +5,8 @@ a weak key and a thumbnail match (`engagement.vision.tile_ids`) fails between fe
 alike. The name the participant chose to show is printed in their tile, camera on or off, and
 survives all of that: reorder, camera off and on, leaving and rejoining, a new layout.
 
-When a tile's label is read (its first frame, a cut of its content, a new layout, or every
-`reread_s` seconds) the text is handed to `name_key` at once, which turns it into a keyed
+When a tile's label is read (its first frame, a cut of its content, a new layout, or after
+`reread_s` seconds if the label strip changed) the text is handed to `name_key` at once, which turns it into a keyed
 pseudonym (the session's HMAC, `privacy.gate.ConsentGate.label_key`); the clear text goes no
 further and is dropped. Each key keeps one track id for the whole run. A tile whose label
 cannot be read keeps the id the thumbnail rule gives it (today's behaviour). Two tiles showing
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engagement.vision.name_labels import LabelOptions, TesseractReader, label_strip
-from engagement.vision.tile_ids import CUT_THRESHOLD, TileIdTracker, signature_distance
+from engagement.vision.tile_ids import CUT_THRESHOLD, TileIdTracker, signature_distance, tile_signature
 
 Rect = tuple[int, int, int, int]
 # Turns a label's text into its keyed pseudonym, or None (nothing name-like was read).
@@ -35,16 +35,18 @@ class NameIdentities:
 
     name_key: NameKey
     reader: object = None  # anything with read(strips) -> texts; Tesseract by default
-    # Seconds after which a tile's label is read again although its content did not cut: a
-    # participant renamed in the meeting is picked up within this time.
-    reread_s: float = 5.0
+    # Seconds after which a tile whose content did not cut is read again if its label strip
+    # changed (a participant renamed in the meeting). Every tile every 5 s took 15 % of a 5x5
+    # 1080p gallery's analysis in a 20 s run (benchmarks/name_labels.py --reread 5); renames
+    # are rare, and every reorder, camera switch or new layout is read at once anyway.
+    reread_s: float = 15.0
     options: LabelOptions = field(default_factory=LabelOptions)
     ids: dict[str, int] = field(default_factory=dict)  # name key -> track id
     key_of_track: dict[int, str] = field(default_factory=dict)
     duplicates: int = 0  # frames in which two tiles showed one name
     reads: int = 0  # label strips read
     _tile_keys: list[str | None] = field(default_factory=list)
-    _read_at: list[tuple[float, np.ndarray | None]] = field(default_factory=list)
+    _read_at: list[tuple[float, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
     _rects: list[Rect] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -58,8 +60,8 @@ class NameIdentities:
         if list(rects) != self._rects:  # a new layout: every label is read again
             self._rects = list(rects)
             self._tile_keys = [None] * len(rects)
-            self._read_at = [(-1e18, None)] * len(rects)
-        due = [i for i, sig in enumerate(signatures) if self._due(i, sig, t_ms)]
+            self._read_at = [(-1e18, None, None)] * len(rects)
+        due = [i for i, sig in enumerate(signatures) if self._due(i, sig, image, t_ms)]
         if due:
             self._read(image, due, signatures, t_ms)
         skip: set[int] = set()
@@ -79,11 +81,17 @@ class NameIdentities:
             self.key_of_track[track_id] = key
         return skip
 
-    def _due(self, index: int, signature: np.ndarray, t_ms: float) -> bool:
-        at, sig = self._read_at[index]
-        if sig is None or t_ms - at >= self.reread_s * 1000.0:
-            return True
-        return signature_distance(sig, signature) > CUT_THRESHOLD
+    def _due(self, index: int, signature: np.ndarray, image: np.ndarray, t_ms: float) -> bool:
+        at, sig, strip = self._read_at[index]
+        if sig is None or signature_distance(sig, signature) > CUT_THRESHOLD:
+            return True  # never read, or the tile's content cut (a reorder, a camera switched)
+        # Due again only if the label strip itself changed: a label on Zoom's box stays put, and
+        # reading it again every few seconds cost more than all the reorders (benchmark).
+        return t_ms - at >= self.reread_s * 1000.0 and signature_distance(strip, self._strip_sig(image, index)) > CUT_THRESHOLD
+
+    def _strip_sig(self, image: np.ndarray, index: int) -> np.ndarray:
+        x0, y0, x1, y1 = self._rects[index]
+        return tile_signature(label_strip(image[y0:y1, x0:x1], self.options))
 
     def _read(self, image: np.ndarray, due: list[int], signatures: Sequence[np.ndarray], t_ms: float) -> None:
         strips = []
@@ -96,7 +104,7 @@ class NameIdentities:
             key = self.name_key(text) if text else None
             # The clear text is not kept: only its keyed pseudonym leaves this loop.
             self._tile_keys[i] = key
-            self._read_at[i] = (t_ms, signatures[i])
+            self._read_at[i] = (t_ms, signatures[i], self._strip_sig(image, i))
         del texts, strips
 
     def key(self, track_id: int) -> str | None:
