@@ -217,3 +217,29 @@ def test_ids_follow_names_through_reorder_unreadable_and_duplicate_tiles():
     assert step(["Budi S.", "Budi S.", "Agus"], [100, 160, 20], 500) == [first[0], None, first[2]]
     assert names.duplicates == 2  # one per frame
     assert names.key(first[0]) == "k:budi s."
+
+
+def test_gate_consent_follows_the_name_and_denies_unknown_names(tmp_path, monkeypatch):
+    """A roster with names and tile positions: the name wins over the position, a name not in
+    the roster is denied wherever it sits, a misread within a letter counts as the roster name,
+    and two roster names alike are never taken for each other."""
+    from privacy.consent import grant
+
+    monkeypatch.setenv("ENGAGEMENT_DATA_DIR", str(tmp_path / "data"))
+    store = Store.open(f"sqlite:///{tmp_path / 'g.db'}")
+    roster = parse_roster({"grid": "2x1", "participants": [
+        {"name": "Budi Santoso", "tile": "1,1", "scopes": "facilitator_feedback"},
+        {"name": "Budi Santosa", "tile": "1,2", "scopes": "facilitator_feedback"},
+        {"name": "Siti Nurhaliza", "scopes": "facilitator_feedback"}]})  # fmt: skip
+    for name in ("budi santoso", "budi santosa", "siti nurhaliza"):
+        grant(store, name, cohort=None, scopes=["facilitator_feedback"], notice_version="t1", language="id", evidence="test")
+    gate = ConsentGate.for_session(store, "s", roster=roster)
+    left = (0.0, 0.0, 10.0, 10.0)  # a face in tile 1,1 (Budi Santoso's position)
+    siti = gate.participant_for("T1", left, (40, 10), 0, name_key=gate.label_key("Siti Nurhaliza (Host)"))
+    assert siti == gate.ring.lookup("siti nurhaliza", "default")  # the name, not the position
+    assert gate.participant_for("T2", left, (40, 10), 0, name_key=gate.label_key("Tamu Lain")) is None
+    assert gate.label_key("| Siti Nurhaliza") == gate.label_key("Siti Nurhaliza")  # OCR's | for I
+    assert gate.label_key("Budi Santosx") not in (gate.label_key("Budi Santoso"), gate.label_key("Budi Santosa"))
+    # An unreadable label: today's position rule.
+    assert gate.participant_for("T3", left, (40, 10), 0) == gate.ring.lookup("budi santoso", "default")
+    store.close()
