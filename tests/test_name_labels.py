@@ -243,3 +243,20 @@ def test_gate_consent_follows_the_name_and_denies_unknown_names(tmp_path, monkey
     # An unreadable label: today's position rule.
     assert gate.participant_for("T3", left, (40, 10), 0) == gate.ring.lookup("budi santoso", "default")
     store.close()
+
+
+def test_a_roster_of_names_without_tesseract_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """No OCR on the machine: one `error:` line naming the Debian packages, and no run left."""
+    monkeypatch.setenv("ENGAGEMENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("engagement.vision.name_labels.shutil.which", lambda _name: None)
+    write_meeting(tmp_path / "m.mp4", lambda s: [(p, True) for p in range(4)], 4, seconds=1, names=["A", "B", "C", "D"])
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[participants]]\nname = "A"\nscopes = ["facilitator_feedback"]\n', encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["analyze", str(tmp_path / "m.mp4"), "--session", "m", "--db", db, "--roster", str(roster),
+                 "--no-progress"]) == 2  # fmt: skip
+    assert "error: reading name labels needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-ind" in capsys.readouterr().err
+    store = Store.open(db)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(schema.runs.c.id)).all() == []
+    store.close()
