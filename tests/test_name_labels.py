@@ -215,7 +215,7 @@ def test_ids_follow_names_through_reorder_unreadable_and_duplicate_tiles():
     # Budi joined twice: one participant, the second tile not analysed, a warning counted.
     assert step(["Budi S.", "Budi S.", "Agus"], [100, 160, 20], 400) == [first[0], None, first[2]]
     assert step(["Budi S.", "Budi S.", "Agus"], [100, 160, 20], 500) == [first[0], None, first[2]]
-    assert names.duplicates == 2  # one per frame
+    assert names.shared_name_frames == 2  # one per frame
     assert names.key(first[0]) == "k:budi s."
 
 

@@ -254,8 +254,8 @@ class AnalysisPipeline:
             "seconds": writer.seconds,
             "config_hash": settings_hash(state.settings),
         }
-        if vision.duplicate_names():  # a warning for the privacy officer: one name in two tiles
-            outcome["duplicate_name_frames"] = vision.duplicate_names()
+        if vision.shared_name_frames():  # a warning for the privacy officer: one name in two tiles
+            outcome["shared_name_frames"] = vision.shared_name_frames()
         layouts = vision.layout_changes()
         if layouts:  # recorded with the run: which layout was read, and from when
             outcome["layouts"] = [{"t_s": round(t_ms / 1000.0, 2), "layout": text} for t_ms, text in layouts]

@@ -258,8 +258,8 @@ class GalleryVisionStage(VisionStage):
     def name_key(self, track_id: int) -> str | None:
         return self.names.key(track_id) if self.names else None
 
-    def duplicate_names(self) -> int:
-        return self.names.duplicates if self.names else 0
+    def shared_name_frames(self) -> int:
+        return self.names.shared_name_frames if self.names else 0
 
     def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
         """(track id, consent box) of the tiles that hold a participant but showed no face in the

@@ -43,7 +43,7 @@ class NameIdentities:
     options: LabelOptions = field(default_factory=LabelOptions)
     ids: dict[str, int] = field(default_factory=dict)  # name key -> track id
     key_of_track: dict[int, str] = field(default_factory=dict)
-    duplicates: int = 0  # frames in which two tiles showed one name
+    shared_name_frames: int = 0  # frames in which two tiles showed one name
     reads: int = 0  # label strips read
     _tile_keys: list[str | None] = field(default_factory=list)
     _read_at: list[tuple[float, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
@@ -71,7 +71,7 @@ class NameIdentities:
                 continue
             if key in shown:
                 skip.add(index)
-                self.duplicates += 1
+                self.shared_name_frames += 1
                 continue
             shown[key] = index
             track_id = self.ids.get(key)

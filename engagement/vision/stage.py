@@ -138,7 +138,7 @@ class VisionStage:
     def read_names(self, name_key, reader=None) -> None:
         """Read tiles' name labels (galleries only; one camera has none)."""
 
-    def duplicate_names(self) -> int:
+    def shared_name_frames(self) -> int:
         """Frames in which two tiles showed one name (a participant joined twice)."""
         return 0
 
