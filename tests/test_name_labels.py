@@ -39,6 +39,8 @@ def test_display_names_normalised_without_the_apps_suffixes():
     assert normalise_display_name("AGUS salim (Tuan rumah) (Me)") == "agus salim"
     assert normalise_display_name("| ~~ ") == ""
     assert normalise_display_name("Rina Wulandari (Saya) .") == "rina wulandari"
+    assert normalise_display_name("Agus Salim (Hobt)") == "agus salim"  # a role suffix misread
+    assert normalise_display_name("Budi (Kemenkeu)") == "budi (kemenkeu)"  # not a role: kept
 
 
 def test_roster_of_display_names_and_its_errors():
@@ -61,7 +63,7 @@ def _gate(tmp_path, names, monkeypatch) -> ConsentGate:
 
 @needs_tesseract
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 28 asks 98 %; 182/200 (91 %) measured: Meet labels over bright video")
+@pytest.mark.xfail(strict=True, reason="issue 28 asks 98 %; 183/200 (91.5 %) measured: Meet labels over bright video")
 def test_labels_read_as_the_right_participant_on_98_percent_of_reads(tmp_path, monkeypatch):
     """720p and 1080p, 3x3 to 5x5, Zoom and Meet, faces and camera-off tiles behind the names."""
     faces = [read_looped(require_shared(f"videos/{c}"), 1)[0] for c in FACE_CLIPS]

@@ -18,6 +18,7 @@ at once (`engagement.vision.name_ids`); nothing here stores, logs or prints it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shutil
@@ -54,7 +55,23 @@ def normalise_display_name(text: str) -> str:
         if stripped == text:
             break
         text = stripped
-    return " ".join(text.split()).casefold()[:320]
+    return _misread_suffix(" ".join(text.split()).casefold())[:320]
+
+
+_ROLE_WORDS = tuple(_SUFFIXES.pattern.split("(", 2)[2].split(")")[0].split("|"))
+_LAST_GROUP = re.compile(r"\s*[\(\[]\s*([a-z -]{2,16}?)\s*[\)\]]?\s*$")
+
+
+def _misread_suffix(text: str) -> str:
+    """`text` without a last bracketed word that is a role suffix read with a letter wrong
+    ("(Hobt)" for "(Host)"): only role words go, so "Budi (Kemenkeu)" keeps its bracket."""
+    found = _LAST_GROUP.search(text)
+    if found is None or found.start() == 0:
+        return text
+    word = found.group(1)
+    if any(difflib.SequenceMatcher(None, word, role).ratio() >= 0.75 for role in _ROLE_WORDS):
+        return text[: found.start()].strip()
+    return text
 
 
 @dataclass(frozen=True)
