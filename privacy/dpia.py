@@ -119,6 +119,7 @@ def build(store, policy: RetentionPolicy, profile: Profile, lang: str) -> tuple[
         _t("cat_aggregates", lang) + ".",
         _t("cat_consent", lang) + ".",
         _t("cat_identity", lang),
+        _t("cat_name_labels", lang),
     ]
     rows = [[_t("tier_raw_frames", lang), _t("never_stored", lang)]]
     rows += [[_t(f"tier_{tier}", lang), _period(policy.periods[tier], lang)] for tier in TIERS]

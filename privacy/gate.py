@@ -6,7 +6,10 @@ pipeline computes nothing for it and stores nothing. Three ways to tie a face to
 1. device: one participant on their own device (`device_participant`); the first face seen is
    theirs, and a second face at the same time is denied (someone behind them did not consent).
 2. roster: gallery-view tile positions -> participant identity (`privacy.roster.Roster`); the
-   face's centre picks the tile.
+   face's centre picks the tile. A roster of display names (`name = "Budi S."`) ties a tile to
+   the participant whose name its label shows, wherever the tile moves (`label_key`); a tile
+   whose label shows a name not in the roster is denied, one without a readable label falls
+   back to the position rule.
 3. attestation: a facilitator's recorded statement that everyone present in a session consented;
    each track gets a pseudonym derived from session + track label (nobody is identified).
 
@@ -17,6 +20,7 @@ processing from that moment. Withdrawal also purges everything stored for that p
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +32,7 @@ from sqlalchemy.engine import Connection
 from engagement.core import schema
 from engagement.core.repositories import consent as repo
 from engagement.core.time import as_utc, utcnow
+from engagement.vision.name_labels import normalise_display_name
 from privacy.consent import ANALYSIS_SCOPE, check_scopes, is_active
 from privacy.data import delete_participant_data
 from privacy.pseudonym import ATTESTED_PREFIX, KeyRing, check_cohort
@@ -61,6 +66,7 @@ class ConsentGate:
     _loaded_at: float = -1e18
     _bindings: dict[str, _Binding] = field(default_factory=dict)
     _roster_pseudonyms: dict[str, str] = field(default_factory=dict)
+    _label_pseudonyms: dict[str, str] = field(default_factory=dict)  # label key -> participant
     _ever_tied: set[str] = field(default_factory=set)
     _swept: set[str] = field(default_factory=set)
 
@@ -93,8 +99,37 @@ class ConsentGate:
             gate.device_participant = ring.pseudonym(device_participant, cohort)
         if roster:
             gate._roster_pseudonyms = {e.identity: ring.pseudonym(e.identity, cohort) for e in roster.entries}
+            gate._label_pseudonyms = {
+                ring.pseudonym(name, cohort): gate._roster_pseudonyms[ident] for name, ident in roster.named().items()
+            }
         gate.refresh()
         return gate
+
+    @property
+    def reads_names(self) -> bool:
+        """Whether the roster ties participants to the display names their tiles show."""
+        return bool(self._label_pseudonyms)
+
+    def label_key(self, text: str) -> str | None:
+        """A tile label's text -> its keyed pseudonym (the cohort's HMAC, as roster names). The
+        text is normalised and not kept. A reading within a letter or two of a roster name (OCR
+        reads 'l' for 'I', drops a dot) counts as that name when no other name is as close."""
+        name = normalise_display_name(text)
+        del text
+        if not name:
+            return None
+        return self.ring.pseudonym(self._nearest_name(name), self.cohort)
+
+    def _nearest_name(self, name: str) -> str:
+        names = self.roster.named() if self.roster is not None else {}
+        if name in names or not names:
+            return name
+        scored = sorted((difflib.SequenceMatcher(None, name, known).ratio(), known) for known in names)
+        best, known = scored[-1]
+        runner_up = scored[-2][0] if len(scored) > 1 else 0.0
+        # 0.85: one or two wrong letters in a 12-letter name; a margin so that two similar
+        # names in one class ("Budi S." and "Budi P.") never take each other's readings.
+        return known if best >= 0.85 and best - runner_up >= 0.1 else name
 
     def refresh(self) -> None:
         """Re-read consent and attestation records (withdrawals take effect from their time)."""
@@ -135,14 +170,19 @@ class ConsentGate:
         return False
 
     def participant_for(
-        self, track_label: str, bbox: tuple[float, float, float, float], frame_size: tuple[int, int], t_ms: float
+        self, track_label: str, bbox: tuple[float, float, float, float], frame_size: tuple[int, int], t_ms: float,
+        name_key: str | None = None,
     ) -> str | None:
-        """The consenting participant's pseudonym for this face at this moment, or None (deny)."""
+        """The consenting participant's pseudonym for this face at this moment, or None (deny).
+        `name_key`: the keyed pseudonym of the name label shown in the face's tile, if read."""
         self._maybe_refresh()
         when = self.at + timedelta(milliseconds=float(t_ms))
         candidate = None
         if self.device_participant:
             candidate = self.device_participant
+        elif name_key is not None and self._label_pseudonyms:
+            # Consent follows the name: a name not in the roster is denied, wherever it sits.
+            candidate = self._label_pseudonyms.get(name_key)
         elif self.roster is not None:
             w, h = frame_size
             if w > 0 and h > 0:

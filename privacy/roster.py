@@ -18,6 +18,7 @@ from pathlib import Path
 from engagement.core.errors import ConfigError
 from engagement.core.time import utcnow
 from engagement.vision.gallery import parse_grid
+from engagement.vision.name_labels import normalise_display_name
 from privacy.audit import AuditAction
 from privacy.consent import Notice, add_participant_consents, audit, check_language, check_scopes, check_text, check_time
 from privacy.errors import ConsentError
@@ -34,6 +35,9 @@ class RosterEntry:
     language: str | None = None
     evidence: str | None = None
     granted_at: datetime | None = None
+    # The display name shown in the meeting (normalised: engagement.vision.name_labels); the
+    # tile showing it is this participant wherever it moves.
+    name: str | None = None
 
     def __repr__(self) -> str:  # never print an identity into a log by accident
         return f"RosterEntry(tile={self.tile}, rect={self.rect}, scopes={self.scopes})"
@@ -65,6 +69,10 @@ class Roster:
             if reg and reg[0] <= cx < reg[2] and reg[1] <= cy < reg[3]:
                 hits.append(entry.identity)
         return hits[0] if len(set(hits)) == 1 else None
+
+    def named(self) -> dict[str, str]:
+        """Normalised display name -> identity, for the entries that give a name."""
+        return {e.name: e.identity for e in self.entries if e.name}
 
 
 def _parse_grid(value, where: str) -> tuple[int, int] | None:
@@ -105,8 +113,32 @@ def _parse_rect(value, where: str) -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
-_ENTRY_KEYS = {"identity", "scopes", "tile", "rect", "notice_version", "language", "evidence", "granted_at"}
+_ENTRY_KEYS = {"identity", "name", "scopes", "tile", "rect", "notice_version", "language", "evidence", "granted_at"}
 _ROSTER_KEYS = {"cohort", "grid", "notice_version", "language", "evidence", "participants"}
+
+
+def _parse_name(value, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    name = normalise_display_name(str(value))
+    if not name:
+        raise ConsentError(f"{where}name {value!r} has no letters a meeting label could show")
+    return name
+
+
+def _parse_identity(raw: dict, where: str, seen_names: set[str]) -> tuple[str, str | None]:
+    """(identity, normalised display name or None) of a roster entry."""
+    name = _parse_name(raw.get("name"), where)
+    try:
+        # A roster of display names needs no other identity: the name is the identity.
+        ident = normalise_identity(raw.get("identity") or name or "")
+    except Exception:  # noqa: BLE001
+        raise ConsentError(f"{where}identity is missing (a roster of display names gives name = ...)") from None
+    if name is not None:
+        if name in seen_names:
+            raise ConsentError(f"{where}the same display name appears twice")
+        seen_names.add(name)
+    return ident, name
 
 
 def parse_roster(data: dict, *, source: str = "roster") -> Roster:
@@ -125,6 +157,7 @@ def parse_roster(data: dict, *, source: str = "roster") -> Roster:
     entries = []
     seen_ids: set[str] = set()
     seen_tiles: set = set()
+    seen_names: set[str] = set()
     for i, raw in enumerate(participants, start=1):
         where = f"{source}: participant {i}: "
         if not isinstance(raw, dict):
@@ -132,10 +165,7 @@ def parse_roster(data: dict, *, source: str = "roster") -> Roster:
         bad = set(raw) - _ENTRY_KEYS
         if bad:
             raise ConsentError(f"{where}unknown field(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_ENTRY_KEYS))}")
-        try:
-            ident = normalise_identity(raw.get("identity") or "")
-        except Exception:  # noqa: BLE001
-            raise ConsentError(f"{where}identity is missing") from None
+        ident, name = _parse_identity(raw, where, seen_names)
         if ident in seen_ids:
             raise ConsentError(f"{where}the same identity appears twice")
         seen_ids.add(ident)
@@ -148,6 +178,7 @@ def parse_roster(data: dict, *, source: str = "roster") -> Roster:
             seen_tiles.add(key)
         entries.append(RosterEntry(
             identity=ident,
+            name=name,
             scopes=check_scopes(raw.get("scopes"), where=where),
             tile=tile,
             rect=rect,
@@ -166,7 +197,7 @@ def parse_roster(data: dict, *, source: str = "roster") -> Roster:
 
 def load_roster(path: str | Path, *, grid: str | None = None) -> Roster:
     """Read a roster from TOML (settings + [[participants]]) or CSV (one participant per row,
-    header: identity,scopes,tile,rect,notice_version,language,evidence,granted_at)."""
+    header: identity,name,scopes,tile,rect,notice_version,language,evidence,granted_at)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")

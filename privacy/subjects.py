@@ -15,6 +15,7 @@ from sqlalchemy import select
 from engagement.core import schema
 from engagement.core.repositories import consent as consent_rows
 from engagement.core.time import iso, utcnow
+from engagement.vision.name_labels import normalise_display_name
 from privacy.audit import AuditAction, AuditLog, resolve_actor
 from privacy.consent import list_consents
 from privacy.data import add_receipt, delete_participant_data, write_receipt_file
@@ -23,11 +24,20 @@ from privacy.pseudonym import ATTESTED_PREFIX, PARTICIPANT_PREFIX, KeyRing, chec
 
 
 def resolve_subject(store, participant: str, cohort: str | None) -> str:
-    """The pseudonym of `participant`: given as a pseudonym (p-.../a-...) or as an identity."""
+    """The pseudonym of `participant`: given as a pseudonym (p-.../a-...), as an identity, or as
+    the display name a roster of names lists, typed as the meeting showed it ("Budi S. (Host)"
+    is the roster's "Budi S."; engagement.vision.name_labels.normalise_display_name)."""
     text = participant.strip()
     if (text.startswith(PARTICIPANT_PREFIX) or text.startswith(ATTESTED_PREFIX)) and len(text) == 42:
         return text
-    return KeyRing(store).lookup(text, check_cohort(cohort))
+    ring, cohort = KeyRing(store), check_cohort(cohort)
+    pseudonym = ring.lookup(text, cohort)
+    name = normalise_display_name(text)
+    if name and not list_consents(store, participant=pseudonym):
+        by_name = ring.lookup(name, cohort)
+        if list_consents(store, participant=by_name):
+            return by_name
+    return pseudonym
 
 
 def _jsonable(value):

@@ -152,3 +152,52 @@ def shared_slide(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
         cv2.putText(slide, f"- Poin pembahasan {i + 1}", (80, 230 + 80 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
                     (60, 60, 60), 2, cv2.LINE_AA)
     return slide
+
+
+# Name labels -----------------------------------------------------------------------------------
+# Zoom prints a participant's display name bottom-left in white on a dark translucent box; Meet
+# prints it bottom-left in white with a soft shadow and no box. Both use a sans font whose size
+# follows the screen, not the tile: about 1/60 of the frame's height.
+LABEL_FONT = Path(cv2.__file__).parent / "qt" / "fonts" / "DejaVuSans.ttf"
+
+
+def draw_name_label(canvas: np.ndarray, rect: tuple[int, int, int, int], name: str, style: str = "zoom") -> None:
+    """Draw `name` into the tile `rect` of `canvas` (in place), as Zoom or Meet draws it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    x0, y0, x1, y1 = rect
+    px = max(9, round(canvas.shape[0] / 60))
+    font = ImageFont.truetype(str(LABEL_FONT), px)
+    left, top, right, bottom = font.getbbox(name)
+    pad = max(3, px // 3)
+    bx0, by1 = x0 + pad, y1 - pad
+    bx1, by0 = bx0 + (right - left) + 2 * pad, by1 - (bottom - top) - 2 * pad
+    if style == "zoom":
+        region = canvas[by0:by1, bx0:bx1]
+        region[:] = (region.astype(np.float32) * 0.35).astype(np.uint8)  # black at 65 %
+    image = Image.fromarray(canvas[by0:by1, bx0:bx1][:, :, ::-1].copy())
+    draw = ImageDraw.Draw(image)
+    at = (pad - left, pad - top)
+    if style == "meet":
+        draw.text((at[0] + 1, at[1] + 1), name, font=font, fill=(20, 20, 20))
+    draw.text(at, name, font=font, fill=(255, 255, 255))
+    canvas[by0:by1, bx0:bx1] = np.asarray(image)[:, :, ::-1]
+
+
+def labelled_frame(images: list[np.ndarray], names: list[str], size: tuple[int, int], style: str = "zoom") -> np.ndarray:
+    """`zoom_frame` with each tile's name drawn in it the way `style` (zoom, meet) draws it."""
+    canvas = zoom_frame(images, size)
+    for rect, name in zip(zoom_tiles(len(images), size), names):
+        draw_name_label(canvas, rect, name, style)
+    return canvas
+
+
+# Display names as Indonesian participants set them: given names, initials, titles, and the
+# suffixes the apps add.
+INDONESIAN_NAMES = (
+    "Budi S.", "Siti Nurhaliza", "Agus Salim (Host)", "Dewi Lestari", "Rina Wulandari (Saya)",
+    "Muhammad Rizky", "Ni Made Ayu", "I Gede Putra", "Yohanes Manurung", "Fitri Handayani",
+    "Bambang Wijaya", "Sri Rahayu", "Andi Pratama", "Nur Aini", "Hendra Gunawan",
+    "Putu Ayu Kartika", "Ahmad Fauzi", "Lestari Ningsih", "Teguh Santoso", "Wahyu Hidayat",
+    "Ratna Sari Dewi", "Dr. Eko Prasetyo", "Yuliana Simanjuntak", "Rudi Hartono", "Intan Permata",
+)

@@ -15,7 +15,7 @@ import numpy as np
 
 from engagement.app.demo import camera_off_tile
 
-from clips import FACE_CLIPS, zoom_frame
+from clips import FACE_CLIPS, labelled_frame, zoom_frame
 from conftest import require_shared
 
 # A second's tiles: (participant, camera on) in reading order.
@@ -51,16 +51,21 @@ class Feed:
 
 
 def write_meeting(path: Path, script: Script, n_participants: int, seconds: int, size=(1280, 720), fps: int = 10,
-                  draw=zoom_frame):  # fmt: skip
+                  draw=zoom_frame, names: list[str] | None = None, style: str = "zoom"):  # fmt: skip
     """Write the recording (`draw`: the tiles' images and the size -> a frame; Zoom's gallery by
-    default); returns [participants with their face on screen, per second]."""
+    default; `names`: each participant's display name, drawn in their tile as `style` (zoom,
+    meet) draws it); returns [participants with their face on screen, per second]."""
     video = [Feed(p) for p in range(n_participants)]
-    off = [camera_off_tile(f"Peserta {p + 1}") for p in range(n_participants)]
+    off = [camera_off_tile(names[p] if names else f"Peserta {p + 1}") for p in range(n_participants)]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     for i in range(seconds * fps):
         tiles = script(i // fps)
         frames = [feed.next() for feed in video]  # every feed runs on, shown or not
-        writer.write(draw([frames[p] if on else off[p] for p, on in tiles], size))
+        images = [frames[p] if on else off[p] for p, on in tiles]
+        if names:
+            writer.write(labelled_frame(images, [names[p] for p, _ in tiles], size, style))
+        else:
+            writer.write(draw(images, size))
     writer.release()
     for feed in video:
         feed.cap.release()

@@ -167,6 +167,8 @@ class AnalysisPipeline:
             device_participant=self.consent.device_participant,
             cohort=None if run_rows.session_exists(self.store, session) else cohort,
         )
+        if gate.reads_names:  # a roster of display names: tiles are told apart by their labels
+            vision.read_names(gate.label_key)
         session_id = run_rows.session_id(self.store, session, cohort=cohort)
         settings = run_settings(self.options, self.models_dir, k_min=temporal.k_min)
         run_id = run_rows.begin_run(
@@ -195,12 +197,12 @@ class AnalysisPipeline:
     def _analyse_frame(self, state: "_RunState", vision: VisionStage, source: Source, frame,
                        hook: ProgressHook | None) -> None:  # fmt: skip
         faces = vision.observe(frame)
-        admitted = [face for face in faces if self._admit(state, face.track_id, vision.consent_box(face), frame)]
+        admitted = [face for face in faces if self._admit(state, vision, face.track_id, vision.consent_box(face), frame)]
         for face in admitted:
             state.writer.note_seen(face.track_id, frame.t_ms)
         # Participants there without a face (a gallery tile with its camera off) are admitted the
         # same way: they are counted, and their seconds are `absent`, under the same id as their video.
-        present = [track_id for track_id, box in vision.faceless_tracks() if self._admit(state, track_id, box, frame)]
+        present = [track_id for track_id, box in vision.faceless_tracks() if self._admit(state, vision, track_id, box, frame)]
         state.frames_with_face += bool(admitted)
         state.writer.last_ms = frame.t_ms
         features = vision.measure(frame, admitted)
@@ -218,10 +220,12 @@ class AnalysisPipeline:
                           source.duration_s * 1000.0, len(faces), len(state.seen)))  # fmt: skip
 
     @staticmethod
-    def _admit(state: "_RunState", track_id: int, box, frame) -> bool:
+    def _admit(state: "_RunState", vision: VisionStage, track_id: int, box, frame) -> bool:
         """Whether the consent gate lets this track be measured now (default deny)."""
         state.seen.add(track_id)
-        participant = state.gate.participant_for(f"T{track_id}", box, frame.size, frame.t_ms)
+        participant = state.gate.participant_for(
+            f"T{track_id}", box, frame.size, frame.t_ms, name_key=vision.name_key(track_id)
+        )
         if participant is None:
             # Default deny: no consent, nothing measured, nothing stored.
             state.denied.add(track_id)
@@ -250,6 +254,8 @@ class AnalysisPipeline:
             "seconds": writer.seconds,
             "config_hash": settings_hash(state.settings),
         }
+        if vision.shared_name_frames():  # a warning for the privacy officer: one name in two tiles
+            outcome["shared_name_frames"] = vision.shared_name_frames()
         layouts = vision.layout_changes()
         if layouts:  # recorded with the run: which layout was read, and from when
             outcome["layouts"] = [{"t_s": round(t_ms / 1000.0, 2), "layout": text} for t_ms, text in layouts]

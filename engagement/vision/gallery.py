@@ -41,6 +41,7 @@ from engagement.core.errors import ConfigError
 from engagement.core.records import FaceObservation, Frame, RunningMode
 from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import FaceLandmarker, LandmarkedFace, LandmarkerOptions, bundle_sha256, load_bundle
+from engagement.vision.name_ids import NameIdentities, NameKey
 from engagement.vision.quality import face_box
 from engagement.vision.stage import VisionStage, expression_model_for, landmarker_options
 from engagement.vision.tile_ids import TileIdTracker, signature_distance, tile_signature
@@ -211,6 +212,7 @@ class GalleryVisionStage(VisionStage):
         self._tile_of_track: dict[int, int] = {}
         self._home_rects = {}
         self._faceless: list[tuple[int, tuple[float, float, float, float]]] = []
+        self.names: NameIdentities | None = None  # identity from name labels: read_names
 
     @classmethod
     def for_layout(
@@ -273,10 +275,12 @@ class GalleryVisionStage(VisionStage):
             else:
                 self._empty.pop(index, None)
         self.tile_ids.update(signatures, [f is not None for f in found], [self._occupied] * len(found))
+        # Name labels (engagement/vision/name_ids.py): a tile showing a known name takes its id.
+        skip = self.names.decide(self.tile_ids, frame.image, self._rects, signatures, frame.t_ms) if self.names else ()
         out = []
         self._faceless = []
         for index, (track_id, face) in enumerate(zip(self.tile_ids.ids(), found)):
-            if track_id is None:
+            if track_id is None or index in skip:
                 continue
             self._tile_of_track[track_id] = index
             self._home_rects.setdefault(track_id, self._rects[index])  # type: ignore[union-attr]
@@ -313,6 +317,17 @@ class GalleryVisionStage(VisionStage):
         lm[:, 0] += x0
         lm[:, 1] += y0
         return LandmarkedFace(lm, face.blendshapes, face.transform)
+
+    def read_names(self, name_key: NameKey, reader=None) -> None:
+        """Decide tiles' identities from their name labels from now on (`name_key`: the label's
+        text -> its keyed pseudonym; see engagement/vision/name_ids.py)."""
+        self.names = NameIdentities(name_key, reader)
+
+    def name_key(self, track_id: int) -> str | None:
+        return self.names.key(track_id) if self.names else None
+
+    def shared_name_frames(self) -> int:
+        return self.names.shared_name_frames if self.names else 0
 
     def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
         """(track id, consent box) of the tiles that hold a participant but showed no face in the

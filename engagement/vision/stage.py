@@ -130,6 +130,18 @@ class VisionStage:
         small for the landmarker): their seconds are `unknown`, not `absent`."""
         return set()
 
+    def name_key(self, track_id: int) -> str | None:
+        """The keyed pseudonym of the name label shown with this track (None: none read). One
+        camera shows no label; a gallery reads them (engagement/vision/name_ids.py)."""
+        return None
+
+    def read_names(self, name_key, reader=None) -> None:
+        """Read tiles' name labels (galleries only; one camera has none)."""
+
+    def shared_name_frames(self) -> int:
+        """Frames in which two tiles showed one name (a participant joined twice)."""
+        return 0
+
     def layout_changes(self) -> list[tuple[float, str]]:
         """(media ms, layout) each time the meeting layout was (re)found; empty: not watched."""
         return []

@@ -114,6 +114,21 @@ class TileIdTracker:
         return out
 
 
+    def new_id(self, index: int) -> int:
+        """A fresh id, first seen in tile `index` (a name label seen for the first time)."""
+        track_id = self._next_id
+        self._next_id += 1
+        self.home[track_id] = index
+        return track_id
+
+    def assign(self, index: int, track_id: int) -> None:
+        """Tile `index` is `track_id`, decided from its name label: no other tile keeps that id
+        (one a thumbnail match moved there gets a fresh one), so one id never names two tiles."""
+        for i, slot in enumerate(self._slots):
+            if i != index and slot.track_id == track_id:
+                slot.track_id = None
+        self._slots[index].track_id = track_id
+
     def cuts(self, signatures: Sequence[np.ndarray]) -> int:
         """How many tiles' content cut since the last update (without updating)."""
         return sum(
