@@ -117,6 +117,17 @@ def test_stream_becomes_per_second_rows_with_attention_and_withdraw_deletes_them
     assert refused.value.status == 403
 
 
+def test_seconds_without_the_face_are_absent_not_missing(store, join, clock):
+    p = join.consent(IDENTITY, "en", True)
+    stream = join.start(p.token)
+    for second in range(4):
+        clock.now += 1.0
+        frames = [{"t": second * 1000.0 + i * 100.0 + 1.0, "face": False} for i in range(10)]
+        join.ingest(p.token, {"stream": stream.id, "seq": second, "w": 640, "h": 480, "frames": frames})
+    join.stop(p.token)
+    assert [state for _, state in seconds_stored(store)] == ["absent"] * 4
+
+
 def test_browser_numbers_are_judged_by_the_vision_stage_itself():
     """One implementation: numbers through BrowserVisionStage give the verdicts VisionStage.judge gives."""
     options = AnalysisOptions(expression=False)

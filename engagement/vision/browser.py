@@ -40,6 +40,8 @@ class BrowserVisionStage(VisionStage):
     def __init__(self, options: AnalysisOptions, *, runtime: str, landmarker_sha256: str | None = None):
         super().__init__(options, landmarker=None, expression_model=None, landmarker_sha256=landmarker_sha256)
         self.runtime = runtime
+        self._box = (0.0, 0.0, 0.0, 0.0)
+        self._faceless = False
 
     def model_versions(self) -> dict[str, dict[str, str]]:
         models = super().model_versions()
@@ -48,10 +50,14 @@ class BrowserVisionStage(VisionStage):
 
     def observe(self, frame: NumbersFrame) -> list[FaceObservation]:
         self._advance_clock(frame)
-        if frame.numbers is None:
-            return []
-        width, height = frame.size
-        return [FaceObservation(TRACK_ID, (0.0, 0.0, float(width), float(height)), _NO_LANDMARKS)]
+        self._box = (0.0, 0.0, float(frame.size[0]), float(frame.size[1]))
+        self._faceless = frame.numbers is None
+        return [] if self._faceless else [FaceObservation(TRACK_ID, self._box, _NO_LANDMARKS)]
+
+    def faceless_tracks(self) -> list[tuple[int, tuple[float, float, float, float]]]:
+        """The participant is there while their stream runs: a frame without their face makes
+        their second `absent`, as a gallery tile with the camera off does."""
+        return [(TRACK_ID, self._box)] if self._faceless else []
 
     def measure(self, frame: NumbersFrame, faces: list[FaceObservation]):
         out = [self.judge(frame.t_ms, face.track_id, frame.numbers) for face in faces if frame.numbers is not None]

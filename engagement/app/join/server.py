@@ -27,10 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from engagement.app.join.ingest import MAX_BODY_BYTES, Refused, load_json
 from engagement.app.join.streams import JoinSession
-from engagement.core.config import models_dir as shipped_models_dir
 from engagement.core.errors import EngagementError
 from engagement.core.i18n import DEFAULT_LANG, LANGUAGES, catalogue
-from engagement.vision.landmarks import MODEL_NAME
+from engagement.vision.landmarks import load_bundle
 
 STATIC = resources.files("engagement.app.join") / "static"
 # The page may load its own files and the WASM it compiles, use the camera, and call this server:
@@ -54,7 +53,8 @@ class JoinServer(ThreadingHTTPServer):
                  certfile: str | None = None, keyfile: str | None = None):  # fmt: skip
         super().__init__(address, JoinHandler)
         self.join = join
-        self.model_file = Path(models_dir or shipped_models_dir()) / f"{MODEL_NAME}.task"
+        # The project's own bundle, sha256-checked like every model it loads, served to the page.
+        self.model_bytes = load_bundle(models_dir)
         self.tls = certfile is not None
         if certfile is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -103,8 +103,10 @@ class JoinHandler(BaseHTTPRequestHandler):
         path = parts.path
         if path.startswith("/static/"):
             return self._static(path[len("/static/"):])
+        if path == "/favicon.ico":
+            return self._send(204, b"", "image/x-icon", cache=True)  # none: the browser asks anyway
         if path == "/model/face_landmarker.task":
-            return self._send(200, self.server.model_file.read_bytes(), "application/octet-stream", cache=True)
+            return self._send(200, self.server.model_bytes, "application/octet-stream", cache=True)
         if path == f"/j/{self.server.join.token}/":
             lang = parse_qs(parts.query).get("lang", [DEFAULT_LANG])[0]
             return self._page(lang if lang in LANGUAGES else DEFAULT_LANG)
