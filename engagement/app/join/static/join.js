@@ -62,9 +62,11 @@ $("start").addEventListener("click", async () => {
     const video = $("camera");
     video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: false })
       .catch((e) => { throw new Error(t("join.status.camera_denied", { error: e.message })); });
+    // The stream's clock starts with the camera, so second N is the camera's Nth second.
+    const cameraStart = performance.now();
     await video.play();
     stream = (await post("start")).stream;
-    seq = 0; frames = []; t0 = performance.now(); running = true; measured = 0; lastFpsAt = t0;
+    seq = 0; frames = []; t0 = cameraStart; running = true; measured = 0; lastFpsAt = performance.now();
     $("stop").disabled = false;
     setStatus(t("join.status.measuring"));
     measureLoop();
