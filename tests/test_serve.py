@@ -106,6 +106,9 @@ def test_stream_becomes_per_second_rows_with_attention_and_withdraw_deletes_them
     assert {state for _, state in rows} <= set(ATTENTION_STATES)
     # Past the warm-up the steady gaze is the participant's screen direction: on screen.
     assert rows[-1][1] == "on_screen"
+    # The page's live view: the participant's own last stored seconds, newest first.
+    shown = join.recent(p.token)
+    assert [r["second"] for r in shown] == [r[0] for r in rows[::-1][:5]] and shown[0]["attention"] == "on_screen"
     # The participant's own grant, with notice version and language, was audited.
     granted = AuditLog(store).entries(action=AuditAction.CONSENT_GRANTED.value)
     assert granted[-1].details["language"] == "id" and granted[-1].details["notice_version"]

@@ -158,3 +158,17 @@ def parse_batch(data: dict) -> Batch:
         if b.t_ms <= a.t_ms:
             raise Refused(400, "time_order", f"frame times must increase: {b.t_ms:g} ms after {a.t_ms:g} ms")
     return Batch(stream, seq, size, parsed)
+
+
+def wire_frame(t_ms: float, n: FaceNumbers | None) -> dict:
+    """One frame as the join page sends it (the inverse of `parse_frame`; NaN goes as null)."""
+    if n is None:
+        return {"t": t_ms, "face": False}
+    number = lambda v: None if not math.isfinite(v) else float(v)  # noqa: E731 - a local shorthand
+    return {
+        "t": t_ms, "face": True, "yaw": number(n.yaw), "pitch": number(n.pitch), "roll": number(n.roll),
+        "tz": number(n.tz), "gaze_yaw": number(n.gaze_yaw), "gaze_pitch": number(n.gaze_pitch),
+        "ear_l": number(n.ear_left), "ear_r": number(n.ear_right), "lids_l": [number(v) for v in n.lids_left],
+        "lids_r": [number(v) for v in n.lids_right], "iod": number(n.iod), "blur": number(n.blur),
+        "bright": number(n.brightness), "pivot": [number(v) for v in n.pivot],
+    }  # fmt: skip

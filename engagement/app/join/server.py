@@ -48,6 +48,8 @@ def page_strings(lang: str) -> dict[str, str]:
 
 class JoinServer(ThreadingHTTPServer):
     daemon_threads = True
+    # A class joins within a few seconds: the listen backlog of 5 reset connections at 50 at once.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], join: JoinSession, *, models_dir: Path | None = None,
                  certfile: str | None = None, keyfile: str | None = None):  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,12 +26,13 @@ from engagement.app.pipeline import AnalysisPipeline, ConsentOptions
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
 from engagement.core.records import RunningMode
+from engagement.core.repositories import runs as run_rows
 from engagement.core.repositories.runs import check_session_name
 from engagement.vision.browser import BrowserVisionStage, NumbersFrame
 from engagement.vision.landmarks import bundle_sha256
 from privacy.audit import AuditAction, AuditLog
 from privacy.consent import grant
-from privacy.pseudonym import check_cohort
+from privacy.pseudonym import KeyRing, check_cohort
 from privacy.subjects import erase
 
 # The Face Landmarker build the join page runs (package.json of the vendored files).
@@ -152,6 +154,10 @@ class JoinSession:
         # An existing session keeps its cohort (as for every run); else the one given.
         self.cohort = check_cohort(existing[0] if existing else cohort)
         self.profile, self.models_dir, self.limits, self.clock = profile, models_dir, limits, clock
+        # The session row and the cohort key exist before the first participant arrives: made by
+        # many streams at once, two would race to create them (PostgreSQL refuses the second).
+        self.session_id = run_rows.session_id(store, self.session, cohort=self.cohort)
+        KeyRing(store).key(self.cohort)
         self.token = secrets.token_urlsafe(18)  # the session's link
         self.landmarker_sha256 = bundle_sha256(models_dir)
         self._participants: dict[str, Participant] = {}
@@ -245,6 +251,8 @@ class JoinSession:
         except BaseException as exc:  # noqa: BLE001 - kept for stop() to report, never lost
             stream.error = exc
             stream.source.abandon()
+            # The operator hears of it (the participant's next batch is refused: start again).
+            print(f"error: a participant's stream stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             with self._lock:
                 if self._streaming.get(p.pseudonym) is stream:
@@ -258,7 +266,7 @@ class JoinSession:
             stream = p.stream
             if (stream is None or stream.id != batch.stream or self._streaming.get(p.pseudonym) is not stream
                     or stream.error is not None):
-                self._refuse(p, Refused(409, "not_streaming", "this stream is not running (start again)"))
+                self._refuse(p, Refused(409, "not_streaming", "this stream is not running (press Start again)"))
             if batch.seq <= stream.last_seq:
                 self._refuse(p, Refused(409, "replayed", f"batch {batch.seq} was already received"))
             if batch.frames[0].t_ms <= stream.last_t_ms:
@@ -301,8 +309,8 @@ class JoinSession:
             rows = conn.execute(
                 select(w.second, w.attention, w.on_screen_ratio, w.eyes_closed_ratio, w.present_ratio,
                        w.gaze_yaw_mean, w.gaze_pitch_mean, w.face_size_mean)
-                .join(schema.tracks, t.id == w.track_id)
-                .where(t.participant == p.pseudonym)
+                .join(schema.tracks, t.id == w.track_id).join(schema.runs, schema.runs.c.id == w.run_id)
+                .where(t.participant == p.pseudonym, schema.runs.c.session_id == self.session_id)
                 .order_by(w.created_at.desc(), w.second.desc()).limit(limit)
             ).all()  # fmt: skip
         return [dict(r._mapping) for r in rows]
