@@ -13,6 +13,7 @@ import typer
 
 from engagement.app.join.server import JoinServer
 from engagement.app.join.streams import JoinSession
+from engagement.app.live.session import LIVE_BUSY_TIMEOUT_MS
 from engagement.cli.common import Cohort, Db, Profile, command, open_store, option, say, startup_purge
 from engagement.core.errors import ConfigError
 from engagement.core.interrupts import signal_handlers
@@ -53,8 +54,11 @@ def serve(
     print(say("cli.serve.join", url=server.url(shown)), flush=True)
     if not server.tls and host not in ("127.0.0.1", "localhost", "::1"):
         print(say("cli.serve.needs_tls"), file=sys.stderr, flush=True)
-    _serve_until_signal(server)
-    join.close()  # every running stream ends its run complete
+    # As `live`: a stream's second waits at most this long for SQLite's lock, then stays buffered
+    # for the next second, so that writers do not pile up holding connections.
+    with store.busy_timeout(LIVE_BUSY_TIMEOUT_MS):
+        _serve_until_signal(server)
+        join.close()  # every running stream ends its run complete
     print(say("cli.serve.stopped"), flush=True)
     return 0
 

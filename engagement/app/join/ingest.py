@@ -55,6 +55,7 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, detail: str):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+        self.audit: dict | None = None  # the audit entry's details where the refusal matters
 
 
 @dataclass(frozen=True)

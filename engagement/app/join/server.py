@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from engagement.app.join.ingest import MAX_BODY_BYTES, Refused, load_json
 from engagement.app.join.streams import JoinSession
-from engagement.core.errors import EngagementError
+from engagement.core.errors import EngagementError, StoreError
 from engagement.core.i18n import DEFAULT_LANG, LANGUAGES, catalogue
 from engagement.vision.landmarks import load_bundle
 
@@ -144,6 +144,8 @@ class JoinHandler(BaseHTTPRequestHandler):
             self._json(200, self._api(path[len(prefix):], data))
         except Refused as refusal:
             self._error(refusal.status, refusal.code, refusal.detail)
+        except StoreError as exc:  # a busy database: nothing of this request was kept, try again
+            self._error(503, "busy", f"the database is busy ({exc}); try again")
         except EngagementError as exc:  # refused by the privacy layer (a bad identity, a cohort key)
             self._error(400, "refused", str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug: the participant gets a 500, the operator the detail

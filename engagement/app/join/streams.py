@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from engagement.app.join.ingest import AHEAD_SLACK_MS, Batch, Refused, parse_bat
 from engagement.app.pipeline import AnalysisPipeline, ConsentOptions
 from engagement.core import schema
 from engagement.core.config import AnalysisOptions
+from engagement.core.errors import StoreError
 from engagement.core.records import RunningMode
 from engagement.core.repositories import runs as run_rows
 from engagement.core.repositories.runs import check_session_name
@@ -39,6 +41,7 @@ from privacy.subjects import erase
 BROWSER_RUNTIME = "@mediapipe/tasks-vision 1.1.0 (WASM, in the participant's browser)"
 NOTICE_VERSION = "join-2026-1"
 MAX_ID_CHARS = 120
+GRANT_ATTEMPTS = 5
 QUEUE_BATCHES = 10  # batches waiting for the pipeline; more means it fell behind: refuse, keep none
 
 
@@ -176,12 +179,7 @@ class JoinSession:
             raise Refused(400, "bad_identity", f"give your name or employee number (1-{MAX_ID_CHARS} characters)")
         if lang not in ("id", "en"):
             raise Refused(400, "malformed", "lang must be id or en")
-        records = grant(
-            self.store, identity.strip(), cohort=self.cohort, notice_version=NOTICE_VERSION, language=lang,
-            evidence=f"join page of session {self.session}: the participant agreed in their own browser",
-            actor="participant (join page)", reason="own consent on the join page",
-        )  # fmt: skip
-        pseudonym = records[0].participant
+        pseudonym = self._grant(identity.strip(), lang)
         with self._lock:
             token = secrets.token_urlsafe(24)
             p = Participant(token, identity.strip(), pseudonym, lang,
@@ -189,43 +187,70 @@ class JoinSession:
             self._participants[token] = p
         return p
 
+    def _grant(self, identity: str, lang: str) -> str:
+        """Record the grant; a class agreeing at once meets a busy database (streams hold its
+        lock for at most a short wait), so a busy store is tried again: the grant is one
+        transaction, whole or not at all."""
+        for attempt in range(GRANT_ATTEMPTS):
+            try:
+                return grant(
+                    self.store, identity, cohort=self.cohort, notice_version=NOTICE_VERSION, language=lang,
+                    evidence=f"join page of session {self.session}: the participant agreed in their own browser",
+                    actor="participant (join page)", reason="own consent on the join page",
+                )[0].participant  # fmt: skip
+            except StoreError:
+                if attempt == GRANT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     # -- tokens and abuse -------------------------------------------------------------------------
 
     def participant(self, token, *, charge: bool = True) -> Participant:
         """The participant a token was issued to, after the rate limit (`charge`: the request
         counts against it); a foreign token is refused (403) and audited once."""
+        with self._audited():
+            return self._participant(token, charge)
+
+    def _participant(self, token, charge: bool = True) -> Participant:
         with self._lock:
             p = self._participants.get(token) if isinstance(token, str) else None
             if p is None:
+                refusal = Refused(403, "foreign_token", "this token was not issued by this session (join again)")
                 digest = hashlib.sha256(str(token).encode()).hexdigest()[:16]
                 if digest not in self._refused_foreign and len(self._refused_foreign) < 10_000:
                     self._refused_foreign.add(digest)
-                    self._audit_refusal("foreign_token", None)
-                raise Refused(403, "foreign_token", "this token was not issued by this session (join again)")
+                    refusal.audit = {"session": self.session, "refused": refusal.code}
+                raise refusal
             if charge and not p.bucket.take():
                 self._refuse(p, Refused(429, "rate_limited", "too many requests; slow down"))
             return p
 
-    def _refuse(self, p: Participant | None, refusal: Refused) -> None:
-        """Audit a refusal that matters (once per participant and kind), then raise it."""
-        if p is None or refusal.code not in p.refused:
-            if p is not None:
-                p.refused.add(refusal.code)
-            self._audit_refusal(refusal.code, p.pseudonym if p else None)
+    def _refuse(self, p: Participant, refusal: Refused) -> None:
+        """Raise a refusal that matters, to be audited once per participant and kind (by
+        `_audited`, after the lock is released: no request waits on another's audit write)."""
+        if refusal.code not in p.refused:
+            p.refused.add(refusal.code)
+            refusal.audit = {"session": self.session, "refused": refusal.code, "participant": p.pseudonym}
         raise refusal
 
-    def _audit_refusal(self, code: str, pseudonym: str | None) -> None:
-        details = {"session": self.session, "refused": code}
-        if pseudonym:
-            details["participant"] = pseudonym
-        self.audit.record(AuditAction.PARTICIPANT_REFUSED, "participant (join page)", details)
+    @contextmanager
+    def _audited(self) -> Iterator[None]:
+        """Around a public method, outside its lock: write the audit entry a refusal carries."""
+        try:
+            yield
+        except Refused as refusal:
+            if refusal.audit is not None:
+                details, refusal.audit = refusal.audit, None
+                self.audit.record(AuditAction.PARTICIPANT_REFUSED, "participant (join page)", details)
+            raise
 
     # -- streams ----------------------------------------------------------------------------------
 
     def start(self, token) -> Stream:
         """A new stream (a live run) for the participant; one at a time, whichever tab asks."""
-        with self._lock:
-            p = self.participant(token)
+        with self._audited(), self._lock:
+            p = self._participant(token)
             if p.pseudonym in self._streaming:
                 self._refuse(p, Refused(409, "second_stream", "you are already measuring in another tab or device"))
             stream_id = secrets.token_urlsafe(12)
@@ -261,8 +286,8 @@ class JoinSession:
     def ingest(self, token, data: dict) -> Batch:
         """Check one batch against the form, the stream's order and its clock, then hand it over."""
         batch = parse_batch(data)
-        with self._lock:
-            p = self.participant(token)
+        with self._audited(), self._lock:
+            p = self._participant(token)
             stream = p.stream
             if (stream is None or stream.id != batch.stream or self._streaming.get(p.pseudonym) is not stream
                     or stream.error is not None):
