@@ -321,3 +321,20 @@ def test_http_page_consent_and_refusals(http, join, store):
     assert call(http, base + "api/stop", {}, "forged")[0] == 403
     assert call(http, base + "api/stop", {}, token)[0] == 200
     assert seconds_stored(store) == []  # nothing refused was stored
+
+
+def test_serve_command_refuses_bad_input_with_one_error_line(tmp_path, capsys):
+    from engagement.cli.main import main
+
+    db = ["--db", f"sqlite:///{tmp_path / 'never.db'}"]
+    for args, message in (
+        (["--port", "99999"], "--port must be 0-65535"),
+        (["--certfile", "cert.pem"], "give --certfile and --keyfile together"),
+        (["--certfile", "a.pem", "--keyfile", "b.pem"], "file not found: a.pem"),
+        (["--session", "bad\x00name"], "session name"),
+    ):
+        session = [] if "--session" in args else ["--session", "kelas"]
+        assert main(["serve", *session, *args, *db]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert not (tmp_path / "never.db").exists()  # bad input touched no database
