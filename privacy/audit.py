@@ -73,6 +73,9 @@ class AuditAction(str, enum.Enum):
     USER_CHANGED = "user_changed"
     AGENDA_CHANGED = "agenda_changed"
     REPORT_DOWNLOAD = "report_download"
+    # `engagement serve` refused a participant's request that matters (a foreign or replayed
+    # token, a second stream, a flood): who (pseudonym) and why, never what was sent.
+    PARTICIPANT_REFUSED = "participant_refused"
     # The anchor outside the database was reset on purpose (database moved or restored).
     AUDIT_REANCHORED = "audit_reanchored"
 

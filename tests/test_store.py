@@ -250,3 +250,19 @@ def test_session_names_must_fit_their_column(tmp_path):
     for bad in ("x" * 201, "", "   "):
         with pytest.raises(ConfigError, match="session name"):
             run_rows.session_id(store, bad)
+
+
+def test_an_exhausted_connection_pool_is_a_busy_store_not_a_crash(tmp_path, monkeypatch):
+    """A server with many live streams may find every pooled connection in use: callers that
+    ride out a busy database (live runs keep the second buffered) must see a StoreError."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    store = Store.open(f"sqlite:///{tmp_path / 'p.db'}")
+
+    def exhausted():
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    monkeypatch.setattr(store.engine, "begin", exhausted)
+    with pytest.raises(StoreError, match="stayed in use"):
+        with store.transaction():
+            pass

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from engagement import __version__
-from engagement.cli import analysis, batch, dashboard, doctor, evaluate, live, privacy, train
+from engagement.cli import analysis, batch, dashboard, doctor, evaluate, live, privacy, serve, train
 from engagement.cli.common import say
 from engagement.core.errors import EngagementError
 from engagement.core.interrupts import Terminated, exit_code, sigterm_interrupts
@@ -48,7 +48,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         pass
 
-    for module in (analysis, batch, live, train, evaluate, privacy, dashboard, doctor):
+    for module in (analysis, batch, live, serve, train, evaluate, privacy, dashboard, doctor):
         module.register(app)
     return app
 

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, delete, event, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from engagement.core import migrations, schema
 from engagement.core.errors import StoreError
@@ -214,6 +215,10 @@ class Store:
                 yield conn
         except (OperationalError, DatabaseError) as exc:
             raise StoreError(describe_db_error(exc, self.url)) from None
+        except PoolTimeout:
+            # Every pooled connection stayed in use past the pool's wait: the database is busy,
+            # as with a lock, so a live run keeps its second for the next try instead of failing.
+            raise StoreError(f"every connection to {safe_url(self.url)} stayed in use (the database is busy)") from None
 
     @contextlib.contextmanager
     def busy_timeout(self, ms: int) -> Iterator[None]:

@@ -23,6 +23,7 @@ from engagement.vision.geometry import BlinkDetector, eye_features, matrix_pose,
 from engagement.vision.landmarks import MODEL_NAME as LANDMARKER
 from engagement.vision.landmarks import MODEL_VERSION, FaceLandmarker, LandmarkerOptions, bundle_sha256, load_bundle
 from engagement.vision.quality import face_box, face_quality
+from engagement.vision.signals import FaceNumbers
 from engagement.vision.tracking import FaceTracker
 
 
@@ -49,6 +50,23 @@ _KEPT_BLENDSHAPES = {
 
 _JAW_OPEN = BLENDSHAPE_NAMES.index("jawOpen")
 _SMILE = (BLENDSHAPE_NAMES.index("mouthSmileLeft"), BLENDSHAPE_NAMES.index("mouthSmileRight"))
+
+
+def face_numbers(face: FaceObservation, gray: np.ndarray, width: int, height: int) -> FaceNumbers:
+    """The per-frame numbers of one face from its landmarks: head pose (the landmarker's
+    transform where it gave one), eye-in-head gaze, eye openness, face size and quality."""
+    yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
+    if face.transform is not None and math.isfinite(yaw):
+        yaw, pitch, roll = matrix_pose(face.transform)
+    eyes = eye_features(face.landmarks)
+    blur, brightness = face_quality(gray, face.bbox)
+    return FaceNumbers(
+        yaw=yaw, pitch=pitch, roll=roll, tz=tz,
+        gaze_yaw=yaw + eyes["eye_yaw"], gaze_pitch=pitch + eyes["eye_pitch"],
+        ear_left=eyes["ear_left"], ear_right=eyes["ear_right"],
+        lids_left=tuple(eyes["lids_left"]), lids_right=tuple(eyes["lids_right"]),
+        iod=eyes["iod"], blur=blur, brightness=brightness, pivot=tuple(float(v) for v in pivot),
+    )  # fmt: skip
 
 
 class VisionStage:
@@ -160,50 +178,37 @@ class VisionStage:
                 expressions[i] = tuple(float(p) for p in row)
         out = []
         for face, expression in zip(faces, expressions):
-            yaw, pitch, roll, tz, pivot = solve_head(face.landmarks, width, height)
-            if face.transform is not None and math.isfinite(yaw):
-                yaw, pitch, roll = matrix_pose(face.transform)
-            eyes = eye_features(face.landmarks)
-            blur, brightness = face_quality(gray, face.bbox)
-            ear = (eyes["ear_left"] + eyes["ear_right"]) / 2.0
-            blink = self._blinks.setdefault(face.track_id, BlinkDetector()).update(ear, frame.t_ms)
-            gaze_yaw, gaze_pitch = yaw + eyes["eye_yaw"], pitch + eyes["eye_pitch"]
-            tracker = self._tracker(face.track_id)
-            attention = tracker.update(
-                frame.t_ms, FaceSignals(gaze_yaw, gaze_pitch, ear, eyes["iod"], blur, brightness, tuple(pivot))
-            )
-            values = (
-                yaw,
-                pitch,
-                roll,
-                tz,
-                gaze_yaw,
-                gaze_pitch,
-                eyes["ear_left"],
-                eyes["ear_right"],
-                *eyes["lids_left"],
-                *eyes["lids_right"],
-                eyes["iod"],
-                blur,
-                brightness,
-            )
-            out.append(
-                FrameFeatures(
-                    t_ms=frame.t_ms,
-                    track_id=face.track_id,
-                    values=values,
-                    blink=blink,
-                    expression=expression,
-                    attention=attention,
-                    blendshapes=self._allowed_blendshapes(face.blendshapes),
-                    closed_since_ms=tracker.closed_since if attention == "eyes_closed" else None,
-                    eyes_shut=tracker.shut,
-                    ended_closure_ms=tracker.ended_closure_ms,
-                    yawn=self._yawn(frame.t_ms, face, ear, tracker),
-                )
-            )
+            numbers = face_numbers(face, gray, width, height)
+            out.append(self.judge(frame.t_ms, face.track_id, numbers, expression=expression,
+                                  blendshapes=self._allowed_blendshapes(face.blendshapes), face=face))
         self._forget_stale(frame.t_ms)
         return out
+
+    def judge(self, t_ms: float, track_id: int, n: FaceNumbers, *, expression: tuple[float, ...] | None = None,
+              blendshapes: tuple[float | None, ...] | None = None, face: FaceObservation | None = None) -> FrameFeatures:
+        """One face's frame verdict and record from its numbers: blinks, attention against the
+        track's own screen direction, fatigue. The one place these are judged, whether the
+        numbers were measured here or in a participant's browser (vision/signals.py)."""
+        ear = (n.ear_left + n.ear_right) / 2.0
+        blink = self._blinks.setdefault(track_id, BlinkDetector()).update(ear, t_ms)
+        tracker = self._tracker(track_id)
+        attention = tracker.update(
+            t_ms, FaceSignals(n.gaze_yaw, n.gaze_pitch, ear, n.iod, n.blur, n.brightness, tuple(n.pivot))
+        )
+        return FrameFeatures(
+            t_ms=t_ms,
+            track_id=track_id,
+            values=n.values(),
+            blink=blink,
+            expression=expression,
+            attention=attention,
+            blendshapes=blendshapes,
+            closed_since_ms=tracker.closed_since if attention == "eyes_closed" else None,
+            eyes_shut=tracker.shut,
+            ended_closure_ms=tracker.ended_closure_ms,
+            # A browser sends no mouth geometry (a few numbers per frame): no yawns from there.
+            yawn=self._yawn(t_ms, face, ear, tracker) if face is not None else False,
+        )
 
     def _yawn(self, t_ms: float, face: FaceObservation, ear: float, tracker: AttentionTracker) -> bool:
         """Whether a yawn is in progress (vision/fatigue.py). It reads the jaw and smile

@@ -1,0 +1,1 @@
+"""`engagement serve`: participants measure themselves in their own browser and send numbers."""
