@@ -37,6 +37,7 @@ from dashboard.queries.researcher import (
     agenda_sessions,
     filter_options,
     person_means,
+    researcher_figures,
     score_histogram,
     trends,
 )

@@ -30,7 +30,8 @@ def _options(url: str, tz) -> dict:
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
 def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     s = ui.store()
-    return queries.trends(s, f), queries.score_histogram(s, f), queries.agenda_sessions(s, f)
+    trend, items = queries.researcher_figures(s, f)  # one pass over the seconds for both
+    return trend, queries.score_histogram(s, f), items
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
@@ -119,7 +120,7 @@ compared = st.multiselect(
 )
 if compared:
     chosen = trend[trend["name"].isin(compared)]
-    longest = int(chosen["seconds"].max())
+    longest = int(chosen["length"].max())
     lines = _timelines(ui.db_url(), tuple(int(r) for r in chosen["run_id"]), queries.bucket_for(longest, 360))
     lines = lines.merge(chosen[["run_id", "name"]], on="run_id")
     ui.chart(charts.compare(lines, field, longest))
@@ -133,7 +134,7 @@ if compared:
                 t("kpi.on_screen"): [ui.pct(v) for v in side["on_screen_share"]],
                 t("kpi.cameras_off"): [ui.pct(v) for v in side["off_share"]],
                 t("kpi.mean_score"): [ui.num(v) for v in side["score"]],
-                t("kpi.length"): [fmt_seconds(v) for v in side["seconds"]],
+                t("kpi.length"): [fmt_seconds(v) for v in side["length"]],
             },
             index=compared,
         ).T,
@@ -161,7 +162,7 @@ with st.expander(t("researcher.table")):
                 t("kpi.cameras_off"): [ui.pct(v) for v in trend["off_share"]],
                 t("kpi.mean_score"): [ui.num(v) for v in trend["score"]],
                 t("researcher.interval"): [ui.interval(a, b, field) for a, b in zip(trend[f"{field}_lo"], trend[f"{field}_hi"])],
-                t("chart.seconds"): trend["seconds"],
+                t("kpi.length"): [fmt_seconds(v) for v in trend["length"]],
             }
         ),
         hide_index=True,
