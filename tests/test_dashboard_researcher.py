@@ -8,9 +8,9 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
+from dashboard_support import app, audit_entries, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
 
-from dashboard import charts, queries, stats
+from dashboard import charts, queries, services, stats
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 
@@ -179,6 +179,56 @@ def test_session_length_is_the_facilitators_not_the_seconds_counted(db_url):
     table = at.dataframe[0].value
     assert "15:00" in table.loc[translate("kpi.length", "id")].tolist()
     assert "13:20" not in table.to_string()
+
+
+LONG = "Studi kasus pelayanan publik"
+
+
+def test_near_identical_agenda_titles_mapped_per_cohort_count_as_one_item(db_url):
+    """"Studi kasus" in one session and "Studi kasus pelayanan publik" in another are two items
+    until a researcher maps them; then the trends, the per-item figures and the filter's choices
+    read one item, with the same figures as if both had been written alike, and the change is in
+    the audit log. Another cohort's titles are untouched."""
+    store = queries.open_store(db_url)
+    alike = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = 2 AND title = 'Studi kasus'", (LONG,))
+        cohorts = dict(con.execute("SELECT id, coalesce(cohort, '') FROM sessions"))
+    split = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    assert len(split) == len(alike) - 1 and LONG in queries.filter_options(store)["titles"]
+    services.map_agenda_titles(store, cohorts[2], [LONG], "Studi kasus", "dashboard:peneliti")
+    merged = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    pd.testing.assert_frame_equal(merged, alike)
+    assert LONG not in queries.filter_options(store)["titles"]
+    trend = queries.trends(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    assert trend["run_id"].tolist() == alike["run_id"].tolist()
+    entry = [e for e in audit_entries(db_url) if e["action"] == "agenda_changed"][-1]
+    assert entry["details"] == {"change": "titles_mapped", "cohort": cohorts[2], "titles": [LONG], "mapped_to": "Studi kasus"}
+    # Mapped per cohort: the same title in another cohort's session stays its own item.
+    other = next(i for i, c in cohorts.items() if c != cohorts[2])
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = ? AND title = 'Studi kasus'", (LONG, other))
+    assert LONG in queries.filter_options(store)["titles"]
+    # Mapping a title to itself takes the mapping back.
+    services.map_agenda_titles(store, cohorts[2], [LONG], LONG, "dashboard:peneliti")
+    assert len(queries.agenda_sessions(store, queries.Filters(agenda_titles=(LONG,)))) == 2
+
+
+def test_the_page_maps_titles_and_refuses_an_empty_target(db_url):
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = 2 AND title = 'Studi kasus'", (LONG,))
+        cohort = con.execute("SELECT cohort FROM sessions WHERE id = 2").fetchone()[0]
+    at = _researcher()
+    at.selectbox(key="map_cohort").set_value(cohort).run()
+    at.multiselect(key="map_from").set_value([LONG]).run()
+    at.text_input(key="map_to_1").set_value("  ").run()
+    at.button(key="map_button").click().run()
+    assert at.error and translate("agenda.err_title_empty", "id") in at.error[0].value
+    at.text_input(key="map_to_1").set_value("Studi kasus").run()
+    at.button(key="map_button").click().run()
+    no_failure(at)
+    assert [s.value for s in at.success] == [translate("researcher.mapped", "id", n=1, to="Studi kasus")]
+    assert LONG not in queries.filter_options(queries.open_store(db_url))["titles"]
 
 
 def test_date_filters_are_local_calendar_days(db_url):

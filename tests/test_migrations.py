@@ -117,7 +117,7 @@ def test_v3_file_gains_the_fatigue_columns(tmp_path):
         inspector = inspect(conn)
         for table, columns in fatigue.items():
             assert set(columns) <= {c["name"] for c in inspector.get_columns(table)}
-        assert migrations.stamped_revision(conn) == migrations.HEAD == "v5"
+        assert migrations.stamped_revision(conn) == migrations.HEAD
     store.close()
 
 
@@ -127,6 +127,15 @@ def test_v4_file_gains_the_estimates_covering_index(tmp_path):
     store = _reopened_as(tmp_path, 4, ["DROP INDEX ix_dash_estimates_score"])
     with store.engine.connect() as conn:
         assert "ix_dash_estimates_score" in {i["name"] for i in inspect(conn).get_indexes("engagement_estimates")}
+        assert migrations.stamped_revision(conn) == migrations.HEAD
+    store.close()
+
+
+def test_v5_file_gains_the_agenda_title_map(tmp_path):
+    """A database of the release before the researcher's title mapping opens with its table."""
+    store = _reopened_as(tmp_path, 5, ["DROP TABLE agenda_title_map"])
+    with store.engine.connect() as conn:
+        assert inspect(conn).has_table("agenda_title_map")
         assert migrations.stamped_revision(conn) == migrations.HEAD
     store.close()
 

@@ -12,6 +12,7 @@ from engagement.core import schema
 S, R, T = schema.sessions, schema.runs, schema.tracks
 CT, EST, AL, AG = schema.class_timeline, schema.engagement_estimates, schema.alerts, schema.agenda_items
 WF = schema.window_features
+TM = schema.agenda_title_map
 
 # Runs the dashboard reads: finished ones, and a running one for the live view.
 VISIBLE_STATUSES = ("complete", "running")

@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.sql import Select
 
 from dashboard.queries.base import (
-    AG, CT, EST, R, S, T, WF, agenda_segments, cameras_off, in_segment, latest_run_ids, rows_frame,
+    AG, CT, TM, EST, R, S, T, WF, agenda_segments, cameras_off, in_segment, latest_run_ids, rows_frame,
 )
 from dashboard.queries.sessions import session_length
 from dashboard.queries.timetext import local_date, utc_bound
@@ -50,10 +50,24 @@ def _selected_runs(f: Filters) -> Select:
     return stmt
 
 
+def _titled_segments():
+    """Agenda segments under the titles researchers count them as (`agenda_title_map`, per
+    cohort): "Studi kasus pelayanan publik" mapped to "Studi kasus" is that item everywhere here."""
+    seg = agenda_segments().subquery()
+    cohort = func.coalesce(S.c.cohort, "")
+    return (
+        select(seg.c.id, seg.c.session_id, seg.c.start_second, seg.c.end_second,
+               func.coalesce(TM.c.mapped_to, seg.c.title).label("title"))
+        .select_from(seg.join(S, S.c.id == seg.c.session_id)
+                     .outerjoin(TM, and_(TM.c.cohort == cohort, TM.c.title == seg.c.title)))
+        .subquery()
+    )
+
+
 def _scoped_segments(f: Filters):
     """Agenda segments, limited to the chosen titles (the end comes from the full agenda, so
     titles are filtered after LEAD)."""
-    seg_all = agenda_segments().subquery()
+    seg_all = _titled_segments()
     seg = select(seg_all)
     if f.agenda_titles:
         seg = seg.where(seg_all.c.title.in_(f.agenda_titles))
@@ -135,10 +149,11 @@ def _segment_sums(conn, f: Filters) -> pd.DataFrame:
     # Grouped by two integers (strings in the key made the sort of 720k seconds six times
     # slower), then named and placed in its session: a handful of rows per session.
     per_seg = _class_sums([sel.c.run_id, seg.c.id.label("item")], joined).subquery()
+    named = _titled_segments()
     stmt = select(
-        sel.c.session_id, sel.c.name, sel.c.cohort, sel.c.started_at, sel.c.run_id, per_seg.c.item, AG.c.title,
+        sel.c.session_id, sel.c.name, sel.c.cohort, sel.c.started_at, sel.c.run_id, per_seg.c.item, named.c.title,
         *[per_seg.c[c] for c in _SUMS],
-    ).select_from(per_seg.join(sel, sel.c.run_id == per_seg.c.run_id).outerjoin(AG, AG.c.id == per_seg.c.item))
+    ).select_from(per_seg.join(sel, sel.c.run_id == per_seg.c.run_id).outerjoin(named, named.c.id == per_seg.c.item))
     cols = ["session_id", "name", "cohort", "started_at", "run_id", "item", "title", *_SUMS]
     df = rows_frame(conn, stmt, cols, numeric=("on_sum", "off_sum", "score_sum"))
     df["started_at"] = pd.to_datetime(df["started_at"], utc=True, errors="coerce")
@@ -284,8 +299,22 @@ def filter_options(store: Store, tz: tzinfo = timezone.utc) -> dict:
     day = func.coalesce(S.c.started_at, S.c.created_at)
     with store.transaction() as conn:
         cohorts = [r[0] for r in conn.execute(select(S.c.cohort).where(S.c.cohort.is_not(None)).distinct().order_by(S.c.cohort))]
-        titles = [r[0] for r in conn.execute(select(AG.c.title).distinct().order_by(AG.c.title))]
+        named = _titled_segments()
+        titles = [r[0] for r in conn.execute(select(named.c.title).distinct().order_by(named.c.title))]
         lo, hi = conn.execute(select(func.min(day), func.max(day))).one()
     return {"cohorts": cohorts, "titles": titles, "first": local_date(lo, tz), "last": local_date(hi, tz)}
 
+
+def agenda_titles(store: Store) -> pd.DataFrame:
+    """Every agenda title as written, per cohort ("" for none), with the item it is counted as
+    (`mapped_to`, NULL when unmapped): what the title-mapping editor offers."""
+    cohort = func.coalesce(S.c.cohort, "").label("cohort")
+    stmt = (
+        select(cohort, AG.c.title, TM.c.mapped_to)
+        .select_from(AG.join(S, S.c.id == AG.c.session_id).outerjoin(TM, and_(TM.c.cohort == cohort, TM.c.title == AG.c.title)))
+        .distinct()
+        .order_by(cohort, AG.c.title)
+    )
+    with store.transaction() as conn:
+        return rows_frame(conn, stmt, ["cohort", "title", "mapped_to"])
 

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, clock, queries, services, stats, ui
-from dashboard.page_text import t
+from dashboard.page_text import current_lang, t
+from engagement.app.agenda import AgendaInputError
 from engagement.core.errors import EngagementError
 from engagement.core.i18n import fmt_seconds
 
@@ -106,6 +107,43 @@ else:
         with right:
             ui.chart(charts.agenda_bars(stats.across_sessions(items, field), field))
         st.caption(t("researcher.by_agenda_help"))
+
+def _title_mapping() -> None:
+    """Near-identical agenda titles counted as one item ("Studi kasus" and "Studi kasus pelayanan
+    publik"), per cohort; every change is audited."""
+    with st.expander(t("researcher.map_titles"), icon=":material/merge:"):
+        st.caption(t("researcher.map_titles_help"))
+        known = queries.agenda_titles(store)
+        if known.empty:
+            ui.empty_state("researcher.no_agenda")
+            return
+        c1, c2, c3 = st.columns([2, 3, 3])
+        cohort = c1.selectbox(t("chart.cohort"), sorted(set(known["cohort"])), key="map_cohort",
+                              format_func=lambda c: c or t("researcher.no_cohort"))
+        mine = known[known["cohort"] == cohort]
+        chosen = c2.multiselect(t("researcher.map_from"), mine["title"].tolist(), key="map_from",
+                                placeholder=t("researcher.pick_titles"))
+        target = c3.text_input(t("researcher.map_to"), value=chosen[0] if chosen else "", key=f"map_to_{len(chosen)}")
+        if st.button(t("researcher.map_button"), disabled=not chosen, key="map_button"):
+            try:
+                done = services.map_agenda_titles(store, cohort, chosen, target, who.actor)
+            except AgendaInputError as exc:
+                st.error(t("agenda.invalid", detail=exc.text(current_lang())))
+            else:
+                _options.clear()
+                _data.clear()
+                st.success(t("researcher.mapped", n=len(done), to=target.strip()))
+                known = queries.agenda_titles(store)
+        mapped = known[known["mapped_to"].notna()]
+        if not mapped.empty:
+            st.dataframe(pd.DataFrame({
+                t("chart.cohort"): [c or t("researcher.no_cohort") for c in mapped["cohort"]],
+                t("researcher.map_from"): mapped["title"],
+                t("researcher.map_to"): mapped["mapped_to"],
+            }), hide_index=True, width="stretch")
+
+
+_title_mapping()
 
 # -- sessions side by side ----------------------------------------------------------------------
 st.subheader(t("researcher.compare"))

@@ -43,7 +43,7 @@ from engagement.core.time import as_utc
 #   3: per-second blendshape means of window_features (bs_<name>, MediaPipe Face Landmarker)
 #   4: fatigue signals: window_features yawn, perclos, long_closures, blink_rate, blink_ms, smile;
 #      class_timeline n_seen, n_yawns, perclos_share, smile_share
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UtcDateTime(TypeDecorator):
@@ -234,6 +234,18 @@ agenda_items = Table(
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("start_second", Integer, nullable=False),
     Column("title", String(300), nullable=False),
+)
+
+# Agenda titles a researcher counts as one item across a cohort's sessions ("Studi kasus" and
+# "Studi kasus pelayanan publik"): title -> the item it counts as. Per cohort (one cohort's
+# "Diskusi" may be another's "Studi kasus"); "" stands for sessions without a cohort. Each change
+# is audited (agenda_changed).
+agenda_title_map = Table(
+    "agenda_title_map",
+    metadata,
+    Column("cohort", String(100), primary_key=True),
+    Column("title", String(300), primary_key=True),
+    Column("mapped_to", String(300), nullable=False),
 )
 
 
