@@ -246,8 +246,11 @@ class PolicyReasonMissing(EngagementError):
 
 def purge(store: Store, *, dry_run: bool, actor: str) -> dict:
     """Run (or rehearse) the retention purge; the privacy module writes the receipt and audits."""
-    receipt = retention.purge(store, retention.load_policy(), dry_run=dry_run, trigger="dashboard", actor=actor)
-    return receipt.to_dict()
+    policy = retention.load_policy()
+    receipt = retention.purge(store, policy, dry_run=dry_run, trigger="dashboard", actor=actor).to_dict()
+    if dry_run:
+        receipt["by_session"] = retention.preview_by_session(store, policy)
+    return receipt
 
 
 # -- subject requests -------------------------------------------------------------------------
