@@ -607,6 +607,22 @@ def test_a_time_outside_the_session_is_refused_in_the_users_language_and_nothing
     assert other not in error.value
 
 
+def test_an_agenda_is_imported_from_pasted_csv_and_a_bad_line_stores_nothing(db_url):
+    """The import reads pasted CSV text (Streamlit's file uploader spoke English whatever the
+    language); a bad line is refused in the user's language and leaves the agenda as it was."""
+    _, session_id, _ = session(db_url, "sesi-002")
+    at = _editor_page(db_url, "sesi-002", "id")
+    before = _agenda_rows(db_url, session_id)
+    at.text_area(key=f"agenda_csv_{session_id}").set_value("0:00,Pembukaan\nlima menit,Kuis").run()
+    at.button(key=f"agenda_csv_apply_{session_id}").click().run()
+    assert at.error and at.error[0].value.startswith(translate("agenda.invalid", "id", detail=""))
+    assert _agenda_rows(db_url, session_id) == before
+    at.text_area(key=f"agenda_csv_{session_id}").set_value("0:00,Pembukaan\n5:00,Kuis").run()
+    at.button(key=f"agenda_csv_apply_{session_id}").click().run()
+    no_failure(at)
+    assert [title for _, title in _agenda_rows(db_url, session_id)] == ["Pembukaan", "Kuis"]
+
+
 def test_removing_an_item_asks_first_and_can_be_undone(db_url):
     _, session_id, _ = session(db_url, "sesi-002")
     at = _editor_page(db_url, "sesi-002")

@@ -61,8 +61,10 @@ with st.container(border=True):
         format="DD/MM/YYYY",
         key="researcher_dates",
     )
-    cohorts = c2.multiselect(t("researcher.cohorts"), opts["cohorts"], placeholder=t("researcher.all"), key="researcher_cohorts")
-    titles = c3.multiselect(t("researcher.agenda_items"), opts["titles"], placeholder=t("researcher.all"), key="researcher_titles")
+    cohorts = c2.multiselect(t("researcher.cohorts"), opts["cohorts"], placeholder=t("researcher.all"),
+                             key="researcher_cohorts", **ui.NO_SELECT_ALL)
+    titles = c3.multiselect(t("researcher.agenda_items"), opts["titles"], placeholder=t("researcher.all"),
+                            key="researcher_titles", **ui.NO_SELECT_ALL)
     field = st.radio(t("researcher.measure"), ("on_screen_share", "score"), format_func=lambda f: t(f"measure.{f}"),
                      horizontal=True, key="researcher_measure")
 
@@ -122,7 +124,7 @@ def _title_mapping() -> None:
                               format_func=lambda c: c or t("researcher.no_cohort"))
         mine = known[known["cohort"] == cohort]
         chosen = c2.multiselect(t("researcher.map_from"), mine["title"].tolist(), key="map_from",
-                                placeholder=t("researcher.pick_titles"))
+                                placeholder=t("researcher.pick_titles"), **ui.NO_SELECT_ALL)
         target = c3.text_input(t("researcher.map_to"), value=chosen[0] if chosen else "", key=f"map_to_{len(chosen)}")
         if st.button(t("researcher.map_button"), disabled=not chosen, key="map_button"):
             try:
@@ -155,6 +157,7 @@ compared = st.multiselect(
     max_selections=COMPARE_MAX,
     placeholder=t("researcher.pick_sessions"),
     key="researcher_compare",
+    **ui.NO_SELECT_ALL,
 )
 if compared:
     chosen = trend[trend["name"].isin(compared)]
@@ -220,6 +223,7 @@ chosen = st.multiselect(
     max_selections=MAX_DOWNLOAD_SESSIONS,
     placeholder=t("researcher.pick_sessions"),
     key="researcher_download_sessions",
+    **ui.NO_SELECT_ALL,
 )
 def _consent_preview(names: list[str]) -> None:
     """Before the download, per session: whose data it will hold. A session without research
