@@ -27,7 +27,8 @@ ALERT = "#C0392B"
 # a dashed outline with a solid strip along the bottom and a legend entry (pink agenda bands and
 # pale red alert areas were told apart by nobody).
 AGENDA_BANDS = ["#EEF0F1", "#DDE1E3"]
-ALERT_STRIP_PX = 6
+ALERT_STRIP = 0.04  # of the y axis (0-1 for shares and the score)
+LEGEND_PX = 30  # Streamlit's height is the whole chart's: the legend's row comes on top of it
 # Sessions side by side (at most four): four hues apart, not neighbouring blues.
 COMPARE_COLOURS = ["#1F6F78", "#E0A458", "#A2574F", "#7B5EA7"]
 STATE_ORDER = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
@@ -108,7 +109,7 @@ def _agenda_layers(agenda: pd.DataFrame, clock: Clock) -> list:
     return [bands, labels]
 
 
-def _alert_layer(alerts: pd.DataFrame, clock: Clock, height: int) -> list:
+def _alert_layer(alerts: pd.DataFrame, clock: Clock) -> list:
     if alerts.empty:
         return []
     spans = alerts.copy()
@@ -124,7 +125,7 @@ def _alert_layer(alerts: pd.DataFrame, clock: Clock, height: int) -> list:
     ]
     area = (
         alt.Chart(spans)
-        .mark_rect(color=ALERT, opacity=0.12, stroke=ALERT, strokeDash=[4, 3], strokeWidth=1)
+        .mark_rect(color=ALERT, opacity=0.1, stroke=ALERT, strokeDash=[4, 3], strokeWidth=1)
         .encode(x=_x(clock, "x0"), x2="x1:T", tooltip=tooltip)
     )
     strip = (
@@ -133,8 +134,8 @@ def _alert_layer(alerts: pd.DataFrame, clock: Clock, height: int) -> list:
         .encode(
             x=_x(clock, "x0"),
             x2="x1:T",
-            y=alt.value(height - ALERT_STRIP_PX),
-            y2=alt.value(height),
+            y=alt.datum(0),
+            y2=alt.datum(ALERT_STRIP),
             color=alt.Color("legend:N", scale=alt.Scale(range=[ALERT]), legend=alt.Legend(orient="bottom", title=None)),
             tooltip=tooltip,
         )
@@ -159,8 +160,10 @@ def timeline(
     colour = ON_SCREEN if percent else SCORE
     fmt = ".0%" if percent else ".2f"
     data = _timed(tl, clock)
-    layers = _agenda_layers(agenda if agenda is not None else pd.DataFrame(), clock)
-    layers += _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock, height)
+    bands = _agenda_layers(agenda if agenda is not None else pd.DataFrame(), clock)
+    # The numbers over the alert areas, so an alert never hides an item's number.
+    marked = _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock)
+    layers = bands[:1] + marked + bands[1:]
     y_axis = alt.Axis(format="%") if percent else alt.Axis()
     if band is not None and not band.empty:
         # On the timeline's own points, so seconds hidden by k are gaps, not bridged by the area.
@@ -192,7 +195,8 @@ def timeline(
             ],
         )
     )
-    return alt.layer(*layers).properties(height=height)
+    # Colour scales apart: shared, the alert legend's one colour came from the agenda's greys.
+    return alt.layer(*layers).resolve_scale(color="independent").properties(height=height + (LEGEND_PX if marked else 0))
 
 
 def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:

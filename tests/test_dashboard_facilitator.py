@@ -205,6 +205,10 @@ def test_axes_are_clock_time_or_m_ss_never_fractions_of_minutes(db_url):
     assert all(re.fullmatch(r"\d+:\d\d", v) for v in alerts[translate("alerts.from", "id")])
 
 
+def _spec_resolve(db_url: str) -> dict:
+    return chart_specs(_facilitator(db_url, "sesi-001"))[0].get("resolve", {})
+
+
 def _timeline_layers(db_url: str) -> tuple[list[dict], str]:
     """The main timeline's layers and the agenda key under it, on a session with alerts."""
     at = _facilitator(db_url, "sesi-001")
@@ -232,8 +236,10 @@ def test_agenda_bands_are_numbered_grey_and_alerts_are_the_red_with_a_legend(db_
     assert key == "Agenda: " + " · ".join(f"{i + 1} {title}" for i, title in enumerate(titles))
     red = [(layer, mark) for layer, mark in zip(layers, marks) if charts.ALERT in json.dumps(layer)]
     assert any(mark.get("strokeDash") for _, mark in red)
-    legends = [layer["encoding"]["color"].get("legend") for layer, _ in red if "color" in layer["encoding"]]
-    assert legends and legends[0]["orient"] == "bottom"
+    coloured = [layer["encoding"]["color"] for layer, _ in red if "color" in layer["encoding"]]
+    assert coloured and coloured[0]["legend"]["orient"] == "bottom" and coloured[0]["scale"]["range"] == [charts.ALERT]
+    # Its own colour scale: shared with the agenda's, the legend and strip took the agenda's grey.
+    assert _spec_resolve(db_url)["scale"]["color"] == "independent"
     assert not any(charts.ALERT in json.dumps(b) for b in bands)
 
 
