@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, time, timezone, tzinfo
 
 import pandas as pd
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import Integer, String, and_, case, cast, func, literal, null, select
 from sqlalchemy.sql import Select
 
 from dashboard.queries.base import (
@@ -93,12 +93,13 @@ def _covering_segments(f: Filters):
     if f.agenda_titles:
         return items
     first = select(AG.c.session_id, func.min(AG.c.start_second).label("first")).group_by(AG.c.session_id).subquery()
+    # Typed NULLs: PostgreSQL must know each column's type in a UNION.
     before = select(
-        literal(None).label("id"),
+        cast(null(), Integer).label("id"),
         S.c.id.label("session_id"),
-        literal(0).label("start_second"),
+        cast(literal(0), Integer).label("start_second"),
         first.c.first.label("end_second"),
-        literal(None).label("title"),
+        cast(null(), String).label("title"),
     ).select_from(S.outerjoin(first, first.c.session_id == S.c.id))
     return select(items).union_all(before).subquery()
 
