@@ -109,11 +109,15 @@ def _add_form(target: Target) -> None:
 
 
 def _import(target: Target, items: pd.DataFrame) -> None:
-    upload = st.file_uploader(t("agenda.import"), type=["csv", "txt"], help=t("agenda.import_help"))
-    if upload is None or not st.button(t("agenda.import_apply")):
+    # Pasted, not uploaded: Streamlit's file uploader draws "Drag and drop file here", "Limit
+    # 200MB per file" and "Browse files" in English whatever the page's language, and no argument
+    # changes them. A CSV file's text pastes the same.
+    pasted = st.text_area(t("agenda.import"), key=f"agenda_csv_{target.session_id}", help=t("agenda.import_help"),
+                          placeholder="0:00,Pembukaan")
+    if not pasted.strip() or not st.button(t("agenda.import_apply"), key=f"agenda_csv_apply_{target.session_id}"):
         return
     try:
-        rows = agenda_store.parse_agenda_csv(upload.getvalue(), target.span)
+        rows = agenda_store.parse_agenda_csv(pasted, target.span)
     except agenda_store.AgendaInputError as exc:
         _error(exc)
         return

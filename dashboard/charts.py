@@ -22,7 +22,13 @@ ON_SCREEN = "#1F6F78"  # the theme's primary: the facilitator's first number
 CAMERAS_OFF = "#8A6D3B"
 SCORE = "#4C6A92"
 ALERT = "#C0392B"
-AGENDA_BANDS = ["#E8EEF2", "#F5F1E6"]
+# Agenda items are neutral grey bands with a number on top (the titles are listed under the
+# chart: on a phone six titles on one axis covered each other); alerts are the only red, drawn as
+# a dashed outline with a solid strip along the bottom and a legend entry (pink agenda bands and
+# pale red alert areas were told apart by nobody).
+AGENDA_BANDS = ["#EEF0F1", "#DDE1E3"]
+ALERT_STRIP = 0.04  # of the y axis (0-1 for shares and the score)
+LEGEND_PX = 30  # Streamlit's height is the whole chart's: the legend's row comes on top of it
 # Sessions side by side (at most four): four hues apart, not neighbouring blues.
 COMPARE_COLOURS = ["#1F6F78", "#E0A458", "#A2574F", "#7B5EA7"]
 STATE_ORDER = ("on_screen", "looking_away", "eyes_closed", "absent", "unknown")
@@ -62,6 +68,20 @@ def _datetime(value: pd.Timestamp) -> alt.DateTime:
     )
 
 
+def agenda_numbers(agenda: pd.DataFrame) -> list[str]:
+    """The label of each agenda item on the timeline, in start order: its number."""
+    return [str(i + 1) for i in range(len(agenda))]
+
+
+def agenda_key(agenda: pd.DataFrame) -> str:
+    """The numbers' key, shown under the chart: "1 Pembukaan · 2 Materi inti"."""
+    return " · ".join(_numbered(agenda))
+
+
+def _numbered(agenda: pd.DataFrame) -> list[str]:
+    return [f"{n} {title}" for n, title in zip(agenda_numbers(agenda), agenda["title"])]
+
+
 def _agenda_layers(agenda: pd.DataFrame, clock: Clock) -> list:
     if agenda.empty:
         return []
@@ -69,20 +89,22 @@ def _agenda_layers(agenda: pd.DataFrame, clock: Clock) -> list:
     seg["end_second"] = seg["end_second"].fillna(clock.length_s).astype(float)
     seg = _timed(_timed(seg, clock, "start_second", "x0"), clock, "end_second", "x1")
     seg["band"] = [i % 2 for i in range(len(seg))]
+    seg["number"] = agenda_numbers(seg)
+    seg["item"] = _numbered(seg)
     bands = (
         alt.Chart(seg)
-        .mark_rect(opacity=0.6)
+        .mark_rect()
         .encode(
             x=_x(clock, "x0"),
             x2="x1:T",
             color=alt.Color("band:N", scale=alt.Scale(range=AGENDA_BANDS), legend=None),
-            tooltip=[alt.Tooltip("title:N", title=t("chart.agenda_item"))],
+            tooltip=[alt.Tooltip("item:N", title=t("chart.agenda_item"))],
         )
     )
     labels = (
         alt.Chart(seg)
-        .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=11, color="#3B4A50")
-        .encode(x="x0:T", y=alt.value(0), text="title:N")
+        .mark_text(align="left", baseline="top", dx=3, dy=3, fontSize=11, fontWeight="bold", color="#3B4A50")
+        .encode(x="x0:T", y=alt.value(0), text="number:N")
     )
     return [bands, labels]
 
@@ -94,20 +116,31 @@ def _alert_layer(alerts: pd.DataFrame, clock: Clock) -> list:
     spans["kind_label"] = [t(f"alert.{k}") for k in spans["kind"]]
     spans["from"] = [clock.label(s) for s in spans["start_second"]]
     spans["to"] = [clock.label(e) for e in spans["end_second"]]
+    spans["legend"] = t("chart.alert_legend")
     spans = _timed(_timed(spans, clock, "start_second", "x0"), clock, "end_second", "x1")
-    return [
+    tooltip = [
+        alt.Tooltip("kind_label:N", title=t("alerts.kind")),
+        alt.Tooltip("from:N", title=t("alerts.from")),
+        alt.Tooltip("to:N", title=t("alerts.to")),
+    ]
+    area = (
         alt.Chart(spans)
-        .mark_rect(color=ALERT, opacity=0.15)
+        .mark_rect(color=ALERT, opacity=0.1, stroke=ALERT, strokeDash=[4, 3], strokeWidth=1)
+        .encode(x=_x(clock, "x0"), x2="x1:T", tooltip=tooltip)
+    )
+    strip = (
+        alt.Chart(spans)
+        .mark_rect()
         .encode(
             x=_x(clock, "x0"),
             x2="x1:T",
-            tooltip=[
-                alt.Tooltip("kind_label:N", title=t("alerts.kind")),
-                alt.Tooltip("from:N", title=t("alerts.from")),
-                alt.Tooltip("to:N", title=t("alerts.to")),
-            ],
+            y=alt.datum(0),
+            y2=alt.datum(ALERT_STRIP),
+            color=alt.Color("legend:N", scale=alt.Scale(range=[ALERT]), legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=tooltip,
         )
-    ]
+    )
+    return [area, strip]
 
 
 def timeline(
@@ -121,14 +154,16 @@ def timeline(
     height: int = 280,
 ) -> alt.LayerChart:
     """One class measure over time: `on_screen_share` (percent, the headline) or `score` (0-1,
-    with its 95 % band), agenda items as bands and alerts as red spans behind it."""
+    with its 95 % band), agenda items as numbered grey bands and alerts as red spans behind it."""
     percent = field != "score"
     y_title = t("chart.on_screen_share") if field == "on_screen_share" else t("chart.class_score")
     colour = ON_SCREEN if percent else SCORE
     fmt = ".0%" if percent else ".2f"
     data = _timed(tl, clock)
-    layers = _agenda_layers(agenda if agenda is not None else pd.DataFrame(), clock)
-    layers += _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock)
+    bands = _agenda_layers(agenda if agenda is not None else pd.DataFrame(), clock)
+    # The numbers over the alert areas, so an alert never hides an item's number.
+    marked = _alert_layer(alerts if alerts is not None else pd.DataFrame(), clock)
+    layers = bands[:1] + marked + bands[1:]
     y_axis = alt.Axis(format="%") if percent else alt.Axis()
     if band is not None and not band.empty:
         # On the timeline's own points, so seconds hidden by k are gaps, not bridged by the area.
@@ -160,7 +195,8 @@ def timeline(
             ],
         )
     )
-    return alt.layer(*layers).properties(height=height)
+    # Colour scales apart: shared, the alert legend's one colour came from the agenda's greys.
+    return alt.layer(*layers).resolve_scale(color="independent").properties(height=height + (LEGEND_PX if marked else 0))
 
 
 def presence(tl: pd.DataFrame, clock: Clock) -> alt.Chart:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard import queries
+from engagement.app import agenda as agenda_store
 from engagement.app import export as exporter
 from engagement.core.errors import EngagementError
 from engagement.core.repositories import consent as consent_rows
@@ -245,8 +246,11 @@ class PolicyReasonMissing(EngagementError):
 
 def purge(store: Store, *, dry_run: bool, actor: str) -> dict:
     """Run (or rehearse) the retention purge; the privacy module writes the receipt and audits."""
-    receipt = retention.purge(store, retention.load_policy(), dry_run=dry_run, trigger="dashboard", actor=actor)
-    return receipt.to_dict()
+    policy = retention.load_policy()
+    receipt = retention.purge(store, policy, dry_run=dry_run, trigger="dashboard", actor=actor).to_dict()
+    if dry_run:
+        receipt["by_session"] = retention.preview_by_session(store, policy)
+    return receipt
 
 
 # -- subject requests -------------------------------------------------------------------------
@@ -312,3 +316,12 @@ def export_bundle(store: Store, session_names: list[str], fmt: str, actor: str) 
     audit(store, EXPORT, actor, {"sessions": session_names[:200], "n_sessions": len(session_names), "format": fmt,
                                  "rows": rows, "via": "dashboard"})
     return buf.getvalue()
+
+
+def map_agenda_titles(store: Store, cohort: str | None, titles: list[str], mapped_to: str, actor: str) -> list[str]:
+    """Count agenda titles of a cohort as one item in the researcher's trends; audited."""
+    chosen = agenda_store.map_titles(store, cohort, titles, mapped_to)
+    audit(store, AGENDA_CHANGED, actor, {"change": "titles_mapped", "cohort": cohort or "", "titles": chosen,
+                                         "mapped_to": mapped_to.strip()})
+    return chosen
+

@@ -5,6 +5,7 @@ Kept apart from the pages so each page file reads as layout only.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -230,6 +231,12 @@ COUNT_KEYS = (
 
 def count_label(key: str) -> str:
     return t(f"data.{key}") if key in COUNT_KEYS else t("data.other")
+
+
+# Streamlit's multiselect offers an English "Select all" entry that no argument translates; it
+# can be turned off (Streamlit >= 1.65). Passed to every multiselect as `**NO_SELECT_ALL`; on an
+# older Streamlit the entry does not exist and there is nothing to pass.
+NO_SELECT_ALL = {"select_all": False} if "select_all" in inspect.signature(st.multiselect).parameters else {}
 
 
 def counts_table(counts: dict[str, int]) -> pd.DataFrame:

@@ -211,14 +211,7 @@ def purge(
     """Delete exactly what is past its period (and, with `before`, every data row older than that
     date; never audit entries). A dry run counts and changes nothing."""
     now = as_utc(now) if now else utcnow()
-    cut = {tier: now - policy.periods[tier] for tier in TIERS}
-    # The audit tier follows the clock, never a caller's `now`: an entry leaves the trail only
-    # once it is older than the audit period, or `audit verify` refuses the checkpoint.
-    cut["audit"] = min(cut["audit"], utcnow() - policy.periods["audit"])
-    if before is not None:
-        before = as_utc(before)
-        for tier in ("features", "timelines", "aggregates"):
-            cut[tier] = max(cut[tier], before)
+    cut = _cutoffs(policy, now, before)
     receipt = PurgeReceipt(
         at=now, policy_hash=policy.hash, dry_run=dry_run, counts={}, cutoffs={k: iso(v) for k, v in cut.items()},
         trigger=trigger,
@@ -246,6 +239,40 @@ def purge(
         )
     receipt.file = write_receipt_file(receipt.to_dict())
     return receipt
+
+
+def _cutoffs(policy: RetentionPolicy, now: datetime, before: datetime | None = None) -> dict[str, datetime]:
+    """Per tier, the time before which its rows are past their period."""
+    cut = {tier: now - policy.periods[tier] for tier in TIERS}
+    # The audit tier follows the clock, never a caller's `now`: an entry leaves the trail only
+    # once it is older than the audit period, or `audit verify` refuses the checkpoint.
+    cut["audit"] = min(cut["audit"], utcnow() - policy.periods["audit"])
+    if before is not None:
+        before = as_utc(before)
+        for tier in ("features", "timelines", "aggregates"):
+            cut[tier] = max(cut[tier], before)
+    return cut
+
+
+# The tables of a session's data a purge counts per session, with the tier that decides them.
+SESSION_TABLES = (("window_features", "features"), ("engagement_estimates", "timelines"),
+                  ("class_timeline", "aggregates"), ("alerts", "aggregates"))
+
+
+def preview_by_session(store, policy: RetentionPolicy, now: datetime | None = None) -> list[tuple[str, str, int]]:
+    """What a purge under `policy` would delete, per session and table: (session, table, rows),
+    only where rows would go; `unconsented_tracks` counts the tracks nobody consented for. The
+    total preview alone did not tell a privacy officer whose data a purge takes."""
+    now = as_utc(now) if now else utcnow()
+    cut = _cutoffs(policy, now)
+    out: list[tuple[str, str, int]] = []
+    with store.transaction() as conn:
+        lacking = retention_rows.tracks_lacking_by_session(conn, track_consented(None, now))
+        out += [(name, "unconsented_tracks", n) for name, n in lacking]
+        for table, tier in SESSION_TABLES:
+            rows = retention_rows.rows_before_by_session(conn, getattr(schema, table), cut[tier])
+            out += [(name, table, n) for name, n in rows]
+    return sorted(out)
 
 
 def _purge(conn: Connection, cut: dict[str, datetime], now: datetime, dry_run: bool) -> tuple[dict[str, int], dict | None]:

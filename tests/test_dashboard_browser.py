@@ -150,16 +150,16 @@ def _is_loopback(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def _browser_page(**context_options):
-    """A fresh headless chromium page, and the list of every URL it and its workers request
-    ("offline always" means none of them leaves the machine)."""
+def _browser_page(viewport: tuple[int, int] = (1400, 1000), **context_options):
+    """A fresh headless chromium page of `viewport` (width, height), and the list of every URL it
+    and its workers request ("offline always" means none of them leaves the machine)."""
     from playwright.sync_api import sync_playwright
 
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000}, **context_options)
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **context_options)
             context.on("request", lambda request: requests.append(request.url))
             yield context.new_page(), requests
         finally:
@@ -207,6 +207,81 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
     assert shot.stat().st_size > 10_000
     _keep(shot)
     _assert_offline(requests)
+
+
+# Every piece of visible text as the boxes of its lines (a Range over each text node, so a label
+# is its words, not the block around it), tagged with the node so lines of one node never count
+# as overlapping each other. Text inside a chart's canvas is not in the DOM: the chart spec test
+# (test_dashboard_facilitator) covers the agenda labels there.
+TEXT_BOXES_JS = """
+() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.querySelector('[data-testid="stMain"]') || document.body,
+                                           NodeFilter.SHOW_TEXT);
+  let node, id = 0;
+  while ((node = walker.nextNode())) {
+    id += 1;
+    if (!node.textContent.trim()) continue;
+    const el = node.parentElement;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || parseFloat(style.opacity) === 0) continue;
+    if (el.closest('[aria-hidden="true"], [data-testid="stTooltipHoverTarget"] + *, .stTooltipIcon')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.width < 1 || r.height < 1) continue;
+      out.push({id, text: node.textContent.trim().slice(0, 40), x: r.left, y: r.top + window.scrollY,
+                w: r.width, h: r.height});
+    }
+  }
+  return out;
+}
+"""
+
+
+def _overlaps(boxes: list[dict], slack: float = 2.0) -> list[tuple[str, str]]:
+    """Pairs of text boxes of different nodes that cover each other by more than `slack` px."""
+    found = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if a["id"] == b["id"]:
+                continue
+            dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+            dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+            if dx > slack and dy > slack:
+                found.append((a["text"], b["text"]))
+    return found
+
+
+@pytest.mark.parametrize("viewport", [(390, 844), (1280, 720)], ids=["phone", "laptop"])
+def test_facilitator_answer_is_within_two_screens_and_no_text_overlaps(server, viewport):
+    """On a phone and a laptop the summary sentence, the headline figures and the main chart sit
+    within the first two screens (the chart was three screens down on a phone), and no two pieces
+    of text cover each other."""
+    url, tmp_path = server
+    with _browser_page(viewport=viewport) as (page, _):
+        _sign_in(page, url, "fasil")
+        sentence = page.get_by_text("Perhatian paling rendah pada").first
+        sentence.wait_for(timeout=60_000)
+        chart = page.locator(".vega-embed").first
+        chart.locator("canvas, svg").first.wait_for(state="visible", timeout=60_000)
+        figures = page.locator('[data-testid="stMetric"]')
+        figures.nth(3).wait_for(timeout=30_000)
+        page.wait_for_timeout(1000)  # the last charts settle their size
+        shot = tmp_path / f"facilitator-{viewport[0]}x{viewport[1]}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        _keep(shot)
+        screens = 2 * viewport[1]
+        scroll = page.evaluate("() => window.scrollY")
+        for name, element in [("sentence", sentence), *[(f"figure {i + 1}", figures.nth(i)) for i in range(4)],
+                              ("main chart", chart)]:
+            box = element.bounding_box()
+            assert box is not None, name
+            assert box["y"] + scroll + box["height"] <= screens, (name, box, screens)
+        top = page.evaluate(TEXT_BOXES_JS)
+        assert top, "no text found on the page"
+        clashes = _overlaps([b for b in top if b["y"] < screens])
+        assert not clashes, clashes[:10]
 
 
 def test_researcher_downloads_a_zip_and_its_files_open(server):

@@ -4,6 +4,7 @@ during a live class (toast, banner, chime, last ten minutes)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -202,6 +203,49 @@ def test_axes_are_clock_time_or_m_ss_never_fractions_of_minutes(db_url):
         assert end - start == 900_000 and start % 86_400_000 == 0  # the whole session, from 0:00
     alerts = next(df.value for df in at.dataframe if translate("alerts.from", "id") in df.value.columns)
     assert all(re.fullmatch(r"\d+:\d\d", v) for v in alerts[translate("alerts.from", "id")])
+
+
+def _spec_resolve(db_url: str) -> dict:
+    return chart_specs(_facilitator(db_url, "sesi-001"))[0].get("resolve", {})
+
+
+def _timeline_layers(db_url: str) -> tuple[list[dict], str]:
+    """The main timeline's layers and the agenda key under it, on a session with alerts."""
+    at = _facilitator(db_url, "sesi-001")
+    spec = chart_specs(at)[0]
+    key = [c.value for c in at.caption if c.value.startswith("Agenda:")]
+    return spec["layer"], key[0] if key else ""
+
+
+def test_agenda_bands_are_numbered_grey_and_alerts_are_the_red_with_a_legend(db_url):
+    """Agenda bands and alert areas told apart by more than a shade: agenda items are neutral
+    grey bands labelled by number (titles listed under the chart, so they never cover each other
+    on a phone), alerts are red with a dashed outline, a strip along the bottom and a legend."""
+    with sqlite3.connect(db_path(db_url)) as con:
+        alerts = con.execute("SELECT count(*) FROM alerts WHERE run_id = 1").fetchone()[0]
+        titles = [r[0] for r in con.execute("SELECT title FROM agenda_items WHERE session_id = 1 ORDER BY start_second")]
+    assert alerts and len(titles) > 2
+    layers, key = _timeline_layers(db_url)
+    marks = [(layer["mark"] if isinstance(layer["mark"], dict) else {"type": layer["mark"]}) for layer in layers]
+    bands = [layer for layer, mark in zip(layers, marks)
+             if mark["type"] == "rect" and "band" in json.dumps(layer["encoding"].get("color", {}))]
+    assert bands and bands[0]["encoding"]["color"]["scale"]["range"] == charts.AGENDA_BANDS
+    assert all(_grey(colour) for colour in charts.AGENDA_BANDS)
+    labels = [layer for layer, mark in zip(layers, marks) if mark["type"] == "text"]
+    assert labels and labels[0]["encoding"]["text"]["field"] == "number"
+    assert key == "Agenda: " + " · ".join(f"{i + 1} {title}" for i, title in enumerate(titles))
+    red = [(layer, mark) for layer, mark in zip(layers, marks) if charts.ALERT in json.dumps(layer)]
+    assert any(mark.get("strokeDash") for _, mark in red)
+    coloured = [layer["encoding"]["color"] for layer, _ in red if "color" in layer["encoding"]]
+    assert coloured and coloured[0]["legend"]["orient"] == "bottom" and coloured[0]["scale"]["range"] == [charts.ALERT]
+    # Its own colour scale: shared with the agenda's, the legend and strip took the agenda's grey.
+    assert _spec_resolve(db_url)["scale"]["color"] == "independent"
+    assert not any(charts.ALERT in json.dumps(b) for b in bands)
+
+
+def _grey(colour: str) -> bool:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return max(r, g, b) - min(r, g, b) <= 12  # no hue to speak of: not pink, not blue
 
 
 def test_alerts_are_listed_with_kind_and_agenda_item(db_url):
@@ -567,6 +611,22 @@ def test_a_time_outside_the_session_is_refused_in_the_users_language_and_nothing
     assert error.value.startswith(translate("agenda.invalid", lang, detail="")) and words in error.value
     other = "cannot" if lang == "id" else "tidak"
     assert other not in error.value
+
+
+def test_an_agenda_is_imported_from_pasted_csv_and_a_bad_line_stores_nothing(db_url):
+    """The import reads pasted CSV text (Streamlit's file uploader spoke English whatever the
+    language); a bad line is refused in the user's language and leaves the agenda as it was."""
+    _, session_id, _ = session(db_url, "sesi-002")
+    at = _editor_page(db_url, "sesi-002", "id")
+    before = _agenda_rows(db_url, session_id)
+    at.text_area(key=f"agenda_csv_{session_id}").set_value("0:00,Pembukaan\nlima menit,Kuis").run()
+    at.button(key=f"agenda_csv_apply_{session_id}").click().run()
+    assert at.error and at.error[0].value.startswith(translate("agenda.invalid", "id", detail=""))
+    assert _agenda_rows(db_url, session_id) == before
+    at.text_area(key=f"agenda_csv_{session_id}").set_value("0:00,Pembukaan\n5:00,Kuis").run()
+    at.button(key=f"agenda_csv_apply_{session_id}").click().run()
+    no_failure(at)
+    assert [title for _, title in _agenda_rows(db_url, session_id)] == ["Pembukaan", "Kuis"]
 
 
 def test_removing_an_item_asks_first_and_can_be_undone(db_url):

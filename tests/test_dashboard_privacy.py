@@ -297,6 +297,26 @@ def test_purge_preview_names_data_in_words_and_follows_a_policy_change(db_url):
     assert at.session_state["purge_preview"]["policy_hash"] == services.load_policy().hash
 
 
+def test_purge_preview_counts_per_session_and_table(db_url):
+    """Whose data a purge would take: the preview lists each session with its rows per kind of
+    data, beside the total per table (the total alone was all an officer saw)."""
+    with sqlite3.connect(db_path(db_url)) as con:
+        for table in ("window_features", "engagement_estimates"):
+            con.execute(f"UPDATE {table} SET created_at = '2020-01-01 00:00:00.000000' WHERE run_id = 1")
+        con.execute("UPDATE window_features SET created_at = '2020-01-01 00:00:00.000000' WHERE run_id = 2 AND second < 10")
+    at = _page("privacy_retention")
+    next(b for b in at.button if b.label == translate("purge.dry_run", "id")).click().run()
+    no_failure(at)
+    assert translate("purge.by_session", "id") in [m.value for m in at.markdown]
+    per_session = at.dataframe[2].value.set_index(translate("chart.session", "id"))
+    features, estimates = translate("data.window_features", "id"), translate("data.engagement_estimates", "id")
+    assert per_session.loc["sesi-001", features] == 8 * 900 and per_session.loc["sesi-001", estimates] == 8 * 900
+    assert per_session.loc["sesi-002", features] == 8 * 10 and per_session.loc["sesi-002", estimates] == 0
+    assert "sesi-003" not in per_session.index
+    totals = at.dataframe[1].value.set_index(translate("purge.table", "id"))[translate("purge.rows", "id")]
+    assert totals[features] == per_session[features].sum()
+
+
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_a_bad_retention_period_is_refused_in_words_without_the_servers_path(db_url, lang):
     at = app("privacy_officer", lang)

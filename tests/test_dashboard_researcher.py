@@ -8,9 +8,9 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from dashboard_support import app, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
+from dashboard_support import app, audit_entries, chart_specs, db_path, make_db, missing_words, no_failure, vl_time
 
-from dashboard import charts, queries, stats
+from dashboard import charts, queries, services, stats
 from dashboard.clock import zone
 from engagement.core.i18n import translate
 
@@ -116,6 +116,119 @@ def test_per_agenda_values_per_session_match_the_seconds_of_each_item(db_url):
         expected = con.execute("SELECT avg(on_screen_share) FROM class_timeline WHERE run_id = 1 AND second >= ? AND second < ?",
                                (start, end)).fetchone()[0]
     assert items.iloc[0]["on_screen_share"] == pytest.approx(expected)
+
+
+def _by_hand(db: str, titles: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The researcher's figures computed from the raw seconds in pandas, by their definition: per
+    session and per agenda item (an item ends where the next one starts), the on-screen share and
+    the score as means over the seconds that have them, cameras off over the tracked participants
+    of the seconds where k let it through."""
+    with sqlite3.connect(db) as con:
+        ct = pd.read_sql("SELECT * FROM class_timeline", con)
+        runs = pd.read_sql("SELECT session_id, max(id) AS run_id FROM runs WHERE status = 'complete' GROUP BY session_id", con)
+        ag = pd.read_sql("SELECT session_id, start_second, title FROM agenda_items ORDER BY session_id, start_second", con)
+    ag["end"] = ag.groupby("session_id")["start_second"].shift(-1)
+    ct = ct.merge(runs, on="run_id")
+    ct["off"] = ct["n_absent"].where(ct["n_judged"].notna(), (ct["n_tracked"] - ct["n_present"]).where(ct["suppressed"] == 0))
+    ct["tracked"] = ct["n_tracked"].where(ct["off"].notna())
+    seg = ct.merge(ag, on="session_id")
+    seg = seg[(seg["second"] >= seg["start_second"]) & (seg["end"].isna() | (seg["second"] < seg["end"]))]
+    if titles:
+        seg = seg[seg["title"].isin(titles)]
+
+    def means(g: pd.DataFrame) -> pd.Series:
+        return pd.Series({"on_screen_share": g["on_screen_share"].mean(), "off_share": g["off"].sum() / g["tracked"].sum(),
+                          "score": g["score"].mean(), "seconds": len(g)})
+
+    per_run = (seg if titles else ct).groupby("run_id").apply(means, include_groups=False)
+    per_item = seg.groupby(["run_id", "title"]).apply(means, include_groups=False)
+    return per_run, per_item
+
+
+@pytest.mark.parametrize("titles", [(), ("Diskusi kelompok", "Pembukaan")])
+def test_one_pass_figures_equal_the_definition_on_every_second(db_url, titles):
+    """`researcher_figures` reads the seconds once for the session and agenda figures (the page
+    was over its 2 s budget with two passes); the figures stay those of the definition, also for
+    seconds before the first agenda item and for a session without an agenda."""
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET start_second = 90 WHERE session_id = 1 AND start_second = 0")
+        con.execute("DELETE FROM agenda_items WHERE session_id = 3")
+    trend, items = queries.researcher_figures(queries.open_store(db_url), queries.Filters(agenda_titles=titles))
+    per_run, per_item = _by_hand(db_path(db_url), titles)
+    got = trend.set_index("run_id")[["on_screen_share", "off_share", "score", "seconds"]]
+    pd.testing.assert_frame_equal(got.sort_index(), per_run.loc[got.index].sort_index(), check_dtype=False, rtol=1e-12)
+    assert sorted(got.index) == sorted(per_run.index)
+    got_items = items.set_index(["run_id", "title"])[["on_screen_share", "off_share", "score", "seconds"]].sort_index()
+    pd.testing.assert_frame_equal(got_items, per_item.sort_index(), check_dtype=False, rtol=1e-12)
+    assert 3 not in set(items["run_id"])  # no agenda, no items
+
+
+def test_session_length_is_the_facilitators_not_the_seconds_counted(db_url):
+    """One length per session on every page: the researcher's table once showed the seconds it
+    counted (2:36) where the facilitator's page showed the session's length (3:00)."""
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("DELETE FROM class_timeline WHERE run_id = 3 AND second BETWEEN 100 AND 199")
+        con.execute("UPDATE runs SET seconds = 0 WHERE id = 3")  # the run's own count lags (live)
+    store = queries.open_store(db_url)
+    trend = queries.trends(store, queries.Filters()).set_index("run_id")
+    assert trend.loc[3, "length"] == queries.run_info(store, 3)["length"] == 900
+    assert trend.loc[3, "seconds"] == 800  # what the means stand on, not the length
+    # The page's side-by-side table (the two newest sessions by default) says 15:00, as the
+    # facilitator's page does, not the 13:20 counted.
+    at = _researcher()
+    table = at.dataframe[0].value
+    assert "15:00" in table.loc[translate("kpi.length", "id")].tolist()
+    assert "13:20" not in table.to_string()
+
+
+LONG = "Studi kasus pelayanan publik"
+
+
+def test_near_identical_agenda_titles_mapped_per_cohort_count_as_one_item(db_url):
+    """"Studi kasus" in one session and "Studi kasus pelayanan publik" in another are two items
+    until a researcher maps them; then the trends, the per-item figures and the filter's choices
+    read one item, with the same figures as if both had been written alike, and the change is in
+    the audit log. Another cohort's titles are untouched."""
+    store = queries.open_store(db_url)
+    alike = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = 2 AND title = 'Studi kasus'", (LONG,))
+        cohorts = dict(con.execute("SELECT id, coalesce(cohort, '') FROM sessions"))
+    split = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    assert len(split) == len(alike) - 1 and LONG in queries.filter_options(store)["titles"]
+    services.map_agenda_titles(store, cohorts[2], [LONG], "Studi kasus", "dashboard:peneliti")
+    merged = queries.agenda_sessions(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    pd.testing.assert_frame_equal(merged, alike)
+    assert LONG not in queries.filter_options(store)["titles"]
+    trend = queries.trends(store, queries.Filters(agenda_titles=("Studi kasus",)))
+    assert trend["run_id"].tolist() == alike["run_id"].tolist()
+    entry = [e for e in audit_entries(db_url) if e["action"] == "agenda_changed"][-1]
+    assert entry["details"] == {"change": "titles_mapped", "cohort": cohorts[2], "titles": [LONG], "mapped_to": "Studi kasus"}
+    # Mapped per cohort: the same title in another cohort's session stays its own item.
+    other = next(i for i, c in cohorts.items() if c != cohorts[2])
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = ? AND title = 'Studi kasus'", (LONG, other))
+    assert LONG in queries.filter_options(store)["titles"]
+    # Mapping a title to itself takes the mapping back.
+    services.map_agenda_titles(store, cohorts[2], [LONG], LONG, "dashboard:peneliti")
+    assert len(queries.agenda_sessions(store, queries.Filters(agenda_titles=(LONG,)))) == 2
+
+
+def test_the_page_maps_titles_and_refuses_an_empty_target(db_url):
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE agenda_items SET title = ? WHERE session_id = 2 AND title = 'Studi kasus'", (LONG,))
+        cohort = con.execute("SELECT cohort FROM sessions WHERE id = 2").fetchone()[0]
+    at = _researcher()
+    at.selectbox(key="map_cohort").set_value(cohort).run()
+    at.multiselect(key="map_from").set_value([LONG]).run()
+    at.text_input(key="map_to_1").set_value("  ").run()
+    at.button(key="map_button").click().run()
+    assert at.error and translate("agenda.err_title_empty", "id") in at.error[0].value
+    at.text_input(key="map_to_1").set_value("Studi kasus").run()
+    at.button(key="map_button").click().run()
+    no_failure(at)
+    assert [s.value for s in at.success] == [translate("researcher.mapped", "id", n=1, to="Studi kasus")]
+    assert LONG not in queries.filter_options(queries.open_store(db_url))["titles"]
 
 
 def test_date_filters_are_local_calendar_days(db_url):

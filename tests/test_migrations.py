@@ -91,27 +91,52 @@ def test_v2_file_of_an_older_release_gains_the_dashboard_indexes_and_the_v3_colu
     store.close()
 
 
-def test_v3_file_gains_the_fatigue_columns(tmp_path):
-    """A database of the release before the fatigue signals opens upgraded: the new columns are
-    there, nullable (older runs read as not measured)."""
+def _reopened_as(tmp_path, version: int, statements: list[str]) -> Store:
+    """A new database turned back into one of schema `version` by `statements` (what that version
+    lacked), stamped as such, then opened (upgraded) again."""
     path = tmp_path / "r.db"
     Store.open(f"sqlite:///{path}").close()
     raw = sqlite3.connect(path)
-    fatigue = {"window_features": ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile"),
-               "class_timeline": ("n_seen", "n_yawns", "perclos_share", "smile_share")}  # fmt: skip
-    for table, columns in fatigue.items():
-        for column in columns:
-            raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    raw.execute("UPDATE alembic_version SET version_num = 'v3'")
+    for statement in statements:
+        raw.execute(statement)
+    raw.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    raw.execute("UPDATE alembic_version SET version_num = ?", (f"v{version}",))
     raw.commit()
     raw.close()
-    store = Store.open(f"sqlite:///{path}")
+    return Store.open(f"sqlite:///{path}")
+
+
+def test_v3_file_gains_the_fatigue_columns(tmp_path):
+    """A database of the release before the fatigue signals opens upgraded: the new columns are
+    there, nullable (older runs read as not measured)."""
+    fatigue = {"window_features": ("yawn", "perclos", "long_closures", "blink_rate", "blink_ms", "smile"),
+               "class_timeline": ("n_seen", "n_yawns", "perclos_share", "smile_share")}  # fmt: skip
+    drops = [f"ALTER TABLE {table} DROP COLUMN {column}" for table, columns in fatigue.items() for column in columns]
+    store = _reopened_as(tmp_path, 3, drops)
     with store.engine.connect() as conn:
         inspector = inspect(conn)
         for table, columns in fatigue.items():
             assert set(columns) <= {c["name"] for c in inspector.get_columns(table)}
-        assert migrations.stamped_revision(conn) == migrations.HEAD == "v4"
+        assert migrations.stamped_revision(conn) == migrations.HEAD
+    store.close()
+
+
+def test_v4_file_gains_the_estimates_covering_index(tmp_path):
+    """A database of the release before the researcher's score index opens with it (the sampled
+    per-person scores behind the intervals read it instead of one table page per sample)."""
+    store = _reopened_as(tmp_path, 4, ["DROP INDEX ix_dash_estimates_score"])
+    with store.engine.connect() as conn:
+        assert "ix_dash_estimates_score" in {i["name"] for i in inspect(conn).get_indexes("engagement_estimates")}
+        assert migrations.stamped_revision(conn) == migrations.HEAD
+    store.close()
+
+
+def test_v5_file_gains_the_agenda_title_map(tmp_path):
+    """A database of the release before the researcher's title mapping opens with its table."""
+    store = _reopened_as(tmp_path, 5, ["DROP TABLE agenda_title_map"])
+    with store.engine.connect() as conn:
+        assert inspect(conn).has_table("agenda_title_map")
+        assert migrations.stamped_revision(conn) == migrations.HEAD
     store.close()
 
 

@@ -137,7 +137,7 @@ def test_v1_database_is_upgraded_in_place_after_a_backup(tmp_path):
         version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar_one()
         windows = conn.execute(select(func.count()).select_from(schema.window_features)).scalar_one()
         old_run = conn.execute(select(schema.runs).where(schema.runs.c.id == 1)).one()
-    assert version == str(schema.SCHEMA_VERSION) == "4"
+    assert version == str(schema.SCHEMA_VERSION) == "6"
     assert windows == 2 and old_run.status == "complete" and old_run.writer_pid is None
     # Every column of the metadata is there now, the other modules' new columns too.
     raw = sqlite3.connect(path)

@@ -35,8 +35,10 @@ from dashboard.queries.researcher import (
     SAMPLE_POINTS,
     Filters,
     agenda_sessions,
+    agenda_titles,
     filter_options,
     person_means,
+    researcher_figures,
     score_histogram,
     trends,
 )

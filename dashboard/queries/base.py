@@ -12,6 +12,7 @@ from engagement.core import schema
 S, R, T = schema.sessions, schema.runs, schema.tracks
 CT, EST, AL, AG = schema.class_timeline, schema.engagement_estimates, schema.alerts, schema.agenda_items
 WF = schema.window_features
+TM = schema.agenda_title_map
 
 # Runs the dashboard reads: finished ones, and a running one for the live view.
 VISIBLE_STATUSES = ("complete", "running")
@@ -65,6 +66,13 @@ def agenda_segments(session_ids=None) -> Select:
     return stmt
 
 
+# Past any session's last second (2**31 s is 68 years): the open end of the last agenda item.
+OPEN_END = 2**31
+
+
 def in_segment(seg, second):
-    return and_(second >= seg.c.start_second, or_(seg.c.end_second.is_(None), second < seg.c.end_second))
+    # One range (`start <= second < end`), not `end IS NULL OR second < end`: with the OR the
+    # database bounds an index scan below only and reads every later second of the run for each
+    # item; a closed range reads each item's own seconds once.
+    return and_(second >= seg.c.start_second, second < func.coalesce(seg.c.end_second, OPEN_END))
 

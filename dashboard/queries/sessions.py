@@ -54,8 +54,16 @@ def run_info(store: Store, run_id: int) -> dict | None:
         last = conn.execute(select(func.max(CT.c.second)).where(CT.c.run_id == run_id)).scalar()
     info = dict(row._mapping)
     info["tracks"] = int(tracks)
-    info["length"] = max(int(info["seconds"] or 0), int(last + 1) if last is not None else 0)
+    info["length"] = session_length(info["seconds"], last)
     return info
+
+
+def session_length(recorded_seconds: int | None, last_second: int | None) -> int:
+    """A session's length in seconds, the one figure every page states: the run's own count, or
+    past its timeline's last second when that is later (a live run's count lags behind). The
+    researcher's table once counted the analysed seconds instead and read 2:36 where the
+    facilitator's page read 3:00 for the same session."""
+    return max(int(recorded_seconds or 0), int(last_second) + 1 if last_second is not None else 0)
 
 
 def bucket_for(length_s: int, max_points: int = MAX_POINTS) -> int:

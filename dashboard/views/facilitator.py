@@ -175,6 +175,8 @@ def _timelines(run: _Run, tl: pd.DataFrame, bucket: int, length: int, field: str
     st.subheader(t("facilitator.timeline_on_screen") if field == "on_screen_share" else t("facilitator.timeline"))
     band = queries.score_band(run.store, run.run_id, view_bucket, since)
     ui.chart(charts.timeline(view_tl, view, field, agenda=agenda, alerts=alerts, band=band if field == "score" else None))
+    if not agenda.empty:
+        st.caption(t("facilitator.agenda_key", items=charts.agenda_key(agenda)))
     st.caption(t("facilitator.timeline_help", bucket=view_bucket))
     if stats["suppressed_share"]:
         st.caption(t("facilitator.suppressed", share=ui.pct(stats["suppressed_share"])))

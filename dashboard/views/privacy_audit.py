@@ -30,9 +30,10 @@ if not outcome.entries:
 
 with st.container(border=True):
     c1, c2, c3 = st.columns([2, 2, 2])
-    actors = c1.multiselect(t("audit.actor"), queries.audit_actors(store), placeholder=t("researcher.all"), key="audit_actors")
+    actors = c1.multiselect(t("audit.actor"), queries.audit_actors(store), placeholder=t("researcher.all"),
+                            key="audit_actors", **ui.NO_SELECT_ALL)
     actions = c2.multiselect(t("audit.actions"), [a.value for a in AuditAction], format_func=lambda a: ui.term("action", a),
-                             placeholder=t("researcher.all"), key="audit_actions")
+                             placeholder=t("researcher.all"), key="audit_actions", **ui.NO_SELECT_ALL)
     span = c3.date_input(t("audit.dates"), value=(), format="DD/MM/YYYY", key="audit_dates")
 days = list(span) if isinstance(span, (list, tuple)) else [span]
 f = queries.AuditFilter(

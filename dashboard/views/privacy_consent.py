@@ -59,7 +59,7 @@ else:
 
     st.subheader(t("consent.records"))
     cohorts = sorted(records["cohort"].dropna().unique().tolist())
-    pick = st.multiselect(t("researcher.cohorts"), cohorts, placeholder=t("researcher.all"))
+    pick = st.multiselect(t("researcher.cohorts"), cohorts, placeholder=t("researcher.all"), **ui.NO_SELECT_ALL)
     shown = records[records["cohort"].isin(pick)] if pick else records
     st.dataframe(records_table(shown), hide_index=True, width="stretch")
 
@@ -79,7 +79,7 @@ tab_lookup, tab_grant, tab_attest, tab_withdraw = st.tabs(
 
 def _notice_fields(form: str) -> tuple[list[str], str, str, str]:
     scopes = st.multiselect(t("consent.scope"), SCOPES, default=[SCOPES[0]], format_func=lambda s: t(f"scope.{s}"),
-                            key=f"{form}_scopes")
+                            key=f"{form}_scopes", **ui.NO_SELECT_ALL)
     a, b = st.columns(2)
     notice = a.text_input(t("consent.notice"), placeholder="2026-1", key=f"{form}_notice")
     language = b.selectbox(t("consent.notice_language"), NOTICE_LANGUAGES, format_func=lambda c: t(f"lang.{c}"),
@@ -199,7 +199,7 @@ with tab_withdraw:
             person = a.text_input(t("requests.participant"), help=t("requests.participant_help"), key="withdraw_person")
             cohort = b.text_input(t("requests.cohort"), key="withdraw_cohort")
             scopes = st.multiselect(t("consent.scope"), SCOPES, format_func=lambda s: t(f"scope.{s}"),
-                                    placeholder=t("consent.all_scopes"), key="withdraw_scopes")
+                                    placeholder=t("consent.all_scopes"), key="withdraw_scopes", **ui.NO_SELECT_ALL)
         else:
             session = st.selectbox(t("chart.session"), session_names, key="withdraw_session")
         reason = st.text_area(t("consent.reason"), key="withdraw_reason")

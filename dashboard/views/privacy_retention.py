@@ -90,6 +90,18 @@ if c2.button(t("purge.run"), type="primary", disabled=not confirm, icon=":materi
     st.session_state["purge_done"] = services.purge(store, dry_run=False, actor=who.actor)
     st.session_state.pop("purge_preview", None)
 
+def _by_session(rows: list) -> None:
+    """The preview per session and table: whose data the purge would take, not only how much."""
+    st.markdown(t("purge.by_session"))
+    if not rows:
+        st.caption(t("purge.by_session_none"))
+        return
+    frame = pd.DataFrame(rows, columns=["session", "table", "rows"])
+    table = frame.pivot_table(index="session", columns="table", values="rows", aggfunc="sum", fill_value=0)
+    table = table.rename(columns=ui.count_label).reset_index().rename(columns={"session": t("chart.session")})
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
 preview = st.session_state.get("purge_preview")
 if preview and preview.get("policy_hash") != policy.hash:
     # The policy changed since the preview was made: count again under the one in force (a dry
@@ -100,6 +112,8 @@ for receipt, title_key in ((preview, "purge.preview_result"), (st.session_state.
         counts = receipt.get("counts", {})
         st.markdown(t(title_key, total=sum(counts.values())))
         st.dataframe(ui.counts_table(counts), hide_index=True, width="stretch")
+        if receipt.get("by_session") is not None:
+            _by_session(receipt["by_session"])
 
 st.subheader(t("purge.receipts"))
 receipts = queries.purge_receipts(store)

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, clock, queries, services, stats, ui
-from dashboard.page_text import t
+from dashboard.page_text import current_lang, t
+from engagement.app.agenda import AgendaInputError
 from engagement.core.errors import EngagementError
 from engagement.core.i18n import fmt_seconds
 
@@ -30,7 +31,8 @@ def _options(url: str, tz) -> dict:
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
 def _data(url: str, f: queries.Filters) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     s = ui.store()
-    return queries.trends(s, f), queries.score_histogram(s, f), queries.agenda_sessions(s, f)
+    trend, items = queries.researcher_figures(s, f)  # one pass over the seconds for both
+    return trend, queries.score_histogram(s, f), items
 
 
 @st.cache_data(ttl=CACHE_S, show_spinner=False)
@@ -59,8 +61,10 @@ with st.container(border=True):
         format="DD/MM/YYYY",
         key="researcher_dates",
     )
-    cohorts = c2.multiselect(t("researcher.cohorts"), opts["cohorts"], placeholder=t("researcher.all"), key="researcher_cohorts")
-    titles = c3.multiselect(t("researcher.agenda_items"), opts["titles"], placeholder=t("researcher.all"), key="researcher_titles")
+    cohorts = c2.multiselect(t("researcher.cohorts"), opts["cohorts"], placeholder=t("researcher.all"),
+                             key="researcher_cohorts", **ui.NO_SELECT_ALL)
+    titles = c3.multiselect(t("researcher.agenda_items"), opts["titles"], placeholder=t("researcher.all"),
+                            key="researcher_titles", **ui.NO_SELECT_ALL)
     field = st.radio(t("researcher.measure"), ("on_screen_share", "score"), format_func=lambda f: t(f"measure.{f}"),
                      horizontal=True, key="researcher_measure")
 
@@ -106,6 +110,43 @@ else:
             ui.chart(charts.agenda_bars(stats.across_sessions(items, field), field))
         st.caption(t("researcher.by_agenda_help"))
 
+def _title_mapping() -> None:
+    """Near-identical agenda titles counted as one item ("Studi kasus" and "Studi kasus pelayanan
+    publik"), per cohort; every change is audited."""
+    with st.expander(t("researcher.map_titles"), icon=":material/merge:"):
+        st.caption(t("researcher.map_titles_help"))
+        known = queries.agenda_titles(store)
+        if known.empty:
+            ui.empty_state("researcher.no_agenda")
+            return
+        c1, c2, c3 = st.columns([2, 3, 3])
+        cohort = c1.selectbox(t("chart.cohort"), sorted(set(known["cohort"])), key="map_cohort",
+                              format_func=lambda c: c or t("researcher.no_cohort"))
+        mine = known[known["cohort"] == cohort]
+        chosen = c2.multiselect(t("researcher.map_from"), mine["title"].tolist(), key="map_from",
+                                placeholder=t("researcher.pick_titles"), **ui.NO_SELECT_ALL)
+        target = c3.text_input(t("researcher.map_to"), value=chosen[0] if chosen else "", key=f"map_to_{len(chosen)}")
+        if st.button(t("researcher.map_button"), disabled=not chosen, key="map_button"):
+            try:
+                done = services.map_agenda_titles(store, cohort, chosen, target, who.actor)
+            except AgendaInputError as exc:
+                st.error(t("agenda.invalid", detail=exc.text(current_lang())))
+            else:
+                _options.clear()
+                _data.clear()
+                st.success(t("researcher.mapped", n=len(done), to=target.strip()))
+                known = queries.agenda_titles(store)
+        mapped = known[known["mapped_to"].notna()]
+        if not mapped.empty:
+            st.dataframe(pd.DataFrame({
+                t("chart.cohort"): [c or t("researcher.no_cohort") for c in mapped["cohort"]],
+                t("researcher.map_from"): mapped["title"],
+                t("researcher.map_to"): mapped["mapped_to"],
+            }), hide_index=True, width="stretch")
+
+
+_title_mapping()
+
 # -- sessions side by side ----------------------------------------------------------------------
 st.subheader(t("researcher.compare"))
 names = trend["name"].tolist()
@@ -116,10 +157,11 @@ compared = st.multiselect(
     max_selections=COMPARE_MAX,
     placeholder=t("researcher.pick_sessions"),
     key="researcher_compare",
+    **ui.NO_SELECT_ALL,
 )
 if compared:
     chosen = trend[trend["name"].isin(compared)]
-    longest = int(chosen["seconds"].max())
+    longest = int(chosen["length"].max())
     lines = _timelines(ui.db_url(), tuple(int(r) for r in chosen["run_id"]), queries.bucket_for(longest, 360))
     lines = lines.merge(chosen[["run_id", "name"]], on="run_id")
     ui.chart(charts.compare(lines, field, longest))
@@ -133,7 +175,7 @@ if compared:
                 t("kpi.on_screen"): [ui.pct(v) for v in side["on_screen_share"]],
                 t("kpi.cameras_off"): [ui.pct(v) for v in side["off_share"]],
                 t("kpi.mean_score"): [ui.num(v) for v in side["score"]],
-                t("kpi.length"): [fmt_seconds(v) for v in side["seconds"]],
+                t("kpi.length"): [fmt_seconds(v) for v in side["length"]],
             },
             index=compared,
         ).T,
@@ -161,7 +203,7 @@ with st.expander(t("researcher.table")):
                 t("kpi.cameras_off"): [ui.pct(v) for v in trend["off_share"]],
                 t("kpi.mean_score"): [ui.num(v) for v in trend["score"]],
                 t("researcher.interval"): [ui.interval(a, b, field) for a, b in zip(trend[f"{field}_lo"], trend[f"{field}_hi"])],
-                t("chart.seconds"): trend["seconds"],
+                t("kpi.length"): [fmt_seconds(v) for v in trend["length"]],
             }
         ),
         hide_index=True,
@@ -181,6 +223,7 @@ chosen = st.multiselect(
     max_selections=MAX_DOWNLOAD_SESSIONS,
     placeholder=t("researcher.pick_sessions"),
     key="researcher_download_sessions",
+    **ui.NO_SELECT_ALL,
 )
 def _consent_preview(names: list[str]) -> None:
     """Before the download, per session: whose data it will hold. A session without research

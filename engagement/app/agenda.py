@@ -172,3 +172,16 @@ def mark(store: Store, session_id: int, second: int, title: str) -> None:
         agenda_rows.add_item(conn, session_id, second, title)
         if running and (next_start is None or next_start > second + MARK_S):
             agenda_rows.add_item(conn, session_id, second + MARK_S, running[-1])
+
+
+def map_titles(store: Store, cohort: str | None, titles: list[str], mapped_to: str) -> list[str]:
+    """Count `titles` of a cohort's sessions as one agenda item, `mapped_to` (for the researcher's
+    trends: "Studi kasus" and "Studi kasus pelayanan publik" are one item). Returns the titles
+    mapped; a title mapped to itself is unmapped again."""
+    target = _title(mapped_to)
+    chosen = [t for t in dict.fromkeys(_title(t) for t in titles)]
+    if not chosen:
+        raise AgendaInputError("agenda.err_map_none")
+    with store.transaction() as conn:
+        agenda_rows.map_titles(conn, cohort or "", chosen, target)
+    return chosen

@@ -43,7 +43,7 @@ from engagement.core.time import as_utc
 #   3: per-second blendshape means of window_features (bs_<name>, MediaPipe Face Landmarker)
 #   4: fatigue signals: window_features yawn, perclos, long_closures, blink_rate, blink_ms, smile;
 #      class_timeline n_seen, n_yawns, perclos_share, smile_share
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 
 class UtcDateTime(TypeDecorator):
@@ -236,6 +236,18 @@ agenda_items = Table(
     Column("title", String(300), nullable=False),
 )
 
+# Agenda titles a researcher counts as one item across a cohort's sessions ("Studi kasus" and
+# "Studi kasus pelayanan publik"): title -> the item it counts as. Per cohort (one cohort's
+# "Diskusi" may be another's "Studi kasus"); "" stands for sessions without a cohort. Each change
+# is audited (agenda_changed).
+agenda_title_map = Table(
+    "agenda_title_map",
+    metadata,
+    Column("cohort", String(100), primary_key=True),
+    Column("title", String(300), primary_key=True),
+    Column("mapped_to", String(300), nullable=False),
+)
+
 
 # -- dashboard ------------------------------------------------------------------------------------
 
@@ -257,6 +269,9 @@ dashboard_users = Table(
 #    column they need in the index SQLite never touches the table (benchmarks/dashboard_load.py).
 #  - window_features covering index: the attention distribution, the lanes and the sampled
 #    per-person on-screen ratios read only these columns.
+#  - engagement_estimates covering index: the sampled per-person scores behind the researcher's
+#    intervals; without it each of 160k samples was a table row on a page of its own (rows are
+#    written person by person) and the page took 2-3 s on 100 sessions.
 #  - agenda by session: the facilitator page and every agenda-filtered trend look it up.
 #  - alerts by run: the alerts of one session.
 #  - runs by session/status: "latest visible run of each session" for the session list.
@@ -271,6 +286,11 @@ DASHBOARD_INDEXES = (
         "ix_dash_window_attention",
         window_features.c.run_id, window_features.c.second, window_features.c.track_id,
         window_features.c.attention, window_features.c.on_screen_ratio,
+    ),
+    Index(
+        "ix_dash_estimates_score",
+        engagement_estimates.c.run_id, engagement_estimates.c.second, engagement_estimates.c.track_id,
+        engagement_estimates.c.score,
     ),
     Index("ix_dash_agenda_session", agenda_items.c.session_id, agenda_items.c.start_second),
     Index("ix_dash_alerts_run", alerts.c.run_id, alerts.c.start_second),

@@ -52,6 +52,25 @@ def tracks_lacking(conn: Connection, consented: ColumnElement) -> list[int]:
     return [int(r[0]) for r in conn.execute(select(schema.tracks.c.id).where(~consented))]
 
 
+def _by_session(conn: Connection, select_from, condition: ColumnElement) -> list[tuple[str, int]]:
+    """(session name, rows) of `select_from` (joined to its run) matching `condition`, where any."""
+    s, r = schema.sessions, schema.runs
+    stmt = (select(s.c.name, func.count()).select_from(select_from.join(r, r.c.id == select_from.c.run_id)
+                                                       .join(s, s.c.id == r.c.session_id))
+            .where(condition).group_by(s.c.name))
+    return [(str(name), int(n)) for name, n in conn.execute(stmt)]
+
+
+def rows_before_by_session(conn: Connection, table, cutoff: datetime) -> list[tuple[str, int]]:
+    """Per session, the rows of `table` created before `cutoff` (a purge preview's breakdown)."""
+    return _by_session(conn, table, table.c.created_at < cutoff)
+
+
+def tracks_lacking_by_session(conn: Connection, consented: ColumnElement) -> list[tuple[str, int]]:
+    """Per session, the tracks that do not meet `consented`."""
+    return _by_session(conn, schema.tracks, ~consented)
+
+
 def rows_created_before(conn: Connection, table, cutoff: datetime, *, dry_run: bool) -> int:
     """Delete (count) the rows of `table` created before `cutoff`: per-second rows, class-level
     aggregates, purge receipts."""
