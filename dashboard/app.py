@@ -21,6 +21,10 @@ HERE = Path(__file__).resolve().parent
 # Our own icon, shipped in the package: a ":material/...:" page icon makes every browser fetch it
 # from the internet. Streamlit inlines an SVG file as a data: URL.
 st.set_page_config(page_title=t("app.title"), page_icon=str(HERE / "icon.svg"), layout="wide")
+# Streamlit writes "Press Enter to apply" / "to submit form" under a text field being typed in,
+# in English whatever the page's language, and has no setting for it: hidden. Every form here
+# has its own labelled button, and a lone field applies when it loses focus as well.
+st.html("<style>[data-testid='InputInstructions']{display:none}</style>")
 
 # Language first: the sign-in page itself is translated. Indonesian unless the user picks.
 st.session_state.setdefault("lang", "id")

@@ -11,11 +11,15 @@ from datetime import datetime
 
 import pandas as pd
 
+from dashboard.charts import AGENDA_BANDS, ALERT, agenda_key, agenda_numbers
 from dashboard.clock import Clock, local_text
 from engagement.core.i18n import fmt_seconds, translate
 
 
-def _svg_timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, clock: Clock, field: str) -> str:
+def _svg_timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, clock: Clock, field: str,
+                  alert_legend: str) -> str:  # fmt: skip
+    """The page's timeline drawn the page's way: agenda items as numbered grey bands (their
+    titles listed under it), alerts the only red, dashed, with a legend."""
     width, height, pad = 900, 220, 30
     length = max(clock.length_s, 1)
 
@@ -27,21 +31,25 @@ def _svg_timeline(tl: pd.DataFrame, agenda: pd.DataFrame, alerts: pd.DataFrame, 
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img">']
     parts.append(f'<rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" fill="#fafafa" stroke="#ddd"/>')
-    for i, row in enumerate(agenda.itertuples()):
+    for i, (row, number) in enumerate(zip(agenda.itertuples(), agenda_numbers(agenda))):
         end = row.end_second if row.end_second == row.end_second and row.end_second is not None else length
-        fill = "#e8eef2" if i % 2 == 0 else "#f5f1e6"
         parts.append(
             f'<rect x="{x(row.start_second):.1f}" y="{pad}" width="{max(x(end) - x(row.start_second), 0):.1f}" '
-            f'height="{height - 2 * pad}" fill="{fill}"/>'
+            f'height="{height - 2 * pad}" fill="{AGENDA_BANDS[i % 2]}"/>'
         )
         parts.append(
-            f'<text x="{x(row.start_second) + 3:.1f}" y="{pad + 12}" font-size="10" fill="#3b4a50">{html.escape(str(row.title))}</text>'
+            f'<text x="{x(row.start_second) + 3:.1f}" y="{pad + 12}" font-size="11" font-weight="bold" '
+            f'fill="#3b4a50">{number}</text>'
         )
     for row in alerts.itertuples():
         parts.append(
             f'<rect x="{x(row.start_second):.1f}" y="{pad}" width="{max(x(row.end_second) - x(row.start_second), 1):.1f}" '
-            f'height="{height - 2 * pad}" fill="#c0392b" fill-opacity="0.15"/>'
+            f'height="{height - 2 * pad}" fill="{ALERT}" fill-opacity="0.1" stroke="{ALERT}" stroke-dasharray="4 3"/>'
         )
+    if not alerts.empty:
+        # Above the plot, right: the axis labels take the bottom edge.
+        parts.append(f'<rect x="{width - pad - 90}" y="{pad - 16}" width="10" height="10" fill="{ALERT}"/>')
+        parts.append(f'<text x="{width - pad - 76}" y="{pad - 7}" font-size="10" fill="#666">{html.escape(alert_legend)}</text>')
     pts = [f"{x(t):.1f},{y(v):.1f}" for t, v in zip(tl["t"], tl[field]) if v == v and v is not None]
     if pts:
         colour = "#1f6f78" if field == "on_screen_share" else "#4c6a92"
@@ -93,6 +101,7 @@ def session_summary_html(
 
     pct, num = _pct, _num
 
+    agenda_line = f"<p><small>{tr('facilitator.agenda_key', items=agenda_key(agenda))}</small></p>" if not agenda.empty else ""
     ranked = agenda_scores.sort_values(field, ascending=False, na_position="last")
     rows_agenda = "".join(
         f"<tr><td>{clock.label(r.start_second)}</td><td>{html.escape(str(r.title))}</td>"
@@ -123,7 +132,8 @@ def session_summary_html(
 <p><small>{tr('facilitator.researcher_measures')}: {tr('kpi.mean_score')} {num(stats.get('mean_score'))}.
 {tr('estimate.measured_error')}</small></p>
 <h2>{tr(timeline_title)}</h2>
-{_svg_timeline(tl, agenda, alerts, clock, field)}
+{_svg_timeline(tl, agenda, alerts, clock, field, translate("chart.alert_legend", lang))}
+{agenda_line}
 <p><small>{tr('report.timeline_note')}</small></p>
 <h2>{tr('facilitator.agenda_scores')}</h2>
 <table><tr><th>{tr('agenda.start')}</th><th>{tr('agenda.title')}</th><th>{tr('kpi.on_screen')}</th><th>{tr('kpi.cameras_off')}</th><th>{tr('kpi.mean_score')}</th></tr>{rows_agenda}</table>

@@ -174,6 +174,9 @@ def test_facilitator_signs_in_sees_the_timeline_chart_and_nothing_leaves_the_mac
         # Indonesian by default: the sign-in form's labels come from id.json.
         page.get_by_label("Nama pengguna").fill("fasil", timeout=60_000)
         page.get_by_label("Kata sandi").fill(PASSWORD)
+        # Streamlit's own "Press Enter to submit form" under a field being typed in is English:
+        # it must not show on the Indonesian page.
+        assert not page.get_by_text("Press Enter").is_visible()
         sign_in = page.get_by_role("button", name="Masuk")
         # Our own theme (dashboard/.streamlit/config.toml), not Streamlit's red.
         assert sign_in.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(31, 111, 120)"

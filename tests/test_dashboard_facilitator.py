@@ -254,6 +254,8 @@ def test_alerts_are_listed_with_kind_and_agenda_item(db_url):
     kinds = {translate(f"alert.{k}", "id") for k in ("attention_drop", "on_screen_drop", "cameras_off_rise")}
     assert set(table[translate("alerts.kind", "id")]) <= kinds
     assert all(v and v != "–" for v in table[translate("alerts.agenda_item", "id")])
+    # A phone shows about two columns before a table scrolls: when, and during which item.
+    assert list(table.columns[:2]) == [translate("alerts.from", "id"), translate("alerts.agenda_item", "id")]
     # "Lama" is a length in words, never "21:51" beside the clock-time columns; every change in points.
     durations = table[translate("alerts.duration", "id")]
     assert all(re.fullmatch(r"(\d+ jam \d+ mnt|\d+ mnt \d+ dtk|\d+ dtk)", d) for d in durations), durations.tolist()
@@ -266,6 +268,8 @@ def test_agenda_table_is_ranked_by_the_share_on_screen_and_coloured(db_url):
     at = _facilitator(db_url, "sesi-001")
     frame = next(df for df in at.dataframe if translate("agenda.rank", "id") in df.value.columns)
     table = frame.value
+    # The item and its share within the first columns, which a phone shows before scrolling.
+    assert list(table.columns[1:3]) == [translate("agenda.title", "id"), translate("kpi.on_screen", "id")]
     shares = [int(v.rstrip("%")) for v in table[translate("kpi.on_screen", "id")] if v != "–"]
     assert shares == sorted(shares, reverse=True) and len(shares) >= 3
     assert table[translate("agenda.rank", "id")].tolist()[: len(shares)] == [str(i + 1) for i in range(len(shares))]
@@ -508,6 +512,14 @@ def test_summary_download_carries_the_sentence_and_clock_times(db_url):
     kpis = page.split('<div>')[1].split('</div>')[0]
     assert translate("kpi.on_screen", "id") in kpis and translate("kpi.mean_score", "id") not in kpis
     assert "0,092" in page and translate("facilitator.researcher_measures", "id") in page
+    # Its timeline is drawn as the page draws it: numbered grey agenda bands with the titles
+    # listed under the chart, and alerts the only red, dashed, with their legend.
+    svg = page.split("<svg")[1].split("</svg>")[0]
+    titles = queries.agenda(store, session_id)["title"].tolist()
+    assert titles and not any(title in svg for title in titles)
+    assert all(colour in svg for colour in charts.AGENDA_BANDS) and "#e8eef2" not in svg
+    assert f'stroke="{charts.ALERT}" stroke-dasharray' in svg and translate("chart.alert_legend", "id") in svg
+    assert translate("facilitator.agenda_key", "id", items=charts.agenda_key(queries.agenda(store, session_id))) in page
 
 
 def test_a_stale_heartbeat_and_banners_never_hide_the_agenda_editor(db_url):

@@ -247,14 +247,15 @@ def _change(kind: str, magnitude: float) -> str:
 
 
 def _alert_table(alerts: pd.DataFrame, agenda: pd.DataFrame, when: clock.Clock) -> pd.DataFrame:
+    """When and during what first: a phone shows about two columns before the table scrolls."""
     return pd.DataFrame(
         {
-            t("alerts.kind"): [t(f"alert.{k}") for k in alerts["kind"]],
             t("alerts.from"): [when.label(s) for s in alerts["start_second"]],
-            t("alerts.to"): [when.label(s) for s in alerts["end_second"]],
-            t("alerts.duration"): [ui.duration(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
             t("alerts.agenda_item"): [ui.text(queries.agenda_at(agenda, s)) for s in alerts["start_second"]],
+            t("alerts.kind"): [t(f"alert.{k}") for k in alerts["kind"]],
+            t("alerts.duration"): [ui.duration(e - s + 1) for s, e in zip(alerts["start_second"], alerts["end_second"])],
             t("alerts.magnitude"): [_change(k, m) for k, m in zip(alerts["kind"], alerts["magnitude"])],
+            t("alerts.to"): [when.label(s) for s in alerts["end_second"]],
         }
     )
 
@@ -265,16 +266,17 @@ RANK_COLOURS = ("#F6D5CF", "#F8EFD9", "#D3EAE4")
 
 
 def _agenda_table(scores: pd.DataFrame, field: str, when: clock.Clock):
-    """Agenda items best first by the headline measure, coloured by where they rank."""
+    """Agenda items best first by the headline measure, coloured by where they rank; the title and
+    the measure first, so a phone shows them before the table scrolls."""
     ranked = scores.sort_values(field, ascending=False, na_position="last").reset_index(drop=True)
     known = ranked[field].notna()
     n = int(known.sum())
     table = pd.DataFrame(
         {
             t("agenda.rank"): [str(i + 1) if k else ui.MISSING for i, k in enumerate(known)],
-            t("agenda.start"): [when.label(s) for s in ranked["start_second"]],
             t("agenda.title"): ranked["title"],
             t("kpi.on_screen"): [ui.pct(v) for v in ranked["on_screen_share"]],
+            t("agenda.start"): [when.label(s) for s in ranked["start_second"]],
             t("kpi.cameras_off"): [ui.pct(v) for v in ranked["off_share"]],
             t("kpi.mean_score"): [ui.num(v) for v in ranked["score"]],
         }
