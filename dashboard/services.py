@@ -181,6 +181,26 @@ class NotFound(EngagementError):
     """Nothing is known about that participant in that cohort (said neutrally: no success)."""
 
 
+def lane_of_display_name(store: Store, run_id: int, cohort: str | None, typed: str, actor: str) -> str | None:
+    """The lane (T3) of the participant whose display name the facilitator typed as the meeting
+    showed it ("Budi S. (Host)"), or None. The name is turned into the cohort's pseudonym the way
+    name labels and rosters are (privacy.subjects.resolve_subject) and goes no further: the lanes
+    list no names, and the audit entry holds the pseudonym of a lane found, nothing of a miss."""
+    text = typed.strip()
+    label = None
+    if text:
+        try:
+            pseudonym = resolve_subject(store, text, (cohort or "").strip() or None)
+        except CohortKeyError:
+            pseudonym = None
+        label = queries.track_label_of(store, run_id, pseudonym) if pseudonym else None
+    details: dict[str, Any] = {"view": "lane_by_name", "run_id": run_id, "found": label is not None}
+    if label is not None:
+        details["participant"] = pseudonym
+    audit(store, INDIVIDUAL_VIEW, actor, details)
+    return label
+
+
 def participant_lookup(store: Store, participant: str, cohort: str | None, actor: str) -> dict:
     """A participant's consent records and what is stored about them (counts), by identity +
     cohort or by pseudonym. Opening it is an individual view: audited, pseudonym only.

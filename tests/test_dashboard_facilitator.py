@@ -662,3 +662,34 @@ def test_removing_an_item_asks_first_and_can_be_undone(db_url):
     no_failure(at)
     assert _agenda_rows(db_url, session_id) == before
     assert translate("agenda.restored", "id") in [s.value for s in at.success]
+
+
+def test_a_lane_is_found_by_the_display_name_typed_and_no_name_is_kept(db_url):
+    """Rosters of display names (name labels): the facilitator types the name as the meeting
+    showed it and is told which lane is that person's; lanes list no names, and neither the audit
+    log nor the database keeps what was typed."""
+    from privacy.consent import grant
+    from privacy.pseudonym import KeyRing
+
+    _, _, run_id = session(db_url, "sesi-001")
+    store = queries.open_store(db_url)
+    cohort = queries.list_sessions(store).set_index("name").loc["sesi-001", "cohort"]
+    grant(store, "Budi S.", cohort=cohort, notice_version="v1", language="id", evidence="roster of names")
+    budi = KeyRing(store).lookup("Budi S.", cohort)
+    with sqlite3.connect(db_path(db_url)) as con:
+        con.execute("UPDATE tracks SET participant = ? WHERE run_id = ? AND label = 'T3'", (budi, run_id))
+    at = _facilitator(db_url, "sesi-001")
+    at.toggle[0].set_value(True).run()
+    box = at.text_input(key=f"lane_name_{run_id}")
+    box.set_value("  BUDI S. (Host)").run()
+    no_failure(at)
+    assert translate("lanes.name_found", "id", label="T3") in [s.value for s in at.success]
+    box.set_value("Siti Aminah").run()
+    assert translate("lanes.name_not_found", "id") in [i.value for i in at.info]
+    with sqlite3.connect(db_path(db_url)) as con:
+        entries = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_log WHERE action = 'individual_view'")]
+        dump = "\n".join(str(row) for table in ("audit_log", "tracks", "consent_records")
+                         for row in con.execute(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+    lookups = [e for e in entries if e.get("view") == "lane_by_name"]
+    assert [(e["found"], e.get("participant")) for e in lookups] == [(True, budi), (False, None)]
+    assert not any(name in dump.lower() for name in ("budi", "siti", "aminah"))

@@ -28,6 +28,7 @@ from dashboard.queries.facilitator import (
     score_band,
     session_stats,
     timeline_points,
+    track_label_of,
 )
 from dashboard.queries.privacy_views import AuditFilter, audit_actors, audit_log, participant_data, purge_receipts
 from dashboard.queries.researcher import (

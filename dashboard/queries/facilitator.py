@@ -291,3 +291,10 @@ def agenda_within(agenda: pd.DataFrame, length_s: int) -> pd.DataFrame:
     ends = kept["end_second"].astype(float).fillna(float(length_s))
     kept["end_second"] = ends.clip(upper=float(length_s))
     return kept
+
+
+def track_label_of(store: Store, run_id: int, participant: str) -> str | None:
+    """The anonymous lane label (T3) of `participant`'s track in the run, or None."""
+    stmt = select(T.c.label).where(T.c.run_id == run_id, T.c.participant == participant).order_by(T.c.id)
+    with store.transaction() as conn:
+        return conn.execute(stmt).scalars().first()

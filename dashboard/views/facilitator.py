@@ -381,6 +381,22 @@ if live:
 else:
     ui.section(lambda: _overview(RUN))
 
+def _lane_by_name(run_id: int, cohort: str | None) -> None:
+    """Which lane is the participant whose display name the facilitator types (names are never
+    listed). Each new name typed is one audited lookup; a rerun with the same name is not."""
+    typed = st.text_input(t("lanes.find_name"), key=f"lane_name_{run_id}", help=t("lanes.find_name_help"))
+    if not typed.strip():
+        return
+    asked = (run_id, typed)
+    if st.session_state.get("lane_name_asked", (None, None))[0] != asked:
+        st.session_state["lane_name_asked"] = (asked, services.lane_of_display_name(store, run_id, cohort, typed, who.actor))
+    label = st.session_state["lane_name_asked"][1]
+    if label:
+        st.success(t("lanes.name_found", label=label))
+    else:
+        st.info(t("lanes.name_not_found"))
+
+
 # -- individual lanes: role and the run's compliance profile must both allow; audited ------------
 st.divider()
 st.subheader(t("lanes.title"))
@@ -409,6 +425,7 @@ else:
         else:
             ui.chart(charts.lanes(lanes, clock.Clock.for_session(session.get("clock_start"), length, tz), lane_bucket))
             st.caption(t("lanes.help", bucket=lane_bucket))
+            _lane_by_name(run_id, session.get("cohort"))
     else:
         st.session_state["lanes_audited"] = [r for r in st.session_state.get("lanes_audited", []) if r != run_id]
 
