@@ -101,17 +101,8 @@ class KeyRing:
         except OSError as exc:
             raise CohortKeyError(f"cannot create the key directory {self.directory}: {exc.strerror}") from None
         key = secrets.token_bytes(32)
-        try:
-            # O_EXCL: two processes creating the same cohort's key at once must not both win.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return _read_key(path)
-        except OSError as exc:
-            raise CohortKeyError(f"cannot create the cohort key {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key.hex() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        if not _publish_key(path, key):
+            return _read_key(path)  # another process (a batch worker) created it first: theirs holds
         if self.store is not None:
             with self.store.transaction() as conn:
                 _key_event(conn, cohort, "created", fingerprint(key))
@@ -180,6 +171,41 @@ class KeyRing:
                 f"({exc.strerror}); delete that file by hand"
             ) from None
         return fp
+
+
+def _publish_key(path: Path, key: bytes) -> bool:
+    """Write the key under `path` so that it appears whole or not at all; False when another
+    process's key got there first. Two batch workers create a cohort's key at the same moment:
+    the key is written to a file of its own and then hard-linked into place (atomic, and it fails
+    when the name exists). Before, the file was created empty and then written, and a worker
+    that read it in between found a "corrupt" key."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        _write_new(tmp, key)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            # A file system without hard links (FAT, some network shares): in place, exclusively.
+            try:
+                _write_new(path, key)
+            except FileExistsError:
+                return False
+        return True
+    except OSError as exc:
+        raise CohortKeyError(f"cannot create the cohort key {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, key: bytes) -> None:
+    """Create `path` (never an existing one: O_EXCL), readable by this user only, with the key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _read_key(path: Path) -> bytes:

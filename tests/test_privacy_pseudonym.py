@@ -118,3 +118,32 @@ def test_keys_destroy_on_a_locked_database_keeps_the_key(store, isolated_data_di
     with store.transaction() as conn:
         assert [r.event for r in conn.execute(select(schema.cohort_key_events))] == ["created", "destroyed"]
     assert len(AuditLog(store).entries(action=AuditAction.KEY_DESTROYED)) == 1
+
+
+def _key_of(cohort: str, barrier, out) -> None:
+    barrier.wait()
+    try:
+        out.put(KeyRing().key(cohort).hex())
+    except Exception as exc:  # noqa: BLE001 - the test reports whatever a racing process met
+        out.put(f"error: {exc}")
+
+
+def test_processes_creating_one_cohort_key_at_once_all_get_the_same_whole_key(isolated_data_dir):
+    # Batch workers on one machine make a new cohort's key at the same moment. Before, the key file
+    # was created empty and then written, and a worker reading it in between found it "corrupt".
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(12):
+        cohort, n = f"race-{round_}", 6
+        barrier, out = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_key_of, args=(cohort, barrier, out)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        keys = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert len(set(keys)) == 1 and not keys[0].startswith("error"), keys
+        assert KeyRing().key(cohort).hex() == keys[0]
+    leftovers = [p.name for p in key_path("x").parent.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []
