@@ -75,6 +75,26 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise AssertionError(f"dashboard did not answer at {url} within {timeout} s")
 
 
+@contextlib.contextmanager
+def _dashboard_running(args: list[str], env: dict[str, str]):
+    """`engagement dashboard ARGS` on a free port until the block ends; yields its URL. It runs in
+    a process group of its own, so streamlit and its children are stopped together."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engagement.cli.main", "dashboard", *args, "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
 @pytest.fixture
 def server(tmp_path):
     _require_browser()
@@ -92,21 +112,8 @@ def server(tmp_path):
             [*engagement, "dashboard", "users", "add", name, "--role", role, "--password-stdin"],
             input=PASSWORD + "\n", text=True, env=env, check=True, capture_output=True,
         )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*engagement, "dashboard", "--port", str(port), "--session", "sesi-001"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,  # so the test can stop streamlit and its children together
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}", tmp_path
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+    with _dashboard_running(["--session", "sesi-001"], env) as url:
+        yield url, tmp_path
 
 
 def _consenting_participant(db: Path) -> None:

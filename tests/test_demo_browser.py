@@ -15,7 +15,7 @@ import pytest
 from engagement.app import demo
 from engagement.core.i18n import translate
 
-from test_dashboard_browser import _assert_offline, _browser_page, _docs_screenshot, _free_port, _require_browser, _wait_for
+from test_dashboard_browser import _assert_offline, _browser_page, _dashboard_running, _docs_screenshot, _require_browser
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ENGAGEMENT = [sys.executable, "-m", "engagement.cli.main"]
@@ -29,18 +29,8 @@ def demo_server(tmp_path):
     for name in ("ENGAGEMENT_DB", "DISPLAY", "WAYLAND_DISPLAY"):
         env.pop(name, None)
     subprocess.run([*ENGAGEMENT, "analyze", "--no-progress"], env=env, check=True, capture_output=True, timeout=400)
-    port = _free_port()
-    proc = subprocess.Popen([*ENGAGEMENT, "dashboard", "--demo", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+    with _dashboard_running(["--demo"], env) as url:
+        yield url
 
 
 def test_the_demos_first_screen_shows_the_drop_its_item_a_suggestion_cameras_off_and_an_alert(demo_server):
