@@ -14,6 +14,10 @@ import signal
 import threading
 from collections.abc import Iterator
 
+# Imported here, with this module, so that the handler below never imports while the command
+# line's own modules are still loading (i18n needs only the standard library).
+from engagement.core.i18n import cli_lang, translate
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived."""
@@ -61,10 +65,8 @@ def exit_while_starting(signum=None, frame=None) -> None:
     takes seconds): nothing has been written yet, so end at once, with the message and exit code
     a command stopped by SIGTERM gives, instead of dying silently with -15."""
     try:
-        from engagement.core.i18n import cli_lang, translate
-
         text = translate("cli.terminated", cli_lang())
-    except Exception:  # noqa: BLE001 - a half-loaded module must not hide the exit
+    except Exception:  # noqa: BLE001 - an unreadable catalogue must not hide the exit
         text = "terminated (SIGTERM)"
     os.write(2, (text + "\n").encode("utf-8", "replace"))
     os._exit(128 + signal.SIGTERM)
